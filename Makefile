@@ -1,0 +1,40 @@
+# dnswatch — every entry point a newcomer or CI needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# OS packages the test suite uses (tshark is the oracle for what a capture holds).
+APT_PACKAGES := tshark
+
+.PHONY: venv demo test bench apt lint clean
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing OS packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: venv
+	$(PY) -m pcaps.make_demo --check
+	$(VENV)/bin/dnswatch-agent replay pcaps/demo.pcapng \
+	  --feed-manifest pcaps/demo-feeds.yaml --pods pcaps/demo-pods.json --node node-1 -o table
+
+lint: venv
+	$(VENV)/bin/lint-imports
+
+test: apt venv lint
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) bench/.cache

@@ -1,0 +1,1 @@
+"""dnswatch collector (issues 3 and 4)."""
