@@ -1,0 +1,183 @@
+"""`dnswatch-agent`: the command line. Flags become a frozen `ReplayConfig` here, and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import DnswatchError
+
+DEFAULT_PORTS = frozenset({53})
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Everything `replay` was asked to do."""
+
+    captures: tuple[Path, ...]
+    """pcap or pcapng files, replayed in the order given."""
+    feeds: tuple[str, ...] = ()
+    """`NAME=PATH` DomainNameSet files (any SPEC §4 line format)."""
+    ip_feeds: tuple[str, ...] = ()
+    """`NAME=PATH` IPSet files."""
+    manifests: tuple[Path, ...] = ()
+    """GlobalThreatFeed YAML files; their `file:` URLs are relative to the manifest."""
+    pods: Path | None = None
+    """`kubectl get pods -A -o json` output used to attribute clients to pods."""
+    node: str = "-"
+    """The node name events carry in `host`."""
+    ports: frozenset[int] = DEFAULT_PORTS
+    """UDP/TCP ports that carry DNS."""
+    output: str = "json"
+    """`json` (one event per line) or `table`."""
+    window: float = 60.0
+    """Aggregation window in seconds of capture time."""
+    aggregate_by: str = "pod"
+    """`pod` or `workload` (Calico's dnsLogsFileAggregationKind 0/1)."""
+    dns_server_selector: str = "k8s-app=kube-dns"
+    """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
+    collector: str | None = None
+    """Collector address; feeds come from it and events go to it (the Feeds and Events issues)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, never the usage block: SPEC §5 bad input
+        raise DnswatchError(message)
+
+
+def parse_ports(text: str) -> frozenset[int]:
+    try:
+        ports = frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of ports: {text!r}") from None
+    if not ports or not all(0 < port < 65536 for port in ports):
+        raise argparse.ArgumentTypeError(f"ports must be 1-65535: {text!r}")
+    return ports
+
+
+def parse_window(text: str) -> float:
+    try:
+        value = float(text.rstrip("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the window must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dnswatch-agent", description="dnswatch node agent")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    replay = commands.add_parser("replay", help="replay pcap/pcapng files through detection")
+    replay.add_argument("captures", nargs="+", type=Path, metavar="PCAP")
+    replay.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
+    replay.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
+    replay.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
+    replay.add_argument("--pods", type=Path, metavar="PODLIST.json")
+    replay.add_argument("--node", default="-", help="node name reported in events (default -)")
+    replay.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
+    replay.add_argument("--collector", metavar="ADDR", help="take feeds from and send events to a collector")
+    replay.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    replay.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
+    replay.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
+    replay.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+    return parser
+
+
+def replay_config(args: argparse.Namespace) -> ReplayConfig:
+    return ReplayConfig(
+        captures=tuple(args.captures),
+        feeds=tuple(args.feed),
+        ip_feeds=tuple(args.ip_feed),
+        manifests=tuple(args.feed_manifest),
+        pods=args.pods,
+        node=args.node,
+        ports=args.ports,
+        output=args.output,
+        window=args.window,
+        aggregate_by=args.aggregate_by,
+        dns_server_selector=args.dns_server_selector,
+        collector=args.collector,
+    )
+
+
+def run_replay(config: ReplayConfig) -> int:
+    from agent.core.attribution import PodDirectory
+    from agent.core.eventpipeline import EventPipeline
+    from agent.shell import feeds as feed_loading
+    from agent.shell.output import renderer
+    from agent.shell.progress import Progress
+    from agent.shell.replay import replay
+
+    if config.collector:
+        raise DnswatchError("--collector is not available yet: feeds from a collector arrive with issue 3")
+    loaded = [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "DomainNameSet") for f in config.feeds]
+    loaded += [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "IPSet") for f in config.ip_feeds]
+    for manifest in config.manifests:
+        loaded += feed_loading.load_manifest(manifest)
+    if not loaded:
+        raise DnswatchError("no feeds: give --feed, --ip-feed or --feed-manifest")
+    for feed in loaded:
+        note = f", {feed.parsed.rejected} lines rejected" if feed.parsed.rejected else ""
+        print(f"feed {feed.name}: {len(feed.parsed.entries)} {feed.content} entries{note}", file=sys.stderr)
+    matcher = feed_loading.build_matcher(loaded)
+    pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
+    pipeline = EventPipeline(
+        node=config.node,
+        pods=pods,
+        window=config.window,
+        aggregate_by=config.aggregate_by,
+        dns_server_selector=config.dns_server_selector,
+    )
+    output = renderer(config.output)
+    progress = Progress.on_terminal(sys.stderr)
+    stats = replay(config.captures, matcher, pipeline, config.ports, output, progress)
+    if progress:
+        progress.done()
+    output.close()
+    for path in stats.truncated_files:
+        print(f"warning: {path} ends in the middle of a packet record; the rest was replayed", file=sys.stderr)
+    print(
+        f"replayed {stats.packets} packets, {stats.dns_messages} DNS messages, {stats.malformed} malformed, "
+        f"{stats.matched_messages} matched, {stats.events} events in {stats.seconds:.2f}s "
+        f"({stats.packets_per_second:,.0f} packets/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _read_pod_list(path: Path) -> dict:
+    from agent.errors import BadInput
+
+    try:
+        pod_list = json.loads(path.read_bytes())
+    except OSError as error:
+        raise BadInput(f"cannot read pod list {path}: {error.strerror or error}") from error
+    except ValueError as error:
+        raise BadInput(f"{path}: not JSON: {error}") from error
+    if not isinstance(pod_list, dict) or pod_list.get("kind") not in ("List", "PodList"):
+        raise BadInput(f"{path}: expected the output of `kubectl get pods -A -o json` (a List or PodList)")
+    return pod_list
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "replay":
+            return run_replay(replay_config(args))
+        return 2
+    except DnswatchError as error:
+        print(f"dnswatch-agent: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dnswatch-agent: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `| head`: the reader left, nothing more to say
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

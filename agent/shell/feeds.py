@@ -1,0 +1,110 @@
+"""Loading feeds from the replay flags: files and GlobalThreatFeed manifests, into a `Matcher`.
+
+The parsing itself is the core's (`agent.core.feedlines`, `feedformats`, `feedspec`): this module only reads
+files (or fetches a manifest's URL) and reports what it loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import yaml
+
+from agent.core.domainset import DomainSet
+from agent.core.feedformats import parse_feed_body
+from agent.core.feedlines import ParsedFeed, parse_domain_lines, parse_ip_lines
+from agent.core.feedspec import FeedSpec, feed_specs_from_yaml_documents
+from agent.core.ipset import IPSet
+from agent.core.scanner import Matcher
+from agent.errors import BadInput
+
+
+@dataclass(frozen=True)
+class LoadedFeed:
+    """One feed as the replay uses it, with what its source looked like."""
+
+    name: str
+    """The feed's name, as events report it in `record.feeds`."""
+    content: str
+    """`DomainNameSet` or `IPSet`."""
+    source: str
+    """Where it came from (a path or URL), for messages."""
+    parsed: ParsedFeed
+    """Its canonical entries and how many lines were rejected."""
+    match_subdomains: bool = False
+    """Plain entries cover their subdomains too (`matchSubdomains: true`)."""
+
+
+def split_feed_flag(value: str) -> tuple[str, Path]:
+    """`NAME=PATH` of `--feed`/`--ip-feed`."""
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise BadInput(f"expected NAME=PATH, got {value!r}")
+    return name, Path(path)
+
+
+def load_feed_file(name: str, path: Path, content: str) -> LoadedFeed:
+    body = read_file(path, "feed")
+    parse = parse_domain_lines if content == "DomainNameSet" else parse_ip_lines
+    return LoadedFeed(name, content, str(path), parse(body))
+
+
+def load_manifest(path: Path) -> list[LoadedFeed]:
+    """Every enabled GlobalThreatFeed of a YAML file, with its body read from its `file:` or http(s) URL."""
+    text = read_file(path, "feed manifest")
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as error:
+        raise BadInput(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from error
+    try:
+        specs = feed_specs_from_yaml_documents(documents, allow_file_urls=True)
+    except BadInput as error:
+        raise BadInput(f"{path}: {error}") from error
+    loaded = []
+    for spec in specs:
+        if spec.mode == "Disabled":
+            continue
+        body = fetch_body(spec, base=path.parent)
+        parsed = parse_feed_body(body, spec.content, spec.format)
+        loaded.append(LoadedFeed(spec.name, spec.content, spec.url, parsed, spec.match_subdomains))
+    return loaded
+
+
+def fetch_body(spec: FeedSpec, base: Path) -> bytes:
+    """A manifest's feed body. `file:` URLs with a relative path are resolved against the manifest's folder."""
+    url = urlparse(spec.url)
+    if url.scheme == "file":
+        raw = unquote(url.netloc + url.path) if url.netloc in ("", ".", "..") else unquote(url.path)
+        target = Path(raw)
+        return read_file(target if target.is_absolute() else base / target, f"feed {spec.name}")
+    import httpx  # only a manifest with an http(s) URL needs it
+
+    try:
+        response = httpx.get(spec.url, timeout=30.0, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise BadInput(f"feed {spec.name}: cannot fetch {spec.url}: {error}") from error
+    return response.content
+
+
+def read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise BadInput(f"cannot read {what} {path}: {error.strerror or error}") from error
+
+
+def build_matcher(feeds: list[LoadedFeed]) -> Matcher:
+    names = [feed.name for feed in feeds]
+    duplicated = {name for name in names if names.count(name) > 1}
+    if duplicated:
+        raise BadInput(f"feed name given twice: {', '.join(sorted(duplicated))}")
+    domain_feeds = [
+        (feed.name, DomainSet.from_names(feed.parsed.entries, feed.match_subdomains))
+        for feed in feeds
+        if feed.content == "DomainNameSet"
+    ]
+    ip_feeds = [(feed.name, IPSet.from_entries(feed.parsed.entries)) for feed in feeds if feed.content == "IPSet"]
+    return Matcher(domain_feeds, ip_feeds)

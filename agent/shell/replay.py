@@ -1,0 +1,151 @@
+"""`dnswatch-agent replay`: capture files through decode, match, attribution and aggregation, to events.
+
+The per-message loop lives here, flat, because it runs for every packet: it only scans; everything that
+happens to a matched message (transactions, attribution, events) happens in `EventPipeline`, off the hot path.
+"""
+
+from __future__ import annotations
+
+import mmap
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.core.decode import Decoder
+from agent.core.eventpipeline import EventPipeline
+from agent.core.pcapformat import FrameReader
+from agent.core.scanner import Matcher, question_of
+from agent.core.sighting import Sighting
+from agent.errors import BadInput
+
+TICK_SECONDS = 1.0  # how often, in capture time, transactions and aggregation windows are expired
+
+
+@dataclass
+class ReplayStats:
+    """What a replay went through, for the summary line."""
+
+    packets: int = 0
+    """Frames read from the captures."""
+    dns_messages: int = 0
+    """Whole DNS messages decoded (UDP datagrams, reassembled TCP messages)."""
+    malformed: int = 0
+    """DNS messages the scanner found damaged (counted, skipped past the damage)."""
+    matched_messages: int = 0
+    """DNS messages with at least one feed match."""
+    events: int = 0
+    """Event emissions (an event that grows is emitted again under its id)."""
+    seconds: float = 0.0
+    """Wall time spent replaying."""
+    decode: dict = field(default_factory=dict)
+    """The decoder's own counters (non-DNS frames, fragments, TCP gaps, evictions...)."""
+    truncated_files: list = field(default_factory=list)
+    """Captures that ended in the middle of a record."""
+
+    @property
+    def packets_per_second(self) -> float:
+        return self.packets / self.seconds if self.seconds > 0 else 0.0
+
+
+def open_capture(path: Path) -> mmap.mmap | bytes:
+    try:
+        with open(path, "rb") as handle:
+            try:
+                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:  # an empty file cannot be mapped
+                return handle.read()
+    except OSError as error:
+        raise BadInput(f"cannot read capture {path}: {error.strerror or error}") from error
+
+
+def replay(
+    paths: Iterable[Path],
+    matcher: Matcher,
+    pipeline: EventPipeline,
+    ports: frozenset[int],
+    emit: Callable[[dict], None],
+    progress: Callable[[int, int, int], None] | None = None,
+) -> ReplayStats:
+    """Replay captures in order; `emit` receives every event emission; `progress(done, total, packets)`."""
+    stats = ReplayStats()
+    decoder = Decoder(ports)
+    started = time.perf_counter()
+    paths = list(paths)
+    buffers = [open_capture(path) for path in paths]  # every file is checked before the first is replayed
+    readers = []
+    for path, buffer in zip(paths, buffers):
+        try:
+            readers.append(FrameReader(buffer))
+        except BadInput as error:
+            raise BadInput(f"{path}: {error}") from error
+    total_bytes = sum(len(buffer) for buffer in buffers)
+    done_bytes = 0
+    for path, reader, buffer in zip(paths, readers, buffers):
+        frames = reader.frames()
+        if progress is not None:
+            frames = _reporting(frames, reader, progress, done_bytes, total_bytes, decoder)
+        _scan_messages(decoder.messages(frames), matcher, pipeline, emit, stats)
+        if reader.truncated:
+            stats.truncated_files.append(str(path))
+        done_bytes += len(buffer)
+    for event in pipeline.finish():
+        stats.events += 1
+        emit(event)
+    stats.seconds = time.perf_counter() - started
+    stats.packets = decoder.stats.frames
+    stats.decode = vars(decoder.stats).copy() if hasattr(decoder.stats, "__dict__") else {}
+    return stats
+
+
+def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, stats: ReplayStats) -> None:
+    scan = matcher.scan
+    next_tick = 0.0
+    count = malformed = 0
+    for ts, src, sport, dst, dport, proto, payload in messages:
+        count += 1
+        damaged, matches = scan(payload)
+        if damaged:
+            malformed += 1
+        if matches:
+            stats.matched_messages += 1
+            for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
+                stats.events += 1
+                emit(event)
+        if ts >= next_tick:
+            if next_tick:
+                for event in pipeline.tick(ts):
+                    stats.events += 1
+                    emit(event)
+            next_tick = ts + TICK_SECONDS
+    stats.dns_messages += count
+    stats.malformed += malformed
+
+
+def _sighting(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
+    qname, qtype = question_of(payload)
+    return Sighting(
+        ts=ts,
+        src=src,
+        sport=sport,
+        dst=dst,
+        dport=dport,
+        transport="tcp" if proto == 6 else "udp",
+        payload=payload,
+        is_response=bool(payload[2] & 0x80),
+        dns_id=payload[0] << 8 | payload[1],
+        qname=qname,
+        qtype=qtype,
+        matches=matches,
+    )
+
+
+def _reporting(frames, reader, progress, done_bytes, total_bytes, decoder, every: int = 65536):
+    """Pass frames through, calling `progress` every `every` frames (cheap enough to leave in the loop)."""
+    countdown = every
+    for frame in frames:
+        yield frame
+        countdown -= 1
+        if not countdown:
+            countdown = every
+            progress(done_bytes + getattr(reader, "offset", 0), total_bytes, decoder.stats.frames)
