@@ -8,7 +8,7 @@ import dnslib
 
 from agent.core.sighting import Match, Sighting
 
-T0 = 1795824696.123  # 2026-11-27T20:11:36.123Z
+T0 = 1795810296.123  # 2026-11-27T20:11:36.123Z
 
 
 def ip(text: str) -> bytes:
