@@ -47,7 +47,8 @@ class Event:
     matches: tuple[Match, ...]
     """Every match folded in this window, de-duplicated, in the order first seen."""
     transaction: Transaction
-    """The latest transaction folded: the event's qname, rcode, server and answers come from it."""
+    """The latest transaction folded that had a response (the latest of all when none had): the event's
+    qname, rcode, server and answers come from it."""
 
 
 class _Window:
@@ -71,7 +72,8 @@ class _Window:
         self.count += 1
         self.first_seen = min(self.first_seen, tx.first_ts)
         self.last_seen = max(self.last_seen, tx.last_ts)
-        self.tx = tx
+        if tx.response is not None or self.tx.response is None:
+            self.tx = tx  # an unanswered retry must not hide what the server answered before
         if pod is not None:
             self.pod = pod
             self.labels = {k: v for k, v in pod.labels if self.labels.get(k) == v}

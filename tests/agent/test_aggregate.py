@@ -18,6 +18,13 @@ def tx(name: str = "evil.example", ts: float = T0, *, client: bytes = CLIENT, fe
     return done
 
 
+def unanswered(ts: float) -> Transaction:
+    tracker = TransactionTracker()
+    tracker.observe(query("evil.example", ts))
+    (done,) = tracker.drain()
+    return done
+
+
 def test_the_first_transaction_is_emitted_at_once():
     agg = Aggregator()
     (ev,) = agg.add(tx(), WEB_POD)
@@ -112,6 +119,15 @@ def test_matches_of_a_window_are_unioned_and_details_come_from_the_latest_transa
     (ev,) = agg.flush()
     assert ev.matches == (domain("evil.example"), domain("evil.example", "c2", "*.example"))
     assert ev.transaction == later
+
+
+def test_an_unanswered_transaction_does_not_replace_an_answered_one_for_the_details():
+    agg = Aggregator()
+    answered = tx()
+    agg.add(answered, WEB_POD)
+    agg.add(unanswered(T0 + 1), WEB_POD)
+    (ev,) = agg.flush()
+    assert (ev.count, ev.transaction, ev.last_seen) == (2, answered, T0 + 1)
 
 
 def test_flush_emits_every_grown_key_and_closes_all():

@@ -9,7 +9,6 @@ from agent.core.attribution import pod_info
 from agent.core.events import SecurityEvent, build_event, event_id, rfc3339, schema, type_mnemonic
 from agent.core.transactions import TransactionTracker
 from tests.agent.make_sightings import (
-    CLIENT,
     T0,
     WEB,
     a_record,
