@@ -82,7 +82,10 @@ class PodDirectory:
             raise BadInput("pod list: expected a v1 List or PodList object with `items` (kubectl get pods -A -o json)")
         directory = cls()
         for item in obj["items"]:
-            pod = pod_info(item)
+            try:
+                pod = pod_info(item)
+            except (AttributeError, TypeError, KeyError):  # a hand-edited list may hold anything: skip the item
+                pod = None
             if pod is None:
                 directory.skipped += 1
             else:

@@ -36,8 +36,8 @@ class MatchRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadRecord:
-    kind: str = _doc("Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, Pod (bare), or `-`")
-    name: str = _doc("the workload's name, or `-`")
+    kind: str = _doc("Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ... or Pod for a bare pod")
+    name: str = _doc("the workload's name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +71,7 @@ class SecurityEvent:
     source_name: str = _doc("the client pod's name; `-` for no pod, or when aggregated by workload")
     source_name_aggr: str = _doc("`web-7d4b9c-*` per Calico; the owner's name when aggregated by workload")
     source_labels: dict[str, str] = _doc("the client pod's labels (those all folded replicas share)")
-    source_workload: WorkloadRecord = _doc("the client pod's owning workload")
+    source_workload: WorkloadRecord | None = _doc("the client pod's owning workload; null for a client that is no pod")
     attack_vector: str = _doc("always Network", default="Network")
     mitre_ids: list[str] = _doc("always [T1071.004] (Application Layer Protocol: DNS)",
                                 default_factory=lambda: ["T1071.004"])
@@ -110,7 +110,7 @@ def _security_event(ev: Event, node: str) -> SecurityEvent:
     ips = sorted({m.name for m in ev.matches if m.kind == "ip"})
     if pod is None:
         namespace = name = name_aggr = NO_VALUE
-        workload = WorkloadRecord(kind=NO_VALUE, name=NO_VALUE)
+        workload = None
         who = address_text(ev.client) if ev.client else NO_VALUE
     else:
         namespace = pod.namespace

@@ -75,9 +75,11 @@ def test_host_network_pods_never_claim_the_node_address():
 
 
 def test_pods_without_an_address_and_items_that_are_no_pods_are_skipped():
-    pods = directory(pod("pending"), {"kind": "Service", "metadata": {"name": "x"}}, {"metadata": {}}, "junk")
+    garbled = pod("garbled", ip="10.244.1.60")
+    garbled["metadata"]["labels"] = ["not", "a", "map"]
+    pods = directory(pod("pending"), {"kind": "Service", "metadata": {"name": "x"}}, {"metadata": {}}, "junk", garbled)
     assert len(pods) == 0
-    assert pods.skipped == 3
+    assert pods.skipped == 4
 
 
 @pytest.mark.parametrize("bad", [[], {"kind": "List"}, {"items": "nope"}, None])

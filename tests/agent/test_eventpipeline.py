@@ -158,7 +158,7 @@ def test_a_client_that_is_no_pod_is_reported_by_address():
         id=expected_id("192.168.1.10", "evil.example", "c2", T0),
         description="192.168.1.10 queried the domain name evil.example from global threat feed(s) c2",
         source_ip="192.168.1.10", source_namespace="-", source_name="-", source_name_aggr="-",
-        source_labels={}, source_workload={"kind": "-", "name": "-"})]
+        source_labels={}, source_workload=None)]
 
 
 def test_without_a_pod_list_every_client_is_an_address():
@@ -213,7 +213,8 @@ def test_an_ip_only_match():
 def test_a_name_found_only_in_the_answers():
     p = pipeline()
     q = query("www.shop.example", matches=())
-    r = response(q, answers=(cname_record("www.shop.example", "evil.example"), a_record("evil.example", "198.51.100.7")),
+    answers = (cname_record("www.shop.example", "evil.example"), a_record("evil.example", "198.51.100.7"))
+    r = response(q, answers=answers,
                  matches=(domain("evil.example", section="answer"),))
     assert run(p, q, r) == [web_event(record={
         "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example", "section": "answer"}],

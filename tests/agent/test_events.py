@@ -86,7 +86,8 @@ def test_an_ip_only_match_says_the_client_received_the_address():
 
 def test_names_found_in_answers_and_several_feeds():
     q = query("www.shop.example", matches=())
-    r = response(q, answers=(cname_record("www.shop.example", "Evil.Example."), a_record("evil.example", "198.51.100.7")),
+    answers = (cname_record("www.shop.example", "Evil.Example."), a_record("evil.example", "198.51.100.7"))
+    r = response(q, answers=answers,
                  matches=(domain("evil.example", "c2", section="answer"),
                           domain("evil.example", "phishing", "*.example", section="answer"),
                           address("198.51.100.7")))
@@ -110,7 +111,7 @@ def test_a_client_that_is_no_pod_is_reported_by_address():
         "source_name": "-",
         "source_name_aggr": "-",
         "source_labels": {},
-        "source_workload": {"kind": "-", "name": "-"},
+        "source_workload": None,
     }
 
 
