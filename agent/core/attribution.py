@@ -73,7 +73,7 @@ class PodDirectory:
     def __init__(self) -> None:
         self._tenures: dict[bytes, list[Tenure]] = {}
         self.skipped = 0
-        """Pod list items that were not usable pods (no name, not a Pod, bad address)."""
+        """Pod list items that were not usable pods (not a Pod, no name, garbled)."""
 
     @classmethod
     def from_pod_list(cls, obj: object) -> PodDirectory:
@@ -137,7 +137,7 @@ class PodDirectory:
         best_rank = (-1, -math.inf)
         for tenure in history:
             if tenure.start <= ts < tenure.end:
-                # A live pod beats a completed one; among equals the most recent claim wins.
+                # A live pod beats a completed one; among equals the most recent claim (or the first listed) wins.
                 rank = (_PHASE_RANK.get(tenure.pod.phase, 0), tenure.start)
                 if rank > best_rank:
                     best, best_rank = tenure.pod, rank
