@@ -94,7 +94,7 @@ def replay(
         emit(event)
     stats.seconds = time.perf_counter() - started
     stats.packets = decoder.stats.frames
-    stats.decode = vars(decoder.stats).copy() if hasattr(decoder.stats, "__dict__") else {}
+    stats.decode = decoder.stats.as_dict()
     return stats
 
 
