@@ -13,11 +13,14 @@ at all (unknown magic, no room for the file header) raises `CaptureFormatError`.
 
 from __future__ import annotations
 
-import mmap
 import struct
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from agent.errors import BadInput
+
+if TYPE_CHECKING:
+    import mmap
 
 # Classic pcap magic numbers as read little-endian from the first four bytes.
 _PCAP_MICRO = 0xA1B2C3D4
