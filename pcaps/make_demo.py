@@ -49,6 +49,7 @@ PUBLIC_RESOLVER6 = "2001:4860:4860::8888"
 SEARCH_SUFFIXES = ("svc.cluster.local", "cluster.local")
 CLUSTER_SOA = ("cluster.local", "ns.dns.cluster.local", "hostmaster.cluster.local", (1795800000, 7200, 1800, 86400, 30))
 ROOT_SOA = ("", "a.root-servers.net", "nstld.verisign-grs.com", (2026112700, 1800, 900, 604800, 86400))
+EXTERNAL_TTL = 60
 IDN_C2 = "bücher-c2.example"
 IDN_C2_WIRE = idna.encode("bücher-c2", uts46=True).decode() + ".example"
 
@@ -284,17 +285,17 @@ def authoritative_answer(qname: str, qtype: str, ttl_left: int | None = None) ->
     if qname not in EXTERNAL:
         return RCODE.NXDOMAIN, [], [_soa(ROOT_SOA)], False
     chain, v4, v6, txt = EXTERNAL[qname]
-    ttl = 300 if ttl_left is None else ttl_left
+    ttl = EXTERNAL_TTL if ttl_left is None else ttl_left  # CoreDNS's cache counts the TTL down
     answers, owner = [], qname
     for target in chain:
         answers.append(RR(owner, QTYPE.CNAME, ttl=ttl, rdata=CNAME(target)))
         owner = target
     if qtype == "A":
-        answers += [RR(owner, QTYPE.A, ttl=min(ttl, 60), rdata=A(a)) for a in v4]
+        answers += [RR(owner, QTYPE.A, ttl=ttl, rdata=A(a)) for a in v4]
     elif qtype == "AAAA":
-        answers += [RR(owner, QTYPE.AAAA, ttl=min(ttl, 60), rdata=AAAA(a)) for a in v6]
+        answers += [RR(owner, QTYPE.AAAA, ttl=ttl, rdata=AAAA(a)) for a in v6]
     elif qtype == "TXT":
-        answers += [RR(owner, QTYPE.TXT, ttl=min(ttl, 60), rdata=TXT(t)) for t in txt]
+        answers += [RR(owner, QTYPE.TXT, ttl=ttl, rdata=TXT(t)) for t in txt]
     return RCODE.NOERROR, answers, [], False
 
 
@@ -362,13 +363,12 @@ class Capture:
         local = via == "local"
         upstream_delay = 0
         ttl_left = None
-        if via != "direct" and not qname.endswith("cluster.local"):
+        if local and not qname.endswith("cluster.local"):  # only this node's CoreDNS is seen forwarding
             key = (qname, qtype)
             expiry = self.cache.get(key)
             if expiry is None or expiry < t:
-                if local:
-                    upstream_delay = self.forward_upstream(t + 120, qname, qtype)
-                self.cache[key] = t + 300_000_000
+                upstream_delay = self.forward_upstream(t + 120, qname, qtype)
+                self.cache[key] = t + EXTERNAL_TTL * 1_000_000
             else:
                 ttl_left = max(1, (expiry - t) // 1_000_000)
         rcode, answers, authority, aa = authoritative_answer(qname, qtype, ttl_left)
