@@ -330,6 +330,7 @@ class Capture:
     expected: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)  # CoreDNS-on-this-node cache: (qname, qtype) -> expiry µs
     silent: list = field(default_factory=list)  # names queried that must NOT alert, with why
+    malformed: int = 0  # DNS messages damaged on purpose
 
     def emit(self, ts_us: int, iface: str, frame: bytes) -> None:
         self.packets.append((ts_us, len(self.packets), iface, frame))
@@ -375,6 +376,7 @@ class Capture:
         r_bytes = dns_response(query, rcode, answers, authority, aa).pack()
         if mangle is not None:
             r_bytes = mangle(r_bytes)
+            self.malformed += 2 if local else 1  # one message per veth it is seen on
         messages = [] if query_lost else [q_bytes]
         if mangle is None:
             messages.append(r_bytes)
@@ -508,6 +510,10 @@ def bogus_answer_count(message: bytes) -> bytes:
 
 # --- the story --------------------------------------------------------------------------------------------
 
+def _c2(name: str, note: str) -> dict:
+    return {"domains": [name], "feeds": ["c2"], "note": note}
+
+
 def build_capture() -> Capture:
     cap = Capture(random.Random(SEED))
     s = 1_000_000  # one second in µs
@@ -526,12 +532,10 @@ def build_capture() -> Capture:
         start = t0 + int((i + cap.rng.random()) * 20 * s / len(background))
         cap.lookup(start, pod, name)
 
-    c2 = lambda name: {"domains": [name], "feeds": ["c2"]}  # noqa: E731 — shorthand for the story below
-
     # A beacon: web-x2x1 resolves the C2 name every ~3.3 s (absolute name: no search-path expansion).
     for k in range(6):
         cap.lookup(t0 + 800_000 + k * 3_300_000 + cap.rng.randrange(0, 9_000), WEB_A, "evil.example", ("A",),
-                   fqdn=True, via="local", expect=dict(c2("evil.example"), note="plain entry; both veths; forwarded upstream once"))
+                   fqdn=True, via="local", expect=_c2("evil.example", "plain entry; both veths; forwarded upstream once"))
     cap.lookup(t0 + 11 * s, WEB_A, "www.evil.example", ("A",), fqdn=True, via="local")
     cap.silent.append(("www.evil.example", "plain entry evil.example covers only itself (no matchSubdomains)"))
 
@@ -551,7 +555,7 @@ def build_capture() -> Capture:
 
     # A CNAME chain whose target is listed; the queried name itself is clean. With search-path expansion.
     cap.lookup(t0 + 5 * s + 600_000, CART, "static.partner-cdn.test", ("A",), via="local",
-               expect=dict(c2("cdn-update.badsite.example"), note="CNAME target listed (adblock line); running pod wins over completed Job"))
+               expect=_c2("cdn-update.badsite.example", "CNAME target listed (adblock line); running pod wins over completed Job"))
     # matchSubdomains: the plain entry dropzone.test covers a subdomain.
     cap.lookup(t0 + 14 * s + 300_000, CART, "q1w2e3.dropzone.test", ("A",), fqdn=True, via="remote",
                expect={"domains": ["q1w2e3.dropzone.test"], "feeds": ["exfil"], "note": "matchSubdomains: true"})
@@ -562,19 +566,19 @@ def build_capture() -> Capture:
 
     # An IDN entry written in Unicode in the feed, queried in punycode.
     cap.lookup(t0 + 2 * s + 700_000, DB0, IDN_C2_WIRE, ("A",), fqdn=True, via="local",
-               expect=dict(c2(IDN_C2_WIRE), note=f"feed line in Unicode ({IDN_C2})"))
+               expect=_c2(IDN_C2_WIRE, f"feed line in Unicode ({IDN_C2})"))
     # A query over TCP (both veths, the length prefix in its own segment).
     cap.tcp_transaction(t0 + 10 * s + 800_000, DB0, "payload.dropper.test", "TXT",
-                        expect=dict(c2("payload.dropper.test"), note="DNS over TCP; feed line is a URL"))
+                        expect=_c2("payload.dropper.test", "DNS over TCP; feed line is a URL"))
 
     # Over IPv6, straight to a public resolver (bypassing cluster DNS).
     cap.lookup(t0 + 8 * s + 300_000, EXPORTER, "c2-relay.example", ("AAAA",), fqdn=True, via="direct",
-               server=PUBLIC_RESOLVER6, expect=dict(c2("c2-relay.example"), note="IPv6, straight to a public resolver"))
+               server=PUBLIC_RESOLVER6, expect=_c2("c2-relay.example", "IPv6, straight to a public resolver"))
 
     # A client that is no pod (seen on its own veth only, CoreDNS on node-2 answers).
     for k in range(2):
         cap.lookup(t0 + 3 * s + k * 9 * s, STRAY, "beacon.malware.test", ("A",), fqdn=True, via="remote",
-                   expect=dict(c2("beacon.malware.test"), note="client is no pod: reported by address"))
+                   expect=_c2("beacon.malware.test", "client is no pod: reported by address"))
 
     # Malformed: a compression loop and a bogus count in answers to clean questions, and a runt.
     sport = cap.rng.randrange(32768, 61000)
@@ -583,7 +587,8 @@ def build_capture() -> Capture:
     cap.transaction(t0 + 15 * s + 100_000, EXPORTER, "prometheus.monitoring.svc.cluster.local", "A",
                     cap.rng.randrange(32768, 61000), via="remote", mangle=bogus_answer_count)
     cap.udp(t0 + 17 * s + 250_000, WEB_B.iface, WEB_B.mac, wire.CALICO_HOST_MAC, WEB_B.ip, KUBE_DNS_SERVICE,
-            cap.rng.randrange(32768, 61000), 53, b"\x13\x37\x01\x00\x00")
+            cap.rng.randrange(32768, 61000), 53, b"\x13\x37\x01\x00\x00")  # shorter than a DNS header
+    cap.malformed += 1
     return cap
 
 
@@ -699,7 +704,7 @@ def expected_json(cap: Capture) -> str:
         "events": events,
         "not_alerting": [{"name": name, "why": why} for name, why in cap.silent] + [
             {"name": "(CoreDNS upstream queries)", "why": "the cluster DNS forwarding for its clients raises no event"}],
-        "capture": {"packets": len(cap.packets), "first": "2026-11-27T20:11:36Z", "malformed": 3,
+        "capture": {"packets": len(cap.packets), "first": "2026-11-27T20:11:36Z", "malformed": cap.malformed,
                     "qnames": sorted(cap.qnames)},
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
