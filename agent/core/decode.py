@@ -12,8 +12,8 @@ A UDP or TCP packet is DNS when either port is in `ports`.
 
 Why the shape of `messages`: it runs once per packet and replay must reach 250k packets/s, so Ethernet →
 IPv4 (no options) → UDP, unfragmented — nearly all DNS traffic — is one `unpack_from` and a few integer tests
-inline in the loop. Everything else (VLAN tags, other link types, IP options, IPv6, fragments, TCP) goes to
-`_decode_frame`, which may be slower. Nothing raises on bad input: every frame that cannot be decoded is
+inline in the loop, and Ethernet → IPv6 → UDP is one more. Everything else (VLAN tags, other link types,
+IP options, extension headers, fragments, TCP) goes to `_decode_frame`, which may be slower. Nothing raises on bad input: every frame that cannot be decoded is
 counted in `stats` under the reason.
 """
 
@@ -68,6 +68,8 @@ _IPV6_SKIPPABLE = frozenset({_IPV6_HOP_BY_HOP, _IPV6_ROUTING, _IPV6_DEST_OPTS, _
 # The hot path reads Ethernet, IPv4 and UDP headers in one call: EtherType, version/IHL, total length,
 # flags/fragment offset, protocol, source, destination, source port, destination port, UDP length.
 _ETH_IPV4_UDP = struct.Struct("!12xHBxH2xHxB2x4s4sHHH")
+# Its IPv6 twin, after the EtherType: payload length, next header, source, destination, then UDP's ports and length.
+_ETH_IPV6_UDP = struct.Struct("!18xHBx16s16sHHH")
 _IPV4 = struct.Struct("!BxHHHxB2x4s4s")
 _IPV6 = struct.Struct("!4xHBx16s16s")
 _UDP = struct.Struct("!HHH")
@@ -147,6 +149,7 @@ class Decoder:
         stats = self.stats
         ports = self.ports
         hot_headers = _ETH_IPV4_UDP.unpack_from
+        hot_ipv6_headers = _ETH_IPV6_UDP.unpack_from
         decode_frame = self._decode_frame
         for ts, linktype, frame in frames:
             stats.frames += 1
@@ -168,6 +171,23 @@ class Decoder:
                     stats.udp_messages += 1
                     yield ts, src, sport, dst, dport, IPPROTO_UDP, frame[42:end]
                     continue
+                if ethertype == ETHERTYPE_IPV6 and len(frame) >= 62:
+                    # The same for IPv6 straight to UDP (dual-stack clusters); a zero payload length
+                    # (jumbogram) and extension headers take the general path.
+                    payload_len, next_header, src, dst, sport, dport, udp_len = hot_ipv6_headers(frame)
+                    if next_header == IPPROTO_UDP and payload_len:
+                        if sport not in ports and dport not in ports:
+                            stats.non_dns += 1
+                            continue
+                        end = 54 + payload_len
+                        if 54 + udp_len < end:
+                            end = 54 + udp_len
+                        if end <= 62:
+                            stats.malformed_frames += 1
+                            continue
+                        stats.udp_messages += 1
+                        yield ts, src, sport, dst, dport, IPPROTO_UDP, frame[62:end]
+                        continue
             found = decode_frame(ts, linktype, frame)
             if found:
                 yield from found
@@ -195,6 +215,10 @@ class Decoder:
             return None
         version_ihl, total, ident, frag, proto, src, dst = _IPV4.unpack_from(frame, off)
         header = (version_ihl & 0x0F) * 4
+        if total == 0:
+            # Captured on the sending host before TCP segmentation offload split it: the NIC fills in the
+            # length later, so the frame's own length is the only one there is (Wireshark assumes the same).
+            total = len(frame) - off
         if version_ihl >> 4 != 4 or header < 20 or total < header or len(frame) - off < header:
             self.stats.malformed_frames += 1
             return None

@@ -115,6 +115,17 @@ def test_fast_and_general_paths_agree():
     fast = one(Ether() / udp4())[0]
     assert one(Ether() / Dot1Q(vlan=5) / udp4())[0] == fast  # general path: a VLAN tag
     assert one(udp4(), linktype=101)[0] == fast
+    fast6 = one(Ether() / udp6())[0]
+    assert one(Ether() / Dot1Q(vlan=5) / udp6())[0] == fast6 == one(udp6(), linktype=229)[0]
+    for build in (udp4, udp6):
+        padded = bytes(Ether() / build(b"\x00" * 12)) + b"\xee" * 9
+        short_udp = bytearray(bytes(Ether() / build()))
+        struct.pack_into("!H", short_udp, 38 if build is udp4 else 58, 8 + 5)
+        for frame in (padded, bytes(short_udp), bytes(Ether() / build(dport=99)), bytes(Ether() / build())[:-3]):
+            tagged = frame[:12] + b"\x81\x00\x00\x05" + frame[12:]
+            fast_result, fast_decoder = one(frame)
+            slow_result, slow_decoder = one(tagged)
+            assert fast_result == slow_result and fast_decoder.stats == slow_decoder.stats
 
 
 @pytest.mark.parametrize("tags", [[Dot1Q(vlan=11)], [Dot1AD(vlan=100), Dot1Q(vlan=11)],
@@ -506,3 +517,12 @@ def test_damaged_real_frames_never_raise(damages):
                         max_tcp_stream_bytes=100, tcp_idle_timeout=3.0, fragment_timeout=3.0)
     for message in Decoder(frozenset({53}), tiny).messages(frames):
         assert len(message[1]) in (4, 16) and message[6]
+
+
+def test_ipv4_total_length_zero_means_segmentation_offload():
+    q = dns_query("tso.example")
+    frames = tcp_frames(struct.pack("!H", len(q)) + q)
+    data = bytearray(frames[1][2])
+    struct.pack_into("!H", data, 16, 0)
+    frames[1] = (frames[1][0], 1, bytes(data))
+    assert [m[6] for m in decode(frames)[0]] == [q]
