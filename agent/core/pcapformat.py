@@ -3,8 +3,10 @@
 `FrameReader(buf).frames()` yields `(timestamp, linktype, frame)` for every packet record. The caller owns
 the bytes (a file's mmap, or bytes in tests); nothing here opens a file.
 
-Why hand-written: scapy's readers build objects per record and manage ~3k records/s; here a record costs one
-`unpack_from` on the buffer and one slice, which is what a 250k packets/s replay can afford.
+Why hand-written: a replay at 250k packets/s leaves ~4 µs per packet for everything. Measured on a 200k-record
+capture, scapy's `rdpcap` dissects every packet (~30k records/s) and even its `RawPcapReader` (~0.5M/s) reads
+the file through Python file calls per record; here a record costs one `unpack_from` on the buffer and one
+slice (~2M records/s classic, ~1.2M/s pcapng).
 
 A capture that ends mid-record (a capture cut short) or holds a corrupt block still yields every record
 before the damage; reading then stops and `truncated` / `error` say why. Only input that is not a capture
@@ -53,7 +55,8 @@ class FrameReader:
     """Reads the packet records of one capture held in `buf` (bytes, mmap, bytearray or memoryview).
 
     After `frames()` is exhausted, `truncated` is True when the data ended inside a record and `error`
-    says, in one line, why reading stopped early (None when the whole capture was read).
+    says, in one line, why reading stopped early (None when the whole capture was read). `linktype` is the
+    file's link type for classic pcap, None for pcapng (where each interface has its own).
     """
 
     def __init__(self, buf: bytes | bytearray | memoryview | mmap.mmap) -> None:
