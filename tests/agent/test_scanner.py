@@ -167,7 +167,8 @@ _record = st.builds(
 
 @st.composite
 def dns_messages(draw) -> bytes:
-    record = dnslib.DNSRecord.question(draw(_name), draw(st.sampled_from(["A", "AAAA", "MX", "TXT"])))
+    qtype = getattr(dnslib.QTYPE, draw(st.sampled_from(["A", "AAAA", "MX", "TXT"])))
+    record = dnslib.DNSRecord(dnslib.DNSHeader(id=draw(st.integers(0, 65535))), q=dnslib.DNSQuestion(draw(_name), qtype))
     if draw(st.booleans()):
         record = record.reply()
         for add in (record.add_answer, record.add_auth, record.add_ar):
