@@ -35,7 +35,7 @@ from dnslib import AAAA, EDNS0, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, CNAME, 
 
 from pcaps import wire
 
-GENERATOR_VERSION = 2  # bump when the output changes, so cached workloads are regenerated
+GENERATOR_VERSION = 3  # bump when the output changes, so cached workloads are regenerated
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z, as the demo
 
@@ -157,12 +157,28 @@ class _Answers:
         self.external = external  # name -> (chain, v4, v6)
         self.templates: dict = {}  # (qname, qtype, edns) -> (query, response, noerror)
         self.ptr: dict = {}
+        self.aged: dict = {}  # (qname, qtype, edns, age) -> response with TTLs counted down
 
     def messages(self, qname: str, qtype: str, edns: bool) -> tuple[bytes, bytes, bool]:
         key = (qname, qtype, edns)
         found = self.templates.get(key)
         if found is None:
             found = self.templates[key] = self._build(qname, qtype, edns)
+        return found
+
+    def aged_response(self, qname: str, qtype: str, edns: bool, age: int) -> bytes:
+        """The response as CoreDNS's cache serves it `age` seconds after it was stored: TTLs counted down.
+
+        Cluster names are answered by the kubernetes plugin with fixed TTLs, but external answers come from
+        the cache, so the same answer differs from second to second; the benchmark must see that.
+        """
+        key = (qname, qtype, edns, age)
+        found = self.aged.get(key)
+        if found is None:
+            record = DNSRecord.parse(self.messages(qname, qtype, edns)[1])
+            for rr in record.rr + record.auth:
+                rr.ttl = max(rr.ttl - age, 0)
+            found = self.aged[key] = bytes(record.pack())
         return found
 
     def _build(self, qname: str, qtype: str, edns: bool) -> tuple[bytes, bytes, bool]:
@@ -334,9 +350,14 @@ class _Capture:
         delay = self.rng.randrange(120, 600)
         if not qname.endswith((".cluster.local", ".arpa")):
             key = (qname, qtype)
-            if local and key not in self.coredns_cache:
-                delay += self._forward(t + 80, qname, qtype, hit_query, hit_response)
-            self.coredns_cache[key] = True
+            cached_at = self.coredns_cache.get(key)
+            if cached_at is None:
+                if local:
+                    delay += self._forward(t + 80, qname, qtype, hit_query, hit_response)
+                self.coredns_cache[key] = cached_at = t
+            age = (t - cached_at) // 1_000_000
+            if age:
+                response = qid + self.answers.aged_response(qname, qtype, pod.edns, age)[2:]
         t_resp = t + delay
         self._udp(t, pod.mac, HOST_MAC, client, service, sport, 53, query, hit_query)
         self._udp(t_resp, HOST_MAC, pod.mac, service, client, 53, sport, response, hit_response, ttl=63)
