@@ -147,7 +147,8 @@ class Matcher:
         self._domain_feeds = tuple(domain_feeds)
         self._ip_feeds = tuple(ip_feeds)
         self._cache: dict[bytes, tuple] = {}  # name in wire form -> classification
-        self._message_cache: dict[bytes, tuple] = {}  # message minus its id -> scan result
+        self.seen_messages: dict[bytes, tuple] = {}
+        """Message minus its id -> scan result; hot loops may look here before calling `scan`."""
         self._cache_limit = cache_limit
 
     def scan(self, message: bytes) -> tuple[bool, tuple[Match, ...]]:
@@ -157,10 +158,10 @@ class Matcher:
         messages repeat apart from their id: those cost one slice and one dict lookup.
         """
         key = message[2:]
-        result = self._message_cache.get(key)
+        result = self.seen_messages.get(key)
         if result is None:
             result = self._scan_message(message)
-            cache = self._message_cache
+            cache = self.seen_messages
             if len(cache) >= self._cache_limit:
                 cache.clear()
             cache[key] = result
@@ -224,16 +225,19 @@ class Matcher:
             return found
         ip_feeds = self._ip_feeds
         lookup = self._lookup
-        question_skippable = qdcount > 0
+        # Where the names already checked start: an owner that is just a pointer to one of them (the
+        # question, the previous CNAME's target: the usual shape of an answer) needs no second look.
+        checked = {12} if qdcount else set()
         try:
             for section, count in ((1, ancount), (2, nscount), (3, arcount)):
                 for _ in range(count):
                     first = message[offset]
                     if first == 0:
                         offset += 1
-                    elif question_skippable and first == 0xC0 and message[offset + 1] == 12:
+                    elif first >= 0xC0 and ((first & 0x3F) << 8 | message[offset + 1]) in checked:
                         offset += 2
                     else:
+                        checked.add(offset)
                         wire, offset = read_name(message, offset)
                         hit = lookup(wire)
                         if hit:
@@ -246,6 +250,7 @@ class Matcher:
                         raise Damaged("record data truncated")
                     name_offset = RDATA_NAME_OFFSET.get(rtype)
                     if name_offset is not None:
+                        checked.add(rdata + name_offset)
                         wire, after = read_name(message, rdata + name_offset)
                         if after > offset:
                             raise Damaged("name overruns its record")

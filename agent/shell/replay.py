@@ -94,17 +94,19 @@ def replay(
         emit(event)
     stats.seconds = time.perf_counter() - started
     stats.packets = decoder.stats.frames
+    stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
     stats.decode = decoder.stats.as_dict()
     return stats
 
 
 def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, stats: ReplayStats) -> None:
     scan = matcher.scan
+    # Most messages were seen before (see Matcher.scan): look them up here, without the method call.
+    seen_before = matcher.seen_messages.get
     next_tick = 0.0
-    count = malformed = 0
+    malformed = 0
     for ts, src, sport, dst, dport, proto, payload in messages:
-        count += 1
-        damaged, matches = scan(payload)
+        damaged, matches = seen_before(payload[2:]) or scan(payload)
         if damaged:
             malformed += 1
         if matches:
@@ -118,7 +120,6 @@ def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, st
                     stats.events += 1
                     emit(event)
             next_tick = ts + TICK_SECONDS
-    stats.dns_messages += count
     stats.malformed += malformed
 
 
