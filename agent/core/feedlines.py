@@ -207,8 +207,13 @@ class _Accumulator:
                 self.samples.append((number, line.strip()[:_MAX_SAMPLE_CHARS]))
 
     def result(self) -> ParsedFeed:
-        # dict.fromkeys: the fastest order-keeping de-duplication (≈0.4 s of the ≈0.7 s for 1M names here).
-        return ParsedFeed(tuple(dict.fromkeys(self.names)), self.rejected, tuple(self.samples))
+        names = self.names
+        # Published feeds rarely repeat an entry: a set proves that in about half the time dict.fromkeys
+        # takes to de-duplicate in order (0.2 s against 0.4 s for 1M names here), and then the list already
+        # is the answer. A feed with repeats pays the set on top (its hashes are cached by then).
+        if len(set(names)) != len(names):
+            names = dict.fromkeys(names)  # type: ignore[assignment]
+        return ParsedFeed(tuple(names), self.rejected, tuple(self.samples))
 
 
 @dataclass(frozen=True)
@@ -240,7 +245,17 @@ def _form(shape: str, extract: Callable[[str], list[str]]) -> _FastForm:
 
 
 def _choose_form(text: str, forms: tuple[_FastForm, ...]) -> _FastForm | None:
-    sample = [line for line in text[:65536].split("\n")[:2000] if line and line[0] not in "#!;"]
+    # Lines from the start, the middle and the end: a long comment header must not hide the body's shape.
+    window = 32768
+    middle = len(text) // 2
+    sample = [
+        line
+        for part in (text[:window], text[middle : middle + window], text[-window:])
+        for line in part.split("\n")[1:-1]  # the first and last may be cut
+        if line and line[0] not in "#!;"
+    ]
+    if len(text) <= window:
+        sample = [line for line in text.split("\n") if line and line[0] not in "#!;"]
     best, best_hits = None, 0
     for form in forms:
         hits = sum(1 for line in sample if form.probe.fullmatch(line))
@@ -308,12 +323,27 @@ def _adblock_run(run: str) -> list[str]:
     return run.replace("||", "").replace("^", "").split()
 
 
+def _rpz_run(run: str) -> list[str]:
+    return run.replace(" cname .", "").split()
+
+
+_BETWEEN_SLASHES = re.compile(r"=/([^/\n]+)/")
+
+
+def _dnsmasq_run(run: str) -> list[str]:
+    return _BETWEEN_SLASHES.findall(run)
+
+
 _DOMAIN_FORMS = (
     _form(rf"(?:\*\.)?{_FAST_NAME}", _plain_run),
     # One name per hosts line; names that hosts files use for the machine itself take the per-line path.
     _form(rf"0\.0\.0\.0 (?!localhost|local|broadcasthost|ip6-){_FAST_NAME}", _hosts_run("0.0.0.0 ")),
     _form(rf"127\.0\.0\.1 (?!localhost|local|broadcasthost|ip6-){_FAST_NAME}", _hosts_run("127.0.0.1 ")),
     _form(rf"\|\|{_FAST_NAME}\^", _adblock_run),
+    # RPZ: a relative owner is the trigger itself, whatever $ORIGIN says; absolute owners and the address
+    # and name-server triggers (`….rpz-ip`, `….rpz-nsdname`) take the per-line path.
+    _form(rf"(?![^ \n]*\.rpz-)(?:\*\.)?{_FAST_NAME} cname \.", _rpz_run),
+    _form(rf"(?:address|server|local)=/{_FAST_NAME}/(?:0\.0\.0\.0|::|127\.0\.0\.1)?", _dnsmasq_run),
 )
 
 # Characters that no entry holds: seeing one means a syntax we did not understand (an adblock pattern,
@@ -386,7 +416,7 @@ class _DomainLineParser:
         if tokens[0] in _SINK_ADDRESSES or _is_address(tokens[0]):
             names = [token for token in tokens[1:] if token not in _HOSTS_IGNORED]
             return _names(names) if names else _IGNORED
-        return self._zone_record(text, tokens)
+        return self._zone_record(text, tokens, indented=line[:1].isspace())
 
     def _directive(self, text: str) -> tuple[tuple[str, ...], bool]:
         # $TTL, $ORIGIN, $INCLUDE, $GENERATE: zone-file structure, never entries.
@@ -395,11 +425,11 @@ class _DomainLineParser:
             self.origin = rest.strip().rstrip(".")
         return _IGNORED
 
-    def _zone_record(self, text: str, tokens: list[str]) -> tuple[tuple[str, ...], bool]:
-        # [owner] [ttl] [class] type rdata…, ttl and class in either order (RFC 1035 §5.1); a line without
-        # an owner continues the previous record's owner.
+    def _zone_record(self, text: str, tokens: list[str], indented: bool) -> tuple[tuple[str, ...], bool]:
+        # [owner] [ttl] [class] type rdata…, ttl and class in either order (RFC 1035 §5.1). As in zone files,
+        # only an indented line can lack the owner (it continues the previous record's).
         owner = tokens[0]
-        has_owner = not (owner in _ZONE_TYPES or owner in _ZONE_CLASSES or _ZONE_TTL.fullmatch(owner))
+        has_owner = not indented or not (owner in _ZONE_TYPES or owner in _ZONE_CLASSES or _ZONE_TTL.fullmatch(owner))
         index = 1 if has_owner else 0
         while index < len(tokens) - 1 and (tokens[index] in _ZONE_CLASSES or _ZONE_TTL.fullmatch(tokens[index])):
             index += 1

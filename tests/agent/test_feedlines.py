@@ -129,7 +129,10 @@ DOMAIN_LINES = [
     ("ns.evil.com.rpz-nsdname CNAME .", REJECTED),
     ("@ IN NS localhost.", IGNORED),
     ("IN NS ns1.example.", IGNORED),
-    ("300 IN NS ns1.example.", IGNORED),
+    ("  IN NS ns1.example.", IGNORED),
+    ("\t300 IN NS ns1.example.", IGNORED),
+    ("  IN CNAME .", IGNORED),
+    ("caa CNAME .", ("caa",)),  # an owner named like a type: only indentation makes a line ownerless
     ("evil.com NS ns1.example.", IGNORED),
     ("not a name", REJECTED),
     ("evil.com a 192.0.2.1 extra", REJECTED),
@@ -185,7 +188,14 @@ FILLERS = {
     "hosts": lambda i: f"0.0.0.0 filler{i}.example.org",
     "hosts127": lambda i: f"127.0.0.1 filler{i}.example.org",
     "adblock": lambda i: f"||filler{i}.example.org^",
+    "rpz": lambda i: f"filler{i}.example.org CNAME .",
+    "dnsmasq": lambda i: f"address=/filler{i}.example.org/0.0.0.0",
+    "dnsmasq-local": lambda i: f"local=/filler{i}.example.org/",
 }
+
+
+def test_every_fast_shape_has_a_filler():
+    assert len(FILLERS) == len(feedlines._DOMAIN_FORMS) + 1  # two dnsmasq variants share one shape
 
 
 @pytest.mark.parametrize("dominant", sorted(FILLERS))
@@ -217,6 +227,15 @@ https://e.example/x
 e.example CNAME .
 """
     assert parse_domain_lines(body).entries == ("b.example", "a.example", "c.example", "*.d.example", "e.example")
+
+
+def test_a_long_comment_header_does_not_hide_the_shape_of_the_body():
+    body = "\n".join(["# " + "x" * 70] * 2000 + [f"n{i}.example" for i in range(3000)] + ["bad line"])
+    form = feedlines._choose_form(body, feedlines._DOMAIN_FORMS)
+    assert form is feedlines._DOMAIN_FORMS[0]
+    parsed = parse_domain_lines(body.encode())
+    assert len(parsed.entries) == 3000
+    assert parsed.rejected_samples == ((5001, "bad line"),)
 
 
 def test_rpz_zone():
@@ -381,8 +400,8 @@ def test_empty_and_comment_only_bodies():
 # ---------------------------------------------------------------------------------------------- fast path = slow path
 
 _LINE_ALPHABET = "abcxz019-_.*|^#!;$=/: \t@"
-_PREFIXES = ["", "0.0.0.0 ", "127.0.0.1 ", "||", "*.", "address=/", "http://", "::1 ", "# "]
-_SUFFIXES = ["", "^", "/", ".", "..", " cname .", "^$third-party", " # c"]
+_PREFIXES = ["", "0.0.0.0 ", "127.0.0.1 ", "||", "*.", "address=/", "local=/", "server=/", "http://", "::1 ", "# "]
+_SUFFIXES = ["", "^", "/", "/0.0.0.0", "/::", "/1.2.3.4", ".", "..", " cname .", " cname rpz-passthru.", "^$third-party", " # c"]
 
 
 @st.composite
