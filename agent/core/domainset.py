@@ -95,12 +95,18 @@ class DomainSet:
         if self.kind(name) & APEX:
             return name.decode("ascii", "backslashreplace")
         for start in suffix_starts:
-            suffix = name[start:]
-            kind = self.kind(suffix)
-            if kind & SUBDOMAINS:
-                return suffix.decode("ascii", "backslashreplace")
-            if kind & WILDCARD:
-                return "*." + suffix.decode("ascii", "backslashreplace")
+            entry = self.parent_entry(name[start:])
+            if entry is not None:
+                return entry
+        return None
+
+    def parent_entry(self, suffix: bytes) -> str | None:
+        """The entry through which canonical `suffix` covers its strict subdomains, if there is one."""
+        kind = self.kind(suffix)
+        if kind & SUBDOMAINS:
+            return suffix.decode("ascii", "backslashreplace")
+        if kind & WILDCARD:
+            return "*." + suffix.decode("ascii", "backslashreplace")
         return None
 
     def __contains__(self, entry: str) -> bool:

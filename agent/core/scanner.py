@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from agent.core.domainset import DomainSet
+from agent.core.domainset import APEX, DomainSet
 from agent.core.ipset import IPSet
 from agent.core.sighting import Match
 
@@ -147,6 +147,7 @@ class Matcher:
         self._domain_feeds = tuple(domain_feeds)
         self._ip_feeds = tuple(ip_feeds)
         self._cache: dict[bytes, tuple] = {}  # name in wire form -> classification
+        self._parents: dict[bytes, tuple] = {}  # canonical suffix -> entries covering its subdomains
         self.seen_messages: dict[bytes, tuple] = {}
         """Message minus its id -> scan result; hot loops may look here before calling `scan`."""
         self._cache_limit = cache_limit
@@ -290,19 +291,51 @@ class Matcher:
         hit: tuple = ()
         if labels:
             text = dotted(labels)
-            starts = _suffix_starts(labels, text)
-            pairs = []
-            for feed, domains in self._domain_feeds:
-                entry = domains.match(text, starts)
-                if entry is not None:
-                    pairs.append((feed, entry, "domain"))
+            pairs = [
+                (feed, text.decode("ascii", "backslashreplace"), "domain")
+                for feed, domains in self._domain_feeds
+                if domains.kind(text) & APEX
+            ]
+            if len(labels) > 1:
+                apex_feeds = {feed for feed, _, _ in pairs}
+                pairs += [pair for pair in self._parent_matches(text, labels) if pair[0] not in apex_feeds]
             if pairs:
                 hit = (text.decode("ascii", "backslashreplace"), tuple(pairs))
         cache = self._cache
         if len(cache) >= self._cache_limit:
             cache.clear()
+            self._parents.clear()
         cache[wire] = hit
         return hit
+
+    def _parent_matches(self, text: bytes, labels: list[bytes]) -> tuple:
+        """Per feed, the most specific entry covering `text` through one of its proper suffixes.
+
+        New names mostly hang under parents already seen (`svc.cluster.local`, `amazonaws.com`), so the
+        answer for every suffix is remembered and the walk up stops at the first one known.
+        """
+        parents = self._parents
+        starts = _suffix_starts(labels, text)
+        unknown = []
+        inherited: tuple = ()
+        for start in starts:
+            suffix = text[start:]
+            known = parents.get(suffix)
+            if known is not None:
+                inherited = known
+                break
+            unknown.append(suffix)
+        for suffix in reversed(unknown):  # shortest first, each inheriting from its parent
+            own = []
+            for feed, domains in self._domain_feeds:
+                entry = domains.parent_entry(suffix)
+                if entry is not None:
+                    own.append((feed, entry, "domain"))
+            if own:
+                own_feeds = {feed for feed, _, _ in own}
+                inherited = tuple(own) + tuple(pair for pair in inherited if pair[0] not in own_feeds)
+            parents[suffix] = inherited
+        return inherited
 
     def _match_address(self, address: bytes) -> tuple:
         pairs = []
