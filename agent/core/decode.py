@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
 from agent.core.fragments import FragmentCounters, FragmentReassembler
+from agent.core.pcapformat import FrameReader
 from agent.core.tcpstreams import TcpCounters, TcpReassembler
 
 DnsMessage = tuple[float, bytes, int, bytes, int, int, bytes]
@@ -191,6 +192,55 @@ class Decoder:
             found = decode_frame(ts, linktype, frame)
             if found:
                 yield from found
+        yield from self._end_of_input()
+
+    def capture_messages(self, reader: FrameReader) -> Iterator[DnsMessage]:
+        """`messages(reader.frames())`, but an Ethernet classic pcap is walked in this very loop.
+
+        Measured on the bench capture, handing every frame through the reader's generator costs about
+        0.4 µs a packet, a tenth of the replay budget; so this loop reads the records itself and decodes
+        Ethernet → IPv4 → UDP inline, exactly as `messages` does (tests hold the two to the same output),
+        and passes every other frame to the general path.
+        """
+        layout = reader.classic_layout()
+        if layout is None or layout.linktype != LINKTYPE_ETHERNET:
+            yield from self.messages(reader.frames())
+            return
+        buf, off, unpack_record, header, per_second, linktype, max_record = layout
+        size = len(buf)
+        stats = self.stats
+        ports = self.ports
+        hot_headers = _ETH_IPV4_UDP.unpack_from
+        decode_frame = self._decode_frame
+        while off + header <= size:
+            seconds, fraction, caplen, _ = unpack_record(buf, off)
+            start = off + header
+            end = start + caplen
+            if end > size or caplen > max_record:
+                break
+            off = end
+            frame = buf[start:end]
+            ts = seconds + fraction / per_second
+            stats.frames += 1
+            if caplen >= 42:
+                ethertype, version_ihl, total, frag, proto, src, dst, sport, dport, udp_len = hot_headers(frame)
+                if ethertype == ETHERTYPE_IPV4 and version_ihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF:
+                    if sport not in ports and dport not in ports:
+                        stats.non_dns += 1
+                        continue
+                    end = 14 + total
+                    if 34 + udp_len < end:
+                        end = 34 + udp_len
+                    if end <= 42:
+                        stats.malformed_frames += 1
+                        continue
+                    stats.udp_messages += 1
+                    yield ts, src, sport, dst, dport, IPPROTO_UDP, frame[42:end]
+                    continue
+            found = decode_frame(ts, linktype, frame)
+            if found:
+                yield from found
+        reader.stopped_at(off)
         yield from self._end_of_input()
 
     # -- the slower, general path -------------------------------------------------------------------------

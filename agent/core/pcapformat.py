@@ -16,8 +16,8 @@ at all (unknown magic, no room for the file header) raises `CaptureFormatError`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.errors import BadInput
 
@@ -49,6 +49,20 @@ _U32_LE = struct.Struct("<I")
 
 class CaptureFormatError(BadInput):
     """The bytes are not a pcap or pcapng capture (or too short to hold one's file header)."""
+
+
+class ClassicLayout(NamedTuple):
+    """What a loop needs to walk the records of a classic pcap file itself."""
+
+    buf: bytes
+    first_record: int
+    unpack_record_header: Callable
+    """(seconds, fraction, captured length, original length) of the record header at an offset."""
+    record_header_size: int
+    fractions_per_second: int
+    linktype: int
+    max_record: int
+    """A captured length above this marks a corrupt record header."""
 
 
 class FrameReader:
@@ -101,6 +115,31 @@ class FrameReader:
         # The upper bits of the link-type field may carry FCS information (pcap spec §"LinkType").
         self.linktype = network & 0xFFFF
         self._max_record = max(snaplen, _MAX_RECORD)
+
+    def classic_layout(self) -> ClassicLayout | None:
+        """How to walk this file's records in a loop of one's own (`Decoder.capture_messages` does, to save
+        a generator hop per packet); None for pcapng. Report where the walk stopped with `stopped_at`."""
+        if self._frames != self._classic_frames:
+            return None
+        return ClassicLayout(
+            self._buf,
+            24,
+            struct.Struct(self._order + "IIII").unpack_from,
+            self._record_header_size,
+            self._frac_per_second,
+            self.linktype,
+            self._max_record,
+        )
+
+    def stopped_at(self, off: int) -> None:
+        """A walk over `classic_layout` records ended at `off`: note a truncated or corrupt record."""
+        layout_size = len(self._buf)
+        header = self._record_header_size
+        if off + header <= layout_size:
+            caplen = struct.unpack_from(self._order + "I", self._buf, off + 8)[0]
+            self._stop_on_bad_record(off, caplen, off + header + caplen > layout_size and caplen <= self._max_record)
+        elif off != layout_size:
+            self._stop(f"capture ends inside a record header at offset {off}", truncated=True)
 
     def _classic_frames(self) -> Iterator[tuple[float, int, bytes]]:
         buf = self._buf

@@ -65,9 +65,9 @@ def replay(
     pipeline: EventPipeline,
     ports: frozenset[int],
     emit: Callable[[dict], None],
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> ReplayStats:
-    """Replay captures in order; `emit` receives every event emission; `progress(done, total, packets)`."""
+    """Replay captures in order; `emit` receives every event emission; `progress(file label, packets)`."""
     stats = ReplayStats()
     decoder = Decoder(ports)
     started = time.perf_counter()
@@ -79,16 +79,13 @@ def replay(
             readers.append(FrameReader(buffer))
         except BadInput as error:
             raise BadInput(f"{path}: {error}") from error
-    total_bytes = sum(len(buffer) for buffer in buffers)
-    done_bytes = 0
-    for path, reader, buffer in zip(paths, readers, buffers):
-        frames = reader.frames()
+    for index, (path, reader) in enumerate(zip(paths, readers)):
+        messages = decoder.capture_messages(reader)
         if progress is not None:
-            frames = _reporting(frames, reader, progress, done_bytes, total_bytes, decoder)
-        _scan_messages(decoder.messages(frames), matcher, pipeline, emit, stats)
+            messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})", decoder)
+        _scan_messages(messages, matcher, pipeline, emit, stats)
         if reader.truncated:
             stats.truncated_files.append(str(path))
-        done_bytes += len(buffer)
     for event in pipeline.finish():
         stats.events += 1
         emit(event)
@@ -141,12 +138,12 @@ def _sighting(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
     )
 
 
-def _reporting(frames, reader, progress, done_bytes, total_bytes, decoder, every: int = 65536):
-    """Pass frames through, calling `progress` every `every` frames (cheap enough to leave in the loop)."""
+def _reporting(messages, progress, label: str, decoder: Decoder, every: int = 65536):
+    """Pass messages through, calling `progress` every `every` of them; only used on a terminal."""
     countdown = every
-    for frame in frames:
-        yield frame
+    for message in messages:
+        yield message
         countdown -= 1
         if not countdown:
             countdown = every
-            progress(done_bytes + getattr(reader, "offset", 0), total_bytes, decoder.stats.frames)
+            progress(label, decoder.stats.frames)
