@@ -160,6 +160,8 @@ def parse_values(values: Iterable[tuple[int, str]], content: str) -> ParsedFeed:
 
 def domain_entry(text: str) -> str | None:
     """One domain entry (`name` or `*.name`, lower-case) in canonical form, or None when it cannot be one."""
+    if _FAST_ENTRY.fullmatch(text) and ".." not in text:
+        return text  # already canonical (the shape guarantees it), without canonical_name's per-character work
     core = text[2:] if text.startswith("*.") else text
     if _NOT_IN_NAMES.search(core):
         return None
@@ -227,19 +229,24 @@ class _FastForm:
     """Matches one line of this shape (fullmatch); used to pick the form from a sample."""
     odd_line: re.Pattern[str]
     """On "\\n" + text + "\\n": every non-blank line NOT of this shape, as group `line`."""
-    odd_line_or_double_dot: re.Pattern[str]
-    """The same, also taking lines with an empty label (`a..b`), for the rare text that has one."""
+    guards: tuple[str, ...]
+    """Rare substrings (`..`, an empty label) that the shape alone lets through wrongly."""
+    odd_line_guarded: re.Pattern[str]
+    """`odd_line` that also takes the lines holding a guard, for the rare text that has one."""
     extract: Callable[[str], list[str]]
     """The entries of a run of lines that are all of this shape or blank."""
 
 
-def _form(shape: str, extract: Callable[[str], list[str]]) -> _FastForm:
+def _form(shape: str, extract: Callable[[str], list[str]], guards: tuple[str, ...] = ("..",)) -> _FastForm:
     # Searching for the literal "\n" lets the regex engine skip from line to line instead of trying `^` at
-    # every character, and the negative lookahead tests the shape once per line; all of it runs in C.
+    # every character, and the negative lookahead tests the shape once per line; all of it runs in C. The
+    # guards cost one more pass over each line, so they are only paid for when the text holds one.
+    guarded = rf"(?![^\n]*(?:{'|'.join(map(re.escape, guards))})){shape}"
     return _FastForm(
         re.compile(shape),
         re.compile(rf"\n(?!{shape}\n)(?P<line>[^\n]+)"),
-        re.compile(rf"\n(?!(?![^\n]*\.\.){shape}\n)(?P<line>[^\n]+)"),
+        guards,
+        re.compile(rf"\n(?!{guarded}\n)(?P<line>[^\n]+)"),
         extract,
     )
 
@@ -271,7 +278,7 @@ def _scan(text: str, forms: tuple[_FastForm, ...], parser: _DomainLineParser | _
         for number, line in enumerate(text.split("\n"), 1):
             acc.take(number, line, parser.parse(line))
         return acc.result()
-    odd_lines = form.odd_line_or_double_dot if ".." in text else form.odd_line
+    odd_lines = form.odd_line_guarded if any(guard in text for guard in form.guards) else form.odd_line
     padded = "\n" + text + "\n"
     start, number = 1, 1  # where the current run of dominant-shape lines starts, and its line number
     for odd in odd_lines.finditer(padded):
@@ -302,7 +309,7 @@ def _take_run(acc: _Accumulator, form: _FastForm, parser, run: str, number: int)
 # A name `canonical_name` returns unchanged, in a shape the regex engine checks with plain character runs:
 # at most 63 characters (so no label is longer and the name fits 255 octets), lower-case ASCII, no leading
 # dot, and a last character that is a letter, `_` or `-` (so no trailing dot and a last label that is not all
-# digits, i.e. no address). Empty labels (`a..b`) are kept out by `_FastForm.odd_line_or_double_dot`. Names
+# digits, i.e. no address). Empty labels (`a..b`) are kept out by the forms' guards. Names
 # this shape leaves out (longer, ending in a digit) are still accepted, by the per-line parser.
 _FAST_NAME = r"[a-z0-9_-][a-z0-9_.-]{0,61}[a-z_-]"
 
@@ -319,8 +326,11 @@ def _hosts_run(prefix: str) -> Callable[[str], list[str]]:
     return extract
 
 
+_ADBLOCK_MARKS = str.maketrans("", "", "|^")
+
+
 def _adblock_run(run: str) -> list[str]:
-    return run.replace("||", "").replace("^", "").split()
+    return run.translate(_ADBLOCK_MARKS).split()
 
 
 def _rpz_run(run: str) -> list[str]:
@@ -328,6 +338,12 @@ def _rpz_run(run: str) -> list[str]:
 
 
 _BETWEEN_SLASHES = re.compile(r"=/([^/\n]+)/")
+_URL_HOST = re.compile(r"\n[a-z][a-z0-9+.-]*://([^/:?\n]+)")  # anchored: a URL in the path is not the host
+_FAST_ENTRY = re.compile(rf"(?:\*\.)?{_FAST_NAME}")
+
+
+def _url_run(run: str) -> list[str]:
+    return _URL_HOST.findall("\n" + run)
 
 
 def _dnsmasq_run(run: str) -> list[str]:
@@ -342,8 +358,11 @@ _DOMAIN_FORMS = (
     _form(rf"\|\|{_FAST_NAME}\^", _adblock_run),
     # RPZ: a relative owner is the trigger itself, whatever $ORIGIN says; absolute owners and the address
     # and name-server triggers (`….rpz-ip`, `….rpz-nsdname`) take the per-line path.
-    _form(rf"(?![^ \n]*\.rpz-)(?:\*\.)?{_FAST_NAME} cname \.", _rpz_run),
+    _form(rf"(?:\*\.)?{_FAST_NAME} cname \.", _rpz_run, guards=("..", ".rpz-")),
     _form(rf"(?:address|server|local)=/{_FAST_NAME}/(?:0\.0\.0\.0|::|127\.0\.0\.1)?", _dnsmasq_run),
+    # URLs without userinfo, with a port below 10000 and a path of printable ASCII other than `#` and `;`
+    # (comment marks); the others take the per-line path, which asks urllib.
+    _form(rf"[a-z][a-z0-9+.-]*://{_FAST_NAME}(?::[0-9]{{1,4}})?(?:[/?][!-\"$-:<-~]*)?", _url_run),
 )
 
 # Characters that no entry holds: seeing one means a syntax we did not understand (an adblock pattern,

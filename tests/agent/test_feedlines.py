@@ -191,6 +191,7 @@ FILLERS = {
     "rpz": lambda i: f"filler{i}.example.org CNAME .",
     "dnsmasq": lambda i: f"address=/filler{i}.example.org/0.0.0.0",
     "dnsmasq-local": lambda i: f"local=/filler{i}.example.org/",
+    "url": lambda i: f"https://filler{i}.example.org:8443/path/{i}?u=http://other.example/",
 }
 
 
@@ -400,8 +401,10 @@ def test_empty_and_comment_only_bodies():
 # ---------------------------------------------------------------------------------------------- fast path = slow path
 
 _LINE_ALPHABET = "abcxz019-_.*|^#!;$=/: \t@"
-_PREFIXES = ["", "0.0.0.0 ", "127.0.0.1 ", "||", "*.", "address=/", "local=/", "server=/", "http://", "::1 ", "# "]
-_SUFFIXES = ["", "^", "/", "/0.0.0.0", "/::", "/1.2.3.4", ".", "..", " cname .", " cname rpz-passthru.", "^$third-party", " # c"]
+_PREFIXES = ["", "0.0.0.0 ", "127.0.0.1 ", "||", "*.", "address=/", "local=/", "server=/", "http://", "https://u@",
+             "::1 ", "# "]
+_SUFFIXES = ["", "^", "/", "/0.0.0.0", "/::", "/1.2.3.4", ".", "..", " cname .", " cname rpz-passthru.",
+             "^$third-party", " # c", ":8080/x", ":99999/", ":/", "/a#@#b", "/p?u=http://x.org/", "/p;q", "/p\x0bq"]
 
 
 @st.composite
