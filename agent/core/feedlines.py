@@ -385,6 +385,7 @@ _ZONE_TYPES = frozenset(
     )
 )  # fmt: skip
 _ZONE_STRUCTURE_TYPES = frozenset(("soa", "ns"))
+_MAX_PARENTHESISED_LINES = 12  # an SOA split one field per line, with comment lines: 8 or so
 _ZONE_TTL = re.compile(r"(?:[0-9]+[smhdw]?)+")
 # RPZ triggers on addresses and name servers, not on the queried name: nothing a domain set can hold.
 _RPZ_NON_NAME_TRIGGERS = (".rpz-ip", ".rpz-nsip", ".rpz-nsdname", ".rpz-client-ip")
@@ -396,11 +397,12 @@ _REJECTED: tuple[tuple[str, ...], bool] = ((), True)
 class _DomainLineParser:
     """The per-line parser for lines outside the dominant shape; holds the little zone-file state there is."""
 
-    __slots__ = ("origin", "inside_zone_parentheses")
+    __slots__ = ("origin", "inside_zone_parentheses", "_parenthesised_lines_left")
 
     def __init__(self) -> None:
         self.origin = ""
         self.inside_zone_parentheses = False
+        self._parenthesised_lines_left = 0
 
     def parse(self, line: str) -> tuple[tuple[str, ...], bool]:
         """(entries, rejected) of one lower-cased line."""
@@ -408,9 +410,14 @@ class _DomainLineParser:
         if not text:
             return _IGNORED
         if self.inside_zone_parentheses:
+            self._parenthesised_lines_left -= 1
             if ")" in text.split(";", 1)[0]:
                 self.inside_zone_parentheses = False
-            return _IGNORED
+                return _IGNORED
+            if self._parenthesised_lines_left > 0:
+                return _IGNORED
+            # An SOA has 5 numbers: a "(" still open this far down was a stray, not a record to skip.
+            self.inside_zone_parentheses = False
         first = text[0]
         if first in "#!;" or (first == "[" and text.endswith("]")):  # comments, `[Adblock Plus 2.0]`
             return _IGNORED
@@ -457,6 +464,7 @@ class _DomainLineParser:
         rtype, rdata = tokens[index], tokens[index + 1 :]
         if rtype == "soa" and "(" in text and ")" not in text.split("(", 1)[1]:
             self.inside_zone_parentheses = True
+            self._parenthesised_lines_left = _MAX_PARENTHESISED_LINES
         if rtype in _ZONE_STRUCTURE_TYPES and rdata:
             return _IGNORED  # the RPZ zone's own SOA and NS records
         if not _is_rpz_action(rtype, rdata):

@@ -264,6 +264,12 @@ local-data.example A 127.0.0.1
     assert parsed.rejected == 2
 
 
+def test_an_unclosed_soa_parenthesis_does_not_swallow_the_feed():
+    lines = ["@ IN SOA ns. host. ("] + [f"n{i}.example" for i in range(100)]
+    parsed = parse_domain_lines("\n".join(lines).encode())
+    assert parsed.entries == tuple(f"n{i}.example" for i in range(11, 100))
+
+
 def test_single_line_soa_does_not_swallow_the_rest():
     body = b"@ IN SOA ns. host. (1 3600 600 86400 300)\nevil.com CNAME .\n"
     assert parse_domain_lines(body).entries == ("evil.com",)
