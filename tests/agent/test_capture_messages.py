@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from agent.core.decode import Decoder
 from agent.core.pcapformat import FrameReader
 from pcaps import wire
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "pcaps" / "corpus"
-FILES = [CORPUS / entry["file"] for entry in json.loads((CORPUS / "manifest.json").read_text())]
+from tests.corpus import CORPUS, MANIFEST
+FILES = [CORPUS / entry["file"] for entry in MANIFEST]
 FILES += [Path(__file__).resolve().parents[2] / "pcaps" / "demo.pcapng"]
 
 

@@ -19,13 +19,11 @@ from agent.core.pcapformat import CaptureFormatError, FrameReader
 from agent.errors import BadInput
 from pcaps import wire
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "pcaps" / "corpus"
+from tests.corpus import CORPUS
 FRAMES = [bytes([i]) * (14 + i * 7) for i in range(5)]
 
 
 def corpus_files() -> list[Path]:
-    if not CORPUS.is_dir():
-        pytest.skip(f"the shared capture corpus is not at {CORPUS}")
     return sorted(CORPUS.glob("*.pcap*"))
 
 

@@ -17,8 +17,7 @@ from agent.shell.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAPS = ROOT / "pcaps"
-CORPUS = ROOT.parent / "shared" / "pcaps" / "corpus"
-MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if (CORPUS / "manifest.json").exists() else []
+from tests.corpus import CORPUS, MANIFEST
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
