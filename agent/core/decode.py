@@ -212,34 +212,54 @@ class Decoder:
         ports = self.ports
         hot_headers = _ETH_IPV4_UDP.unpack_from
         decode_frame = self._decode_frame
-        while off + header <= size:
-            seconds, fraction, caplen, _ = unpack_record(buf, off)
-            start = off + header
-            end = start + caplen
-            if end > size or caplen > max_record:
-                break
-            off = end
-            frame = buf[start:end]
-            ts = seconds + fraction / per_second
-            stats.frames += 1
-            if caplen >= 42:
-                ethertype, version_ihl, total, frag, proto, src, dst, sport, dport, udp_len = hot_headers(frame)
-                if ethertype == ETHERTYPE_IPV4 and version_ihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF:
-                    if sport not in ports and dport not in ports:
-                        stats.non_dns += 1
+        # Headers are read straight from the capture buffer and only the DNS payload is copied out; the
+        # busiest counters are kept in locals and written back when the loop ends (or is abandoned).
+        frames = non_dns = udp_messages = 0
+        try:
+            while off + header <= size:
+                seconds, fraction, caplen, _ = unpack_record(buf, off)
+                start = off + header
+                if start + caplen > size or caplen > max_record:
+                    break
+                off = start + caplen
+                frames += 1
+                if caplen >= 42:
+                    ethertype, version_ihl, total, frag, proto, src, dst, sport, dport, udp_len = hot_headers(
+                        buf, start
+                    )
+                    if (
+                        ethertype == ETHERTYPE_IPV4
+                        and version_ihl == 0x45
+                        and proto == IPPROTO_UDP
+                        and not frag & 0x3FFF
+                    ):
+                        if sport not in ports and dport not in ports:
+                            non_dns += 1
+                            continue
+                        end = 14 + total
+                        if 34 + udp_len < end:
+                            end = 34 + udp_len
+                        if end > caplen:
+                            end = caplen
+                        if end <= 42:
+                            stats.malformed_frames += 1
+                            continue
+                        udp_messages += 1
+                        yield seconds + fraction / per_second, src, sport, dst, dport, IPPROTO_UDP, buf[
+                            start + 42 : start + end
+                        ]
                         continue
-                    end = 14 + total
-                    if 34 + udp_len < end:
-                        end = 34 + udp_len
-                    if end <= 42:
-                        stats.malformed_frames += 1
-                        continue
-                    stats.udp_messages += 1
-                    yield ts, src, sport, dst, dport, IPPROTO_UDP, frame[42:end]
-                    continue
-            found = decode_frame(ts, linktype, frame)
-            if found:
-                yield from found
+                stats.frames += frames
+                stats.non_dns += non_dns
+                stats.udp_messages += udp_messages
+                frames = non_dns = udp_messages = 0
+                found = decode_frame(seconds + fraction / per_second, linktype, buf[start:off])
+                if found:
+                    yield from found
+        finally:
+            stats.frames += frames
+            stats.non_dns += non_dns
+            stats.udp_messages += udp_messages
         reader.stopped_at(off)
         yield from self._end_of_input()
 

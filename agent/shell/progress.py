@@ -7,7 +7,7 @@ from typing import TextIO
 
 
 class Progress:
-    """Redraws `  big.pcap (1/2)  1,234,567 packets  310,000 packets/s` in place, on a terminal only."""
+    """Redraws `  big.pcap (1/2)  1,234,567 DNS messages  310,000/s` in place, on a terminal only."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -18,10 +18,10 @@ class Progress:
     def on_terminal(cls, stream: TextIO) -> Progress | None:
         return cls(stream) if stream.isatty() else None
 
-    def __call__(self, label: str, packets: int) -> None:
+    def __call__(self, label: str, messages: int) -> None:
         elapsed = time.perf_counter() - self._started
-        rate = packets / elapsed if elapsed > 0 else 0
-        self._stream.write(f"\r\033[K  {label}  {packets:,} packets  {rate:,.0f} packets/s")
+        rate = messages / elapsed if elapsed > 0 else 0
+        self._stream.write(f"\r\033[K  {label}  {messages:,} DNS messages  {rate:,.0f}/s")
         self._stream.flush()
         self._drawn = True
 

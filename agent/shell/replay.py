@@ -67,7 +67,7 @@ def replay(
     emit: Callable[[dict], None],
     progress: Callable[[str, int], None] | None = None,
 ) -> ReplayStats:
-    """Replay captures in order; `emit` receives every event emission; `progress(file label, packets)`."""
+    """Replay captures in order; `emit` receives every event emission; `progress(file label, messages)`."""
     stats = ReplayStats()
     decoder = Decoder(ports)
     started = time.perf_counter()
@@ -82,7 +82,7 @@ def replay(
     for index, (path, reader) in enumerate(zip(paths, readers)):
         messages = decoder.capture_messages(reader)
         if progress is not None:
-            messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})", decoder)
+            messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})")
         _scan_messages(messages, matcher, pipeline, emit, stats)
         if reader.truncated:
             stats.truncated_files.append(str(path))
@@ -138,12 +138,11 @@ def _sighting(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
     )
 
 
-def _reporting(messages, progress, label: str, decoder: Decoder, every: int = 65536):
-    """Pass messages through, calling `progress` every `every` of them; only used on a terminal."""
-    countdown = every
+def _reporting(messages, progress, label: str, every: int = 65536):
+    """Pass messages through, calling `progress(label, messages so far)` every `every`; on a terminal only."""
+    count = 0
     for message in messages:
         yield message
-        countdown -= 1
-        if not countdown:
-            countdown = every
-            progress(label, decoder.stats.frames)
+        count += 1
+        if not count % every:
+            progress(label, count)
