@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# OS packages the test suite uses (tshark is the oracle for what a capture holds).
-APT_PACKAGES := tshark
+# OS packages the test suite uses (tshark is the oracle for what a capture holds; PostgreSQL is the
+# collector's multi-replica store, tested against a real server the suite starts).
+APT_PACKAGES := tshark postgresql
 
 .PHONY: venv demo test bench apt lint clean
 
