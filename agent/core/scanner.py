@@ -159,13 +159,15 @@ class Matcher:
         messages repeat apart from their id: those cost one slice and one dict lookup.
         """
         key = message[2:]
-        result = self.seen_messages.get(key)
-        if result is None:
-            result = self._scan_message(message)
-            cache = self.seen_messages
-            if len(cache) >= self._cache_limit:
-                cache.clear()
-            cache[key] = result
+        return self.seen_messages.get(key) or self.scan_unseen(message, key)
+
+    def scan_unseen(self, message: bytes, key: bytes) -> tuple[bool, tuple[Match, ...]]:
+        """`scan` for a message whose `key` (`message[2:]`) the caller found missing from `seen_messages`."""
+        result = self._scan_message(message)
+        cache = self.seen_messages
+        if len(cache) >= self._cache_limit:
+            cache.clear()
+        cache[key] = result
         return result
 
     def _scan_message(self, message: bytes) -> tuple[bool, tuple[Match, ...]]:

@@ -97,13 +97,14 @@ def replay(
 
 
 def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, stats: ReplayStats) -> None:
-    scan = matcher.scan
+    scan_unseen = matcher.scan_unseen
     # Most messages were seen before (see Matcher.scan): look them up here, without the method call.
     seen_before = matcher.seen_messages.get
     next_tick = 0.0
     malformed = 0
     for ts, src, sport, dst, dport, proto, payload in messages:
-        damaged, matches = seen_before(payload[2:]) or scan(payload)
+        key = payload[2:]
+        damaged, matches = seen_before(key) or scan_unseen(payload, key)
         if damaged:
             malformed += 1
         if matches:
