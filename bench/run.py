@@ -62,7 +62,9 @@ def measure_replay(capture: Path, domains: DomainSet) -> dict:
     matcher = Matcher([("bench", domains)])
     pipeline = EventPipeline(node="bench", pods=None)
     gc.collect()
+    gc.freeze()  # as `dnswatch-agent replay` does once its feeds are loaded
     stats = replay([capture], matcher, pipeline, frozenset({53}), events.append)
+    gc.unfreeze()
     return {
         "packets": stats.packets,
         "seconds": stats.seconds,
