@@ -15,7 +15,7 @@ from pathlib import Path
 from agent.core.decode import Decoder
 from agent.core.eventpipeline import EventPipeline
 from agent.core.pcapformat import FrameReader
-from agent.core.scanner import Matcher, question_of
+from agent.core.scanner import CLEAN, Matcher, question_of
 from agent.core.sighting import Sighting
 from agent.errors import BadInput
 
@@ -80,7 +80,8 @@ def replay(
         except BadInput as error:
             raise BadInput(f"{path}: {error}") from error
     for index, (path, reader) in enumerate(zip(paths, readers)):
-        messages = decoder.capture_messages(reader)
+        # Messages the matcher has already found clean are not even handed over (see capture_messages).
+        messages = decoder.capture_messages(reader, matcher.seen_messages.get, CLEAN)
         if progress is not None:
             messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})")
         _scan_messages(messages, matcher, pipeline, emit, stats)

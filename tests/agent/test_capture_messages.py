@@ -57,3 +57,26 @@ def test_corrupt_record_header_stops_both_alike():
     data = bytearray(_classic_capture())
     data[24 + 8 : 24 + 12] = (10**9).to_bytes(4, "little")  # first record claims a gigabyte
     assert both_ways(bytes(data)) == []
+
+
+def test_known_quiet_messages_are_counted_but_not_handed_on():
+    out = io.BytesIO()
+    writer = wire.PcapWriter(out)
+    quiet_query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04good\x07example\x00\x00\x01\x00\x01"
+    other_query = b"\x00\x02\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04evil\x07example\x00\x00\x01\x00\x01"
+    src, dst = wire.ip_bytes("10.244.1.10"), wire.ip_bytes("10.96.0.10")
+    mac = wire.mac_bytes("02:00:00:00:00:01")
+    for index in range(20):  # all within one second of capture time, then one more a second later
+        writer.write(10_000 * index, wire.udp_frame(mac, mac, src, dst, 40000 + index, 53, quiet_query))
+        writer.write(10_000 * index + 5, wire.udp_frame(mac, mac, src, dst, 40000 + index, 53, other_query))
+    writer.write(1_500_000, wire.udp_frame(mac, mac, src, dst, 41000, 53, quiet_query))
+    writer.flush()
+    quiet = object()
+    known = {quiet_query[2:]: quiet, other_query[2:]: "interesting"}.get
+    decoder = Decoder(frozenset({53}))
+    handed_on = list(decoder.capture_messages(FrameReader(out.getvalue()), known, quiet))
+    payloads = [message[-1] for message in handed_on]
+    # Every interesting message; of the quiet ones, the first of each second of capture time only.
+    assert payloads.count(other_query) == 20
+    assert payloads.count(quiet_query) == 2
+    assert decoder.stats.udp_messages == 41  # counted all the same
