@@ -10,9 +10,10 @@ After `compact()` a watch from an older resourceVersion gets 410 Gone: an ERROR 
 current servers do) or an HTTP 410 (`gone_as_http = True`). Resources with a status subresource keep it
 apart: `.../status` changes only `status`, and create/update/patch of the main resource keep the stored one.
 
-Fault hooks for the code under test: `fail_next(n, code)` answers the next n requests with an error,
-`stall_next(n, seconds)` delays them, `drop_next(n)` closes the connection without an answer, and
-`drop_watch_after(k)` cuts the next watch after k events without ending the chunked body.
+Fault hooks for the code under test: `end_watches()` ends open watches (as a server restart would),
+`atomically()` holds the server still while a test makes several changes, `fail_next(n, code)` answers the
+next n requests with an error, `stall_next(n, seconds)` delays them, `drop_next(n)` closes the connection
+without an answer, and `drop_watch_after(k)` cuts the next watch after k events without ending its body.
 
 Not emulated: pagination (`limit`/`continue`), server-side apply, admission and schema validation, RBAC.
 """
@@ -20,6 +21,7 @@ Not emulated: pagination (`limit`/`continue`), server-side apply, admission and 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import json
 import re
@@ -103,6 +105,7 @@ class FakeKubeAPI:
         self._faults: list[tuple[str, object]] = []
         self._drop_watch_after: list[int] = []
         self._closing = False
+        self._watch_epoch = 0
         self._sockets: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -165,6 +168,18 @@ class FakeKubeAPI:
         with self._lock:
             self._log.clear()
             self._compacted = self._rv
+
+    def end_watches(self) -> None:
+        """End every open watch cleanly, as an API server restart or a load balancer would."""
+        with self._lock:
+            self._watch_epoch += 1
+            self._lock.notify_all()
+
+    @contextlib.contextmanager
+    def atomically(self):
+        """Hold the server still: open watches see nothing of what happens inside until the block ends."""
+        with self._lock:
+            yield self
 
     def fail_next(self, count: int = 1, code: int = 500) -> None:
         with self._lock:
@@ -497,6 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
         rv_text = query.get("resourceVersion") or "0"
         with api._lock:
             start = int(rv_text)
+            epoch = api._watch_epoch
             drop_after = api._drop_watch_after.pop(0) if api._drop_watch_after else None
             if start and start < api._compacted:
                 error = ApiError(410, "Expired", f"too old resource version: {start} ({api._compacted})")
@@ -528,6 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self._chunk(json.dumps(event).encode() + b"\n")
                 sent += 1
+            pending = []
             if position is None:
                 break
             now = time.monotonic()
@@ -539,15 +556,14 @@ class _Handler(BaseHTTPRequestHandler):
             if now >= deadline:
                 break
             with api._lock:
-                if api._closing:
+                if api._closing or api._watch_epoch != epoch:
                     break
                 pending, position = self._events_after(resource, namespace, query, position)
                 if not pending:
                     wait = deadline - now
                     if bookmarks:
                         wait = min(wait, api.bookmark_interval)
-                    api._lock.wait(max(wait, 0.001))
-                    pending, position = self._events_after(resource, namespace, query, position)
+                    api._lock.wait(max(wait, 0.001))  # then round again: the checks and the scan come first
         self._chunk(b"")
 
     def _events_after(self, resource, namespace, query, position) -> tuple[list[dict], int]:
