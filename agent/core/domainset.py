@@ -8,6 +8,10 @@ average one comparison. The 61 remaining hash bits make a false match on a 1M-en
 lookups; the cost of that is a spurious alert, never a missed one. The hash is stable across processes, so
 the table itself can be what the collector ships to agents.
 
+The sorted tagged hashes are also the set's wire form (agent/core/feedwire.py): `to_bytes` / `from_bytes`
+carry them as little-endian uint64s, and `with_changes` applies a delta with numpy merges, never a Python
+loop per entry; the directory is rebuilt from them in milliseconds.
+
 A name matches when the whole name is an entry that covers its apex, or when one of its proper suffixes (at
 a label boundary) is an entry that covers subdomains. The matched entry is rebuilt from the matched suffix
 and the kind, so the names themselves need not be kept.
@@ -27,6 +31,8 @@ WILDCARD = 2  # a `*.name` entry: matches strict subdomains, reported as `*.name
 SUBDOMAINS = 4  # a plain entry of a `matchSubdomains: true` feed: matches strict subdomains too
 _KIND_BITS = 3
 _KIND_MASK = (1 << _KIND_BITS) - 1
+_IDENTITY = np.uint64(_KIND_BITS)  # shift from a tagged hash to the name's identity
+_KIND_MASK_U64 = np.uint64(_KIND_MASK)
 
 
 class DomainSet:
@@ -56,11 +62,63 @@ class DomainSet:
         return cls._from_tagged(hashes)
 
     @classmethod
+    def from_bytes(cls, data: bytes) -> DomainSet:
+        """Rebuild from `to_bytes()` output: tagged hashes as little-endian uint64s, one per name, sorted.
+
+        Raises ValueError when `data` is not such a sequence (a corrupt or foreign payload).
+        """
+        if len(data) % 8:
+            raise ValueError(f"a DomainSet is 8 bytes per entry, got {len(data)} bytes")
+        tagged = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+        names = tagged >> _IDENTITY
+        if len(tagged) > 1 and not bool((names[1:] > names[:-1]).all()):
+            raise ValueError("DomainSet entries must be sorted with one entry per name")
+        if len(tagged) and not bool((tagged & _KIND_MASK_U64).all()):
+            raise ValueError("DomainSet entry without a kind")
+        return cls._from_sorted(tagged)
+
+    def to_bytes(self) -> bytes:
+        """The tagged hashes as little-endian uint64s, sorted: the form that travels and `from_bytes` takes."""
+        return self.tagged().astype("<u8", copy=False).tobytes()
+
+    def tagged(self) -> np.ndarray:
+        """A read-only numpy view of the sorted tagged hashes (uint64), one per name; no copy."""
+        view = np.frombuffer(self._table, dtype=np.uint64) if self._entries else np.empty(0, dtype=np.uint64)
+        view.flags.writeable = False
+        return view
+
+    def with_changes(self, added: bytes, removed: bytes) -> DomainSet:
+        """A new set: this one without the tagged hashes `removed` and with `added` (both as `to_bytes` gives).
+
+        The delta must fit this set exactly: every removed hash present, no added name present after the
+        removal (a name whose kinds change is removed and added). Raises ValueError otherwise, which means
+        the delta was made against another set.
+        """
+        current = self.tagged()
+        gone, fresh = _hashes(removed), _hashes(added)
+        where = np.searchsorted(current, gone)
+        if not bool(_found(current, gone, where).all()):
+            raise ValueError("the delta removes entries this set does not hold: it was made against another set")
+        kept = np.delete(current, where)
+        kept_names, fresh_names = kept >> _IDENTITY, fresh >> _IDENTITY
+        slots = np.searchsorted(kept_names, fresh_names)
+        if bool(_found(kept_names, fresh_names, slots).any()) or _repeats(fresh_names):
+            raise ValueError("the delta adds names this set already holds: it was made against another set")
+        if len(fresh) and not bool((fresh & _KIND_MASK_U64).all()):
+            raise ValueError("the delta adds an entry without a kind")
+        return DomainSet._from_sorted(np.insert(kept, slots, fresh))
+
+    @classmethod
     def _from_tagged(cls, tagged: np.ndarray) -> DomainSet:
         tagged.sort()
         identity = tagged >> np.uint64(_KIND_BITS)
         if len(tagged) > 1 and bool((identity[1:] == identity[:-1]).any()):
             tagged = _merge_kinds(tagged, identity)
+        return cls._from_sorted(tagged)
+
+    @classmethod
+    def _from_sorted(cls, tagged: np.ndarray) -> DomainSet:
+        """From sorted tagged hashes with one entry per name: only the directory is computed."""
         count = len(tagged)
         bucket_bits = max(4, (max(count, 1) - 1).bit_length() - 1)  # about two entries per bucket
         shift = 64 - bucket_bits
@@ -135,3 +193,24 @@ def _merge_kinds(tagged: np.ndarray, identity: np.ndarray) -> np.ndarray:
     firsts = np.flatnonzero(np.concatenate(([True], identity[1:] != identity[:-1])))
     kinds = np.bitwise_or.reduceat(tagged & np.uint64(_KIND_MASK), firsts)
     return (identity[firsts] << np.uint64(_KIND_BITS)) | kinds
+
+
+def _hashes(data: bytes) -> np.ndarray:
+    """Little-endian uint64s as a sorted native array without repeats."""
+    if len(data) % 8:
+        raise ValueError(f"tagged hashes are 8 bytes each, got {len(data)} bytes")
+    values = np.sort(np.frombuffer(data, dtype="<u8").astype(np.uint64))
+    # Not np.unique: in numpy 2.4 it hashes, and takes 1.1 s on 1M uint64s where sorting takes 0.07 s.
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _found(table: np.ndarray, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Whether each value sits at its `searchsorted` position in sorted `table`."""
+    found = np.zeros(len(values), dtype=bool)
+    inside = positions < len(table)
+    found[inside] = table[positions[inside]] == values[inside]
+    return found
+
+
+def _repeats(sorted_values: np.ndarray) -> bool:
+    return len(sorted_values) > 1 and bool((sorted_values[1:] == sorted_values[:-1]).any())
