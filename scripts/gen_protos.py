@@ -90,7 +90,7 @@ def generate(out_root: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO, help="directory to write dnswatch_pb/ into (default: the repo)")
+    parser.add_argument("--out", type=Path, default=REPO, help="where to write dnswatch_pb/ (default: the repo)")
     args = parser.parse_args(argv)
     for path in generate(args.out):
         print(path.relative_to(args.out), file=sys.stderr)

@@ -74,9 +74,8 @@ def documented_elements(tmp_path: Path) -> list[tuple[str, bool]]:
     out = tmp_path / "set.pb"
     protos = sorted(p.relative_to(REPO / "proto").as_posix() for p in (REPO / "proto").rglob("*.proto"))
     well_known = str(Path(protoc.__file__).parent / "_proto")
-    assert protoc.main(
-        ["protoc", f"-I{REPO / 'proto'}", f"-I{well_known}", "--include_source_info", f"--descriptor_set_out={out}", *protos]
-    ) == 0
+    args = [f"-I{REPO / 'proto'}", f"-I{well_known}", "--include_source_info", f"--descriptor_set_out={out}"]
+    assert protoc.main(["protoc", *args, *protos]) == 0
     files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     found = []
     for file in files.file:

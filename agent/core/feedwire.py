@@ -18,15 +18,18 @@ What travels is the compiled form, so an agent never parses a feed:
 - an IPSet is small in practice, so it travels as its canonical entries, sorted, one per line (LINES), and
   a delta as the lines added and removed.
 
-Every snapshot and delta carries the entry count and an xxh3-64 digest of the resulting set, so an agent
-that applied a delta to another set than the collector assumed finds out and asks for a snapshot.
+A snapshot larger than 1 MiB travels in parts (`snapshot_parts`, `join_snapshot_parts`), so no message nears
+gRPC's default 4 MiB limit; a delta travels whole, and the collector sends a snapshot instead when the delta
+is not much smaller (`delta_worth_sending`). Every snapshot and delta carries the entry count and an xxh3-64
+digest of the resulting set, so an agent that applied a delta to another set than the collector assumed
+finds out and asks for a snapshot.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from xxhash import xxh3_64_intdigest
@@ -39,6 +42,7 @@ GAPS_ZLIB = "GAPS_ZLIB"  # DomainNameSet payloads: distribution.proto SET_ENCODI
 LINES = "LINES"  # IPSet payloads: distribution.proto SET_ENCODING_LINES
 ENCODINGS = {DOMAIN_NAME_SET: GAPS_ZLIB, IP_SET: LINES}
 
+SNAPSHOT_PART_BYTES = 1024 * 1024  # well under gRPC's default 4 MiB message limit
 MAX_ENTRIES = 64 * 1024 * 1024  # refuse a payload inflating to more (a zlib bomb, or a corrupt stream)
 _ZLIB_LEVEL = 1  # see the module docstring: level 6 gains 1 % for 35 % more time
 
@@ -67,6 +71,8 @@ class FeedSnapshot:
     """xxh3-64 of the decoded set (`set_digest`)."""
     encoding: str
     """GAPS_ZLIB or LINES, as `ENCODINGS[content]`."""
+    more: bool = False
+    """A part of a snapshot split by `snapshot_parts`, with more parts to follow (`join_snapshot_parts`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +128,9 @@ def delta(old: DomainSet, new: DomainSet) -> tuple[bytes, bytes]:
     return added.astype("<u8", copy=False).tobytes(), old.tagged()[removed_positions].astype("<u8").tobytes()
 
 
-def domain_delta(name: str, from_version: int, to_version: int, sha256: str, old: DomainSet, new: DomainSet) -> FeedDelta:
+def domain_delta(
+    name: str, from_version: int, to_version: int, sha256: str, old: DomainSet, new: DomainSet
+) -> FeedDelta:
     """The delta from `old` (at `from_version`) to `new`, removals sent as positions in `old`."""
     added, removed_positions = _difference(old.tagged(), new.tagged())
     return FeedDelta(
@@ -220,13 +228,39 @@ def apply_ip_delta(held: frozenset[str], change: FeedDelta) -> frozenset[str]:
     _expect(change.content, change.encoding, IP_SET)
     removed = _entries(change.name, change.removed)
     if not removed <= held:
-        raise WireError(f"feed {change.name!r} delta {change.from_version}→{change.to_version} removes entries not held")
+        raise WireError(
+            f"feed {change.name!r} delta {change.from_version}→{change.to_version} removes entries not held"
+        )
     result = (held - removed) | _entries(change.name, change.added)
     _check_ips(change.name, change.to_version, result, change.entries, change.digest)
     return result
 
 
 # ------------------------------------------------------------------------------------------------- shared
+
+
+def snapshot_parts(snapshot: FeedSnapshot, part_bytes: int = SNAPSHOT_PART_BYTES) -> list[FeedSnapshot]:
+    """`snapshot` as messages whose payloads hold at most `part_bytes` each, all but the last with `more` set."""
+    payload = snapshot.payload
+    pieces = [payload[start : start + part_bytes] for start in range(0, len(payload), part_bytes)] or [b""]
+    return [
+        replace(snapshot, payload=piece, more=index < len(pieces) - 1) for index, piece in enumerate(pieces)
+    ]
+
+
+def join_snapshot_parts(parts: Sequence[FeedSnapshot]) -> FeedSnapshot:
+    """The snapshot that `snapshot_parts` split, from its parts in order. Raises WireError on a broken series."""
+    if not parts or parts[-1].more or any(part.more is False for part in parts[:-1]):
+        raise WireError("a snapshot's parts must end with exactly one part without `more`")
+    first = replace(parts[0], payload=b"", more=False)
+    if any(replace(part, payload=b"", more=False) != first for part in parts[1:]):
+        raise WireError(f"feed {first.name!r}: the parts of a snapshot disagree on its name, version or digest")
+    return replace(first, payload=b"".join(part.payload for part in parts))
+
+
+def delta_worth_sending(change: FeedDelta, snapshot: FeedSnapshot) -> bool:
+    """Whether `change` is much smaller than the snapshot of the same version (else send the snapshot)."""
+    return len(change.added) + len(change.removed) < len(snapshot.payload) // 2
 
 
 def set_digest(domains: DomainSet) -> int:

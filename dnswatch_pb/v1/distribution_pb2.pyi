@@ -33,7 +33,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., have: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class FeedSnapshot(_message.Message):
-    __slots__ = ("name", "content", "version", "sha256", "encoding", "payload", "entries", "digest")
+    __slots__ = ("name", "content", "version", "sha256", "encoding", "payload", "entries", "digest", "more")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class FeedSnapshot(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     name: str
     content: _feeds_pb2.FeedContent
     version: int
@@ -50,7 +51,8 @@ class FeedSnapshot(_message.Message):
     payload: bytes
     entries: int
     digest: int
-    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., payload: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...
+    more: bool
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., payload: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class FeedDelta(_message.Message):
     __slots__ = ("name", "content", "from_version", "to_version", "sha256", "encoding", "added", "removed", "entries", "digest")

@@ -248,6 +248,39 @@ def test_a_million_entry_snapshot_fits_the_spec_budget(million, million_snapshot
     assert feedwire.domains_from_snapshot(snapshot).to_bytes() == million.to_bytes()
 
 
+def test_a_large_snapshot_travels_in_parts_under_the_grpc_message_limit(million, million_snapshot):
+    parts = feedwire.snapshot_parts(million_snapshot)
+    assert len(parts) == -(-len(million_snapshot.payload) // feedwire.SNAPSHOT_PART_BYTES) > 1
+    assert all(len(part.payload) <= 1024 * 1024 for part in parts)
+    assert [part.more for part in parts] == [True] * (len(parts) - 1) + [False]
+    joined = feedwire.join_snapshot_parts(parts)
+    assert joined == million_snapshot
+    assert feedwire.domains_from_snapshot(joined).to_bytes() == million.to_bytes()
+
+
+def test_broken_part_series_are_refused():
+    snapshot = feedwire.domain_snapshot("c2", 1, "", DomainSet.from_names(feed_names(3000, seed=15)))
+    parts = feedwire.snapshot_parts(snapshot, part_bytes=1000)
+    assert len(parts) > 3
+    assert feedwire.join_snapshot_parts(parts) == snapshot
+    assert feedwire.snapshot_parts(feedwire.ip_snapshot("ips", 1, "", [])) == [feedwire.ip_snapshot("ips", 1, "", [])]
+    for broken in (parts[:-1], parts[1:] + parts[:1], [parts[0], replace(parts[1], version=2), *parts[2:]], []):
+        with pytest.raises(WireError):
+            feedwire.join_snapshot_parts(broken)
+
+
+def test_a_delta_is_worth_sending_only_when_much_smaller_than_a_snapshot():
+    names = feed_names(2000, seed=16)
+    old = DomainSet.from_names(names[:500])
+    small, large = DomainSet.from_names(names[:520]), DomainSet.from_names(names)  # 20 or 1500 names added
+    assert feedwire.delta_worth_sending(
+        feedwire.domain_delta("f", 1, 2, "", old, small), feedwire.domain_snapshot("f", 2, "", small)
+    )
+    assert not feedwire.delta_worth_sending(
+        feedwire.domain_delta("f", 1, 2, "", old, large), feedwire.domain_snapshot("f", 2, "", large)
+    )
+
+
 def test_a_one_percent_delta_costs_under_one_percent_of_the_snapshot(million, million_snapshot):
     snapshot = million_snapshot
     table = million.tagged()
