@@ -1,0 +1,489 @@
+"""Pulling GlobalThreatFeeds over HTTP(S) (SPEC §4 "Pulling"): the I/O around `collector.core.pulling`.
+
+One `httpx.AsyncClient` for every feed (the collector runs asyncio, with grpc.aio beside it). A pull resolves
+the headers, GETs the URL (conditional when a good set is held, redirects followed by hand so header values
+never follow a redirect to another origin), streams the body up to a size limit, retries what the policy says
+may pass, and hands the body to `judge_body`. The result says what happened; the caller keeps the sets.
+
+    async with FeedPuller(settings, resolve=kube_lookup, on_result=store_and_push) as puller:
+        puller.set_feed(spec, state_from_the_store)
+        await puller.run()            # each feed on its period, with jitter, until cancelled
+        ...
+        result = await puller.sync_now("c2")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import httpx
+
+from agent.core.feedlines import ParsedFeed
+from agent.core.feedspec import FeedSpec, HeaderSpec
+from collector.core.pulling import (
+    CONNECTION,
+    DISABLED,
+    FAILED,
+    HTTP_STATUS,
+    NOT_MODIFIED,
+    PROTOCOL,
+    REFUSED,
+    TIMEOUT,
+    TOO_LARGE,
+    UNCHANGED,
+    UPDATED,
+    HeaderRef,
+    PullFailure,
+    RetryPolicy,
+    SchedulePolicy,
+    Secret,
+    SuspectPolicy,
+    Validators,
+    header_value_problem,
+    judge_body,
+)
+from collector.core.status import HEADER_RESOLUTION, PULL_FAILED, FeedStatus, after_failure, after_not_modified
+
+__all__ = ["FeedPuller", "FeedState", "PullResult", "PullerSettings", "Resolver"]
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[HeaderRef], "str | None | Awaitable[str | None]"]
+"""Reads a header value from a ConfigMap or Secret key: the value, or None when the object or key is missing.
+May be a coroutine function; an exception it raises becomes a HeaderResolution condition."""
+
+
+@dataclass(frozen=True)
+class PullerSettings:
+    """How feeds are pulled; built once from flags by the collector's command."""
+
+    connect_timeout: float = 10.0
+    """Seconds to open a connection (TCP and TLS)."""
+    read_timeout: float = 30.0
+    """Seconds to wait for any one read of the answer."""
+    pull_timeout: float = 300.0
+    """Seconds one request may take in all, so a server that trickles bytes cannot hold a pull for ever."""
+    max_body_bytes: int = 128 * 1024 * 1024
+    """A body past this (after Content-Encoding, and again after a gzip body is unpacked) is refused."""
+    max_redirects: int = 5
+    """Redirects followed per request."""
+    user_agent: str = "dnswatch-collector"
+    retry: RetryPolicy = RetryPolicy()
+    """Retries within one pull."""
+    schedule: SchedulePolicy = SchedulePolicy()
+    """When each feed is pulled next."""
+    suspect: SuspectPolicy = SuspectPolicy()
+    """Which bodies are refused."""
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the puller remembers of a feed between pulls; the caller persists it with the last good set."""
+
+    status: FeedStatus = FeedStatus()
+    """The feed's status, describing the set in force."""
+    validators: Validators = Validators()
+    """ETag / Last-Modified of the set in force, for the next conditional GET."""
+    failures_in_a_row: int = 0
+    """Failed or refused pulls since the last good one; brings the next pull forward."""
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What one pull did. Only UPDATED carries a set: the caller installs it; otherwise the set in force stays."""
+
+    feed: str
+    """The feed's name."""
+    outcome: str
+    """UPDATED, UNCHANGED, NOT_MODIFIED, REFUSED, FAILED or DISABLED (`collector.core.pulling`)."""
+    state: FeedState
+    """The feed's state after the pull (its status included)."""
+    parsed: ParsedFeed | None = None
+    """The new set, for UPDATED only."""
+    message: str = ""
+    """Why, for REFUSED and FAILED: the error condition's message, never a header value."""
+    attempts: int = 0
+    """HTTP requests made (retries included); 0 when none was."""
+
+    @property
+    def status(self) -> FeedStatus:
+        return self.state.status
+
+
+class _Failed(Exception):
+    def __init__(self, failure: PullFailure) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+@dataclass
+class _Fetched:
+    status_code: int
+    body: bytes = b""
+    content_type: str | None = None
+    validators: Validators = field(default_factory=Validators)
+
+
+class FeedPuller:
+    """Pulls each feed on its period and on demand. Use as `async with`: it owns its httpx client."""
+
+    def __init__(
+        self,
+        settings: PullerSettings = PullerSettings(),
+        *,
+        resolve: Resolver | None = None,
+        on_result: Callable[[PullResult], Awaitable[None] | None] | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        verify: bool | str = True,
+    ) -> None:
+        """`resolve` reads valueFrom headers; `on_result` hears of every pull (scheduled or not); `rng`,
+        `sleep` (retry backoff only) and `clock` are there so tests can replay delays and times."""
+        self.settings = settings
+        self._resolve = resolve
+        self._on_result = on_result
+        self._rng = rng if rng is not None else random.Random()
+        self._sleep = sleep
+        self._clock = clock
+        self._verify = verify
+        self._client: httpx.AsyncClient | None = None
+        self._specs: dict[str, FeedSpec] = {}
+        self._states: dict[str, FeedState] = {}
+        self._fresh: set[str] = set()  # feeds whose URL, format or content changed since their set was pulled
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._pull_soon: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
+
+    async def __aenter__(self) -> FeedPuller:
+        s = self.settings
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            follow_redirects=False,  # followed by hand: see _request
+            headers={"User-Agent": s.user_agent},
+            verify=self._verify,
+            trust_env=False,  # no proxies or netrc credentials picked up from the environment by surprise
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop_tasks()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # ------------------------------------------------------------------------------------------ the feeds
+
+    def set_feed(self, spec: FeedSpec, state: FeedState | None = None) -> None:
+        """Add a feed or apply a new spec; `state` restores what the store kept (status, validators).
+
+        A changed URL, format, content or header list drops the validators and pulls soon, without the
+        shrink and empty checks against a set that came from elsewhere; a changed period reschedules.
+        """
+        name = spec.name
+        old = self._specs.get(name)
+        self._specs[name] = spec
+        if state is not None:
+            self._states[name] = state
+        current = self._states.setdefault(name, FeedState())
+        if old is not None and _pull_identity(old) != _pull_identity(spec):
+            self._states[name] = replace(current, validators=Validators())
+            self._fresh.add(name)
+            self._pull_soon.add(name)
+        elif old is not None and not old.enabled and spec.enabled:
+            self._pull_soon.add(name)
+        self._locks.setdefault(name, asyncio.Lock())
+        self._wake.setdefault(name, asyncio.Event()).set()
+        if self._running:
+            self._ensure_task(name)
+
+    def remove_feed(self, name: str) -> None:
+        """Forget a feed and stop its schedule (the caller drops its set)."""
+        self._specs.pop(name, None)
+        self._states.pop(name, None)
+        self._fresh.discard(name)
+        self._pull_soon.discard(name)
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    def feeds(self) -> list[str]:
+        return sorted(self._specs)
+
+    def state(self, name: str) -> FeedState:
+        """The feed's state; KeyError for an unknown feed."""
+        return self._states[name]
+
+    # ------------------------------------------------------------------------------------------ pulling
+
+    async def sync_now(self, name: str) -> PullResult:
+        """Pull `name` now (SPEC §4 "sync now"), then count its period from now; KeyError for an unknown feed."""
+        result = await self.pull(name)
+        if name in self._wake:
+            self._wake[name].set()  # its schedule starts again from this pull
+        return result
+
+    async def pull(self, name: str) -> PullResult:
+        """One pull of `name`, with retries; updates the feed's state and tells `on_result`."""
+        if name not in self._specs:
+            raise KeyError(name)
+        async with self._locks[name]:
+            spec = self._specs[name]
+            state = self._states[name]
+            result = await self._pull(spec, state)
+            if self._specs.get(name) is spec:  # not removed or replaced while the request ran
+                self._states[name] = result.state
+                if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
+                    self._fresh.discard(name)
+        _log_result(result)
+        if self._on_result is not None:
+            returned = self._on_result(result)
+            if inspect.isawaitable(returned):
+                await returned
+        return result
+
+    async def _pull(self, spec: FeedSpec, state: FeedState) -> PullResult:
+        if not spec.enabled:
+            return PullResult(spec.name, DISABLED, state)
+        headers, secrets, problem = await self._resolve_headers(spec.headers)
+        if problem is not None:
+            return self._failed(spec.name, state, HEADER_RESOLUTION, problem, attempts=0)
+        if state.status.version > 0:  # a 304 is only of use when there is a set to keep
+            headers.update((k, v.encode("latin-1")) for k, v in state.validators.request_headers().items())
+        fetched, attempts = await self._fetch_with_retries(spec.url, headers, secrets)
+        if isinstance(fetched, PullFailure):
+            tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+            return self._failed(spec.name, state, PULL_FAILED, f"GET {spec.url}: {fetched.detail}{tries}", attempts)
+        if fetched.status_code == 304:
+            status = after_not_modified(state.status, self._clock())
+            validators = _merge(state.validators, fetched.validators)
+            return PullResult(spec.name, NOT_MODIFIED, FeedState(status, validators), attempts=attempts)
+        verdict = await asyncio.to_thread(  # parsing a million lines must not stall the event loop
+            judge_body,
+            state.status,
+            fetched.body,
+            fetched.content_type,
+            content=spec.content,
+            fmt=spec.format,
+            now=self._clock(),
+            compare_with_set_in_force=spec.name not in self._fresh,
+            max_bytes=self.settings.max_body_bytes,
+            policy=self.settings.suspect,
+        )
+        if verdict.outcome in (UPDATED, UNCHANGED):
+            # Validators only ever describe an accepted body: keeping a refused one's ETag would turn the next
+            # pull into a 304 that "succeeds" with the old set and clears the SuspectBody condition.
+            new_state = FeedState(verdict.status, fetched.validators, 0)
+        else:
+            new_state = FeedState(verdict.status, state.validators, state.failures_in_a_row + 1)
+        return PullResult(spec.name, verdict.outcome, new_state, verdict.parsed, verdict.message, attempts)
+
+    def _failed(self, name: str, state: FeedState, kind: str, message: str, attempts: int) -> PullResult:
+        status = after_failure(state.status, kind, message)
+        new_state = FeedState(status, state.validators, state.failures_in_a_row + 1)
+        return PullResult(name, FAILED, new_state, message=message, attempts=attempts)
+
+    async def _resolve_headers(
+        self, specs: tuple[HeaderSpec, ...]
+    ) -> tuple[dict[str, bytes], list[Secret], str | None]:
+        values: list[tuple[str, Secret]] = []
+        for header in specs:
+            if header.value is not None:
+                values.append((header.name, Secret(header.value)))
+                continue
+            ref = (
+                HeaderRef("ConfigMap", header.config_map_ref.name, header.config_map_ref.key)
+                if header.config_map_ref is not None
+                else HeaderRef("Secret", header.secret_ref.name, header.secret_ref.key)  # type: ignore[union-attr]
+            )
+            try:
+                if self._resolve is None:
+                    raise LookupError("no ConfigMap/Secret lookup is configured (file mode)")
+                value = self._resolve(ref)
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as error:  # noqa: BLE001 - any lookup failure becomes a condition, not a crash
+                if header.optional:
+                    continue
+                return {}, [], f"header {header.name}: cannot read {ref}: {_describe(error)}"
+            if value is None:
+                if header.optional:
+                    continue
+                return {}, [], f"header {header.name}: {ref} does not exist (and the header is not optional)"
+            value = value.strip()
+            problem = header_value_problem(value)
+            if problem is not None:
+                return {}, [], f"header {header.name}: the value from {ref} {problem}"
+            values.append((header.name, Secret(value)))
+        # Bytes, not str: httpx quotes a str value it cannot encode in its exception message.
+        headers = {name: secret.reveal().encode("latin-1") for name, secret in values}
+        return headers, [secret for _, secret in values], None
+
+    async def _fetch_with_retries(
+        self, url: str, headers: dict[str, bytes], secrets: list[Secret]
+    ) -> tuple[_Fetched | PullFailure, int]:
+        policy = self.settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(self.settings.pull_timeout):
+                    return await self._request(url, headers), attempt
+            except _Failed as failed:
+                failure = failed.failure
+            except TimeoutError:
+                failure = PullFailure(TIMEOUT, f"no complete answer within {self.settings.pull_timeout:g} s")
+            except httpx.HTTPError as error:
+                failure = _classify(error, self.settings)
+            failure = replace(failure, detail=_redact(failure.detail, secrets))
+            if not policy.should_retry(failure, attempt):
+                return failure, attempt
+            delay = policy.delay(attempt, self._rng)
+            log.debug("GET %s: %s; retry %d in %.2f s", url, failure.detail, attempt, delay)
+            await self._sleep(delay)
+
+    async def _request(self, url: str, headers: dict[str, bytes]) -> _Fetched:
+        assert self._client is not None, "use FeedPuller as `async with`"
+        origin = httpx.URL(url)
+        current = origin
+        for _ in range(self.settings.max_redirects + 1):
+            same_origin = (current.scheme, current.host, current.port) == (origin.scheme, origin.host, origin.port)
+            # The feed's headers (API keys) go to the feed's origin only, never to where a redirect points.
+            request = self._client.build_request("GET", current, headers=headers if same_origin else None)
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.is_redirect and response.next_request is not None:
+                    current = response.next_request.url
+                    continue
+                return await self._read(response)
+            finally:
+                await response.aclose()
+        raise _Failed(PullFailure(PROTOCOL, f"more than {self.settings.max_redirects} redirects"))
+
+    async def _read(self, response: httpx.Response) -> _Fetched:
+        validators = Validators(response.headers.get("etag"), response.headers.get("last-modified"))
+        if response.status_code == 304:
+            return _Fetched(304, validators=validators)
+        if not 200 <= response.status_code <= 299:
+            reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+            raise _Failed(PullFailure(HTTP_STATUS, f"HTTP {response.status_code}{reason}", response.status_code))
+        limit = self.settings.max_body_bytes
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _Failed(PullFailure(TOO_LARGE, f"the body is {declared} bytes, over the limit of {limit}"))
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_bytes():  # decoded: the limit also stops a Content-Encoding bomb
+            total += len(chunk)
+            if total > limit:
+                raise _Failed(PullFailure(TOO_LARGE, f"the body is over the limit of {limit} bytes"))
+            chunks.append(chunk)
+        return _Fetched(response.status_code, b"".join(chunks), response.headers.get("content-type"), validators)
+
+    # ------------------------------------------------------------------------------------------ the schedule
+
+    async def run(self) -> None:
+        """Pull every enabled feed on its period, with jitter, until cancelled; feeds set meanwhile join in."""
+        self._running = True
+        try:
+            for name in list(self._specs):
+                self._ensure_task(name)
+            await asyncio.Event().wait()  # the work happens in the feeds' tasks
+        finally:
+            self._running = False
+            await self._stop_tasks()
+
+    def _ensure_task(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is None or task.done():
+            self._tasks[name] = asyncio.create_task(self._feed_loop(name), name=f"pull {name}")
+
+    async def _feed_loop(self, name: str) -> None:
+        schedule = self.settings.schedule
+        spec, state = self._specs[name], self._states[name]
+        delay = schedule.first_pull_delay(spec.period_seconds, state.status.last_successful_sync, self._clock(),
+                                          self._rng)  # fmt: skip
+        while name in self._specs and self._specs[name].enabled:
+            wake = self._wake[name]
+            wake.clear()
+            if name in self._pull_soon:
+                delay = 0.0
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+            except TimeoutError:
+                self._pull_soon.discard(name)
+                try:
+                    await self.pull(name)
+                except KeyError:
+                    return  # removed meanwhile
+                except Exception:  # noqa: BLE001 - one feed's bad luck (or on_result's) must not end the schedule
+                    log.exception("feed %s: the pull failed unexpectedly", name)
+            if name not in self._specs:
+                return
+            # After a pull, a sync now, or a new period: count the next wait from now.
+            failures = self._states[name].failures_in_a_row
+            delay = schedule.next_pull_delay(self._specs[name].period_seconds, self._rng, failures)
+
+    async def _stop_tasks(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _pull_identity(spec: FeedSpec) -> tuple:
+    return (spec.url, spec.content, spec.format, spec.headers)
+
+
+def _merge(old: Validators, new: Validators) -> Validators:
+    return Validators(new.etag or old.etag, new.last_modified or old.last_modified)
+
+
+def _classify(error: httpx.HTTPError, settings: PullerSettings) -> PullFailure:
+    if isinstance(error, httpx.ConnectTimeout):
+        return PullFailure(TIMEOUT, f"could not connect within {settings.connect_timeout:g} s")
+    if isinstance(error, httpx.TimeoutException):
+        return PullFailure(TIMEOUT, f"no data within the read timeout of {settings.read_timeout:g} s")
+    if isinstance(error, (httpx.NetworkError, httpx.RemoteProtocolError)):
+        # RemoteProtocolError is what a connection closed or reset before a whole answer looks like.
+        return PullFailure(CONNECTION, f"connection failed: {_describe(error)}")
+    if isinstance(error, httpx.DecodingError):
+        return PullFailure(PROTOCOL, f"the body cannot be decoded: {_describe(error)}")
+    return PullFailure(PROTOCOL, _describe(error))
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _redact(text: str, secrets: list[Secret]) -> str:
+    # Defence in depth: no message built from a library's exception may carry a header value.
+    for secret in secrets:
+        value = secret.reveal()
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def _log_result(result: PullResult) -> None:
+    status = result.status
+    if result.outcome in (FAILED, REFUSED):
+        log.warning("feed %s: %s: %s", result.feed, result.outcome, result.message)
+    elif result.outcome == UPDATED:
+        log.info("feed %s: %d entries (%d lines rejected), version %d", result.feed, status.entries,
+                 status.rejected_lines, status.version)  # fmt: skip
+    elif result.outcome in (UNCHANGED, NOT_MODIFIED):
+        log.info("feed %s: %s, %d entries, version %d", result.feed, result.outcome, status.entries, status.version)

@@ -1,0 +1,606 @@
+"""The feed puller (collector.shell.puller) against a real HTTP server on 127.0.0.1 (tests/feedserver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agent.core.feedformats import CsvFormat, JsonFormat
+from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from agent.core.feedspec import FeedSpec, HeaderSpec, KeyRef
+from collector.core.pulling import (
+    DISABLED,
+    FAILED,
+    NOT_MODIFIED,
+    REFUSED,
+    UNCHANGED,
+    UPDATED,
+    HeaderRef,
+    RetryPolicy,
+    SchedulePolicy,
+    Secret,
+    Validators,
+)
+from collector.core.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
+from collector.core.status import FeedStatus
+from collector.shell.puller import FeedPuller, FeedState, PullerSettings, PullResult
+from tests import feedserver
+from tests.feedserver import FeedServer
+
+API_KEY = "s3cr3t-api-key-9f8e7d"
+SETTINGS = PullerSettings(
+    connect_timeout=1.0,
+    read_timeout=0.25,
+    pull_timeout=5.0,
+    max_body_bytes=64 * 1024,
+    retry=RetryPolicy(attempts=3, base_seconds=0.5, cap_seconds=2.0),
+)
+
+
+@pytest.fixture
+def server():
+    with FeedServer() as running:
+        yield running
+
+
+class Sleeps:
+    """The puller's backoff sleep: records each delay and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 27, 22, 0, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def spec(url: str, name: str = "c2", **fields) -> FeedSpec:
+    fields.setdefault("content", DOMAIN_NAME_SET)
+    return FeedSpec(name=name, url=url, **fields)
+
+
+def lines(count: int, start: int = 0) -> bytes:
+    return b"".join(b"d%d.example\n" % n for n in range(start, start + count))
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=20))
+
+
+async def pulls(feed: FeedSpec, times: int = 1, *, state: FeedState | None = None, **options) -> list[PullResult]:
+    """`times` sync-nows of one feed through one puller."""
+    options.setdefault("sleep", Sleeps())
+    async with FeedPuller(options.pop("settings", SETTINGS), **options) as puller:
+        puller.set_feed(feed, state)
+        return [await puller.sync_now(feed.name) for _ in range(times)]
+
+
+def pull(feed: FeedSpec, **options) -> PullResult:
+    return run(pulls(feed, **options))[0]
+
+
+def held(count: int) -> FeedState:
+    """The state of a feed whose set in force has `count` entries (d0 … d{count-1}), from a real pull."""
+    with FeedServer() as other:
+        other.serve("/seed", lines(count))
+        result = pull(spec(other.url("/seed")))
+    assert result.outcome == UPDATED
+    return FeedState(result.status)  # no validators: they belong to the other server
+
+
+# ---------------------------------------------------------------------------------------------- plain pulls
+
+
+def test_a_pull_parses_the_body_into_a_new_set(server):
+    server.serve("/c2.txt", b"# a comment\nevil.example\n||ads.example^\n0.0.0.0 tracker.example\nnot a name!\n")
+    clock = Clock()
+    result = pull(spec(server.url("/c2.txt")), clock=clock)
+    assert result.outcome == UPDATED and result.attempts == 1
+    assert result.parsed.entries == ("evil.example", "ads.example", "tracker.example")
+    status = result.status
+    assert (status.entries, status.rejected_lines, status.version) == (3, 1, 1)
+    assert status.last_successful_sync == "2026-11-27T22:00:00Z"
+    assert [c.type for c in status.error_conditions] == ["RejectedLines"]
+    assert result.state.validators.etag and result.state.validators.last_modified
+
+
+def test_json_and_csv_formats(server):
+    server.serve("/f.json", b'{"data": [{"ip": "198.51.100.7"}, {"ip": "2001:db8::/32"}, {"ip": "x"}]}',
+                 content_type="application/json")  # fmt: skip
+    server.serve("/f.csv", b"domain,score\nevil.example,9\nbad.example,7\n")
+    ips = pull(spec(server.url("/f.json"), content=IP_SET, format=JsonFormat("$.data[*].ip")))
+    assert ips.outcome == UPDATED and ips.status.entries == 2 and ips.status.rejected_lines == 1
+    csv = pull(spec(server.url("/f.csv"), format=CsvFormat(field_name="domain", header=True)))
+    assert csv.parsed.entries == ("evil.example", "bad.example")
+
+
+def test_conditional_get_gives_304_which_keeps_the_set_and_counts_as_a_sync(server):
+    server.serve("/c2.txt", lines(5))
+    clock = Clock()
+
+    async def scenario():
+        async with FeedPuller(SETTINGS, clock=clock) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")))
+            first = await puller.sync_now("c2")
+            clock.now += timedelta(hours=1)
+            second = await puller.sync_now("c2")
+            return first, second
+
+    first, second = run(scenario())
+    assert second.outcome == NOT_MODIFIED and second.parsed is None
+    assert second.status.last_successful_sync == "2026-11-27T23:00:00Z"
+    assert (second.status.version, second.status.sha256) == (first.status.version, first.status.sha256)
+    asked = server.requests[1].headers
+    assert asked["if-none-match"] == first.state.validators.etag
+    assert asked["if-modified-since"] == first.state.validators.last_modified
+
+
+def test_last_modified_alone_gives_304_too(server):
+    server.serve("/c2.txt", lines(5))
+    first = pull(spec(server.url("/c2.txt")))
+    restored = FeedState(first.status, Validators(last_modified=first.state.validators.last_modified))
+    again = pull(spec(server.url("/c2.txt")), state=restored)
+    assert again.outcome == NOT_MODIFIED
+    assert "if-none-match" not in server.requests[-1].headers
+
+
+def test_no_conditional_get_without_a_set_to_keep(server):
+    server.serve("/c2.txt", lines(5))
+    first = pull(spec(server.url("/c2.txt")))
+    without_set = FeedState(FeedStatus(), first.state.validators)  # validators restored, but no set
+    assert pull(spec(server.url("/c2.txt")), state=without_set).outcome == UPDATED
+    assert "if-none-match" not in server.requests[-1].headers
+
+
+def test_a_changed_body_is_a_new_version_and_a_reordered_one_is_not(server):
+    server.serve("/c2.txt", b"a.example\nb.example\n", validators=False)
+
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")))
+            results = [await puller.sync_now("c2")]
+            server.serve("/c2.txt", b"b.example\na.example\n", validators=False)
+            results.append(await puller.sync_now("c2"))
+            server.serve("/c2.txt", b"b.example\nc.example\n", validators=False)
+            results.append(await puller.sync_now("c2"))
+            return results
+
+    results = run(scenario())
+    assert [r.outcome for r in results] == [UPDATED, UNCHANGED, UPDATED]
+    assert [r.status.version for r in results] == [1, 1, 2]
+    assert results[2].parsed.entries == ("b.example", "c.example")
+
+
+@pytest.mark.parametrize("mode", [feedserver.GZIP_ENCODING, feedserver.GZIP_BODY])
+def test_gzip_bodies(server, mode):
+    server.serve("/c2.txt", lines(50))
+    server.fault("/c2.txt", mode)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == UPDATED and result.status.entries == 50
+
+
+def test_a_slow_answer_within_the_timeouts_is_fine(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.SLOW, delay=0.1)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == UPDATED and result.attempts == 1
+
+
+def test_redirects_are_followed_but_headers_stay_with_the_feeds_origin(server):
+    headers = (HeaderSpec("X-Api-Key", value=API_KEY),)
+    with FeedServer() as elsewhere:
+        elsewhere.serve("/moved.txt", lines(2))
+        server.serve("/same.txt", lines(3))
+        server.fault("/c2.txt", feedserver.REDIRECT, times=1, location="/same.txt")
+        assert pull(spec(server.url("/c2.txt"), headers=headers)).status.entries == 3
+        assert server.requests[-1].headers["x-api-key"] == API_KEY
+        server.fault("/c2.txt", feedserver.REDIRECT, times=1, location=elsewhere.url("/moved.txt"))
+        assert pull(spec(server.url("/c2.txt"), headers=headers)).status.entries == 2
+        assert server.requests[-1].headers["x-api-key"] == API_KEY
+        assert "x-api-key" not in elsewhere.requests[-1].headers
+
+
+def test_a_redirect_loop_fails(server):
+    server.fault("/loop", feedserver.REDIRECT, location="/loop")
+    result = pull(spec(server.url("/loop")))
+    assert result.outcome == FAILED and "redirects" in result.message
+    assert server.count("/loop") == SETTINGS.max_redirects + 1
+
+
+# ---------------------------------------------------------------------------------------------- retries
+
+
+def test_500_is_retried_with_the_injected_random_backoff(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.ERROR, times=2)
+    sleeps = Sleeps()
+    result = pull(spec(server.url("/c2.txt")), rng=random.Random(42), sleep=sleeps)
+    assert result.outcome == UPDATED and result.attempts == 3
+    assert server.count("/c2.txt") == 3
+    expected_rng = random.Random(42)
+    assert sleeps.delays == [SETTINGS.retry.delay(1, expected_rng), SETTINGS.retry.delay(2, expected_rng)]
+    assert 0 <= sleeps.delays[0] <= 0.5 and 0 <= sleeps.delays[1] <= 1.0
+
+
+def test_500_every_time_fails_after_the_last_attempt_keeping_the_set(server):
+    state = held(5)
+    server.fault("/c2.txt", feedserver.ERROR, status=503)
+    result = pull(spec(server.url("/c2.txt")), state=state)
+    assert result.outcome == FAILED and server.count("/c2.txt") == 3
+    assert result.message == f"GET {server.url('/c2.txt')}: HTTP 503 Service Unavailable (after 3 attempts)"
+    assert result.status.error_conditions[-1] == (PULL_FAILED, result.message)
+    assert (result.status.entries, result.status.sha256) == (5, state.status.sha256)
+    assert result.state.failures_in_a_row == 1
+
+
+def test_a_timeout_is_retried(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.TIMEOUT, times=1)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == UPDATED and server.count("/c2.txt") == 2
+
+
+def test_a_server_that_never_answers_fails_with_a_timeout(server):
+    server.fault("/c2.txt", feedserver.TIMEOUT)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == FAILED and "read timeout of 0.25 s" in result.message
+    assert server.count("/c2.txt") == 3
+
+
+def test_a_whole_pull_has_a_deadline(server):
+    server.fault("/c2.txt", feedserver.TIMEOUT)
+    settings = PullerSettings(read_timeout=5.0, pull_timeout=0.2, retry=RetryPolicy(attempts=1))
+    result = pull(spec(server.url("/c2.txt")), settings=settings)
+    assert result.outcome == FAILED and "within 0.2 s" in result.message
+
+
+def test_a_connection_reset_is_retried(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.RESET, times=2)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == UPDATED and server.count("/c2.txt") == 3
+
+
+def test_a_refused_connection_is_retried_then_fails():
+    with FeedServer() as gone:
+        url = gone.url("/c2.txt")
+    sleeps = Sleeps()
+    result = pull(spec(url), sleep=sleeps)
+    assert result.outcome == FAILED and "connection failed" in result.message
+    assert result.attempts == 3 and len(sleeps.delays) == 2
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 410, 429])
+def test_other_4xx_are_not_retried(server, status):
+    server.fault("/c2.txt", feedserver.ERROR, status=status)
+    sleeps = Sleeps()
+    result = pull(spec(server.url("/c2.txt")), sleep=sleeps)
+    assert result.outcome == FAILED and f"HTTP {status}" in result.message
+    assert server.count("/c2.txt") == 1 and sleeps.delays == []
+
+
+def test_an_unknown_path_is_a_404_not_retried(server):
+    result = pull(spec(server.url("/nothing-here")))
+    assert result.outcome == FAILED and "HTTP 404" in result.message and server.count("/nothing-here") == 1
+
+
+# ---------------------------------------------------------------------------------------------- bodies refused
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_body_over_the_limit_is_refused_without_retrying(server, declare_length):
+    server.fault("/c2.txt", feedserver.HUGE, size=10 * SETTINGS.max_body_bytes, declare_length=declare_length)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == FAILED and "over the limit of 65536" in result.message
+    assert server.count("/c2.txt") == 1
+
+
+def test_a_gzip_body_that_unpacks_past_the_limit_fails(server):
+    server.serve("/c2.txt", b"a.example\n" * 20000)  # 200 kB, about 1 kB gzipped
+    server.fault("/c2.txt", feedserver.GZIP_BODY)
+    result = pull(spec(server.url("/c2.txt")))
+    assert result.outcome == FAILED and result.status.error_conditions[-1].type == PARSE_FAILED
+
+
+def test_html_with_200_is_refused_and_its_validators_are_not_kept(server):
+    state = held(5)
+    server.serve("/c2.txt", lines(5))
+    server.fault("/c2.txt", feedserver.HTML, times=1)
+
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")), state)
+            return await puller.sync_now("c2"), await puller.sync_now("c2")
+
+    refused, after = run(scenario())
+    assert refused.outcome == REFUSED and refused.parsed is None
+    assert refused.status.error_conditions[-1].type == SUSPECT_BODY
+    assert (refused.status.entries, refused.status.sha256) == (5, state.status.sha256)
+    assert refused.state.validators == Validators()
+    assert after.outcome == UNCHANGED  # a whole pull, not a 304 standing in for the refused page
+    assert after.status.error_conditions == ()
+
+
+def test_an_empty_body_after_a_large_set_is_refused(server):
+    server.serve("/c2.txt", lines(300))
+    server.fault("/c2.txt", feedserver.EMPTY)
+    result = pull(spec(server.url("/c2.txt")), state=held(150))
+    assert result.outcome == REFUSED and "no entries" in result.message and result.status.entries == 150
+
+
+def test_an_empty_body_after_a_small_set_is_taken(server):
+    server.fault("/c2.txt", feedserver.EMPTY)
+    result = pull(spec(server.url("/c2.txt")), state=held(5))
+    assert result.outcome == UPDATED and result.parsed.entries == () and result.status.version == 2
+
+
+def test_a_shrink_over_90_percent_is_refused_and_the_previous_set_kept(server):
+    state = held(200)
+    server.serve("/c2.txt", lines(15))
+    result = pull(spec(server.url("/c2.txt")), state=state)
+    assert result.outcome == REFUSED and "shrink by 92.5 %" in result.message
+    assert (result.status.entries, result.status.sha256, result.status.version) == (200, state.status.sha256, 1)
+    assert result.status.error_conditions[-1].type == SUSPECT_BODY
+    server.serve("/c2.txt", lines(20))
+    assert pull(spec(server.url("/c2.txt")), state=result.state).outcome == UPDATED  # exactly 90 % is allowed
+
+
+def test_a_new_url_is_not_compared_with_the_old_set(server):
+    server.serve("/big.txt", lines(200))
+    server.serve("/small.txt", lines(3))
+
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            puller.set_feed(spec(server.url("/big.txt")))
+            await puller.sync_now("c2")
+            puller.set_feed(spec(server.url("/small.txt")))
+            return await puller.sync_now("c2")
+
+    result = run(scenario())
+    assert result.outcome == UPDATED and result.status.entries == 3 and result.status.version == 2
+
+
+def test_an_unreadable_json_body_fails_with_a_parse_condition(server):
+    server.serve("/f.json", b'{"data": [', content_type="application/json")
+    result = pull(spec(server.url("/f.json"), format=JsonFormat("$.data[*]")))
+    assert result.outcome == FAILED and result.status.error_conditions[-1].type == PARSE_FAILED
+
+
+def test_conditions_are_capped_at_ten_and_cleared_by_a_success(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.ERROR, times=12, status=401)
+    results = run(pulls(spec(server.url("/c2.txt")), times=13))
+    assert len(results[11].status.error_conditions) == MAX_ERROR_CONDITIONS
+    assert results[11].state.failures_in_a_row == 12
+    assert results[12].outcome == UPDATED and results[12].status.error_conditions == ()
+    assert results[12].state.failures_in_a_row == 0
+
+
+# ---------------------------------------------------------------------------------------------- headers
+
+
+class Lookup:
+    """A ConfigMap/Secret lookup, as the Kubernetes piece will give: value or None; counts calls."""
+
+    def __init__(self, values: dict[HeaderRef, str]) -> None:
+        self.values = values
+        self.asked: list[HeaderRef] = []
+
+    def __call__(self, ref: HeaderRef) -> str | None:
+        self.asked.append(ref)
+        return self.values.get(ref)
+
+
+def test_headers_from_value_configmap_and_secret(server):
+    server.serve("/c2.txt", lines(3))
+    headers = (
+        HeaderSpec("X-Literal", value="plain"),
+        HeaderSpec("X-Account", config_map_ref=KeyRef("feed-config", "account")),
+        HeaderSpec("Authorization", secret_ref=KeyRef("feed-creds", "token")),
+    )
+    lookup = Lookup({
+        HeaderRef("ConfigMap", "feed-config", "account"): "acme",
+        HeaderRef("Secret", "feed-creds", "token"): f"Bearer {API_KEY}\n",  # a --from-file newline
+    })  # fmt: skip
+    result = pull(spec(server.url("/c2.txt"), headers=headers), resolve=lookup)
+    assert result.outcome == UPDATED
+    sent = server.requests[-1].headers
+    assert (sent["x-literal"], sent["x-account"], sent["authorization"]) == ("plain", "acme", f"Bearer {API_KEY}")
+
+
+def test_an_async_lookup_works_too(server):
+    server.serve("/c2.txt", lines(3))
+
+    async def lookup(ref: HeaderRef) -> str | None:
+        await asyncio.sleep(0)
+        return API_KEY
+
+    headers = (HeaderSpec("X-Api-Key", secret_ref=KeyRef("creds", "key")),)
+    assert pull(spec(server.url("/c2.txt"), headers=headers), resolve=lookup).outcome == UPDATED
+    assert server.requests[-1].headers["x-api-key"] == API_KEY
+
+
+def test_an_optional_missing_header_is_omitted(server):
+    server.serve("/c2.txt", lines(3))
+    headers = (HeaderSpec("X-Api-Key", secret_ref=KeyRef("creds", "key"), optional=True),)
+    assert pull(spec(server.url("/c2.txt"), headers=headers), resolve=Lookup({})).outcome == UPDATED
+    assert "x-api-key" not in server.requests[-1].headers
+
+
+@pytest.mark.parametrize("resolve", [Lookup({}), None], ids=["missing", "no-lookup"])
+def test_a_missing_required_header_fails_without_a_request(server, resolve):
+    state = held(5)
+    headers = (HeaderSpec("X-Api-Key", secret_ref=KeyRef("creds", "key")),)
+    result = pull(spec(server.url("/c2.txt"), headers=headers), resolve=resolve, state=state)
+    assert result.outcome == FAILED and result.attempts == 0 and server.count("/c2.txt") == 0
+    assert result.status.error_conditions[-1].type == HEADER_RESOLUTION
+    assert "header X-Api-Key" in result.message and "Secret creds key key" in result.message
+    assert result.status.entries == 5
+
+
+def test_a_failing_lookup_is_a_condition_not_a_crash(server):
+    def lookup(ref: HeaderRef) -> str:
+        raise ConnectionError("the API server is away")
+
+    headers = (HeaderSpec("X-Account", config_map_ref=KeyRef("cfg", "acct")),)
+    result = pull(spec(server.url("/c2.txt"), headers=headers), resolve=lookup)
+    assert result.outcome == FAILED and "the API server is away" in result.message
+    assert result.status.error_conditions[-1].type == HEADER_RESOLUTION
+
+
+def test_secrets_never_reach_logs_reprs_or_messages(server, caplog):
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore log requests at DEBUG: they must not carry it either
+    bad_value = f"{API_KEY}\nInjected: yes"
+    headers = (
+        HeaderSpec("X-Literal-Key", value=API_KEY),
+        HeaderSpec("Authorization", secret_ref=KeyRef("creds", "token")),
+    )
+    lookup = Lookup({HeaderRef("Secret", "creds", "token"): f"Bearer {API_KEY}"})
+    server.serve("/c2.txt", lines(200))
+    results = []
+    for fault, options in [
+        (None, {}),
+        (feedserver.ERROR, {"status": 500}),
+        (feedserver.ERROR, {"status": 401}),
+        (feedserver.HTML, {}),
+        (feedserver.TIMEOUT, {}),
+        (feedserver.RESET, {}),
+        (feedserver.HUGE, {"size": 10**6}),
+    ]:
+        server.clear_faults("/c2.txt")
+        if fault:
+            server.fault("/c2.txt", fault, **options)
+        results += run(pulls(spec(server.url("/c2.txt"), headers=headers), resolve=lookup))
+    lookup.values[HeaderRef("Secret", "creds", "token")] = bad_value
+    results += run(pulls(spec(server.url("/c2.txt"), headers=headers), resolve=lookup))
+    assert results[-1].status.error_conditions[-1].type == HEADER_RESOLUTION
+    assert server.requests[0].headers["authorization"] == f"Bearer {API_KEY}"  # it was sent, and only there
+    shown = [caplog.text, *(repr(r) for r in results), *(r.message for r in results)]
+    shown += [repr(r.status.to_dict()) for r in results]
+    shown += [repr(headers), repr(spec("http://x/", headers=headers)), repr(Secret(API_KEY))]
+    for text in shown:
+        assert API_KEY not in text
+    assert len(caplog.records) > 10  # the logs were really captured
+
+
+# ---------------------------------------------------------------------------------------------- modes and schedule
+
+
+def test_a_disabled_feed_is_not_pulled(server):
+    server.serve("/c2.txt", lines(3))
+    result = pull(spec(server.url("/c2.txt"), mode="Disabled"))
+    assert result.outcome == DISABLED and result.attempts == 0 and server.count("/c2.txt") == 0
+
+
+def test_sync_now_of_an_unknown_feed_is_a_key_error():
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            await puller.sync_now("nope")
+
+    with pytest.raises(KeyError):
+        run(scenario())
+
+
+FAST = PullerSettings(
+    read_timeout=0.25,
+    retry=RetryPolicy(attempts=1),
+    schedule=SchedulePolicy(jitter=0.10, failure_base_seconds=0.05),
+)
+
+
+async def scheduled(server: FeedServer, feeds: list[FeedSpec], seconds: float, during=None) -> list[PullResult]:
+    """Run the schedule for `seconds`; `during(puller)` is awaited once it runs. Returns every result."""
+    results: list[PullResult] = []
+    async with FeedPuller(FAST, on_result=results.append, sleep=Sleeps()) as puller:
+        for feed in feeds:
+            puller.set_feed(feed)
+        task = asyncio.create_task(puller.run())
+        await asyncio.sleep(0.05)
+        if during is not None:
+            await during(puller)
+        await asyncio.sleep(seconds)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    return results
+
+
+def test_the_schedule_pulls_each_enabled_feed_on_its_period(server):
+    server.serve("/a.txt", lines(3))
+    server.serve("/b.txt", lines(4))
+    feeds = [
+        spec(server.url("/a.txt"), name="a", period_seconds=0.2),
+        spec(server.url("/b.txt"), name="b", period_seconds=60.0),
+        spec(server.url("/off.txt"), name="off", mode="Disabled", period_seconds=0.1),
+    ]
+    results = run(scheduled(server, feeds, 0.6))
+    a_pulls = server.count("/a.txt")
+    assert 3 <= a_pulls <= 5  # at 0, ~0.2, ~0.4, ~0.6 s, each ±10 %
+    assert server.count("/b.txt") == 1  # at start only
+    assert server.count("/off.txt") == 0
+    assert {r.feed for r in results} == {"a", "b"}
+    assert [r.outcome for r in results if r.feed == "a"][:2] == [UPDATED, NOT_MODIFIED]
+    time_after_stop = server.count("/a.txt")
+    run(asyncio.sleep(0.3))
+    assert server.count("/a.txt") == time_after_stop  # nothing runs after the puller stopped
+
+
+def test_a_failing_feed_is_pulled_again_sooner_than_its_period(server):
+    server.serve("/c2.txt", lines(3))
+    server.fault("/c2.txt", feedserver.ERROR, times=2)
+    results = run(scheduled(server, [spec(server.url("/c2.txt"), period_seconds=3600.0)], 0.5))
+    assert [r.outcome for r in results] == [FAILED, FAILED, UPDATED]
+
+
+def test_a_restored_recent_sync_waits_for_the_rest_of_the_period(server):
+    server.serve("/c2.txt", lines(3))
+    recent = FeedStatus(last_successful_sync=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    async def scenario():
+        async with FeedPuller(FAST) as puller:
+            puller.set_feed(spec(server.url("/c2.txt"), period_seconds=3600.0), FeedState(recent))
+            task = asyncio.create_task(puller.run())
+            await asyncio.sleep(0.2)
+            task.cancel()
+
+    run(scenario())
+    assert server.count("/c2.txt") == 0
+
+
+def test_sync_now_and_spec_changes_while_running(server):
+    server.serve("/a.txt", lines(3))
+    server.serve("/b.txt", lines(5))
+
+    async def during(puller: FeedPuller) -> None:
+        result = await puller.sync_now("c2")
+        assert result.outcome == NOT_MODIFIED
+        puller.set_feed(spec(server.url("/b.txt"), period_seconds=3600.0))  # a new URL is pulled soon
+        puller.set_feed(spec(server.url("/new.txt"), name="new", period_seconds=3600.0))  # a new feed too
+
+    server.serve("/new.txt", lines(1))
+    results = run(scheduled(server, [spec(server.url("/a.txt"), period_seconds=3600.0)], 0.3, during))
+    assert server.count("/a.txt") == 2  # the start, then sync now
+    assert server.count("/b.txt") == 1 and server.count("/new.txt") == 1
+    assert [r.outcome for r in results if r.feed == "c2"] == [UPDATED, NOT_MODIFIED, UPDATED]
+
+
+def test_a_removed_feed_stops_being_pulled(server):
+    server.serve("/c2.txt", lines(3))
+
+    async def during(puller: FeedPuller) -> None:
+        puller.remove_feed("c2")
+        assert puller.feeds() == []
+
+    run(scheduled(server, [spec(server.url("/c2.txt"), period_seconds=0.1)], 0.3, during))
+    assert server.count("/c2.txt") == 1
