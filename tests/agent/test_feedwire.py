@@ -214,6 +214,26 @@ def test_encode_increasing_round_trips(values):
     assert feedwire.decode_increasing(feedwire.encode_increasing(ordered)).tolist() == ordered.tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_arbitrary_bytes_are_refused_cleanly(data, compress):
+    """Whatever arrives, the only error is WireError (the shell's cue to ask for a snapshot)."""
+    payload = zlib.compress(data) if compress else data
+    snapshot = feedwire.domain_snapshot("f", 1, "", DomainSet.from_names(["a.example"]))
+    held = DomainSet.from_names(["a.example", "b.example"])
+    change = feedwire.domain_delta("f", 1, 2, "", held, DomainSet.from_names(["c.example"]))
+    for attempt in (
+        lambda: feedwire.domains_from_snapshot(replace(snapshot, payload=payload)),
+        lambda: feedwire.apply_domain_delta(held, replace(change, added=payload)),
+        lambda: feedwire.apply_domain_delta(held, replace(change, removed=payload)),
+        lambda: feedwire.ip_entries_from_snapshot(replace(feedwire.ip_snapshot("i", 1, "", []), payload=data)),
+    ):
+        try:
+            attempt()
+        except WireError:
+            pass
+
+
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=8)
 entry = st.builds(lambda w, a, b: ("*." if w else "") + f"{a}.{b}", st.booleans(), label, label)
 
