@@ -67,7 +67,8 @@ class Fault:
 
 @dataclass
 class Resource:
-    body: bytes
+    body: bytes | None
+    """None: a path that only has faults, and answers 404 once they are used up."""
     content_type: str = "text/plain; charset=utf-8"
     validators: bool = True
     last_modified: float = 1_700_000_000.0
@@ -75,7 +76,7 @@ class Resource:
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+        return '"' + hashlib.sha256(self.body or b"").hexdigest()[:16] + '"'
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class FeedServer:
         if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
         with self._lock:
-            resource = self._resources.setdefault(path, Resource(b""))
+            resource = self._resources.setdefault(path, Resource(None))
             resource.faults.append(Fault(mode, times, **options))  # type: ignore[arg-type]
 
     def clear_faults(self, path: str) -> None:
@@ -210,14 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(status, b"", "text/plain", {"Location": fault.location})
         if mode == ERROR:
             return self._send(fault.status, b"error %d\n" % fault.status, "text/plain")
-        if resource is None:
-            return self._send(404, b"not found\n", "text/plain")
         if mode == HTML:
             return self._send(200, HTML_PAGE, "text/html; charset=utf-8")
         if mode == EMPTY:
-            return self._send(200, b"", resource.content_type)
+            return self._send(200, b"", "text/plain; charset=utf-8")
         if mode == HUGE:
             return self._send_huge(fault)
+        if resource is None or resource.body is None:
+            return self._send(404, b"not found\n", "text/plain")
         extra: dict[str, str] = {}
         if resource.validators:
             extra["ETag"] = resource.etag

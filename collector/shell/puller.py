@@ -74,6 +74,8 @@ class PullerSettings:
     max_redirects: int = 5
     """Redirects followed per request."""
     user_agent: str = "dnswatch-collector"
+    max_concurrent_pulls: int = 4
+    """Pulls in flight at once: at start-up every feed is due, and each holds its body in memory while parsed."""
     retry: RetryPolicy = RetryPolicy()
     """Retries within one pull."""
     schedule: SchedulePolicy = SchedulePolicy()
@@ -162,6 +164,8 @@ class FeedPuller:
         self._pull_soon: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running = False
+        self._stopped = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.max_concurrent_pulls)
 
     async def __aenter__(self) -> FeedPuller:
         s = self.settings
@@ -175,6 +179,7 @@ class FeedPuller:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._stopped.set()  # a run() still going returns
         await self._stop_tasks()
         if self._client is not None:
             await self._client.aclose()
@@ -238,7 +243,8 @@ class FeedPuller:
         async with self._locks[name]:
             spec = self._specs[name]
             state = self._states[name]
-            result = await self._pull(spec, state)
+            async with self._slots:
+                result = await self._pull(spec, state)
             if self._specs.get(name) is spec:  # not removed or replaced while the request ran
                 self._states[name] = result.state
                 if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
@@ -391,12 +397,13 @@ class FeedPuller:
     # ------------------------------------------------------------------------------------------ the schedule
 
     async def run(self) -> None:
-        """Pull every enabled feed on its period, with jitter, until cancelled; feeds set meanwhile join in."""
+        """Pull every enabled feed on its period, with jitter, until cancelled or the puller is closed; feeds
+        set meanwhile join in."""
         self._running = True
         try:
             for name in list(self._specs):
                 self._ensure_task(name)
-            await asyncio.Event().wait()  # the work happens in the feeds' tasks
+            await self._stopped.wait()  # the work happens in the feeds' tasks
         finally:
             self._running = False
             await self._stop_tasks()

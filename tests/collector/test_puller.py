@@ -544,9 +544,9 @@ def test_the_schedule_pulls_each_enabled_feed_on_its_period(server):
         spec(server.url("/b.txt"), name="b", period_seconds=60.0),
         spec(server.url("/off.txt"), name="off", mode="Disabled", period_seconds=0.1),
     ]
-    results = run(scheduled(server, feeds, 0.6))
+    results = run(scheduled(server, feeds, 0.7))
     a_pulls = server.count("/a.txt")
-    assert 3 <= a_pulls <= 5  # at 0, ~0.2, ~0.4, ~0.6 s, each ±10 %
+    assert 3 <= a_pulls <= 6  # at 0, ~0.2, ~0.4, ~0.6 s, each ±10 %
     assert server.count("/b.txt") == 1  # at start only
     assert server.count("/off.txt") == 0
     assert {r.feed for r in results} == {"a", "b"}
@@ -604,3 +604,74 @@ def test_a_removed_feed_stops_being_pulled(server):
 
     run(scheduled(server, [spec(server.url("/c2.txt"), period_seconds=0.1)], 0.3, during))
     assert server.count("/c2.txt") == 1
+
+
+def test_closing_the_puller_ends_its_run(server):
+    server.serve("/c2.txt", lines(3))
+
+    async def scenario():
+        async with FeedPuller(FAST) as puller:
+            puller.set_feed(spec(server.url("/c2.txt"), period_seconds=3600.0))
+            task = asyncio.create_task(puller.run())
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(task, timeout=1.0)  # returns, not cancelled
+
+    run(scenario())
+    assert server.count("/c2.txt") == 1
+
+
+def test_pulls_in_flight_are_limited(server):
+    server.serve("/slow.txt", lines(3))
+    server.fault("/slow.txt", feedserver.SLOW, delay=0.1)
+    settings = PullerSettings(max_concurrent_pulls=2)
+
+    async def scenario():
+        async with FeedPuller(settings) as puller:
+            for number in range(4):
+                puller.set_feed(spec(server.url("/slow.txt"), name=f"f{number}"))
+            started = asyncio.get_running_loop().time()
+            await asyncio.gather(*(puller.sync_now(f"f{number}") for number in range(4)))
+            return asyncio.get_running_loop().time() - started
+
+    assert run(scenario()) >= 0.2  # two rounds of two
+
+
+# ---------------------------------------------------------------------------------------------- the server
+
+
+def test_the_feed_server_stops_at_once_even_holding_a_request():
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    errors: list[BaseException] = []
+
+    def client(url: str) -> None:
+        try:
+            urllib.request.urlopen(url, timeout=10).read()
+        except (OSError, urllib.error.URLError) as error:
+            errors.append(error)
+
+    before = threading.active_count()
+    with FeedServer() as held_server:
+        held_server.fault("/held", feedserver.TIMEOUT)
+        caller = threading.Thread(target=client, args=(held_server.url("/held"),))
+        caller.start()
+        while held_server.count("/held") == 0:
+            time.sleep(0.01)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 1.0
+    caller.join(timeout=5)
+    assert not caller.is_alive() and errors  # the held request ended without an answer
+    deadline = time.monotonic() + 2
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+    with pytest.raises(OSError):
+        urllib.request.urlopen(held_server.url("/held"), timeout=1)
+
+
+def test_a_path_with_only_faults_is_a_404_once_they_are_used(server):
+    server.fault("/x", feedserver.ERROR, times=1)
+    assert pull(spec(server.url("/x"))).message.endswith("HTTP 404 Not Found (after 2 attempts)")

@@ -40,7 +40,8 @@ def test_success_records_the_set_and_the_time():
     assert status.last_successful_sync == "2026-11-27T21:53:31Z"
     assert (status.entries, status.rejected_lines, status.version) == (2, 1, 1)
     assert status.sha256 == entries_sha256(["b.example", "a.example"])
-    assert status.error_conditions == (ErrorCondition(REJECTED_LINES, "1 line could not be an entry (e.g. line 3: 'not a name!')"),)
+    message = "1 line could not be an entry (e.g. line 3: 'not a name!')"
+    assert status.error_conditions == (ErrorCondition(REJECTED_LINES, message),)
 
 
 def test_version_moves_only_when_the_set_changes():
