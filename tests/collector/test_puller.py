@@ -675,3 +675,20 @@ def test_the_feed_server_stops_at_once_even_holding_a_request():
 def test_a_path_with_only_faults_is_a_404_once_they_are_used(server):
     server.fault("/x", feedserver.ERROR, times=1)
     assert pull(spec(server.url("/x"))).message.endswith("HTTP 404 Not Found (after 2 attempts)")
+
+
+def test_a_304_after_failures_clears_them(server):
+    server.serve("/c2.txt", lines(3))
+
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")))
+            await puller.sync_now("c2")
+            server.fault("/c2.txt", feedserver.ERROR, times=3)
+            failed = await puller.sync_now("c2")
+            return failed, await puller.sync_now("c2")
+
+    failed, recovered = run(scenario())
+    assert failed.outcome == FAILED and failed.status.error_conditions[-1].type == PULL_FAILED
+    assert recovered.outcome == NOT_MODIFIED and recovered.status.error_conditions == ()
+    assert recovered.state.failures_in_a_row == 0
