@@ -19,6 +19,7 @@ import atexit
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -92,7 +93,10 @@ class PostgresServer:
     def start(self) -> "PostgresServer":
         if self._as_user:
             _ensure_system_user(self._as_user)
-        self.root = Path(tempfile.mkdtemp(prefix="dnswatch-pg-"))
+        # As root, under /tmp: the server's user must be able to reach the directory (TMPDIR may not be),
+        # and the unix socket path must stay under the 107 bytes a socket address holds.
+        base = "/tmp" if self._as_user and os.path.isdir("/tmp") else None
+        self.root = Path(tempfile.mkdtemp(prefix="dnswatch-pg-", dir=base))
         atexit.register(self.stop)
         try:
             if self._as_user:
@@ -183,7 +187,10 @@ class PostgresServer:
     def _run(self, argv: list[str]) -> None:
         command = [str(self.bindir / argv[0]), *argv[1:]]
         if self._as_user:
-            command = ["runuser", "-u", self._as_user, "--", *command]
+            if shutil.which("runuser"):
+                command = ["runuser", "-u", self._as_user, "--", *command]
+            else:
+                command = ["su", "-s", "/bin/sh", self._as_user, "-c", shlex.join(command)]
         # The server's stdout/stderr go to its log file; never hand it our pipes, or run() waits forever.
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=_READY_TIMEOUT_S + 30, cwd=self.root)

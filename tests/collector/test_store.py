@@ -10,7 +10,7 @@ import pytest
 
 from collector.store import BadStoreUrl, FeedHeader, StoredFeed, StoreError, VersionConflict, open_store
 from collector.store.schema import LATEST_VERSION
-from tests.pgserver import free_port
+from tests.pgserver import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -338,3 +338,21 @@ async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:
         assert await store._call(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
     finally:
         await store.close()
+
+
+def test_the_test_server_stops_and_leaves_nothing_behind(pg_server) -> None:
+    with PostgresServer() as server:
+        root = server.root
+        postmaster = int((server.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        server.sql("SELECT 1")
+    assert not root.exists()
+    assert _exited(postmaster)
+
+
+def _exited(pid: int) -> bool:
+    """True once `pid` is gone or a zombie (pg_ctl's server is init's child, reaped when init gets to it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
