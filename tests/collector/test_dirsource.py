@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
@@ -26,6 +27,13 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
     if path.stat().st_mtime_ns <= before:
         os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def summary(changes) -> list[tuple]:
@@ -167,15 +175,9 @@ def test_run_and_changes_follow_the_folder(tmp_path):
     thread = threading.Thread(target=source.run, args=(seen.append,))
     thread.start()
     try:
-        for _ in range(100):
-            if any(isinstance(c, FeedsSynced) for c in seen):
-                break
-            threading.Event().wait(0.02)
+        wait_for(lambda: any(isinstance(c, FeedsSynced) for c in seen))
         write(tmp_path / "b.yaml", manifest("exfil"))
-        for _ in range(100):
-            if len(seen) >= 4:
-                break
-            threading.Event().wait(0.02)
+        wait_for(lambda: len(seen) >= 4)
     finally:
         source.close()
         thread.join(2)
@@ -194,4 +196,4 @@ def test_run_and_changes_follow_the_folder(tmp_path):
                     break
         return got
 
-    assert asyncio.run(asyncio.wait_for(follow(), 5))[-1] == ("removed", "exfil")
+    assert asyncio.run(asyncio.wait_for(follow(), 30))[-1] == ("removed", "exfil")

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -30,6 +31,13 @@ def feed(name: str, url: str = "https://feeds.example/c2.txt", period: str = "24
             "spec": {"content": "DomainNameSet", "pull": {"period": period, "http": {"url": url}}, **spec}}  # fmt: skip
 
 
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def summary(change) -> tuple:
     if isinstance(change, FeedUpserted):
         return ("upserted", change.spec.name, change.spec.url)
@@ -50,7 +58,7 @@ class Running:
         self.thread = threading.Thread(target=self.source.run, args=(self.changes.put,))
         self.thread.start()
 
-    def take(self, count: int, timeout: float = 5.0) -> list[tuple]:
+    def take(self, count: int, timeout: float = 10.0) -> list[tuple]:
         return [summary(self.changes.get(timeout=timeout)) for _ in range(count)]
 
     def quiet(self, seconds: float = 0.3) -> list[tuple]:
@@ -210,26 +218,17 @@ def test_an_invalid_spec_is_reported_in_its_status_until_fixed(api, running):
         obj = next(o for o in api.objects("globalthreatfeeds") if o["metadata"]["name"] == name)
         return (obj.get("status") or {}).get("errorConditions", [])
 
-    for _ in range(50):
-        if conditions("slow"):
-            break
-        threading.Event().wait(0.05)
+    wait_for(lambda: conditions("slow"))
     [condition] = conditions("slow")
     assert condition["type"] == INVALID_SPEC and "spec.pull.period" in condition["message"]
     custom = client.CustomObjectsApi(source.api_client)  # an update keeps the status, as the real server does
     custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "c2", {"spec": {"description": "x" * 300}})
     assert source.take(1) == [("invalid", "c2")]
-    for _ in range(50):
-        if len(conditions("c2")) == 2:
-            break
-        threading.Event().wait(0.05)
+    wait_for(lambda: len(conditions("c2")) == 2)
     assert [c["type"] for c in conditions("c2")] == ["PullFailed", INVALID_SPEC]
     custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "c2", {"spec": {"description": "fixed"}})
     assert source.take(1) == [("upserted", "c2", "https://feeds.example/c2.txt")]
-    for _ in range(50):
-        if len(conditions("c2")) == 1:
-            break
-        threading.Event().wait(0.05)
+    wait_for(lambda: len(conditions("c2")) == 1)
     assert [c["type"] for c in conditions("c2")] == ["PullFailed"]
     assert source.quiet() == []
 
@@ -281,7 +280,7 @@ def test_changes_as_an_async_iterator(api):
             assert await source.write_status("a", {"entries": 1})
             return seen
 
-    assert asyncio.run(asyncio.wait_for(main(), 10)) == [
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == [
         ("upserted", "c2", "https://feeds.example/c2.txt"),
         ("synced", 1),
         ("upserted", "a", "https://feeds.example/a.txt"),
