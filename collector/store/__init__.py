@@ -17,30 +17,32 @@ from urllib.parse import unquote, urlsplit
 
 from collector.store.base import (DEFAULT_KEEP_VERSIONS, BadStoreUrl, FeedHeader, FeedVersion, Store,
                                   StoredFeed, StoreError, VersionConflict)
+from collector.store.sql import Dialect, SqlStore
 
 __all__ = ["BadStoreUrl", "DEFAULT_KEEP_VERSIONS", "FeedHeader", "FeedVersion", "Store", "StoreError",
            "StoredFeed", "VersionConflict", "open_store", "URL_FORMS"]
 
-URL_FORMS = "sqlite:///ABSOLUTE/PATH.sqlite, sqlite:RELATIVE/PATH.sqlite or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+URL_FORMS = ("sqlite:///ABSOLUTE/PATH.sqlite, sqlite:RELATIVE/PATH.sqlite or "
+             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB")
 """The --db forms we accept, for messages."""
 
 
 async def open_store(url: str, *, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> Store:
     """Connect to the store at `url`, creating or upgrading its schema; BadStoreUrl or StoreError if not."""
-    from collector.store.sql import SqlStore
-
     return await SqlStore(_dialect_for(url), keep_versions=keep_versions).open()
 
 
-def _dialect_for(url: str):  # type: ignore[no-untyped-def]
+def _dialect_for(url: str) -> Dialect:
+    # Each backend's driver is imported only when asked for: a SQLite collector never loads psycopg.
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         from collector.store.sqlite import SqliteDialect
 
         return SqliteDialect(_sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
-        from collector.store.postgres import PostgresDialect
         import psycopg
+
+        from collector.store.postgres import PostgresDialect
 
         try:
             return PostgresDialect(url)

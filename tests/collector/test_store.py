@@ -89,7 +89,8 @@ async def test_a_status_before_any_good_set_is_a_version_0_row(store) -> None:
     await store.save_status("new", {"errorConditions": [{"type": "PullFailed", "message": "timeout"}]})
     assert await store.load_feed("new") is None
     header = await store.feed_header("new")
-    assert (header.version, header.entry_count, header.sha256, header.content, header.saved_at) == (0, 0, "", "", None)
+    assert (header.version, header.entry_count, header.sha256, header.content, header.saved_at) == (
+        0, 0, "", "", None)
     assert header.status["errorConditions"][0]["type"] == "PullFailed"
     assert [h.name for h in await store.list_feeds()] == ["new"]
     assert await store.feed_versions("new") == []
@@ -302,7 +303,7 @@ async def test_a_lost_postgresql_connection_is_replaced(pg_server, pg_fresh_url)
         await store.close()
 
 
-# -- URLs ------------------------------------------------------------------------------------------------------------
+# -- URLs ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("url, names", [
@@ -328,6 +329,18 @@ async def test_an_unreachable_postgresql_is_one_line_without_the_password() -> N
     message = str(error.value)
     assert message.startswith(f"postgresql store at 127.0.0.1:") and "\n" not in message
     assert "s3cret" not in message
+
+
+async def test_sqlite_takes_relative_paths_and_memory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:relative/store.sqlite", "sqlite:///:memory:"):
+        store = await open_store(url)
+        try:
+            await save(store, "malware", 1, ["a.example"])
+            assert (await store.load_feed("malware")).entries == ("a.example",)
+        finally:
+            await store.close()
+    assert (tmp_path / "relative" / "store.sqlite").is_file()
 
 
 async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:
