@@ -190,8 +190,9 @@ class FeedPuller:
     def set_feed(self, spec: FeedSpec, state: FeedState | None = None) -> None:
         """Add a feed or apply a new spec; `state` restores what the store kept (status, validators).
 
-        A changed URL, format, content or header list drops the validators and pulls soon, without the
-        shrink and empty checks against a set that came from elsewhere; a changed period reschedules.
+        A new URL, format or content drops the validators and pulls soon, without the shrink and empty checks
+        (the set in force came from another feed); new headers or a feed enabled again pull soon; a new
+        period counts from now. The same spec again changes nothing, so an echo does not delay the next pull.
         """
         name = spec.name
         old = self._specs.get(name)
@@ -199,14 +200,16 @@ class FeedPuller:
         if state is not None:
             self._states[name] = state
         current = self._states.setdefault(name, FeedState())
-        if old is not None and _pull_identity(old) != _pull_identity(spec):
+        self._locks.setdefault(name, asyncio.Lock())
+        wake = self._wake.setdefault(name, asyncio.Event())
+        if old is not None and _feed_identity(old) != _feed_identity(spec):
             self._states[name] = replace(current, validators=Validators())
             self._fresh.add(name)
             self._pull_soon.add(name)
-        elif old is not None and not old.enabled and spec.enabled:
+        elif old is not None and (old.headers != spec.headers or (spec.enabled and not old.enabled)):
             self._pull_soon.add(name)
-        self._locks.setdefault(name, asyncio.Lock())
-        self._wake.setdefault(name, asyncio.Event()).set()
+        if old is None or old != spec or state is not None:
+            wake.set()
         if self._running:
             self._ensure_task(name)
 
@@ -450,8 +453,9 @@ class FeedPuller:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _pull_identity(spec: FeedSpec) -> tuple:
-    return (spec.url, spec.content, spec.format, spec.headers)
+def _feed_identity(spec: FeedSpec) -> tuple:
+    # What makes a body another feed's: its set in force is then no yardstick for shrinking.
+    return (spec.url, spec.content, spec.format)
 
 
 def _merge(old: Validators, new: Validators) -> Validators:

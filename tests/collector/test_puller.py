@@ -692,3 +692,37 @@ def test_a_304_after_failures_clears_them(server):
     assert failed.outcome == FAILED and failed.status.error_conditions[-1].type == PULL_FAILED
     assert recovered.outcome == NOT_MODIFIED and recovered.status.error_conditions == ()
     assert recovered.state.failures_in_a_row == 0
+
+
+def test_setting_the_same_spec_again_does_not_delay_the_schedule(server):
+    server.serve("/c2.txt", lines(3))
+    feed = spec(server.url("/c2.txt"), period_seconds=0.2)
+
+    async def during(puller: FeedPuller) -> None:
+        for _ in range(8):  # echoes of the same spec, as a watch may deliver
+            puller.set_feed(feed)
+            await asyncio.sleep(0.05)
+
+    run(scheduled(server, [feed], 0.05, during))  # 0.5 s in all: the start, then every ~0.2 s
+    assert 2 <= server.count("/c2.txt") <= 3  # were each echo a reschedule, only the first pull would happen
+
+
+def test_new_headers_pull_soon_and_keep_the_shrink_check(server):
+    server.serve("/c2.txt", lines(200))
+
+    async def scenario():
+        async with FeedPuller(FAST) as puller:
+            puller.set_feed(spec(server.url("/c2.txt"), period_seconds=3600.0))
+            task = asyncio.create_task(puller.run())
+            await asyncio.sleep(0.1)
+            server.serve("/c2.txt", lines(5))
+            puller.set_feed(spec(server.url("/c2.txt"), period_seconds=3600.0,
+                                 headers=(HeaderSpec("X-Api-Key", value=API_KEY),)))  # fmt: skip
+            await asyncio.sleep(0.2)
+            task.cancel()
+            return puller.state("c2")
+
+    state = run(scenario())
+    assert server.count("/c2.txt") >= 2  # refused pulls come back soon (FAST: after 0.05 s)
+    assert "x-api-key" not in server.requests[0].headers and server.requests[1].headers["x-api-key"] == API_KEY
+    assert state.status.entries == 200 and state.status.error_conditions[-1].type == SUSPECT_BODY
