@@ -232,14 +232,18 @@ class FeedPuller:
 
     # ------------------------------------------------------------------------------------------ pulling
 
-    async def sync_now(self, name: str) -> PullResult:
-        """Pull `name` now (SPEC §4 "sync now"), then count its period from now; KeyError for an unknown feed."""
-        result = await self.pull(name)
+    async def sync_now(self, name: str, *, accept_shrink: bool = False) -> PullResult:
+        """Pull `name` now (SPEC §4 "sync now"), then count its period from now; KeyError for an unknown feed.
+
+        `accept_shrink` is an operator's word that the feed really shrank (or emptied): the body is taken
+        without the shrink and empty checks. A web page is refused all the same.
+        """
+        result = await self.pull(name, accept_shrink=accept_shrink)
         if name in self._wake:
             self._wake[name].set()  # its schedule starts again from this pull
         return result
 
-    async def pull(self, name: str) -> PullResult:
+    async def pull(self, name: str, *, accept_shrink: bool = False) -> PullResult:
         """One pull of `name`, with retries; updates the feed's state and tells `on_result`."""
         if name not in self._specs:
             raise KeyError(name)
@@ -247,7 +251,7 @@ class FeedPuller:
             spec = self._specs[name]
             state = self._states[name]
             async with self._slots:
-                result = await self._pull(spec, state)
+                result = await self._pull(spec, state, accept_shrink)
             if self._specs.get(name) is spec:  # not removed or replaced while the request ran
                 self._states[name] = result.state
                 if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
@@ -259,7 +263,7 @@ class FeedPuller:
                 await returned
         return result
 
-    async def _pull(self, spec: FeedSpec, state: FeedState) -> PullResult:
+    async def _pull(self, spec: FeedSpec, state: FeedState, accept_shrink: bool = False) -> PullResult:
         if not spec.enabled:
             return PullResult(spec.name, DISABLED, state)
         headers, secrets, problem = await self._resolve_headers(spec.headers)
@@ -283,7 +287,7 @@ class FeedPuller:
             content=spec.content,
             fmt=spec.format,
             now=self._clock(),
-            compare_with_set_in_force=spec.name not in self._fresh,
+            compare_with_set_in_force=not accept_shrink and spec.name not in self._fresh,
             max_bytes=self.settings.max_body_bytes,
             policy=self.settings.suspect,
         )

@@ -726,3 +726,22 @@ def test_new_headers_pull_soon_and_keep_the_shrink_check(server):
     assert server.count("/c2.txt") >= 2  # refused pulls come back soon (FAST: after 0.05 s)
     assert "x-api-key" not in server.requests[0].headers and server.requests[1].headers["x-api-key"] == API_KEY
     assert state.status.entries == 200 and state.status.error_conditions[-1].type == SUSPECT_BODY
+
+
+def test_an_operator_can_accept_a_shrink_but_not_a_web_page(server):
+    state = held(200)
+    server.serve("/c2.txt", lines(3))
+
+    async def scenario():
+        async with FeedPuller(SETTINGS) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")), state)
+            refused = await puller.sync_now("c2")
+            server.fault("/c2.txt", feedserver.HTML, times=1)
+            html = await puller.sync_now("c2", accept_shrink=True)
+            accepted = await puller.sync_now("c2", accept_shrink=True)
+            return refused, html, accepted
+
+    refused, html, accepted = run(scenario())
+    assert (refused.outcome, html.outcome, accepted.outcome) == (REFUSED, REFUSED, UPDATED)
+    assert "web page" in html.message
+    assert accepted.status.entries == 3 and accepted.status.error_conditions == ()
