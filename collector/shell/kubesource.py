@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 _GONE = 410
 _NOT_FOUND = 404
+_HINTS = {
+    _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/crd-globalthreatfeed.yaml)",
+    401: " (the collector's credentials were refused)",
+    403: " (the collector's ServiceAccount needs list and watch on globalthreatfeeds.dnswatch.dev)",
+}
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class GlobalThreatFeedSource:
                         self._back_off(gone_in_a_row - 1, "410 Gone again right after a list")
                     continue
                 failures += 1
-                self._back_off(failures, f"HTTP {error.status} {error.reason or ''}".strip())
+                self._back_off(failures, f"HTTP {error.status} {error.reason or ''}".strip() + _HINTS.get(error.status, ""))
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 failures += 1
                 self._back_off(failures, f"{type(error).__name__}: {error}")

@@ -286,3 +286,17 @@ def test_changes_as_an_async_iterator(api):
         ("upserted", "a", "https://feeds.example/a.txt"),
     ]
     assert not [t for t in threading.enumerate() if t.name == "globalthreatfeed-watch"]
+
+
+def test_a_missing_crd_is_retried_with_a_hint(caplog):
+    from tests.kubeapi import CORE_RESOURCES
+
+    without_crd = tuple(r for r in CORE_RESOURCES if r.plural != "globalthreatfeeds")
+    with FakeKubeAPI(resources=without_crd) as api, caplog.at_level("WARNING", "collector.shell.kubesource"):
+        source = Running(api)
+        try:
+            wait_for(lambda: list_requests(api) >= 3)
+        finally:
+            source.stop()
+    assert "kubectl apply -f deploy/crd-globalthreatfeed.yaml" in caplog.text
+    assert source.changes.empty()
