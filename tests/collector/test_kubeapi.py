@@ -231,3 +231,30 @@ def test_stop_ends_open_watches(api, clients):
     time.sleep(0.1)
     api.stop()
     assert ended.wait(3)
+
+
+def test_pod_status_is_a_subresource_too(clients):
+    _, core = clients
+    created = core.create_namespaced_pod("default", {**pod("a", "node-1"), "status": {"phase": "Running"}})
+    assert created.status is None or created.status.phase is None  # create drops status
+    core.patch_namespaced_pod_status("a", "default", {"status": {"phase": "Running", "podIP": "10.0.0.5"}},
+                                     _content_type=MERGE)  # fmt: skip
+    replaced = core.read_namespaced_pod("a", "default")
+    replaced.status.phase = "Failed"
+    replaced.metadata.labels = {"app": "web"}
+    after = core.replace_namespaced_pod("a", "default", replaced)
+    assert after.status.phase == "Running" and after.status.pod_ip == "10.0.0.5"
+    assert after.metadata.labels == {"app": "web"}
+    assert [p.metadata.name for p in core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items] == ["a"]
+
+
+def test_watch_with_a_label_selector_and_a_namespace(clients):
+    _, core = clients
+    start = core.list_namespaced_pod("default").metadata.resource_version
+    core.create_namespaced_pod("default", pod("a", "node-1", {"app": "web"}))
+    core.create_namespaced_pod("default", pod("b", "node-1", {"app": "db"}))
+    core.create_namespaced_pod("other", pod("c", "node-1", {"app": "web"}))
+    core.patch_namespaced_pod("b", "default", {"metadata": {"labels": {"app": "web"}}}, _content_type=MERGE)
+    events = watch_events(core.list_namespaced_pod, "default", label_selector="app=web", resource_version=start,
+                          timeout_seconds=1)  # fmt: skip
+    assert events == [("ADDED", "a"), ("ADDED", "b")]
