@@ -1,0 +1,76 @@
+"""A feed as consumers see it (`dnswatch feeds list|get`, the Feeds gRPC service): spec parts and status.
+
+The JSON form (`record`) has the SPEC §5 field names; `-o table` and `-o yaml` show the same record, so the
+three outputs never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from collector.core.status import FeedStatus
+
+__all__ = ["FeedInfo", "TABLE_COLUMNS", "table_row"]
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """The parts of a GlobalThreatFeed that are safe to show (never its headers), with its status."""
+
+    name: str
+    """The GlobalThreatFeed's name."""
+    content: str
+    """`DomainNameSet` or `IPSet`; empty when unknown (a feed restored from the store before its spec is read)."""
+    mode: str
+    """`Enabled` or `Disabled`."""
+    status: FeedStatus
+    """Where the last pulls left it."""
+    description: str = ""
+    """`spec.description`."""
+    url: str = ""
+    """`spec.pull.http.url`; empty when the spec is not known yet."""
+    period_seconds: float | None = None
+    """`spec.pull.period` in seconds; None when the spec is not known yet."""
+    format: str = ""
+    """`newlineDelimited`, `json` or `csv`."""
+    match_subdomains: bool = False
+    """`spec.matchSubdomains`."""
+
+    def record(self) -> dict[str, Any]:
+        """The SPEC §5 JSON object of `dnswatch feeds list -o json`."""
+        status = self.status.to_dict()
+        return {
+            "name": self.name,
+            "content": self.content,
+            "mode": self.mode,
+            "entries": status["entries"],
+            "rejectedLines": status["rejectedLines"],
+            "lastSuccessfulSync": status["lastSuccessfulSync"],
+            "errorConditions": status["errorConditions"],
+            "version": status["version"],
+            "sha256": status["sha256"],
+        }
+
+    def detail(self) -> dict[str, Any]:
+        """`record` with the spec's other safe fields, for `dnswatch feeds get`."""
+        return {
+            **self.record(),
+            "description": self.description,
+            "url": self.url,
+            "periodSeconds": self.period_seconds,
+            "format": self.format,
+            "matchSubdomains": self.match_subdomains,
+        }
+
+
+TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "VERSION", "LAST SYNC", "ERRORS")
+"""The columns of `-o table`."""
+
+
+def table_row(feed: FeedInfo) -> tuple[str, ...]:
+    """One `-o table` row; ERRORS shows the newest condition's type and how many there are."""
+    conditions = feed.status.error_conditions
+    errors = f"{conditions[-1].type} ({len(conditions)})" if conditions else "-"
+    return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.version),
+            feed.status.last_successful_sync or "-", errors)

@@ -1,0 +1,380 @@
+"""The collector's feed state: every feed's spec, status and set in force, kept in step with the store.
+
+The hub sits between the parts that change feeds and the parts that show or ship them:
+
+    source (folder or Kubernetes) --FeedChange--> hub.apply ---------> puller.set_feed / remove_feed
+    puller --PullResult--> hub.record_pull --> store (last good set + status), compiled set, subscribers
+    Feeds servicer  <-- hub.feeds / hub.feed / hub.sync
+    FeedDistribution servicer <-- hub.subscribe + hub.updates_for(name, held_version)
+
+A restart restores every stored set at its version before any pull (`restore`), so agents resuming with a
+version get nothing or a delta, not a snapshot. A subscriber is told only *which* feeds changed; it asks
+`updates_for` with the version it last sent, so a slow stream skips the versions it missed instead of
+queueing them, and every subscriber shares the same encoded snapshot and delta of a version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from agent.core.feedspec import FeedSpec
+from agent.core.feedwire import FeedDelta
+from agent.errors import DnswatchError
+from collector.core.feedinfo import FeedInfo
+from collector.core.feedsets import CompiledFeed, FeedGone, FeedUpdate, compile_feed, delta_between, update_from
+from collector.core.pulling import UPDATED
+from collector.core.status import ErrorCondition, FeedStatus
+from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.shell.puller import FeedPuller, FeedState, PullResult
+from collector.store import Store, StoreError, VersionConflict
+
+__all__ = ["FeedDisabled", "FeedHub", "FeedHubError", "StatusSink", "Subscription", "UnknownFeed"]
+
+log = logging.getLogger(__name__)
+
+StatusSink = Callable[[str, dict], Awaitable[object]]
+"""Where a feed's status goes besides the store (Kubernetes mode: the GlobalThreatFeed's status subresource)."""
+
+_OLDER_VERSIONS_KEPT = 2  # compiled older sets kept in memory as delta sources; the store keeps more
+
+
+class FeedHubError(DnswatchError):
+    """A request about feeds that cannot be served; the message says why."""
+
+
+class UnknownFeed(FeedHubError):
+    """No feed of that name."""
+
+
+class FeedDisabled(FeedHubError):
+    """The feed is `mode: Disabled` (or its spec is not known yet), so it is not pulled."""
+
+
+@dataclass(eq=False)
+class _Feed:
+    name: str
+    status: FeedStatus = FeedStatus()
+    spec: FeedSpec | None = None
+    """None for a feed restored from the store whose manifest the source has not reported yet."""
+    content: str = ""
+    current: CompiledFeed | None = None
+    older: dict[int, CompiledFeed] = field(default_factory=dict)
+    deltas: dict[int, FeedDelta | None] = field(default_factory=dict)
+    """Deltas to `current` by the version they start from (None: the snapshot is the better answer)."""
+    invalid: str | None = None
+    """The message of the last refused manifest of this name, until a valid one comes."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def distributed(self) -> bool:
+        return self.current is not None and (self.spec is None or self.spec.enabled)
+
+
+class Subscription:
+    """Which feeds changed since the subscriber last looked; one per agent stream."""
+
+    def __init__(self) -> None:
+        self._changed: set[str] = set()
+        self._event = asyncio.Event()
+        self.closed = False
+        """The hub is shutting down: the stream should end."""
+
+    def notify(self, name: str) -> None:
+        self._changed.add(name)
+        self._event.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+    async def changed(self) -> set[str] | None:
+        """Waits for at least one change; the names of the feeds that changed since the last call, or None
+        once the hub is closing."""
+        await self._event.wait()
+        if self.closed:
+            return None
+        self._event.clear()
+        names, self._changed = self._changed, set()
+        return names
+
+
+class FeedHub:
+    """The feeds of one collector. Build it, `attach` the puller, `restore`, then feed it changes and results."""
+
+    def __init__(self, store: Store, *, status_sink: StatusSink | None = None,
+                 snapshot_part_bytes: int | None = None) -> None:
+        """`status_sink` also receives every new status; `snapshot_part_bytes` overrides the part size (tests)."""
+        self._store = store
+        self._status_sink = status_sink
+        self._part_bytes = snapshot_part_bytes
+        self._puller: FeedPuller | None = None
+        self._feeds: dict[str, _Feed] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._results = asyncio.Lock()
+        self._closing = False
+
+    def attach(self, puller: FeedPuller) -> None:
+        """The puller whose results come to `record_pull`; feeds the source reports are handed to it."""
+        self._puller = puller
+
+    # ------------------------------------------------------------------------------------------ start-up
+
+    async def restore(self) -> int:
+        """Load every stored feed (last good set, version, status); the number of sets restored."""
+        restored = 0
+        for header in await self._store.list_feeds():
+            feed = self._feeds.setdefault(header.name, _Feed(header.name))
+            feed.status = _status_from_store(header.name, header.status)
+            feed.content = header.content
+            if header.version == 0:
+                continue
+            stored = await self._store.load_feed(header.name)
+            if stored is None:
+                continue
+            try:
+                feed.current = await asyncio.to_thread(
+                    compile_feed, stored.name, stored.content, stored.version, stored.sha256, stored.entries)
+            except ValueError as error:
+                log.error("feed %s: the stored set cannot be used (%s); it is pulled again", header.name, error)
+                continue
+            # The store's row is the truth about the set in force, whatever the saved status says.
+            feed.status = replace(feed.status, version=stored.version, sha256=stored.sha256,
+                                  entries=len(stored.entries))
+            restored += 1
+        log.info("restored %d feed sets from the %s store", restored, self._store.backend)
+        return restored
+
+    # ------------------------------------------------------------------------------------------ sources
+
+    async def apply(self, change: FeedChange) -> None:
+        """Take one change from the folder or Kubernetes source."""
+        if isinstance(change, FeedUpserted):
+            await self._upsert(change.spec)
+        elif isinstance(change, FeedRemoved):
+            await self._remove(change.name)
+        elif isinstance(change, FeedInvalid):
+            log.warning("feed manifest refused: %s", change.message)
+            feed = self._feeds.get(change.name) if change.name else None
+            if feed is not None:
+                feed.invalid = change.message
+        elif isinstance(change, FeedsSynced):
+            # Feeds restored from the store whose manifest is gone (deleted while the collector was away).
+            for name in [n for n, f in self._feeds.items() if f.spec is None and f.invalid is None]:
+                log.info("feed %s: no manifest any more; its stored set is dropped", name)
+                await self._remove(name)
+
+    async def _upsert(self, spec: FeedSpec) -> None:
+        puller = self._require_puller()
+        feed = self._feeds.get(spec.name)
+        if feed is None:
+            feed = self._feeds[spec.name] = _Feed(spec.name, content=spec.content)
+        old, was_distributed = feed.spec, feed.distributed
+        feed.spec, feed.invalid = spec, None
+        state: FeedState | None = None
+        if old is None:
+            state = FeedState(feed.status)  # what the store kept: the puller's schedule starts from it
+        recompile = (feed.current is not None and feed.current.content == spec.content
+                     and feed.current.match_subdomains != spec.match_subdomains)
+        if recompile:
+            state = await self._recompile(feed, spec, state)
+        puller.set_feed(spec, state)
+        if was_distributed != feed.distributed or recompile:
+            self._notify(spec.name)
+
+    async def _recompile(self, feed: _Feed, spec: FeedSpec, state: FeedState | None) -> FeedState:
+        # Same entries, other tagged hashes: agents need it as a new version, or their digests disagree.
+        current = feed.current
+        assert current is not None
+        version = max(current.version, feed.status.version) + 1
+        compiled = await asyncio.to_thread(compile_feed, feed.name, current.content, version, current.sha256,
+                                           current.entries, spec.match_subdomains)
+        status = replace(feed.status, version=version)
+        await self._save_set(feed, compiled, status)
+        base = state if state is not None else self._require_puller().state(feed.name)
+        return replace(base, status=status)
+
+    async def _remove(self, name: str) -> None:
+        feed = self._feeds.pop(name, None)
+        if self._puller is not None:
+            self._puller.remove_feed(name)
+        try:
+            await self._store.delete_feed(name)
+        except StoreError as error:
+            log.error("feed %s: cannot delete it from the store: %s", name, error)
+        if feed is not None:
+            self._notify(name)
+
+    # ------------------------------------------------------------------------------------------ pulls
+
+    async def record_pull(self, result: PullResult) -> None:
+        """The puller's `on_result`: install a new set, or keep the one in force with the new status."""
+        async with self._results:
+            feed = self._feeds.get(result.feed)
+            if feed is None:
+                return  # removed while it was pulled
+            status = result.status
+            if result.outcome == UPDATED and result.parsed is not None:
+                spec = feed.spec
+                content = spec.content if spec is not None else feed.content
+                subdomains = spec.match_subdomains if spec is not None else False
+                compiled = await asyncio.to_thread(compile_feed, feed.name, content, status.version, status.sha256,
+                                                   result.parsed.entries, subdomains)
+                await self._save_set(feed, compiled, status)
+            elif status != feed.status:
+                feed.status = status
+                try:
+                    await self._store.save_status(feed.name, status.to_dict())
+                except StoreError as error:
+                    log.error("feed %s: cannot save its status: %s", feed.name, error)
+            else:
+                return
+            await self._write_status(feed)
+
+    async def _save_set(self, feed: _Feed, compiled: CompiledFeed, status: FeedStatus) -> None:
+        try:
+            await self._store.save_feed(feed.name, content=compiled.content, version=compiled.version,
+                                        sha256=compiled.sha256, entries=compiled.entries, status=status.to_dict())
+        except VersionConflict as error:
+            log.error("feed %s: the store holds version %d already (another collector?): %s",
+                      feed.name, error.current_version, error)
+        except StoreError as error:
+            log.error("feed %s: cannot save version %d: %s; it is served but lost on restart",
+                      feed.name, compiled.version, error)
+        previous = feed.current
+        if previous is not None and previous.version != compiled.version:
+            feed.older[previous.version] = previous
+            for version in sorted(feed.older)[:-_OLDER_VERSIONS_KEPT]:
+                del feed.older[version]
+        feed.current, feed.status, feed.content, feed.deltas = compiled, status, compiled.content, {}
+        self._notify(feed.name)
+
+    async def _write_status(self, feed: _Feed) -> None:
+        if self._status_sink is None:
+            return
+        try:
+            await self._status_sink(feed.name, feed.status.to_dict())
+        except Exception as error:  # noqa: BLE001 - a status write must never stop the feeds
+            log.warning("feed %s: cannot write its status: %s", feed.name, error)
+
+    # ------------------------------------------------------------------------------------------ consumers
+
+    def feeds(self) -> list[FeedInfo]:
+        """Every feed, sorted by name."""
+        return [_info(self._feeds[name]) for name in sorted(self._feeds)]
+
+    def feed(self, name: str) -> FeedInfo:
+        """One feed; UnknownFeed when there is none."""
+        feed = self._feeds.get(name)
+        if feed is None:
+            raise UnknownFeed(f"no feed named {name!r}")
+        return _info(feed)
+
+    async def sync(self, name: str) -> FeedInfo:
+        """Pull the feed now and return it once the pull has ended; UnknownFeed or FeedDisabled."""
+        feed = self._feeds.get(name)
+        if feed is None:
+            raise UnknownFeed(f"no feed named {name!r}")
+        if feed.spec is None:
+            raise FeedDisabled(f"feed {name!r}: its manifest has not been read yet; try again shortly")
+        if not feed.spec.enabled:
+            raise FeedDisabled(f"feed {name!r} is Disabled; set spec.mode to Enabled to pull it")
+        try:
+            await self._require_puller().sync_now(name)
+        except KeyError:
+            raise UnknownFeed(f"no feed named {name!r}") from None
+        return self.feed(name)
+
+    # ------------------------------------------------------------------------------------------ agents
+
+    def distributed(self) -> list[str]:
+        """The feeds agents should hold now (a set in force, not Disabled), sorted by name."""
+        return sorted(name for name, feed in self._feeds.items() if feed.distributed)
+
+    def close(self) -> None:
+        """End every subscription (the collector is stopping)."""
+        self._closing = True
+        for subscription in self._subscriptions:
+            subscription.close()
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[Subscription]:
+        """Hear of every feed whose distributed set changes, from now until the block ends."""
+        subscription = Subscription()
+        if self._closing:
+            subscription.close()
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+
+    async def updates_for(self, name: str, held_version: int | None) -> list[FeedUpdate]:
+        """What brings an agent holding `held_version` of `name` (None: nothing) up to date; [] when it is."""
+        feed = self._feeds.get(name)
+        if feed is None or not feed.distributed:
+            return [FeedGone(name)] if held_version is not None else []
+        current = feed.current
+        assert current is not None
+        delta = None
+        if held_version is not None and 0 < held_version < current.version:
+            delta = await self._delta(feed, current, held_version)
+        return update_from(current, held_version, delta, self._part_bytes)
+
+    async def _delta(self, feed: _Feed, current: CompiledFeed, from_version: int) -> FeedDelta | None:
+        async with feed.lock:  # a thousand agents resuming at once make each delta once
+            if feed.current is current and from_version in feed.deltas:
+                return feed.deltas[from_version]
+            old = feed.older.get(from_version)
+            if old is None:
+                old = await self._load_version(feed.name, from_version, current)
+            change = None if old is None else await asyncio.to_thread(delta_between, old, current)
+            if feed.current is current:
+                feed.deltas[from_version] = change
+            return change
+
+    async def _load_version(self, name: str, version: int, current: CompiledFeed) -> CompiledFeed | None:
+        try:
+            stored = await self._store.load_version(name, version)
+        except StoreError as error:
+            log.warning("feed %s: cannot load version %d for a delta: %s", name, version, error)
+            return None
+        if stored is None:
+            return None  # pruned: the agent gets a snapshot
+        return await asyncio.to_thread(compile_feed, name, current.content, stored.version, stored.sha256,
+                                       stored.entries, current.match_subdomains)
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def _notify(self, name: str) -> None:
+        for subscription in self._subscriptions:
+            subscription.notify(name)
+
+    def _require_puller(self) -> FeedPuller:
+        if self._puller is None:
+            raise RuntimeError("FeedHub.attach(puller) must come before feeds are applied")
+        return self._puller
+
+
+def _info(feed: _Feed) -> FeedInfo:
+    status = feed.status
+    if feed.invalid is not None:
+        status = replace(status, error_conditions=(*status.error_conditions,
+                                                   ErrorCondition(INVALID_SPEC, feed.invalid))[-10:])
+    spec = feed.spec
+    if spec is None:
+        return FeedInfo(feed.name, feed.content, "Enabled", status)
+    return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description, url=spec.url,
+                    period_seconds=spec.period_seconds, format=spec.format.kind,
+                    match_subdomains=spec.match_subdomains)
+
+
+def _status_from_store(name: str, saved: dict) -> FeedStatus:
+    try:
+        return FeedStatus.from_dict(saved or {})
+    except ValueError as error:
+        log.warning("feed %s: the stored status cannot be read (%s); starting from an empty one", name, error)
+        return FeedStatus()

@@ -1,0 +1,238 @@
+"""`dnswatch-collector`: the collector process, assembled in one place (STYLE habits 5 and 7).
+
+    dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
+                       [--feeds-dir DIR | --kubeconfig F | (in-cluster)] --insecure
+
+Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
+feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
+write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
+end, pulls are cancelled, the store is closed, and the process exits 0.
+
+Feeds only for now; events come with issue 4, and TLS with them (until then `--insecure` is required).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from agent.errors import DnswatchError
+from collector.core.watchloop import FeedChange
+from collector.shell.feedhub import FeedHub, StatusSink
+from collector.shell.grpc_feeds import add_feed_services
+from collector.shell.puller import FeedPuller, PullerSettings, Resolver
+from collector.store import BadStoreUrl, StoreError, open_store
+
+__all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
+
+log = logging.getLogger("dnswatch.collector")
+
+PROG = "dnswatch-collector"
+EXIT_USAGE = 2
+
+
+class UsageError(DnswatchError):
+    """Flags that cannot be used together or at all; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """Everything the collector is told by its flags, built once in `settings_from_args`."""
+
+    db: str
+    """The store URL: `sqlite:///PATH` or `postgresql://USER@HOST/DB`."""
+    listen: str
+    """`HOST:PORT` the gRPC server binds (port 0: any free port, see `serve`'s `on_listening`)."""
+    feeds_dir: Path | None = None
+    """Read GlobalThreatFeed manifests from this folder instead of the Kubernetes API."""
+    kubeconfig: Path | None = None
+    """Kubernetes client configuration; None with no --feeds-dir means the in-cluster configuration."""
+    namespace: str = "dnswatch"
+    """The collector's namespace: where the ConfigMaps and Secrets of feed headers are."""
+    insecure: bool = False
+    """Serve plaintext gRPC (required until TLS comes with the Events issue)."""
+    poll_seconds: float = 5.0
+    """Seconds between two looks at --feeds-dir."""
+    grace_seconds: float = 5.0
+    """On SIGTERM, how long calls in flight may take to finish."""
+    log_level: str = "INFO"
+    """Logging level for stderr."""
+
+    @property
+    def source(self) -> str:
+        """`dir` or `kubernetes`: where the feeds come from."""
+        return "dir" if self.feeds_dir is not None else "kubernetes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="The dnswatch collector: pulls threat feeds and "
+                                     "distributes them to agents over gRPC.")
+    parser.add_argument("--db", required=True, help="store URL: sqlite:///PATH or postgresql://USER@HOST/DB")
+    parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="gRPC address to listen on")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--feeds-dir", type=Path, metavar="DIR",
+                        help="read GlobalThreatFeed manifests from this folder (default: the Kubernetes API)")
+    source.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                        help="Kubernetes client configuration (default: in-cluster)")
+    parser.add_argument("--namespace", default="dnswatch",
+                        help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
+    parser.add_argument("--insecure", action="store_true", help="serve plaintext gRPC (no TLS)")
+    parser.add_argument("--feeds-dir-poll", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between looks at --feeds-dir (default: 5)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
+    """The settings the flags describe; UsageError (or argparse's exit 2) when they cannot be used."""
+    args = build_parser().parse_args(argv)
+    if not args.insecure:
+        raise UsageError("TLS is not available yet (it comes with the Events issue); run with --insecure "
+                         "for plaintext gRPC")
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:7443 or [::]:7443")
+    if args.feeds_dir is not None and not args.feeds_dir.is_dir():
+        raise UsageError(f"--feeds-dir {args.feeds_dir}: no such folder")
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
+    if args.feeds_dir_poll <= 0:
+        raise UsageError("--feeds-dir-poll must be more than 0 seconds")
+    return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
+                             kubeconfig=args.kubeconfig, namespace=args.namespace, insecure=args.insecure,
+                             poll_seconds=args.feeds_dir_poll, log_level=args.log_level)
+
+
+# ---------------------------------------------------------------------------------------------- the sources
+
+
+@dataclass(frozen=True)
+class _Source:
+    changes: Callable[[], AsyncIterator[FeedChange]]
+    resolve: Resolver | None
+    status_sink: StatusSink | None
+
+
+def _feed_source(settings: CollectorSettings) -> _Source:
+    if settings.feeds_dir is not None:
+        from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
+
+        folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))
+        return _Source(folder.changes, None, None)
+    # The Kubernetes client is imported only in this mode: it is slow to import and useless with a folder.
+    from kubernetes import client, config
+
+    from collector.shell.kubesource import GlobalThreatFeedSource, KubeSourceSettings
+
+    try:
+        if settings.kubeconfig is not None:
+            api_client = config.new_client_from_config(config_file=str(settings.kubeconfig))
+        else:
+            config.load_incluster_config()
+            api_client = client.ApiClient()
+    except config.ConfigException as error:
+        where = f"--kubeconfig {settings.kubeconfig}" if settings.kubeconfig else "the in-cluster configuration"
+        raise UsageError(f"cannot use {where}: {error} (outside a cluster, pass --kubeconfig or --feeds-dir)"
+                         ) from None
+    kube = GlobalThreatFeedSource(api_client, KubeSourceSettings(namespace=settings.namespace))
+    return _Source(kube.changes, kube.resolve, kube.write_status)
+
+
+# ---------------------------------------------------------------------------------------------- the process
+
+
+async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
+                on_listening: Callable[[int], None] | None = None,
+                puller_settings: PullerSettings = PullerSettings()) -> None:
+    """Run the collector until `stop` is set. `on_listening(port)` is called once the server takes calls.
+
+    Raises StoreError for an unusable --db and UsageError for an unusable source or address, before serving.
+    """
+    source = _feed_source(settings)
+    store = await open_store(settings.db)
+    try:
+        hub = FeedHub(store, status_sink=source.status_sink)
+        async with FeedPuller(puller_settings, resolve=source.resolve, on_result=hub.record_pull) as puller:
+            hub.attach(puller)
+            await hub.restore()
+            server = grpc.aio.server()
+            health = await add_feed_services(server, hub)
+            try:
+                port = server.add_insecure_port(settings.listen)
+            except RuntimeError as error:
+                raise UsageError(f"--listen {settings.listen}: cannot listen there ({error})") from None
+            if port == 0 and not settings.listen.endswith(":0"):
+                raise UsageError(f"--listen {settings.listen}: cannot listen there (in use, or no such address)")
+            await server.start()
+            log.info("listening on %s (port %d), feeds from %s", settings.listen, port, settings.source)
+            if on_listening is not None:
+                on_listening(port)
+            tasks = [asyncio.create_task(puller.run(), name="puller"),
+                     asyncio.create_task(_follow(source, hub), name="feed source")]
+            try:
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stopping and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                log.info("stopping")
+                await health.enter_graceful_shutdown()
+                hub.close()  # agent streams end now, not after the grace period
+                await server.stop(settings.grace_seconds)
+                for task in [*tasks, stopping]:
+                    task.cancel()
+                await asyncio.gather(*tasks, stopping, return_exceptions=True)
+    finally:
+        await store.close()
+
+
+async def _follow(source: _Source, hub: FeedHub) -> None:
+    async with contextlib.aclosing(source.changes()) as changes:
+        async for change in changes:
+            await hub.apply(change)
+
+
+async def _main_async(settings: CollectorSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(settings, stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = settings_from_args(argv)
+    except DnswatchError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_main_async(settings))
+    except BadStoreUrl as error:
+        print(f"{PROG}: error: --db: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as error:
+        print(f"{PROG}: error: --db: {error}", file=sys.stderr)  # the URL itself may hold a password
+        return EXIT_USAGE
+    except DnswatchError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Between protobuf messages (dnswatch_pb.v1) and the domain types, both ways, in one place (STYLE habit 3).
+
+The servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` into messages; the
+consumer CLI and the agents' feed stream turn messages back. Nothing else sees a `*_pb2` type.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from collector.core.feedinfo import FeedInfo
+from collector.core.feedsets import FeedGone, FeedUpdate
+from collector.core.status import ErrorCondition, FeedStatus
+from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
+
+__all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "update_from_pb", "update_to_pb"]
+
+_CONTENTS = {DOMAIN_NAME_SET: feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET, IP_SET: feeds_pb2.FEED_CONTENT_IP_SET}
+_CONTENT_NAMES = {number: name for name, number in _CONTENTS.items()}
+_MODES = {"Enabled": feeds_pb2.FEED_MODE_ENABLED, "Disabled": feeds_pb2.FEED_MODE_DISABLED}
+_MODE_NAMES = {number: name for name, number in _MODES.items()}
+_ENCODINGS = {GAPS_ZLIB: distribution_pb2.SET_ENCODING_GAPS_ZLIB, LINES: distribution_pb2.SET_ENCODING_LINES}
+_ENCODING_NAMES = {number: name for name, number in _ENCODINGS.items()}
+
+
+# ---------------------------------------------------------------------------------------------- feeds
+
+
+def feed_to_pb(feed: FeedInfo) -> feeds_pb2.Feed:
+    status = feed.status
+    message = feeds_pb2.Feed(
+        name=feed.name,
+        content=_CONTENTS.get(feed.content, feeds_pb2.FEED_CONTENT_UNSPECIFIED),
+        mode=_MODES.get(feed.mode, feeds_pb2.FEED_MODE_UNSPECIFIED),
+        description=feed.description,
+        url=feed.url,
+        format=feed.format,
+        match_subdomains=feed.match_subdomains,
+        status=feeds_pb2.FeedStatus(
+            error_conditions=[feeds_pb2.ErrorCondition(type=c.type, message=c.message)
+                              for c in status.error_conditions],
+            entries=status.entries,
+            rejected_lines=status.rejected_lines,
+            sha256=status.sha256,
+            version=status.version,
+        ),
+    )
+    if feed.period_seconds is not None:
+        message.period.FromTimedelta(timedelta(seconds=feed.period_seconds))
+    if status.last_successful_sync:
+        message.status.last_successful_sync.FromJsonString(status.last_successful_sync)
+    return message
+
+
+def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
+    status = message.status
+    last_sync = None
+    if status.HasField("last_successful_sync"):
+        last_sync = status.last_successful_sync.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return FeedInfo(
+        name=message.name,
+        content=_CONTENT_NAMES.get(message.content, ""),
+        mode=_MODE_NAMES.get(message.mode, ""),
+        status=FeedStatus(
+            last_successful_sync=last_sync,
+            error_conditions=tuple(ErrorCondition(c.type, c.message) for c in status.error_conditions),
+            entries=status.entries,
+            rejected_lines=status.rejected_lines,
+            sha256=status.sha256,
+            version=status.version,
+        ),
+        description=message.description,
+        url=message.url,
+        period_seconds=message.period.ToTimedelta().total_seconds() if message.HasField("period") else None,
+        format=message.format,
+        match_subdomains=message.match_subdomains,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- distribution
+
+
+def update_to_pb(update: FeedUpdate) -> distribution_pb2.FeedUpdate:
+    if isinstance(update, FeedSnapshot):
+        return distribution_pb2.FeedUpdate(snapshot=distribution_pb2.FeedSnapshot(
+            name=update.name, content=_CONTENTS[update.content], version=update.version, sha256=update.sha256,
+            encoding=_ENCODINGS[update.encoding], payload=update.payload, entries=update.entries,
+            digest=update.digest, more=update.more))
+    if isinstance(update, FeedDelta):
+        return distribution_pb2.FeedUpdate(delta=distribution_pb2.FeedDelta(
+            name=update.name, content=_CONTENTS[update.content], from_version=update.from_version,
+            to_version=update.to_version, sha256=update.sha256, encoding=_ENCODINGS[update.encoding],
+            added=update.added, removed=update.removed, entries=update.entries, digest=update.digest))
+    if isinstance(update, FeedGone):
+        return distribution_pb2.FeedUpdate(removed=distribution_pb2.FeedRemoved(name=update.name))
+    raise TypeError(f"not a feed update: {update!r}")
+
+
+SYNCED = distribution_pb2.FeedUpdate(synced=distribution_pb2.Synced())
+"""The message that ends the initial state of a feed stream."""
+
+
+def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | None:
+    """The domain form of one stream message; None for `synced`. ValueError for an unknown content or
+    encoding (the agent then drops that feed's version and resubscribes for a snapshot)."""
+    kind = message.WhichOneof("update")
+    if kind == "snapshot":
+        m = message.snapshot
+        return FeedSnapshot(name=m.name, content=_content(m.content), version=m.version, sha256=m.sha256,
+                            payload=m.payload, entries=m.entries, digest=m.digest, encoding=_encoding(m.encoding),
+                            more=m.more)
+    if kind == "delta":
+        m = message.delta
+        return FeedDelta(name=m.name, content=_content(m.content), from_version=m.from_version,
+                         to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
+                         entries=m.entries, digest=m.digest, encoding=_encoding(m.encoding))
+    if kind == "removed":
+        return FeedGone(message.removed.name)
+    if kind == "synced":
+        return None
+    raise ValueError("a feed update with no known field set")
+
+
+def _content(number: int) -> str:
+    if number not in _CONTENT_NAMES:
+        raise ValueError(f"unknown feed content {number}")
+    return _CONTENT_NAMES[number]
+
+
+def _encoding(number: int) -> str:
+    if number not in _ENCODING_NAMES:
+        raise ValueError(f"unknown set encoding {number}")
+    return _ENCODING_NAMES[number]
