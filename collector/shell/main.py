@@ -158,7 +158,10 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     Raises StoreError for an unusable --db and UsageError for an unusable source or address, before serving.
     """
     source = _feed_source(settings)
-    store = await open_store(settings.db)
+    try:
+        store = await open_store(settings.db)
+    except OSError as error:  # e.g. the SQLite file's folder cannot be created
+        raise StoreError(f"cannot open the store: {error}") from error
     try:
         hub = FeedHub(store, status_sink=source.status_sink)
         async with FeedPuller(puller_settings, resolve=source.resolve, on_result=hub.record_pull) as puller:
