@@ -1,0 +1,157 @@
+"""FeedHub with real parts (a SQLite store, a FeedPuller against the test feed server): source changes, pulls,
+restore, snapshot parts, recompiling on a matchSubdomains switch, Disabled feeds, status write-back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from agent.core.domainset import DomainSet
+from agent.core.feedformats import parse_feed_body
+from agent.core.feedlines import DOMAIN_NAME_SET
+from agent.core.feedspec import FeedSpec
+from agent.core.feedwire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
+from collector.core.feedsets import FeedGone
+from collector.core.status import entries_sha256
+from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
+from collector.shell.puller import FeedPuller
+from collector.store import open_store
+from tests.collector.running import BODY_V1
+from tests.feedserver import FeedServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def feed_server():
+    with FeedServer() as server:
+        server.serve("/c2.txt", BODY_V1)
+        yield server
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    yield store
+    await store.close()
+
+
+def spec(server: FeedServer, **changes) -> FeedSpec:
+    return replace(FeedSpec(name="c2", content=DOMAIN_NAME_SET, url=server.url("/c2.txt")), **changes)
+
+
+async def running_hub(store, **options):
+    hub = FeedHub(store, **options)
+    puller = FeedPuller(on_result=hub.record_pull)
+    await puller.__aenter__()
+    hub.attach(puller)
+    await hub.restore()
+    return hub, puller
+
+
+async def test_a_large_snapshot_comes_in_parts_that_join_to_the_parsed_set(store, feed_server):
+    hub, puller = await running_hub(store, snapshot_part_bytes=256)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        info = await hub.sync("c2")
+        updates = await hub.updates_for("c2", None)
+    finally:
+        await puller.__aexit__(None, None, None)
+    assert info.status.version == 1 and hub.distributed() == ["c2"]
+    assert len(updates) > 3 and all(isinstance(u, FeedSnapshot) for u in updates)
+    assert [u.more for u in updates] == [True] * (len(updates) - 1) + [False]
+    expected = DomainSet.from_names(parse_feed_body(BODY_V1, DOMAIN_NAME_SET).entries)
+    assert domains_from_snapshot(join_snapshot_parts(updates)).to_bytes() == expected.to_bytes()
+    assert await hub.updates_for("c2", 1) == []
+
+
+async def test_switching_match_subdomains_recompiles_the_set_as_a_new_version(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        with hub.subscribe() as subscription:
+            await hub.apply(FeedUpserted(spec(feed_server, match_subdomains=True), "test"))
+            assert await subscription.changed() == {"c2"}
+        assert hub.feed("c2").status.version == 2 and puller.state("c2").status.version == 2
+        (update,) = await hub.updates_for("c2", 1)  # not comparable: the snapshot, not a delta
+        assert isinstance(update, FeedSnapshot) and update.version == 2
+        entries = parse_feed_body(BODY_V1, DOMAIN_NAME_SET).entries
+        assert domains_from_snapshot(update).to_bytes() == DomainSet.from_names(entries, True).to_bytes()
+        assert (await store.load_feed("c2")).version == 2
+        again = await hub.sync("c2")  # the same body again: no new version
+        assert again.status.version == 2 and again.status.sha256 == entries_sha256(entries)
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_a_disabled_feed_is_withdrawn_and_not_synced(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        await hub.apply(FeedUpserted(spec(feed_server, mode="Disabled"), "test"))
+        assert hub.distributed() == [] and await hub.updates_for("c2", 1) == [FeedGone("c2")]
+        assert hub.feed("c2").mode == "Disabled" and hub.feed("c2").status.version == 1
+        with pytest.raises(FeedDisabled):
+            await hub.sync("c2")
+        with pytest.raises(UnknownFeed):
+            await hub.sync("other")
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_an_invalid_manifest_keeps_the_feed_and_shows_why_until_a_valid_one(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        await hub.apply(FeedInvalid("c2", "spec.pull.period: too short", "c2.yaml"))
+        info = hub.feed("c2")
+        assert info.status.version == 1 and hub.distributed() == ["c2"]
+        assert info.status.error_conditions[-1] == ("InvalidSpec", "spec.pull.period: too short")
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        assert all(c.type != "InvalidSpec" for c in hub.feed("c2").status.error_conditions)
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_restored_feeds_without_a_manifest_are_dropped_once_the_source_has_synced(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+    finally:
+        await puller.__aexit__(None, None, None)
+    await store.save_feed("gone", content=DOMAIN_NAME_SET, version=1, sha256=entries_sha256(["a.example"]),
+                          entries=["a.example"], status={"version": 1, "entries": 1})
+    hub, puller = await running_hub(store)
+    try:
+        assert hub.distributed() == ["c2", "gone"]  # served at once, before the source says anything
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.apply(FeedsSynced(1))
+        assert hub.distributed() == ["c2"] and await store.load_feed("gone") is None
+        await hub.apply(FeedRemoved("c2"))
+        assert hub.feeds() == [] and await store.load_feed("c2") is None
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_every_new_status_goes_to_the_status_sink(store, feed_server):
+    written: list[tuple[str, dict]] = []
+
+    async def sink(name: str, status: dict) -> None:
+        written.append((name, status))
+
+    hub, puller = await running_hub(store, status_sink=sink)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        feed_server.fault("/c2.txt", "error", status=404)
+        await hub.sync("c2")
+    finally:
+        await puller.__aexit__(None, None, None)
+    assert [status["version"] for _, status in written] == [1, 1]
+    assert written[1][1]["errorConditions"][-1]["type"] == "PullFailed"
