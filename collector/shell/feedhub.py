@@ -256,7 +256,8 @@ class FeedHub:
         if self._status_sink is None:
             return
         try:
-            await self._status_sink(feed.name, feed.status.to_dict())
+            # As shown (an InvalidSpec condition included), so a write does not erase what the source wrote.
+            await self._status_sink(feed.name, _info(feed).status.to_dict())
         except Exception as error:  # noqa: BLE001 - a status write must never stop the feeds
             log.warning("feed %s: cannot write its status: %s", feed.name, error)
 

@@ -72,9 +72,11 @@ def pulled(*names: str, version: int = 1):
 
 
 class RunningCollector:
-    def __init__(self, db_url: str, feeds_dir: Path, *extra: str) -> None:
-        self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", "--feeds-dir",
-                                            str(feeds_dir), "--feeds-dir-poll", "0.1", "--insecure", *extra])
+    def __init__(self, db_url: str, feeds_dir: Path | None, *extra: str) -> None:
+        """With `feeds_dir` None, pass the source in `extra` (`--kubeconfig FILE`)."""
+        source = ["--feeds-dir", str(feeds_dir), "--feeds-dir-poll", "0.1"] if feeds_dir is not None else []
+        self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", *source, "--insecure",
+                                            *extra])
         self.port = 0
         self.error: BaseException | None = None
         self._ready = threading.Event()

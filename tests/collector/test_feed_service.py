@@ -146,7 +146,11 @@ def test_a_removed_manifest_removes_the_feed_for_subscribers(db_url, feeds_dir):
         assert set(collector.feeds()) == {"c2"}
 
 
-def test_a_restarted_collector_serves_the_stored_sets_before_any_pull(db_url, feeds_dir, feed_server):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_restarted_collector_serves_the_stored_sets_before_any_pull(request, backend, db_url, feeds_dir,
+                                                                       feed_server):
+    if backend == "postgresql":
+        db_url = request.getfixturevalue("pg_fresh_url")
     with RunningCollector(db_url, feeds_dir) as collector:
         collector.wait_for(pulled("c2", "ips"), "both feeds pulled")
         feed_server.serve("/c2.txt", BODY_V2)

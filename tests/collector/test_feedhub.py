@@ -1,5 +1,7 @@
 """FeedHub with real parts (a SQLite store, a FeedPuller against the test feed server): source changes, pulls,
-restore, snapshot parts, recompiling on a matchSubdomains switch, Disabled feeds, status write-back."""
+restore, snapshot parts, recompiling on a matchSubdomains switch, Disabled feeds, status write-back.
+
+`store` is tests/conftest.py's: each test runs on SQLite and on the suite's PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from collector.core.status import entries_sha256
 from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
 from collector.shell.puller import FeedPuller
-from collector.store import open_store
 from tests.collector.running import BODY_V1
 from tests.feedserver import FeedServer
 
@@ -29,13 +30,6 @@ def feed_server():
     with FeedServer() as server:
         server.serve("/c2.txt", BODY_V1)
         yield server
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await open_store(f"sqlite:///{tmp_path / 'hub.sqlite'}")
-    yield store
-    await store.close()
 
 
 def spec(server: FeedServer, **changes) -> FeedSpec:
