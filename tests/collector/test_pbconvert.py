@@ -1,0 +1,44 @@
+"""Protobuf conversions (collector/shell/pbconvert.py): every domain value survives the round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from collector.core.feedinfo import FeedInfo
+from collector.core.feedsets import FeedGone, compile_feed, delta_between
+from collector.core.status import ErrorCondition, FeedStatus, entries_sha256
+from collector.shell.pbconvert import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
+from dnswatch_pb.v1 import distribution_pb2
+
+NAMES = [f"n{i}.example" for i in range(300)]
+
+
+@pytest.mark.parametrize("feed", [
+    FeedInfo("c2", DOMAIN_NAME_SET, "Enabled",
+             FeedStatus("2026-11-27T21:53:31Z", (ErrorCondition("PullFailed", "HTTP 500"),), 10, 2, "ab", 3),
+             description="C2 domains", url="https://feeds.example/c2.txt", period_seconds=3600.0,
+             format="csv", match_subdomains=True),
+    FeedInfo("restored", "", "Enabled", FeedStatus()),
+    FeedInfo("ips", IP_SET, "Disabled", FeedStatus(), period_seconds=86400.0, format="newlineDelimited"),
+])
+def test_feeds_round_trip(feed):
+    assert feed_from_pb(feed_to_pb(feed)) == feed
+
+
+def test_updates_round_trip():
+    old = compile_feed("c2", DOMAIN_NAME_SET, 1, entries_sha256(NAMES), NAMES)
+    new = compile_feed("c2", DOMAIN_NAME_SET, 2, entries_sha256(NAMES[1:]), NAMES[1:])
+    ips = compile_feed("ips", IP_SET, 1, "x", ["192.0.2.1", "2001:db8::/32"])
+    for update in (old.snapshot, ips.snapshot, delta_between(old, new), FeedGone("c2")):
+        assert update is not None and update_from_pb(update_to_pb(update)) == update
+    assert update_from_pb(SYNCED) is None
+
+
+def test_an_unknown_encoding_is_refused():
+    message = update_to_pb(compile_feed("c2", DOMAIN_NAME_SET, 1, "x", NAMES).snapshot)
+    message.snapshot.encoding = 99
+    with pytest.raises(ValueError, match="encoding"):
+        update_from_pb(message)
+    with pytest.raises(ValueError):
+        update_from_pb(distribution_pb2.FeedUpdate())
