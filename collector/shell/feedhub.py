@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 StatusSink = Callable[[str, dict], Awaitable[object]]
 """Where a feed's status goes besides the store (Kubernetes mode: the GlobalThreatFeed's status subresource)."""
 
+_MATCH_SUBDOMAINS = "matchSubdomains"
+"""Kept in the stored status beside FeedStatus's fields: how the stored set was compiled, so a restart rebuilds
+the very table agents hold at that version (FeedStatus.from_dict ignores the extra key)."""
 _OLDER_VERSIONS_KEPT = 2  # compiled older sets kept in memory as delta sources; the store keeps more
 
 
@@ -68,6 +71,9 @@ class _Feed:
     invalid: str | None = None
     """The message of the last refused manifest of this name, until a valid one comes."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a delta to `current` is made, so concurrent subscribers make it once."""
+    results: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a pull result is installed: results of one feed apply in order."""
 
     @property
     def distributed(self) -> bool:
@@ -114,7 +120,6 @@ class FeedHub:
         self._puller: FeedPuller | None = None
         self._feeds: dict[str, _Feed] = {}
         self._subscriptions: set[Subscription] = set()
-        self._results = asyncio.Lock()
         self._closing = False
 
     def attach(self, puller: FeedPuller) -> None:
@@ -135,9 +140,11 @@ class FeedHub:
             stored = await self._store.load_feed(header.name)
             if stored is None:
                 continue
+            subdomains = bool((header.status or {}).get(_MATCH_SUBDOMAINS, False))
             try:
                 feed.current = await asyncio.to_thread(
-                    compile_feed, stored.name, stored.content, stored.version, stored.sha256, stored.entries)
+                    compile_feed, stored.name, stored.content, stored.version, stored.sha256, stored.entries,
+                    subdomains)
             except ValueError as error:
                 log.error("feed %s: the stored set cannot be used (%s); it is pulled again", header.name, error)
                 continue
@@ -180,7 +187,8 @@ class FeedHub:
         recompile = (feed.current is not None and feed.current.content == spec.content
                      and feed.current.match_subdomains != spec.match_subdomains)
         if recompile:
-            state = await self._recompile(feed, spec, state)
+            async with feed.results:  # not interleaved with a pull result installing another version
+                state = await self._recompile(feed, spec, state)
         puller.set_feed(spec, state)
         if was_distributed != feed.distributed or recompile:
             self._notify(spec.name)
@@ -212,10 +220,12 @@ class FeedHub:
 
     async def record_pull(self, result: PullResult) -> None:
         """The puller's `on_result`: install a new set, or keep the one in force with the new status."""
-        async with self._results:
-            feed = self._feeds.get(result.feed)
-            if feed is None:
-                return  # removed while it was pulled
+        feed = self._feeds.get(result.feed)
+        if feed is None:
+            return  # removed while it was pulled
+        async with feed.results:  # per feed: compiling one large feed does not hold up the others' results
+            if self._feeds.get(result.feed) is not feed:
+                return
             status = result.status
             if result.outcome == UPDATED and result.parsed is not None:
                 spec = feed.spec
@@ -227,7 +237,7 @@ class FeedHub:
             elif status != feed.status:
                 feed.status = status
                 try:
-                    await self._store.save_status(feed.name, status.to_dict())
+                    await self._store.save_status(feed.name, _stored_status(status, feed.current))
                 except StoreError as error:
                     log.error("feed %s: cannot save its status: %s", feed.name, error)
             else:
@@ -237,7 +247,8 @@ class FeedHub:
     async def _save_set(self, feed: _Feed, compiled: CompiledFeed, status: FeedStatus) -> None:
         try:
             await self._store.save_feed(feed.name, content=compiled.content, version=compiled.version,
-                                        sha256=compiled.sha256, entries=compiled.entries, status=status.to_dict())
+                                        sha256=compiled.sha256, entries=compiled.entries,
+                                        status=_stored_status(status, compiled))
         except VersionConflict as error:
             log.error("feed %s: the store holds version %d already (another collector?): %s",
                       feed.name, error.current_version, error)
@@ -371,6 +382,13 @@ def _info(feed: _Feed) -> FeedInfo:
     return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description, url=spec.url,
                     period_seconds=spec.period_seconds, format=spec.format.kind,
                     match_subdomains=spec.match_subdomains)
+
+
+def _stored_status(status: FeedStatus, compiled: CompiledFeed | None) -> dict:
+    saved = status.to_dict()
+    if compiled is not None:
+        saved[_MATCH_SUBDOMAINS] = compiled.match_subdomains
+    return saved
 
 
 def _status_from_store(name: str, saved: dict) -> FeedStatus:

@@ -149,3 +149,21 @@ async def test_every_new_status_goes_to_the_status_sink(store, feed_server):
         await puller.__aexit__(None, None, None)
     assert [status["version"] for _, status in written] == [1, 1]
     assert written[1][1]["errorConditions"][-1]["type"] == "PullFailed"
+
+
+async def test_a_restart_rebuilds_a_match_subdomains_set_at_the_same_version(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server, match_subdomains=True), "test"))
+        await hub.sync("c2")
+        (before,) = await hub.updates_for("c2", None)
+    finally:
+        await puller.__aexit__(None, None, None)
+    hub, puller = await running_hub(store)
+    try:
+        (restored,) = await hub.updates_for("c2", None)
+        await hub.apply(FeedUpserted(spec(feed_server, match_subdomains=True), "test"))
+        (after,) = await hub.updates_for("c2", None)
+    finally:
+        await puller.__aexit__(None, None, None)
+    assert before == restored == after and after.version == 1
