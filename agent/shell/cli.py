@@ -41,7 +41,9 @@ class ReplayConfig:
     dns_server_selector: str = "k8s-app=kube-dns"
     """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
     collector: str | None = None
-    """Collector address; feeds come from it and events go to it (the Feeds and Events issues)."""
+    """Collector address (`HOST:PORT`): feeds come from it. Events are only printed for now (issue 4)."""
+    collector_timeout: float = 30.0
+    """Seconds to wait for the collector's feeds before giving up."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--pods", type=Path, metavar="PODLIST.json")
     replay.add_argument("--node", default="-", help="node name reported in events (default -)")
     replay.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
-    replay.add_argument("--collector", metavar="ADDR", help="take feeds from and send events to a collector")
+    replay.add_argument(
+        "--collector", metavar="ADDR",
+        help="take the feeds from the collector at HOST:PORT (plaintext) instead of --feed/--ip-feed/"
+        "--feed-manifest; events are printed as without it (sending them to the collector is not done yet)",
+    )
+    replay.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the collector's feeds (default 30)")
     replay.add_argument("-o", "--output", choices=("json", "table"), default="json")
     replay.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
     replay.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
@@ -102,30 +110,21 @@ def replay_config(args: argparse.Namespace) -> ReplayConfig:
         aggregate_by=args.aggregate_by,
         dns_server_selector=args.dns_server_selector,
         collector=args.collector,
+        collector_timeout=args.collector_timeout,
     )
 
 
 def run_replay(config: ReplayConfig) -> int:
     from agent.core.attribution import PodDirectory
     from agent.core.eventpipeline import EventPipeline
-    from agent.shell import feeds as feed_loading
     from agent.shell.output import renderer
     from agent.shell.progress import Progress
     from agent.shell.replay import replay
 
     if config.collector:
-        raise DnswatchError("--collector is not available yet: feeds from a collector arrive with issue 3")
-    loaded = [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "DomainNameSet") for f in config.feeds]
-    loaded += [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "IPSet") for f in config.ip_feeds]
-    for manifest in config.manifests:
-        loaded += feed_loading.load_manifest(manifest)
-    if not loaded:
-        raise DnswatchError("no feeds: give --feed, --ip-feed or --feed-manifest")
-    for feed in loaded:
-        note = f", {feed.parsed.rejected} lines rejected" if feed.parsed.rejected else ""
-        print(f"feed {feed.name}: {len(feed.parsed.entries)} {feed.content} entries{note}", file=sys.stderr)
-    matcher = feed_loading.build_matcher(loaded)
-    del loaded  # the entries as text are no longer needed: the matcher holds ~10 bytes a domain
+        matcher = _collector_matcher(config)
+    else:
+        matcher = _local_matcher(config)
     pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
     # Feeds and pods live as long as the replay: spare the garbage collector walking them again and again.
     gc.collect()
@@ -152,6 +151,44 @@ def run_replay(config: ReplayConfig) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _local_matcher(config: ReplayConfig):
+    from agent.shell import feeds as feed_loading
+
+    loaded = [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "DomainNameSet") for f in config.feeds]
+    loaded += [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "IPSet") for f in config.ip_feeds]
+    for manifest in config.manifests:
+        loaded += feed_loading.load_manifest(manifest)
+    if not loaded:
+        raise DnswatchError("no feeds: give --feed, --ip-feed, --feed-manifest or --collector")
+    for feed in loaded:
+        note = f", {feed.parsed.rejected} lines rejected" if feed.parsed.rejected else ""
+        print(f"feed {feed.name}: {len(feed.parsed.entries)} {feed.content} entries{note}", file=sys.stderr)
+    return feed_loading.build_matcher(loaded)  # the entries as text go with `loaded`: the matcher is ~10 bytes a domain
+
+
+def _collector_matcher(config: ReplayConfig):
+    """The feeds the collector distributes, as a live agent would hold them after its first `synced`.
+
+    Local feed flags are refused alongside: merging would make events name feeds no collector knows, and a
+    local feed named like a distributed one would have to win or lose silently.
+    """
+    from agent.core.scanner import Matcher
+    from agent.shell.feedclient import FeedStream, FeedStreamSettings
+
+    if config.feeds or config.ip_feeds or config.manifests:
+        raise DnswatchError(
+            "--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest"
+        )
+    held = FeedStream(FeedStreamSettings(config.collector, node=config.node)).sync_once(config.collector_timeout)
+    feeds = held.feeds()
+    if not feeds:
+        raise DnswatchError(f"the collector at {config.collector} distributes no feeds (yet): nothing to match")
+    for feed in feeds:
+        print(f"feed {feed.name}: {feed.entries} {feed.content} entries (version {feed.version} from the collector)",
+              file=sys.stderr)
+    return Matcher(*held.matcher_feeds())
 
 
 def _read_pod_list(path: Path) -> dict:

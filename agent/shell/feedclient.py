@@ -1,0 +1,208 @@
+"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, SPEC §4 "Distribution", §6).
+
+It has the shape of every dnswatch stream (STYLE habit 4): connect, sync, follow, and on failure back off and
+resume from what is held. `FeedStream.sync_once` stops at the first `synced` (what `replay --collector`
+needs); `FeedStream.follow` keeps going and hands back the held feeds after every change (the live agent).
+
+    held = FeedStream(FeedStreamSettings("collector:9443", node="node-1")).sync_once(timeout=30)
+    matcher = Matcher(*held.matcher_feeds())
+
+The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this module only talks gRPC and
+turns the messages into feedwire's dataclasses (protobuf types stop here, STYLE habit 3). The agent imports
+nothing of the collector, so the conversion is its own (the collector's is collector/shell/pbconvert.py).
+
+The channel is plaintext for now: TLS and the client certificate come with the Events issue (4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from agent.core.heldfeeds import FeedRemoved, FeedUpdate, HeldFeeds, UnusableFeed
+from agent.errors import BadInput
+from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2
+
+__all__ = ["FeedStream", "FeedStreamSettings", "update_from_pb"]
+
+_CONTENT_NAMES = {feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET: DOMAIN_NAME_SET, feeds_pb2.FEED_CONTENT_IP_SET: IP_SET}
+_ENCODING_NAMES = {distribution_pb2.SET_ENCODING_GAPS_ZLIB: GAPS_ZLIB, distribution_pb2.SET_ENCODING_LINES: LINES}
+
+# Resubscribing for a fresh snapshot mends a feed whose delta went wrong; if the same trouble comes back this
+# often within one `sync_once`, the collector keeps sending something this agent cannot use: say so and stop.
+_MAX_RESUBSCRIBES = 3
+
+
+@dataclass(frozen=True)
+class FeedStreamSettings:
+    """Where the feed stream comes from and how hard to try."""
+
+    address: str
+    """The collector's gRPC address, `HOST:PORT`."""
+    node: str = "-"
+    """This agent's node name (`SubscribeRequest.node`), for the collector's logs."""
+    backoff_min: float = 0.5
+    """`follow`: seconds before the first reconnection after a failure."""
+    backoff_max: float = 30.0
+    """`follow`: the longest wait between reconnections (the wait doubles up to this, with jitter)."""
+
+
+SYNCED = object()
+"""What `update_from_pb` returns for the `synced` message."""
+
+
+def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | object:
+    """The dataclass of one stream message, or `SYNCED`. A content or encoding this agent does not know raises
+    `UnusableFeed` (the feed is then dropped and asked for again, SPEC §4: new encodings get new values)."""
+    kind = message.WhichOneof("update")
+    if kind == "snapshot":
+        m = message.snapshot
+        return FeedSnapshot(name=m.name, content=_content(m.name, m.content), version=m.version, sha256=m.sha256,
+                            payload=m.payload, entries=m.entries, digest=m.digest,
+                            encoding=_encoding(m.name, m.encoding), more=m.more)
+    if kind == "delta":
+        m = message.delta
+        return FeedDelta(name=m.name, content=_content(m.name, m.content), from_version=m.from_version,
+                         to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
+                         entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding))
+    if kind == "removed":
+        return FeedRemoved(message.removed.name)
+    if kind == "synced":
+        return SYNCED
+    raise UnusableFeed("", "a feed update with no known field set")
+
+
+def _content(name: str, number: int) -> str:
+    if number not in _CONTENT_NAMES:
+        raise UnusableFeed(name, f"feed {name!r}: unknown feed content {number}")
+    return _CONTENT_NAMES[number]
+
+
+def _encoding(name: str, number: int) -> str:
+    if number not in _ENCODING_NAMES:
+        raise UnusableFeed(name, f"feed {name!r}: unknown set encoding {number}")
+    return _ENCODING_NAMES[number]
+
+
+class FeedStream:
+    """One agent's subscription to the collector's feeds, resumable from `held`."""
+
+    def __init__(self, settings: FeedStreamSettings, held: HeldFeeds | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.held = held if held is not None else HeldFeeds()
+        """The feeds held; they survive a broken stream and are announced when resubscribing."""
+        self._rng = rng or random.Random()
+        self._stopping = threading.Event()
+        self._call: grpc.Future | None = None
+        self._lock = threading.Lock()
+
+    # -- replay: sync once
+
+    def sync_once(self, timeout: float) -> HeldFeeds:
+        """Subscribe, take the initial state up to `synced`, and return the held feeds.
+
+        Raises BadInput with one line when the collector cannot be reached or does not finish within
+        `timeout` seconds, or keeps sending a feed this agent cannot use.
+        """
+        address = self.settings.address
+        deadline = time.monotonic() + timeout
+        resubscribes = 0
+        with grpc.insecure_channel(address) as channel:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BadInput(f"cannot reach the collector at {address}: not synced within {timeout:g}s")
+                try:
+                    with contextlib.closing(self._subscription(channel, left)) as subscription:
+                        for synced in subscription:
+                            if synced:
+                                return self.held
+                    raise BadInput(f"the collector at {address} ended the feed stream before the feeds were synced")
+                except UnusableFeed as error:
+                    resubscribes += 1
+                    if resubscribes > _MAX_RESUBSCRIBES:
+                        raise BadInput(f"the collector at {address} keeps sending feeds that cannot be used: "
+                                       f"{error}") from error
+                    self.held.forget(error.feed)
+                except grpc.RpcError as error:
+                    raise BadInput(f"cannot reach the collector at {address}: {_describe(error, timeout)}") from None
+
+    # -- the live agent: follow
+
+    def follow(self) -> Iterator[HeldFeeds]:
+        """Connect, sync, follow; on failure back off and resume from the versions held. Ends after `stop()`.
+
+        Yields the held feeds once the initial state is in (`synced`) and again after every later change, so
+        the caller builds a new `Matcher` each time; between yields it keeps matching with the last one, also
+        while the collector is away. A feed that cannot be applied is dropped and the stream resubscribed
+        without its version (the collector then sends its snapshot); the other feeds stay held meanwhile.
+        """
+        delay = self.settings.backoff_min
+        while not self._stopping.is_set():
+            try:
+                with grpc.insecure_channel(self.settings.address) as channel:
+                    with contextlib.closing(self._subscription(channel, None)) as subscription:
+                        for _synced in subscription:
+                            delay = self.settings.backoff_min  # a stream that got this far was healthy
+                            yield self.held
+            except UnusableFeed as error:
+                self.held.forget(error.feed)
+                continue  # at once: the collector is fine, only this feed needs its snapshot
+            except grpc.RpcError:
+                pass  # unreachable, restarted or cancelled by `stop`: back off (the loop checks `stop`)
+            # Jitter spreads the reconnections of a whole cluster's agents after a collector restart.
+            self._stopping.wait(delay * self._rng.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.settings.backoff_max)
+
+    def stop(self) -> None:
+        """End `follow` (from another thread): cancels the stream in progress."""
+        self._stopping.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    # -- one subscription
+
+    def _subscription(self, channel: grpc.Channel, timeout: float | None) -> Iterator[bool]:
+        """Apply the stream's updates to `held`: yields True at `synced`, then False after each later update."""
+        self.held.start_stream()
+        stub = distribution_pb2_grpc.FeedDistributionStub(channel)
+        request = distribution_pb2.SubscribeRequest(node=self.settings.node, have=self.held.versions())
+        call = stub.Subscribe(request, timeout=timeout)
+        with self._lock:
+            self._call = call
+        if self._stopping.is_set():
+            call.cancel()
+        try:
+            synced = False
+            for message in call:
+                update = update_from_pb(message)
+                if update is SYNCED:
+                    synced = True
+                    yield True
+                    continue
+                self.held.apply(update)
+                if synced and not (isinstance(update, FeedSnapshot) and update.more):
+                    yield False
+        finally:
+            with self._lock:
+                self._call = None
+            call.cancel()
+
+
+def _describe(error: grpc.RpcError, timeout: float) -> str:
+    """One line for a failed call: gRPC's details can span lines and repeat the address."""
+    code = error.code() if hasattr(error, "code") else None
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"not synced within {timeout:g}s"
+    details = (error.details() if hasattr(error, "details") else "") or str(code)
+    return " ".join(details.split())

@@ -1,0 +1,119 @@
+"""`dnswatch-agent replay --collector`: feeds from a real collector (fed by a real feed server serving the demo
+feeds) give exactly the events the same replay gives with the demo manifest read locally; a collector that
+cannot be reached, or local feed flags next to --collector, get one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.core.domainset import DomainSet
+from agent.core.feedwire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
+from agent.core.heldfeeds import FeedRemoved, HeldFeeds, UnusableFeed
+from tests.collector.running import RunningCollector, db_url, pulled  # noqa: F401
+from tests.feedserver import FeedServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PCAPS = ROOT / "pcaps"
+DEMO_FEEDS = {"c2": "demo-c2.txt", "exfil": "demo-exfil.txt", "badips": "demo-badips.txt"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent.shell.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def replay_events(*feed_flags: str) -> tuple[list[dict], str]:
+    """Every event the demo replay prints (SPEC §3 objects, in order), and its stderr."""
+    result = run_cli("replay", str(PCAPS / "demo.pcapng"), *feed_flags, "--pods", str(PCAPS / "demo-pods.json"),
+                     "--node", "node-1", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+@pytest.fixture
+def demo_collector(tmp_path: Path, db_url: str) -> Iterator[RunningCollector]:  # noqa: F811
+    """A collector pulling the demo feeds (pcaps/demo-feeds.yaml, its URLs pointed at a feed server)."""
+    with FeedServer() as server:
+        manifests = (PCAPS / "demo-feeds.yaml").read_text()
+        for name, file in DEMO_FEEDS.items():
+            server.serve(f"/{file}", (PCAPS / file).read_bytes())
+            manifests = manifests.replace(f"url: file:{file}", f"url: {server.url('/' + file)}")
+        assert "url: file:" not in manifests and "matchSubdomains: true" in manifests
+        feeds_dir = tmp_path / "feeds"
+        feeds_dir.mkdir()
+        (feeds_dir / "demo-feeds.yaml").write_text(manifests)
+        with RunningCollector(db_url, feeds_dir) as collector:
+            collector.wait_for(pulled(*DEMO_FEEDS), "the demo feeds pulled")
+            yield collector
+
+
+def test_feeds_from_the_collector_give_the_same_events_as_the_local_manifest(demo_collector):
+    local, _ = replay_events("--feed-manifest", str(PCAPS / "demo-feeds.yaml"))
+    remote, stderr = replay_events("--collector", demo_collector.address)
+    assert local, "the demo replay gives events"
+    assert remote == local
+    for name in DEMO_FEEDS:
+        assert f"feed {name}: " in stderr and "(version 1 from the collector)" in stderr
+
+
+def test_an_unreachable_collector_is_one_line_and_exit_2():
+    result = run_cli("replay", str(PCAPS / "demo.pcapng"), "--collector", "127.0.0.1:1", "--collector-timeout", "5")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("dnswatch-agent: error: cannot reach the collector at 127.0.0.1:1: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--feed-manifest", "pcaps/demo-feeds.yaml"], ["--feed", "c2=pcaps/demo-c2.txt"],
+                                  ["--ip-feed", "ips=pcaps/demo-badips.txt"]])
+def test_local_feeds_next_to_collector_are_refused(flag):
+    result = run_cli("replay", "pcaps/demo.pcapng", "--collector", "127.0.0.1:1", *flag)
+    assert result.returncode == 2
+    assert result.stderr == ("dnswatch-agent: error: --collector takes the feeds from the collector: "
+                             "drop --feed, --ip-feed and --feed-manifest\n")
+
+
+def test_help_says_events_are_not_sent_yet():
+    result = run_cli("replay", "--help")
+    assert "--collector" in result.stdout and "not done yet" in " ".join(result.stdout.split())
+
+
+# ---------------------------------------------------------------------------------------------- HeldFeeds
+
+
+OLD = DomainSet.from_names([f"n{i}.example" for i in range(300)])
+NEW = DomainSet.from_names([f"n{i}.example" for i in range(5, 310)])
+
+
+def test_held_feeds_join_parts_apply_deltas_and_forget():
+    held = HeldFeeds()
+    for part in snapshot_parts(domain_snapshot("c2", 1, "", OLD), part_bytes=100):
+        held.apply(part)
+    held.apply(ip_snapshot("ips", 4, "", ["192.0.2.1", "198.51.100.0/24"]))
+    assert held.versions() == {"c2": 1, "ips": 4}
+    held.apply(domain_delta("c2", 1, 2, "", OLD, NEW))
+    held.apply(ip_delta("ips", 4, 5, "", ["192.0.2.1", "198.51.100.0/24"], ["192.0.2.1"]))
+    assert held.versions() == {"c2": 2, "ips": 5}
+    domain_feeds, ip_feeds = held.matcher_feeds()
+    assert [(name, domains.to_bytes()) for name, domains in domain_feeds] == [("c2", NEW.to_bytes())]
+    assert [name for name, _ in ip_feeds] == ["ips"] and held.feeds()[1].ips == frozenset({"192.0.2.1"})
+    held.apply(FeedRemoved("ips"))
+    assert held.versions() == {"c2": 2}
+
+
+def test_a_delta_that_does_not_fit_names_its_feed():
+    held = HeldFeeds()
+    held.apply(domain_snapshot("c2", 1, "", NEW))  # not the set the delta was made from
+    with pytest.raises(UnusableFeed) as caught:
+        held.apply(domain_delta("c2", 1, 2, "", OLD, NEW))
+    assert caught.value.feed == "c2"
+    with pytest.raises(UnusableFeed, match="from version 7"):
+        held.apply(domain_delta("c2", 7, 8, "", OLD, NEW))
+    held.forget("c2")
+    assert held.versions() == {}
