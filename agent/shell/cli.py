@@ -121,7 +121,7 @@ def run_replay(config: ReplayConfig) -> int:
     from agent.shell.progress import Progress
     from agent.shell.replay import replay
 
-    if config.collector:
+    if config.collector is not None:
         matcher = _collector_matcher(config)
     else:
         matcher = _local_matcher(config)
@@ -177,6 +177,8 @@ def _collector_matcher(config: ReplayConfig):
     from agent.core.scanner import Matcher
     from agent.shell.feedclient import FeedStream, FeedStreamSettings
 
+    if not config.collector:
+        raise DnswatchError("--collector needs the collector's address, HOST:PORT")
     if config.feeds or config.ip_feeds or config.manifests:
         raise DnswatchError(
             "--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest"

@@ -155,8 +155,9 @@ class FeedStream:
                             delay = self.settings.backoff_min  # a stream that got this far was healthy
                             yield self.held
             except UnusableFeed as error:
+                # Only this feed needs its snapshot, but a collector that keeps sending what this agent cannot
+                # read must not make it spin: resubscribe after the same back-off as for a broken stream.
                 self.held.forget(error.feed)
-                continue  # at once: the collector is fine, only this feed needs its snapshot
             except grpc.RpcError:
                 pass  # unreachable, restarted or cancelled by `stop`: back off (the loop checks `stop`)
             # Jitter spreads the reconnections of a whole cluster's agents after a collector restart.
