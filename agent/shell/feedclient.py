@@ -40,6 +40,15 @@ _ENCODING_NAMES = {distribution_pb2.SET_ENCODING_GAPS_ZLIB: GAPS_ZLIB, distribut
 # often within one `sync_once`, the collector keeps sending something this agent cannot use: say so and stop.
 _MAX_RESUBSCRIBES = 3
 
+# The feed stream is idle for hours between changes: ping the collector so that one which vanished (no FIN,
+# no RST) is noticed within about 40 s and `follow` reconnects. The collector accepts pings every 10 s
+# (collector/shell/main.py); without data in between gRPC would stop pinging after two, hence the 0.
+_CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
 
 @dataclass(frozen=True)
 class FeedStreamSettings:
@@ -116,7 +125,7 @@ class FeedStream:
         address = self.settings.address
         deadline = time.monotonic() + timeout
         resubscribes = 0
-        with grpc.insecure_channel(address) as channel:
+        with grpc.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -149,7 +158,7 @@ class FeedStream:
         delay = self.settings.backoff_min
         while not self._stopping.is_set():
             try:
-                with grpc.insecure_channel(self.settings.address) as channel:
+                with grpc.insecure_channel(self.settings.address, options=_CHANNEL_OPTIONS) as channel:
                     with contextlib.closing(self._subscription(channel, None)) as subscription:
                         for _synced in subscription:
                             delay = self.settings.backoff_min  # a stream that got this far was healthy
