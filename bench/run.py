@@ -20,6 +20,7 @@ from agent.core.pcapformat import FrameReader
 from agent.core.scanner import Matcher
 from agent.shell.replay import open_capture, replay
 from bench.baseline import baseline_replay, load_feed_names
+from bench.feeds import measure_feed_path
 from bench.workload import WorkloadSpec, ensure_workload
 
 def measure_feed_load(feed: Path) -> tuple[DomainSet, dict]:
@@ -107,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         ("agent memory per feed domain", f"{feed['bytes_per_domain']:.1f} bytes", "≤ 16 bytes",
          feed["bytes_per_domain"] <= 16),
         ("  a Python set of str, for scale", f"{feed['python_set_bytes_per_domain']:.0f} bytes", "", None),
+    ]
+    path = measure_feed_path(workload.feed)
+    budget_bytes = 16_000_000
+    rows += [
+        ("collector: pull and parse, 1M lines", f"{path['pull_parse_s']:.2f} s", "", None),
+        ("feed push, 1M-domain snapshot", f"{path['snapshot_s']:.2f} s, {path['snapshot_bytes'] / 1e6:.2f} MB",
+         "≤ 2 s, ≤ 16 MB", path["snapshot_s"] <= 2 and path["snapshot_bytes"] <= budget_bytes),
+        ("feed push, 1 % changed", f"{path['delta_s']:.2f} s, {path['delta_bytes'] / 1e3:.1f} kB ({path['delta_kind']})",
+         "≤ 1 % of 16 MB", path["delta_bytes"] <= budget_bytes / 100),
+        ("agent memory per domain, received", f"{path['bytes_per_domain']:.1f} bytes", "≤ 16 bytes",
+         path["bytes_per_domain"] <= 16),
     ]
     print_table(rows)
     return 0
