@@ -132,8 +132,87 @@ class Store(Protocol):
     async def load_version(self, name: str, version: int) -> FeedVersion | None:
         """One kept version of the feed's set, or None if it was pruned or never existed."""
 
+    # -- events (collector/store/events.py) -----------------------------------------------------------
+
+    async def ingest_events(self, events: list[dict[str, Any]]) -> "IngestResult":
+        """Store a batch of SPEC §3 events in one durable transaction, one row per event id.
+
+        A new id is inserted; a known id with a higher record.count replaces its row; a lower or equal count
+        changes nothing. Inserted and replaced rows get new change sequence numbers. BadEvent (nothing
+        stored) if an event lacks an id or a parsable time."""
+
+    async def list_events(self, filter: "EventFilter", page_size: int,
+                          page_token: str = "") -> tuple[list["StoredEvent"], str]:
+        """One page of matching events, newest first (time, then id); the token for the next page, or ""
+        at the end. BadPageToken if `page_token` is not one this store handed out."""
+
+    async def events_since(self, seq: int, filter: "EventFilter", limit: int) -> list["StoredEvent"]:
+        """Matching events whose change sequence number is greater than `seq`, in that order, at most `limit`.
+
+        Resuming from the last seq received misses nothing and repeats nothing: numbers become visible in
+        order (writers serialize on the sequence), and an event that grows comes again with its new seq."""
+
+    async def latest_event_seq(self) -> int:
+        """The highest change sequence number handed out so far (0 for none): where a watch "from now" starts."""
+
+    async def delete_events_before(self, cutoff: dt.datetime) -> int:
+        """Retention: delete the events last seen before `cutoff`; the number deleted."""
+
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""
+
+
+# -- events ----------------------------------------------------------------------------------------------
+
+
+class BadEvent(StoreError):
+    """An event given to ingest_events cannot be stored (no id, no parsable time); the batch is refused."""
+
+
+class BadPageToken(StoreError):
+    """list_events was given a page token it never handed out (or a damaged one)."""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events list_events and events_since return; every field set must match (None: any)."""
+
+    namespace: str | None = None
+    """The event's source_namespace."""
+    pod: str | None = None
+    """The pod's name (source_name) or its aggregated name (source_name_aggr, e.g. `web-7d4b9c-*`)."""
+    feed: str | None = None
+    """A feed named in record.feeds."""
+    domain: str | None = None
+    """A name in record.suspicious_domains (canonicalized before matching: case, trailing dot, IDN)."""
+    type: str | None = None
+    """The event's type, e.g. `gtf_suspicious_dns_query`."""
+    since: dt.datetime | None = None
+    """Events whose time is at or after this instant (timezone-aware)."""
+    until: dt.datetime | None = None
+    """Events whose time is before this instant (timezone-aware)."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One stored event and its change sequence number."""
+
+    seq: int
+    """Change sequence number of the row's last insert or update; a watch resumes after it."""
+    event: dict[str, Any] = field(hash=False)
+    """The event as last ingested (SPEC §3 JSON)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingest_events did with a batch (events repeated inside the batch count once)."""
+
+    inserted: int
+    """Events whose id was new."""
+    updated: int
+    """Known events that grew (higher record.count) and replaced their row."""
+    unchanged: int
+    """Events already stored with an equal or higher count, or repeated in the batch."""
 
 
 # -- the stored form of a set ---------------------------------------------------------------------------

@@ -59,6 +59,56 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (name, version)
         )""",
     )),
+    Migration(2, "events: one row per event id with a change sequence, feeds and domains side tables", (
+        # One row per event id; the filter columns are copied out of `body` (the event's JSON as ingested).
+        # seq: change sequence number, new on every insert and update, taken from event_sequence.
+        """
+        CREATE TABLE events (
+            id         TEXT PRIMARY KEY,
+            seq        BIGINT NOT NULL,
+            time       DOUBLE PRECISION NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen  DOUBLE PRECISION NOT NULL,
+            count      BIGINT NOT NULL,
+            type       TEXT NOT NULL,
+            host       TEXT NOT NULL,
+            namespace  TEXT NOT NULL,
+            pod        TEXT NOT NULL,
+            pod_aggr   TEXT NOT NULL,
+            body       TEXT NOT NULL,
+            stored_at  DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX events_by_seq ON events (seq)",
+        # Newest first with keyset pagination on (time, id), alone and after an equality filter.
+        "CREATE INDEX events_by_time ON events (time, id)",
+        "CREATE INDEX events_by_namespace ON events (namespace, time, id)",
+        "CREATE INDEX events_by_pod ON events (pod, time, id)",
+        "CREATE INDEX events_by_pod_aggr ON events (pod_aggr, time, id)",
+        "CREATE INDEX events_by_last_seen ON events (last_seen)",
+        # record.feeds and record.suspicious_domains, one row per value, for the feed and domain filters.
+        """
+        CREATE TABLE event_feeds (
+            event_id TEXT NOT NULL,
+            feed     TEXT NOT NULL,
+            PRIMARY KEY (event_id, feed)
+        )""",
+        "CREATE INDEX event_feeds_by_feed ON event_feeds (feed, event_id)",
+        """
+        CREATE TABLE event_domains (
+            event_id TEXT NOT NULL,
+            domain   TEXT NOT NULL,
+            PRIMARY KEY (event_id, domain)
+        )""",
+        "CREATE INDEX event_domains_by_domain ON event_domains (domain, event_id)",
+        # The last seq handed out. Every event write locks this one row first, so writers (several
+        # replicas on PostgreSQL) commit in seq order and a watcher never sees seq N+1 before N.
+        """
+        CREATE TABLE event_sequence (
+            one      INTEGER PRIMARY KEY CHECK (one = 1),
+            last_seq BIGINT NOT NULL
+        )""",
+        "INSERT INTO event_sequence (one, last_seq) VALUES (1, 0)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from collector.store.base import (DEFAULT_KEEP_VERSIONS, FeedHeader, FeedVersion, StoredFeed, StoreError,
                                   VersionConflict, from_epoch, pack_entries, unpack_entries)
+from collector.store.events import EventStoreMixin
 from collector.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 
 T = TypeVar("T")
@@ -56,8 +57,10 @@ class Dialect(Protocol):
         """The statement in the driver's parameter style (written with `?`)."""
 
 
-class SqlStore:
-    """A Store over one SQL connection in a worker thread. Build it with `open_store(url)`."""
+class SqlStore(EventStoreMixin):
+    """A Store over one SQL connection in a worker thread. Build it with `open_store(url)`.
+
+    The event methods come from EventStoreMixin (collector/store/events.py)."""
 
     def __init__(self, dialect: Dialect, *, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> None:
         if keep_versions < 2:

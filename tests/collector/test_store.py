@@ -12,6 +12,8 @@ from collector.store import BadStoreUrl, FeedHeader, StoredFeed, StoreError, Ver
 from collector.store.schema import LATEST_VERSION
 from tests.pgserver import PostgresServer, free_port
 
+ALL_VERSIONS = [(version,) for version in range(1, LATEST_VERSION + 1)]  # each migration once
+
 pytestmark = pytest.mark.anyio
 
 
@@ -212,13 +214,13 @@ async def test_reopening_does_not_migrate_twice_and_a_newer_schema_is_refused(st
     await again.close()
     if store_url.startswith("sqlite"):
         with sqlite3.connect(store_url.removeprefix("sqlite://")) as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(LATEST_VERSION,)]
+            assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == ALL_VERSIONS
             conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     else:
         import psycopg
 
         with psycopg.connect(store_url, autocommit=True) as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(LATEST_VERSION,)]
+            assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == ALL_VERSIONS
             conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     with pytest.raises(StoreError, match="schema version 99.*upgrade the collector"):
         await open_store(store_url)
