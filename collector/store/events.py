@@ -102,32 +102,67 @@ def merge_batch(rows: Iterable[EventRow]) -> dict[str, EventRow]:
     return merged
 
 
-def filter_sql(where: EventFilter) -> tuple[list[str], list[Any]]:
-    """The conditions (on table alias `e`) and their parameters for a filter; empty lists match all."""
+def filter_sql(where: EventFilter, *, driver: str | None = None) -> tuple[list[str], list[Any]]:
+    """The conditions (on `e`, the events table) and their parameters for a filter; empty lists match all.
+
+    `driver` names the side table (`event_feeds` or `event_domains`, alias `x`) a list query reads from:
+    its own value and the time range are then tested on `x`, whose index gives them in page order."""
     conditions: list[str] = []
     params: list[Any] = []
+    timed = "x.time" if driver else "e.time"
     if where.namespace is not None:
         conditions.append("e.namespace = ?")
         params.append(where.namespace)
     if where.pod is not None:
         conditions.append("(e.pod = ? OR e.pod_aggr = ?)")
         params += [where.pod, where.pod]
-    if where.feed is not None:
-        conditions.append("e.id IN (SELECT event_id FROM event_feeds WHERE feed = ?)")
-        params.append(where.feed)
-    if where.domain is not None:
-        conditions.append("e.id IN (SELECT event_id FROM event_domains WHERE domain = ?)")
-        params.append(canonical_name(where.domain) or where.domain)
+    for table, column, value in _side_filters(where):
+        if table == driver:
+            conditions.append(f"x.{column} = ?")
+        else:
+            conditions.append(f"EXISTS (SELECT 1 FROM {table} s WHERE s.event_id = e.id AND s.{column} = ?)")
+        params.append(value)
     if where.type is not None:
         conditions.append("e.type = ?")
         params.append(where.type)
     if where.since is not None:
-        conditions.append("e.time >= ?")
+        conditions.append(f"{timed} >= ?")
         params.append(_epoch(where.since, "since"))
     if where.until is not None:
-        conditions.append("e.time < ?")
+        conditions.append(f"{timed} < ?")
         params.append(_epoch(where.until, "until"))
     return conditions, params
+
+
+def list_sql(where: EventFilter, after: tuple[float, str] | None, size: int) -> tuple[str, tuple[Any, ...]]:
+    """The query for one page, newest first, starting after the (time, id) `after`; it reads `size` rows.
+
+    With a feed (or else a domain) filter the page is read from that side table's index; otherwise from
+    events' (time, id) index, or an equality filter's (namespace, time, id) one."""
+    sides = _side_filters(where)
+    driver = sides[0][0] if sides else None
+    conditions, params = filter_sql(where, driver=driver)
+    if driver:
+        source, time_id = f"{driver} x JOIN events e ON e.id = x.event_id", "x.time, x.event_id"
+    else:
+        source, time_id = "events e", "e.time, e.id"
+    if after is not None:
+        conditions.append(f"({time_id}) < (?, ?)")
+        params += list(after)
+    where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    order = " DESC, ".join(time_id.split(", ")) + " DESC"
+    return (f"SELECT e.seq, e.body, {time_id} FROM {source}{where_sql} ORDER BY {order} LIMIT ?",
+            (*params, size))
+
+
+def _side_filters(where: EventFilter) -> list[tuple[str, str, str]]:
+    """(table, column, value) of the filters answered by a side table, the feed first."""
+    sides = []
+    if where.feed is not None:
+        sides.append(("event_feeds", "feed", where.feed))
+    if where.domain is not None:
+        sides.append(("event_domains", "domain", canonical_name(where.domain) or where.domain))
+    return sides
 
 
 def encode_page_token(event_time: float, event_id: str) -> str:
@@ -198,14 +233,9 @@ class EventStoreMixin:
     async def list_events(self, filter: EventFilter, page_size: int,
                           page_token: str = "") -> tuple[list[StoredEvent], str]:
         size = check_limit(page_size, "page_size")
-        conditions, params = filter_sql(filter)
-        if page_token:
-            conditions.append("(e.time, e.id) < (?, ?)")
-            params += list(decode_page_token(page_token))
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = await self._call(self._fetch_events,
-                                f"SELECT e.seq, e.body, e.time, e.id FROM events e{where} "
-                                "ORDER BY e.time DESC, e.id DESC LIMIT ?", (*params, size + 1))
+        after = decode_page_token(page_token) if page_token else None
+        statement, params = list_sql(filter, after, size + 1)
+        rows = await self._call(self._fetch_events, statement, params)
         token = encode_page_token(rows[size - 1][2], rows[size - 1][3]) if len(rows) > size else ""
         return [_stored(row) for row in rows[:size]], token
 
@@ -269,12 +299,13 @@ class EventStoreMixin:
                 for table in ("event_feeds", "event_domains"):
                     cursor.executemany(sql(f"DELETE FROM {table} WHERE event_id = ?"), [(r.id,) for r in grown])
             changed = new + grown
-            feeds = [(r.id, feed) for r in changed for feed in sorted(r.feeds)]
-            domains = [(r.id, domain) for r in changed for domain in sorted(r.domains)]
+            feeds = [(r.id, feed, r.time) for r in changed for feed in sorted(r.feeds)]
+            domains = [(r.id, domain, r.time) for r in changed for domain in sorted(r.domains)]
             if feeds:
-                cursor.executemany(sql("INSERT INTO event_feeds (event_id, feed) VALUES (?, ?)"), feeds)
+                cursor.executemany(sql("INSERT INTO event_feeds (event_id, feed, time) VALUES (?, ?, ?)"), feeds)
             if domains:
-                cursor.executemany(sql("INSERT INTO event_domains (event_id, domain) VALUES (?, ?)"), domains)
+                cursor.executemany(sql("INSERT INTO event_domains (event_id, domain, time) VALUES (?, ?, ?)"),
+                                   domains)
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
                        (last_seq + len(changed),))
             return len(new), len(grown)
