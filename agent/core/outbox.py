@@ -16,7 +16,9 @@ them first; batch ids keep increasing, so a late Ack from the dead stream matche
 
 Bounds (events and bytes) cover everything held, queued and in flight, because both occupy memory. When an
 emission would exceed them the oldest queued events are dropped first (in-flight ones are on the wire and
-most likely about to be acknowledged), then the oldest in-flight ones; each drop is counted. Offering never
+most likely about to be acknowledged), then the oldest in-flight ones; each drop is counted. (Dropping a
+queued emission whose older emission is in flight leaves that older one, which a requeue resends: a true
+count, if a smaller one, rather than nothing.) Offering never
 blocks and never raises: the capture path must not wait on the network.
 """
 
@@ -101,14 +103,15 @@ class Outbox:
         return len(self._queued) + self._in_flight_events
 
     def offer(self, event: QueuedEvent) -> tuple[str, ...]:
-        """Queue an emission, superseding a queued one of the same id; returns the ids dropped to make room.
+        """Queue an emission, superseding a queued one of the same id; returns the ids dropped and no longer held.
 
-        A dropped id no longer held at all may be forgotten by a spool as well.
+        Those ids (and only those) may be forgotten by a spool as well.
         """
         if event.size > self.max_bytes:
-            # It could never be held; keep whatever was held rather than empty the queue for nothing.
+            # It could never be held; keep whatever was held (an older emission of it included) rather than
+            # empty the queue for nothing.
             self._dropped += 1
-            return (event.id,)
+            return _NOTHING if self._holds(event.id) else (event.id,)
         old = self._queued.pop(event.id, None)
         if old is not None:
             self._replaced += 1
@@ -157,6 +160,18 @@ class Outbox:
         self._in_flight_events -= len(batch)
         self._in_flight_bytes -= sum(ev.size for ev in batch.values())
         self._acked += len(batch)
+        # Acks come in order, but should one overtake an earlier batch's, that batch's emissions of these ids
+        # are older than what is now stored: resending them after a requeue would store an older count.
+        emptied = []
+        for earlier_id, earlier in self._in_flight.items():
+            if earlier_id > batch_id:
+                break
+            for event_id in [event_id for event_id in earlier if event_id in batch]:
+                self._superseded_in_flight(earlier, event_id)
+            if not earlier:
+                emptied.append(earlier_id)
+        for earlier_id in emptied:
+            del self._in_flight[earlier_id]
         return tuple(event_id for event_id in batch if not self._holds(event_id))
 
     def requeue_in_flight(self) -> int:
@@ -190,6 +205,12 @@ class Outbox:
         return OutboxStats(queued=len(self._queued), queued_bytes=self._queued_bytes,
                            in_flight=self._in_flight_events, in_flight_bytes=self._in_flight_bytes,
                            acked=self._acked, dropped=self._dropped, replaced=self._replaced)
+
+    def _superseded_in_flight(self, batch: dict[str, QueuedEvent], event_id: str) -> None:
+        event = batch.pop(event_id)
+        self._in_flight_events -= 1
+        self._in_flight_bytes -= event.size
+        self._replaced += 1
 
     def _holds(self, event_id: str) -> bool:
         return event_id in self._queued or any(event_id in batch for batch in self._in_flight.values())

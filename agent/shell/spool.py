@@ -130,6 +130,9 @@ class Spool:
             spool._load()
             spool._bound_live(0)
             spool._compact()
+        except OSError as e:
+            spool.close()
+            raise SpoolError(f"cannot rewrite spool {spool._path}: {e.strerror}") from e
         except BaseException:
             spool.close()
             raise
@@ -149,7 +152,8 @@ class Spool:
     def append(self, events: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
         """Hold these emissions (each replacing any held under its `id`), durably; returns ids dropped for room.
 
-        The ids returned (older events, or an event larger than the whole bound) are no longer held.
+        The ids returned (older events, or an event larger than the whole bound) are no longer held. Raises
+        SpoolError when the disk refuses the write; the spool stays usable, without these events.
         """
         new: dict[str, bytes] = {}
         for event in events:
@@ -160,16 +164,14 @@ class Spool:
             return ()
         too_big = [event_id for event_id, record in new.items() if len(record) > self._live_cap]
         for event_id in too_big:
+            # Like the outbox: an older emission of it, if held, stays held.
             del new[event_id]
             self._dropped += 1
         for event_id in new:
             self._forget(event_id)
         dropped = self._bound_live(sum(len(record) for record in new.values()))
-        settled = [event_id for event_id in dropped if event_id not in new]
-        data = b"".join(new.values())
-        self._write(_settled_record(settled) if settled else b"", new, data)
-        os.fsync(self._fd)
-        return tuple(too_big) + tuple(dropped)
+        self._write(_settled_record(dropped) if dropped else b"", new, sync=True)
+        return tuple(event_id for event_id in too_big if event_id not in self._live) + tuple(dropped)
 
     def acknowledge(self, ids: Iterable[str]) -> None:
         """Forget these events (the collector stored them); ids not held are ignored."""
@@ -177,7 +179,7 @@ class Spool:
         for event_id in settled:
             self._forget(event_id)
         if settled:
-            self._write(_settled_record(settled), {}, b"")
+            self._write(_settled_record(settled), {}, sync=False)
 
     def stats(self) -> SpoolStats:
         return SpoolStats(events=len(self._live), live_bytes=self._live_bytes, file_bytes=self._file_bytes,
@@ -216,21 +218,32 @@ class Spool:
             dropped.append(oldest)
         return dropped
 
-    def _write(self, settled_record: bytes, new: dict[str, bytes], data: bytes) -> None:
+    def _write(self, settled_record: bytes, new: dict[str, bytes], sync: bool) -> None:
         """Append a settled record (if any) then the new event records, compacting first if they would not fit.
 
         A compaction rewrites only the live events, which already excludes whatever `settled_record` says,
-        so that record is then not needed.
+        so that record is then not needed. A failed write is cut off again, so that nothing appended later
+        ends up behind a torn record (recovery stops at the first one).
         """
-        if self._file_bytes + len(settled_record) + len(data) > self.max_bytes:
-            self._compact()
-            settled_record = b""
+        data = b"".join(new.values())
+        try:
+            if self._file_bytes + len(settled_record) + len(data) > self.max_bytes:
+                self._compact()
+                settled_record = b""
+            try:
+                _write_all(self._fd, settled_record + data)
+                if sync:
+                    os.fsync(self._fd)
+            except OSError:
+                os.ftruncate(self._fd, self._file_bytes)
+                raise
+        except OSError as e:
+            raise SpoolError(f"cannot write spool {self._path}: {e.strerror}") from e
         offset = self._file_bytes + len(settled_record)
         for event_id, record in new.items():
             self._live[event_id] = (offset, len(record))
             self._live_bytes += len(record)
             offset += len(record)
-        _write_all(self._fd, settled_record + data)
         self._file_bytes = offset
 
     def _load(self) -> None:

@@ -1,8 +1,10 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.core.outbox import Outbox, QueuedEvent, queued_event
+from agent.core.outbox import Batch, Outbox, QueuedEvent, queued_event
 
 
 def ev(event_id: str, count: int = 1, pad: int = 0) -> QueuedEvent:
@@ -198,3 +200,89 @@ def test_dropping_an_id_still_held_elsewhere_does_not_report_it():
 def test_bounds_must_leave_room():
     with pytest.raises(ValueError):
         Outbox(max_events=0, max_bytes=10)
+
+
+def test_an_oversized_reemission_leaves_the_held_one_and_reports_nothing():
+    box = Outbox(max_events=100, max_bytes=500)
+    box.offer(ev("a", 1))
+    assert box.offer(ev("a", 2, pad=1000)) == ()
+    assert counts(box.next_batch(10, 1 << 20)) == [1] and box.stats().dropped == 1
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("offer"), st.sampled_from("abcdefg"), st.integers(0, 300)),
+    st.tuples(st.just("cut"), st.integers(1, 4), st.integers(1, 800)),
+    st.tuples(st.just("ack"), st.integers(0, 3)),
+    st.tuples(st.just("requeue"),),
+), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS, st.integers(1, 6), st.integers(200, 1500))
+def test_any_sequence_keeps_the_bounds_the_latest_emissions_and_every_emission_accounted(ops, max_events,
+                                                                                         max_bytes):
+    box = Outbox(max_events=max_events, max_bytes=max_bytes)
+    latest: dict[str, int] = {}  # id -> serial of its latest emission offered
+    cut: list[int] = []
+    offered = serial = 0
+    for op in ops:
+        if op[0] == "offer":
+            serial += 1
+            offered += 1
+            event = ev(op[1], serial, pad=op[2])
+            dropped = box.offer(event)
+            if event.size <= max_bytes:
+                latest[op[1]] = serial
+            for event_id in dropped:
+                assert not box._holds(event_id)
+        elif op[0] == "cut":
+            batch = box.next_batch(op[1], op[2])
+            if batch is not None:
+                assert 1 <= len(batch.events) <= op[1]
+                assert len(batch.events) == 1 or batch.size <= op[2]
+                cut.append(batch.batch_id)
+        elif op[0] == "ack" and cut:
+            settled = box.ack(cut.pop(min(op[1], len(cut) - 1)))
+            for event_id in settled:
+                assert not box._holds(event_id)
+        elif op[0] == "requeue":
+            box.requeue_in_flight()
+            cut.clear()
+        stats = box.stats()
+        assert stats.queued + stats.in_flight <= max_events
+        assert stats.queued_bytes + stats.in_flight_bytes <= max_bytes
+        assert offered == stats.acked + stats.dropped + stats.replaced + len(box)
+        # whatever is queued for an id is its latest emission (older ones may still be in flight); only a drop
+        # of the latest can leave an older one, from flight, to be resent (a true count, if a smaller one)
+        for event_id, queued in box._queued.items():
+            (held,) = counts(Batch(0, (queued,)))
+            assert held == latest[event_id] or (stats.dropped and held < latest[event_id])
+
+
+def test_an_ack_overtaking_an_earlier_batch_retires_its_older_emissions():
+    box = big_outbox()
+    box.offer(ev("a", 1))
+    box.offer(ev("b", 1))
+    first = box.next_batch(10, 1 << 20)
+    box.offer(ev("a", 2))
+    second = box.next_batch(10, 1 << 20)
+    assert box.ack(second.batch_id) == ("a",)
+    assert box.stats().in_flight == 1 and box.stats().replaced == 1
+    box.requeue_in_flight()
+    assert ids(box.next_batch(10, 1 << 20)) == ["b"]  # a (1) is not resent over the stored a (2)
+    assert first.batch_id < second.batch_id
+
+
+def test_a_batch_emptied_by_an_overtaking_ack_leaves_nothing_behind():
+    box = Outbox(max_events=2, max_bytes=1 << 20)
+    box.offer(ev("a", 1))
+    first = box.next_batch(10, 1 << 20)
+    box.offer(ev("a", 2))
+    second = box.next_batch(10, 1 << 20)
+    box.ack(second.batch_id)
+    assert box.stats().in_flight == 0
+    for name in "bc":
+        box.offer(ev(name))
+        box.next_batch(10, 1 << 20)
+    assert box.offer(ev("d")) == ("b",)  # the oldest in flight, no empty batch in the way
+    assert box.ack(first.batch_id) == ()
