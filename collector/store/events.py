@@ -12,6 +12,7 @@ watcher that reads "seq > N" after a commit can never later see a smaller number
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -209,6 +210,10 @@ def _texts(values: Any) -> list[str]:
     return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
 
 
+def _batch_rows(events: list[dict[str, Any]]) -> dict[str, EventRow]:
+    return merge_batch(event_row(event) for event in events)
+
+
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(seq=row[0], event=json.loads(row[1]))
 
@@ -226,7 +231,8 @@ class EventStoreMixin:
     _transaction: Callable[..., Any]
 
     async def ingest_events(self, events: list[dict[str, Any]]) -> IngestResult:
-        rows = merge_batch(event_row(event) for event in events)  # BadEvent before anything is written
+        # Off the event loop (≈20 µs an event, mostly the JSON), and BadEvent before anything is written.
+        rows = await asyncio.to_thread(_batch_rows, events) if len(events) > 50 else _batch_rows(events)
         inserted, updated = await self._call(self._ingest_events, list(rows.values()))
         return IngestResult(inserted=inserted, updated=updated, unchanged=len(events) - inserted - updated)
 

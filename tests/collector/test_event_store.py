@@ -330,3 +330,19 @@ async def test_the_caller_can_keep_changing_its_dicts(store) -> None:
     event["record"]["count"] = 99
     [stored] = await store.events_since(0, ALL, 1)
     assert stored.event == kept
+
+
+async def test_twenty_thousand_events_in_large_batches(store) -> None:
+    # Batches far larger than one id lookup (500): every chunk is consulted. Speed is for the bench.
+    events = [make_event(i, seconds=i / 10, namespace=f"ns{i % 7}", feeds=(f"feed{i % 3}",)) for i in range(20_000)]
+    for start in range(0, 20_000, 5000):
+        assert (await store.ingest_events(events[start:start + 5000])).inserted == 5000
+    again = events[5000:10_000] + [make_event(i, seconds=i / 10, namespace=f"ns{i % 7}", feeds=(f"feed{i % 3}",),
+                                              count=2) for i in range(9990, 10_010)]
+    assert await store.ingest_events(again) == IngestResult(inserted=0, updated=20, unchanged=5000)
+    assert await store.latest_event_seq() == 20_020
+    where = EventFilter(namespace="ns3", feed="feed1")
+    expected = [f"{i:032x}" for i in range(19_999, -1, -1) if i % 7 == 3 and i % 3 == 1]
+    assert await ids(store, where, page_size=MAX_PAGE_SIZE) == expected
+    # Events 0..9999 were last seen before T0 + 1001 s, except the ten grown ones (seen a second longer).
+    assert await store.delete_events_before(T0 + dt.timedelta(seconds=1001)) == 9990
