@@ -174,7 +174,11 @@ class Spool:
         return tuple(event_id for event_id in too_big if event_id not in self._live) + tuple(dropped)
 
     def acknowledge(self, ids: Iterable[str]) -> None:
-        """Forget these events (the collector stored them); ids not held are ignored."""
+        """Forget these events (the collector stored them); ids not held are ignored.
+
+        Raises SpoolError when the disk refuses the write; they are forgotten in memory anyway, and at worst a
+        restart resends them, which the collector's de-duplication makes harmless.
+        """
         settled = [event_id for event_id in dict.fromkeys(ids) if event_id in self._live]
         for event_id in settled:
             self._forget(event_id)

@@ -229,3 +229,35 @@ def test_kill_9_mid_stream_loses_no_returned_append_and_resurrects_no_acknowledg
         assert numbers == list(range(numbers[0], last + 1))  # in order, no gap, nothing acknowledged came back
         assert last - numbers[0] in (9, 10)  # ten or eleven held, as the writer leaves them
         start = last + 1
+
+
+FULL_DISK = """
+import resource, signal, sys
+from agent.shell.spool import Spool, SpoolError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like a full disk
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+spool = Spool.open(sys.argv[1], 1 << 20)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, hard))
+written = 0
+try:
+    while True:
+        spool.append([{"id": f"e{written}", "pad": "x" * 150}])
+        written += 1
+except SpoolError as e:
+    print(written, e, file=sys.stderr)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+spool.append([{"id": "after", "pad": ""}])
+spool.close()
+print(written)
+"""
+
+
+def test_a_failed_write_is_cut_off_and_later_appends_survive(tmp_path):
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True,
+                          check=True)
+    written = int(done.stdout)
+    assert 0 < written and "cannot write spool" in done.stderr
+    spool = Spool.open(tmp_path, 1 << 20)
+    assert [e["id"] for e in spool.recover()] == [f"e{i}" for i in range(written)] + ["after"]
+    assert spool.stats().torn_bytes == 0
+    spool.close()
