@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # OS packages the test suite uses (tshark is the oracle for what a capture holds; PostgreSQL is the
-# collector's multi-replica store, tested against a real server the suite starts).
-APT_PACKAGES := tshark postgresql
+# collector's multi-replica store, tested against a real server the suite starts; the live-capture testbed
+# runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2).
+APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2
 
 .PHONY: venv demo test bench apt lint clean
 
