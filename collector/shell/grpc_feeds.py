@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from collector.core.feedsets import held_after
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
 from collector.shell.pbconvert import SYNCED, feed_to_pb, update_to_pb
-from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
+from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["FeedDistributionServicer", "FeedsServicer", "add_feed_services"]
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     feeds_pb2.DESCRIPTOR.services_by_name["Feeds"].full_name,
     distribution_pb2.DESCRIPTOR.services_by_name["FeedDistribution"].full_name,
+    # Registered by collector/shell/grpc_events.py and grpc_ingest.py; health and reflection cover them here.
+    events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventIngest"].full_name,
 )
 
 

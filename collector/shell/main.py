@@ -1,14 +1,15 @@
 """`dnswatch-collector`: the collector process, assembled in one place (STYLE habits 5 and 7).
 
     dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
-                       [--feeds-dir DIR | --kubeconfig F | (in-cluster)] --insecure
+                       [--feeds-dir DIR | --kubeconfig F | (in-cluster)] \\
+                       (--tls-cert F --tls-key F [credentials, see collector/shell/security.py] | --insecure)
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
 write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
 end, pulls are cancelled, the store is closed, and the process exits 0.
 
-Feeds only for now; events come with issue 4, and TLS with them (until then `--insecure` is required).
+gRPC is TLS unless `--insecure`; who may call what is collector/shell/security.py's business (SPEC §6).
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ import grpc
 
 from agent.errors import DnswatchError
 from collector.core.watchloop import FeedChange
+from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink
+from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
+from collector.shell.grpc_ingest import add_ingest_service
 from collector.shell.puller import FeedPuller, PullerSettings, Resolver
+from collector.shell.security import (AuthInterceptor, ServerSecurity, add_secure_ports, add_security_arguments,
+                                      authenticator_for, server_security_from_args)
 from collector.store import BadStoreUrl, StoreError, open_store
 
 __all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
@@ -68,14 +74,19 @@ class CollectorSettings:
     """Kubernetes client configuration; None with no --feeds-dir means the in-cluster configuration."""
     namespace: str = "dnswatch"
     """The collector's namespace: where the ConfigMaps and Secrets of feed headers are."""
-    insecure: bool = False
-    """Serve plaintext gRPC (required until TLS comes with the Events issue)."""
+    security: ServerSecurity = ServerSecurity(insecure=True)
+    """TLS and credentials, or plaintext with no checks (`--insecure`)."""
     poll_seconds: float = 5.0
     """Seconds between two looks at --feeds-dir."""
     grace_seconds: float = 5.0
     """On SIGTERM, how long calls in flight may take to finish."""
     log_level: str = "INFO"
     """Logging level for stderr."""
+
+    @property
+    def insecure(self) -> bool:
+        """Plaintext gRPC with no authentication."""
+        return self.security.insecure
 
     @property
     def source(self) -> str:
@@ -95,19 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Kubernetes client configuration (default: in-cluster)")
     parser.add_argument("--namespace", default="dnswatch",
                         help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
-    parser.add_argument("--insecure", action="store_true", help="serve plaintext gRPC (no TLS)")
     parser.add_argument("--feeds-dir-poll", type=float, default=5.0, metavar="SECONDS",
                         help="seconds between looks at --feeds-dir (default: 5)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_security_arguments(parser)
     return parser
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
     """The settings the flags describe; UsageError (or argparse's exit 2) when they cannot be used."""
     args = build_parser().parse_args(argv)
-    if not args.insecure:
-        raise UsageError("TLS is not available yet (it comes with the Events issue); run with --insecure "
-                         "for plaintext gRPC")
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise UsageError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:7443 or [::]:7443")
@@ -117,8 +125,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.feeds_dir_poll <= 0:
         raise UsageError("--feeds-dir-poll must be more than 0 seconds")
+    security = server_security_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
-                             kubeconfig=args.kubeconfig, namespace=args.namespace, insecure=args.insecure,
+                             kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level)
 
 
@@ -138,10 +147,15 @@ def _feed_source(settings: CollectorSettings) -> _Source:
 
         folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))
         return _Source(folder.changes, None, None)
-    # The Kubernetes client is imported only in this mode: it is slow to import and useless with a folder.
-    from kubernetes import client, config
-
     from collector.shell.kubesource import GlobalThreatFeedSource, KubeSourceSettings
+
+    kube = GlobalThreatFeedSource(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
+    return _Source(kube.changes, kube.resolve, kube.write_status)
+
+
+def _kube_api_client(settings: CollectorSettings):
+    # The Kubernetes client is imported only when needed: it is slow to import and useless with a folder.
+    from kubernetes import client, config
 
     try:
         if settings.kubeconfig is not None:
@@ -153,8 +167,7 @@ def _feed_source(settings: CollectorSettings) -> _Source:
         where = f"--kubeconfig {settings.kubeconfig}" if settings.kubeconfig else "the in-cluster configuration"
         raise UsageError(f"cannot use {where}: {error} (outside a cluster, pass --kubeconfig or --feeds-dir)"
                          ) from None
-    kube = GlobalThreatFeedSource(api_client, KubeSourceSettings(namespace=settings.namespace))
-    return _Source(kube.changes, kube.resolve, kube.write_status)
+    return api_client
 
 
 # ---------------------------------------------------------------------------------------------- the process
@@ -177,14 +190,12 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
         async with FeedPuller(puller_settings, resolve=source.resolve, on_result=hub.record_pull) as puller:
             hub.attach(puller)
             await hub.restore()
-            server = grpc.aio.server(options=_SERVER_OPTIONS)
+            server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=_interceptors(settings))
             health = await add_feed_services(server, hub)
-            try:
-                port = server.add_insecure_port(settings.listen)
-            except RuntimeError as error:
-                raise UsageError(f"--listen {settings.listen}: cannot listen there ({error})") from None
-            if port == 0 and not settings.listen.endswith(":0"):
-                raise UsageError(f"--listen {settings.listen}: cannot listen there (in use, or no such address)")
+            bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
+            add_events_service(server, store, bell)
+            add_ingest_service(server, store, on_stored=bell.ring)
+            port = _bind(server, settings)
             await server.start()
             log.info("listening on %s (port %d), feeds from %s", settings.listen, port, settings.source)
             if on_listening is not None:
@@ -201,12 +212,37 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 log.info("stopping")
                 await health.enter_graceful_shutdown()
                 hub.close()  # agent streams end now, not after the grace period
+                bell.close()  # and so do event watches
                 await server.stop(settings.grace_seconds)
                 for task in [*tasks, stopping]:
                     task.cancel()
                 await asyncio.gather(*tasks, stopping, return_exceptions=True)
     finally:
         await store.close()
+
+
+def _interceptors(settings: CollectorSettings) -> list[grpc.aio.ServerInterceptor]:
+    if settings.insecure:
+        return []
+    api_client = _kube_api_client(settings) if settings.security.wants_kubernetes else None
+    return [AuthInterceptor(authenticator_for(settings.security, api_client))]
+
+
+def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
+    """Bind --listen (and --mtls-listen) and return the port of --listen."""
+    try:
+        port, mtls_port = add_secure_ports(server, settings.security, settings.listen)
+    except RuntimeError as error:
+        mtls_listen = settings.security.mtls_listen
+        where = f"--listen {settings.listen}" + (f" / --mtls-listen {mtls_listen}" if mtls_listen else "")
+        raise UsageError(f"{where}: cannot listen there ({error})") from None
+    for flag, address, bound in (("--listen", settings.listen, port),
+                                 ("--mtls-listen", settings.security.mtls_listen, mtls_port)):
+        if address is not None and bound == 0 and not address.endswith(":0"):
+            raise UsageError(f"{flag} {address}: cannot listen there (in use, or no such address)")
+    if mtls_port is not None:
+        log.info("agents with client certificates: port %d", mtls_port)
+    return port
 
 
 async def _follow(source: _Source, hub: FeedHub) -> None:

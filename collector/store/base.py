@@ -187,6 +187,8 @@ class EventFilter:
     """A name in record.suspicious_domains (canonicalized before matching: case, trailing dot, IDN)."""
     type: str | None = None
     """The event's type, e.g. `gtf_suspicious_dns_query`."""
+    host: str | None = None
+    """The node that reported the event (`host`)."""
     since: dt.datetime | None = None
     """Events whose time is at or after this instant (timezone-aware)."""
     until: dt.datetime | None = None

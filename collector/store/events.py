@@ -8,19 +8,27 @@ record.feeds and record.suspicious_domains one value per row (indexed both ways)
 is an indexed lookup rather than a LIKE over text. Every insert or update takes the next number from the
 one-row `event_sequence` table, locked first in each event write: writers commit in sequence order, so a
 watcher that reads "seq > N" after a commit can never later see a smaller number appear (no gap).
+
+Group commit: concurrent `ingest_events` calls (several agents, or one agent with several batches in flight)
+are written together. Each call takes its place in line when it is made; one writer at a time takes every
+batch ready at the head of the line, applies them in that order in one transaction (one commit, one fsync),
+and only then answers each call with its own result. While it writes, the next batches are parsed on the
+event loop, so parsing and writing overlap. A failed transaction fails every call of its group, and none of
+them is acknowledged: an agent resends, and the per-id rules make that harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import datetime as dt
 import json
 import time
 from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 
 from agent.core.names import canonical_name
-from collector.store.base import BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent
+from collector.store.base import BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError
 
 T = TypeVar("T")
 
@@ -29,6 +37,10 @@ MAX_PAGE_SIZE = 1000
 
 # Ids per `WHERE id IN (...)` when looking up a batch: well under SQLite's and PostgreSQL's limits.
 _LOOKUP_CHUNK = 500
+
+# Events per group transaction at most: the fsync a group saves is already paid for long before this, and a
+# bigger group would only hold back the answers to its first batches.
+_GROUP_MAX_EVENTS = 20_000
 
 _ROW_COLUMNS = ("id, seq, time, first_seen, last_seen, count, type, host, namespace, pod, pod_aggr, body, "
                 "stored_at")
@@ -55,8 +67,11 @@ class EventRow(NamedTuple):
 # -- pure ---------------------------------------------------------------------------------------------------
 
 
-def event_row(event: dict[str, Any]) -> EventRow:
-    """The row for one SPEC §3 event; BadEvent if it has no id or no parsable time."""
+def event_row(event: dict[str, Any], body: str | None = None) -> EventRow:
+    """The row for one SPEC §3 event; BadEvent if it has no id or no parsable time.
+
+    `body` is the JSON text `event` was parsed from, when the caller has it (the ingest servicer does): it
+    is stored as it came, which spares encoding every event again."""
     if not isinstance(event, dict):
         raise BadEvent(f"an event must be a JSON object, not {type(event).__name__}")
     event_id = event.get("id")
@@ -70,10 +85,11 @@ def event_row(event: dict[str, Any]) -> EventRow:
     count = record.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise BadEvent(f"event {event_id}: record.count is not a count: {count!r}")
-    try:
-        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise BadEvent(f"event {event_id}: not JSON: {error}") from None
+    if body is None:
+        try:
+            body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise BadEvent(f"event {event_id}: not JSON: {error}") from None
     return EventRow(event_id, event_time, first_seen, last_seen, count,
                     _text(event.get("type")), _text(event.get("host")), _text(event.get("source_namespace")),
                     _text(event.get("source_name")), _text(event.get("source_name_aggr")), body,
@@ -126,6 +142,9 @@ def filter_sql(where: EventFilter, *, driver: str | None = None) -> tuple[list[s
     if where.type is not None:
         conditions.append("e.type = ?")
         params.append(where.type)
+    if where.host is not None:
+        conditions.append("e.host = ?")
+        params.append(where.host)
     if where.since is not None:
         conditions.append(f"{timed} >= ?")
         params.append(_epoch(where.since, "since"))
@@ -210,8 +229,12 @@ def _texts(values: Any) -> list[str]:
     return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
 
 
-def _batch_rows(events: list[dict[str, Any]]) -> dict[str, EventRow]:
-    return merge_batch(event_row(event) for event in events)
+def _batch_rows(events: list[dict[str, Any]], bodies: list[str] | None = None) -> dict[str, EventRow]:
+    if bodies is None:
+        return merge_batch(event_row(event) for event in events)
+    if len(bodies) != len(events):
+        raise ValueError(f"{len(bodies)} bodies given for {len(events)} events")
+    return merge_batch(event_row(event, body) for event, body in zip(events, bodies))
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -230,11 +253,64 @@ class EventStoreMixin:
     _exec: Callable[..., Any]
     _transaction: Callable[..., Any]
 
-    async def ingest_events(self, events: list[dict[str, Any]]) -> IngestResult:
-        # Off the event loop (≈20 µs an event, mostly the JSON), and BadEvent before anything is written.
-        rows = await asyncio.to_thread(_batch_rows, events) if len(events) > 50 else _batch_rows(events)
-        inserted, updated = await self._call(self._ingest_events, list(rows.values()))
+    async def ingest_events(self, events: list[dict[str, Any]], *,
+                            bodies: list[str] | None = None) -> IngestResult:
+        line = self._ingest_line()
+        waiting = _PendingWrite(asyncio.get_running_loop())
+        line.pending.append(waiting)  # the place in line is the call's: batches are written in call order
+        try:
+            # Off the event loop (≈20 µs an event, mostly the JSON), and BadEvent before anything is written.
+            rows = (await asyncio.to_thread(_batch_rows, events, bodies) if len(events) > 50
+                    else _batch_rows(events, bodies))
+        except BaseException:
+            line.pending.remove(waiting)
+            self._start_ingest_writer(line)
+            raise
+        waiting.rows = list(rows.values())
+        self._start_ingest_writer(line)
+        inserted, updated = await waiting.done
         return IngestResult(inserted=inserted, updated=updated, unchanged=len(events) - inserted - updated)
+
+    def _ingest_line(self) -> "_IngestLine":
+        line: _IngestLine | None = self.__dict__.get("_ingest_line_state")
+        if line is None:
+            line = self.__dict__["_ingest_line_state"] = _IngestLine()
+        return line
+
+    def _start_ingest_writer(self, line: "_IngestLine") -> None:
+        if line.writer is None and line.pending and line.pending[0].rows is not None:
+            line.writer = asyncio.get_running_loop().create_task(self._write_ingest_groups(line),
+                                                                 name="event group commit")
+
+    async def _write_ingest_groups(self, line: "_IngestLine") -> None:
+        """Write groups of the batches ready at the head of the line until the head is not ready."""
+        group: list[_PendingWrite] = []
+        try:
+            while line.pending and line.pending[0].rows is not None:
+                group, size = [], 0
+                while (line.pending and line.pending[0].rows is not None
+                       and (not group or size + len(line.pending[0].rows) <= _GROUP_MAX_EVENTS)):
+                    waiting = line.pending.popleft()
+                    group.append(waiting)
+                    size += len(waiting.rows)  # type: ignore[arg-type]
+                try:
+                    results = await self._call(self._ingest_group, [waiting.rows for waiting in group])
+                except Exception as error:  # noqa: BLE001 - every caller of the group gets it
+                    for waiting in group:
+                        waiting.fail(error)
+                    continue
+                for waiting, result in zip(group, results):
+                    if not waiting.done.done():
+                        waiting.done.set_result(result)
+                group = []
+        except BaseException:
+            # Cancelled (the loop is ending): nobody may wait for ever on a write that will not happen.
+            gone = StoreError("the store's event writer stopped before this batch was written")
+            for waiting in [*group, *(w for w in line.pending if w.rows is not None)]:
+                waiting.fail(gone)
+            raise
+        finally:
+            line.writer = None
 
     async def list_events(self, filter: EventFilter, page_size: int,
                           page_token: str = "") -> tuple[list[StoredEvent], str]:
@@ -271,22 +347,45 @@ class EventStoreMixin:
                                     f"{self._dialect.for_update}", ()).fetchone()[0])
 
     def _ingest_events(self, conn: Any, rows: list[EventRow]) -> tuple[int, int]:
-        """Insert the new ids, replace the grown ones; (inserted, updated). Idempotent, so a retry after a
-        lost connection that had in fact committed finds everything unchanged."""
-        if not rows:
-            return 0, 0
+        """One batch in its own transaction; (inserted, updated)."""
+        return self._ingest_group(conn, [rows])[0]
+
+    def _ingest_group(self, conn: Any, batches: list[list[EventRow]]) -> list[tuple[int, int]]:
+        """Apply the batches in order in one transaction: insert the new ids, replace the grown ones; each
+        batch's (inserted, updated), as if each had been written alone. Only the last change of an id is
+        written (with one sequence number): a watcher reads rows, and the row ends as the last change left it.
+        Idempotent, so a retry after a lost connection that had in fact committed finds everything unchanged."""
+        if not any(batches):
+            return [(0, 0)] * len(batches)
         with self._transaction(conn):
             last_seq = self._lock_sequence(conn)
-            held: dict[str, int] = {}
-            for start in range(0, len(rows), _LOOKUP_CHUNK):
-                chunk = [row.id for row in rows[start:start + _LOOKUP_CHUNK]]
+            ids = list(dict.fromkeys(row.id for rows in batches for row in rows))
+            stored: dict[str, int] = {}
+            for start in range(0, len(ids), _LOOKUP_CHUNK):
+                chunk = ids[start:start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                held.update(self._exec(conn, f"SELECT id, count FROM events WHERE id IN ({marks})",
-                                       tuple(chunk)).fetchall())
-            new = [row for row in rows if row.id not in held]
-            grown = [row for row in rows if row.id in held and row.count > held[row.id]]
+                stored.update(self._exec(conn, f"SELECT id, count FROM events WHERE id IN ({marks})",
+                                         tuple(chunk)).fetchall())
+            held = dict(stored)
+            changed: dict[str, EventRow] = {}
+            results = []
+            for rows in batches:
+                inserted = updated = 0
+                for row in rows:
+                    count = held.get(row.id)
+                    if count is None:
+                        inserted += 1
+                    elif row.count > count:
+                        updated += 1
+                    else:
+                        continue
+                    held[row.id] = row.count
+                    changed[row.id] = row
+                results.append((inserted, updated))
+            new = [row for row in changed.values() if row.id not in stored]
+            grown = [row for row in changed.values() if row.id in stored]
             if not new and not grown:
-                return 0, 0
+                return results
             now = time.time()
             seqs = iter(range(last_seq + 1, last_seq + 1 + len(new) + len(grown)))
             cursor = conn.cursor()
@@ -304,17 +403,16 @@ class EventStoreMixin:
                                      r.namespace, r.pod, r.pod_aggr, r.body, now, r.id) for r in grown])
                 for table in ("event_feeds", "event_domains"):
                     cursor.executemany(sql(f"DELETE FROM {table} WHERE event_id = ?"), [(r.id,) for r in grown])
-            changed = new + grown
-            feeds = [(r.id, feed, r.time) for r in changed for feed in sorted(r.feeds)]
-            domains = [(r.id, domain, r.time) for r in changed for domain in sorted(r.domains)]
+            feeds = [(r.id, feed, r.time) for r in changed.values() for feed in sorted(r.feeds)]
+            domains = [(r.id, domain, r.time) for r in changed.values() for domain in sorted(r.domains)]
             if feeds:
                 cursor.executemany(sql("INSERT INTO event_feeds (event_id, feed, time) VALUES (?, ?, ?)"), feeds)
             if domains:
                 cursor.executemany(sql("INSERT INTO event_domains (event_id, domain, time) VALUES (?, ?, ?)"),
                                    domains)
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
-                       (last_seq + len(changed),))
-            return len(new), len(grown)
+                       (last_seq + len(new) + len(grown),))
+            return results
 
     def _delete_events_before(self, conn: Any, cutoff: float) -> int:
         with self._transaction(conn):
@@ -324,3 +422,29 @@ class EventStoreMixin:
             self._exec(conn, f"DELETE FROM event_feeds WHERE event_id IN ({doomed})", (cutoff,))
             self._exec(conn, f"DELETE FROM event_domains WHERE event_id IN ({doomed})", (cutoff,))
             return int(self._exec(conn, "DELETE FROM events WHERE last_seen < ?", (cutoff,)).rowcount)
+
+
+class _PendingWrite:
+    """One ingest_events call in line: its rows once parsed, and the answer its group's writer gives."""
+
+    __slots__ = ("rows", "done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.rows: list[EventRow] | None = None
+        self.done: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+            # A caller cancelled meanwhile never reads it; don't let asyncio log it as unretrieved.
+            self.done.exception()
+
+
+class _IngestLine:
+    """The ingest_events calls of one store, in call order, and the task writing them (if one runs)."""
+
+    __slots__ = ("pending", "writer")
+
+    def __init__(self) -> None:
+        self.pending: collections.deque[_PendingWrite] = collections.deque()
+        self.writer: asyncio.Task[None] | None = None

@@ -1,0 +1,366 @@
+"""The Events service (List, Watch) on a real grpc.aio server on 127.0.0.1, over the store on SQLite and on a
+real PostgreSQL server, with a grpc.aio client in the same event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from collector.shell.eventbell import EventBell
+from collector.shell.grpc_events import (DEFAULT_PAGE_SIZE, BadResumeToken, EventsSettings, add_events_service,
+                                         decode_resume_token, encode_resume_token, event_from_pb, filter_from_pb,
+                                         filter_to_pb)
+from collector.store import EventFilter
+from collector.store.events import MAX_PAGE_SIZE
+from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
+from tests.collector.eventdata import T0, event, newest_first
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+# Short waits, so that the tests see polls and bookmarks without sleeping long.
+QUICK = EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3, watch_batch=7)
+
+
+@dataclass
+class Served:
+    stub: events_pb2_grpc.EventsStub
+    store: object
+    bell: EventBell
+
+
+@pytest.fixture
+def settings() -> EventsSettings:
+    return QUICK
+
+
+@pytest.fixture
+async def served(store, settings):
+    bell = EventBell()
+    server = grpc.aio.server()
+    add_events_service(server, store, bell, settings)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Served(events_pb2_grpc.EventsStub(channel), store, bell)
+    finally:
+        bell.close()
+        await channel.close()
+        await server.stop(None)
+
+
+async def list_ids(stub, where: events_pb2.EventFilter | None = None, page_size: int = 0) -> list[str]:
+    """Every matching id through List, following the pages."""
+    found, token = [], ""
+    while True:
+        response = await stub.List(events_pb2.ListEventsRequest(filter=where, page_size=page_size,
+                                                                page_token=token), timeout=10)
+        found += [message.id for message in response.events]
+        token = response.next_page_token
+        if not token:
+            return found
+
+
+def ts(seconds: float):
+    from google.protobuf import timestamp_pb2
+
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(T0 + dt.timedelta(seconds=seconds))
+    return stamp
+
+
+# -- conversions ---------------------------------------------------------------------------------------------
+
+
+async def test_filter_and_token_conversions_round_trip() -> None:
+    where = EventFilter(namespace="shop", pod="web-*", feed="c2", domain="evil.example", type="t", host="node-1",
+                        since=T0, until=T0 + dt.timedelta(minutes=5, microseconds=123000))
+    assert filter_from_pb(filter_to_pb(where)) == where
+    assert filter_from_pb(events_pb2.EventFilter()) == EventFilter()
+    for seq in (0, 1, 2**62):
+        assert decode_resume_token(encode_resume_token(seq)) == seq
+    for bad in ("", "x", "dzE6LTE", encode_resume_token(5)[:-2] + "!!", "page-token"):
+        with pytest.raises(BadResumeToken):
+            decode_resume_token(bad)
+
+
+# -- List ----------------------------------------------------------------------------------------------------
+
+
+async def test_list_every_filter_alone_and_together(served) -> None:
+    events = [
+        event(0, namespace="shop", pod="web-a-1", feeds=("c2",), domains=("evil.example",), host="node-1"),
+        event(1, namespace="shop", pod="web-a-2", feeds=("c2", "malware"), domains=("bad.example",),
+              host="node-2"),
+        event(2, namespace="bank", pod="api-b-1", feeds=("malware",), domains=("evil.example", "x.bad.example"),
+              host="node-1"),
+        event(3, namespace="bank", pod="api-b-1", feeds=("phish",), domains=("phish.example",), host="node-2",
+              type_="other_type"),
+        event(4, namespace="ops", pod="db-c-1", feeds=("c2",), domains=("evil.example",), host="node-1"),
+    ]
+    await served.store.ingest_events(events)
+    idx = lambda *numbers: [f"{n:032x}" for n in numbers]  # noqa: E731
+    F = events_pb2.EventFilter
+    cases = {
+        "all": (F(), idx(4, 3, 2, 1, 0)),
+        "namespace": (F(namespace="shop"), idx(1, 0)),
+        "namespace, none": (F(namespace="nowhere"), []),
+        "pod": (F(pod="api-b-1"), idx(3, 2)),
+        "aggregated pod": (F(pod="web-a-*"), idx(1, 0)),
+        "feed": (F(feed="c2"), idx(4, 1, 0)),
+        "domain": (F(domain="evil.example"), idx(4, 2, 0)),
+        "domain, canonicalized": (F(domain="EVIL.Example."), idx(4, 2, 0)),
+        "domain is not a suffix match": (F(domain="bad.example"), idx(1)),
+        "type": (F(type="other_type"), idx(3)),
+        "host": (F(host="node-2"), idx(3, 1)),
+        "since": (F(since=ts(2)), idx(4, 3, 2)),
+        "until": (F(until=ts(2)), idx(1, 0)),
+        "since and until": (F(since=ts(1), until=ts(4)), idx(3, 2, 1)),
+        "namespace and feed": (F(namespace="shop", feed="malware"), idx(1)),
+        "namespace and feed, none": (F(namespace="ops", feed="malware"), []),
+        "feed and domain": (F(feed="c2", domain="evil.example"), idx(4, 0)),
+        "everything": (F(namespace="bank", pod="api-b-1", feed="malware", domain="x.bad.example",
+                         type="gtf_suspicious_dns_query", host="node-1", since=ts(0), until=ts(5)), idx(2)),
+    }
+    for what, (where, expected) in cases.items():
+        for page_size in (0, 1, 2):
+            assert await list_ids(served.stub, where, page_size) == expected, (what, page_size)
+
+
+async def test_list_sends_each_event_exactly_as_stored(served) -> None:
+    events = [event(i) for i in range(3)]
+    await served.store.ingest_events(events)
+    response = await served.stub.List(events_pb2.ListEventsRequest(), timeout=10)
+    by_id = {e["id"]: e for e in events}
+    assert [m.id for m in response.events] == newest_first(events)
+    for message in response.events:
+        assert event_from_pb(message) == by_id[message.id]
+        assert json.loads(message.json) == by_id[message.id]
+        assert "cödé" in message.json  # UTF-8 as stored, not \\u escapes
+
+
+async def test_pages_are_newest_first_with_no_gap_or_duplicate_and_ties_broken_by_id(served) -> None:
+    # Three events share each second: the id orders them.
+    events = [event(i, seconds=i // 3) for i in range(50)]
+    random.Random(4).shuffle(events)
+    await served.store.ingest_events(events)
+    expected = newest_first(events)
+    for page_size in (1, 7, 49, 50, 51):
+        pages, token = [], ""
+        while True:
+            response = await served.stub.List(events_pb2.ListEventsRequest(page_size=page_size, page_token=token),
+                                              timeout=10)
+            pages.append([m.id for m in response.events])
+            token = response.next_page_token
+            if not token:
+                break
+        assert [i for page in pages for i in page] == expected
+        assert all(len(page) == page_size for page in pages[:-1]) and 0 < len(pages[-1]) <= page_size
+
+
+async def test_page_size_defaults_to_100_and_is_capped(served) -> None:
+    await served.store.ingest_events([event(i) for i in range(MAX_PAGE_SIZE + 1)])
+    first = await served.stub.List(events_pb2.ListEventsRequest(), timeout=10)
+    assert len(first.events) == DEFAULT_PAGE_SIZE and first.next_page_token
+    big = await served.stub.List(events_pb2.ListEventsRequest(page_size=10**6), timeout=10)
+    assert len(big.events) == MAX_PAGE_SIZE and big.next_page_token
+    rest = await served.stub.List(events_pb2.ListEventsRequest(page_size=10**6, page_token=big.next_page_token),
+                                  timeout=10)
+    assert [m.id for m in rest.events] == [f"{0:032x}"] and rest.next_page_token == ""
+
+
+@pytest.mark.parametrize("settings", [EventsSettings(default_page_size=3, max_page_size=5)])
+async def test_page_size_settings(served) -> None:
+    await served.store.ingest_events([event(i) for i in range(10)])
+    assert len((await served.stub.List(events_pb2.ListEventsRequest(), timeout=10)).events) == 3
+    assert len((await served.stub.List(events_pb2.ListEventsRequest(page_size=9), timeout=10)).events) == 5
+
+
+async def test_a_bad_page_token_is_invalid_argument(served) -> None:
+    await served.store.ingest_events([event(i) for i in range(3)])
+    for token in ("nonsense", encode_resume_token(3), "eyJ4IjoxfQ"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await served.stub.List(events_pb2.ListEventsRequest(page_token=token), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "page_token" in caught.value.details() and "not a page token" in caught.value.details()
+
+
+# -- Watch ---------------------------------------------------------------------------------------------------
+
+
+class Watcher:
+    """One Watch call: its messages as (event dict or None, token)."""
+
+    def __init__(self, stub, where: events_pb2.EventFilter | None = None, token: str = "") -> None:
+        self.call = stub.Watch(events_pb2.WatchEventsRequest(filter=where, resume_token=token))
+        self.token = token
+
+    async def next(self, timeout: float = 10.0) -> tuple[dict | None, str]:
+        message = await asyncio.wait_for(self.call.read(), timeout)
+        assert message is not grpc.aio.EOF, "the watch ended"
+        self.token = message.resume_token
+        return (event_from_pb(message.event) if message.HasField("event") else None), message.resume_token
+
+    async def events(self, count: int, timeout: float = 10.0) -> list[dict]:
+        """The next `count` events, skipping bookmarks."""
+        found = []
+        while len(found) < count:
+            got, _ = await self.next(timeout)
+            if got is not None:
+                found.append(got)
+        return found
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+
+async def test_watch_from_now_sends_a_bookmark_then_only_new_events(served) -> None:
+    await served.store.ingest_events([event(i) for i in range(5)])
+    watcher = Watcher(served.stub)
+    first, token = await watcher.next()
+    assert first is None and decode_resume_token(token) == 5
+    later = [event(10), event(11, count=3)]
+    await served.store.ingest_events(later)
+    got = await watcher.events(2)
+    assert got == later
+    assert decode_resume_token(watcher.token) == 7
+    watcher.cancel()
+
+
+async def test_watch_resumes_after_its_token_with_re_emissions_and_without_repeats(served) -> None:
+    await served.store.ingest_events([event(i) for i in range(4)])  # seqs 1..4
+    watcher = Watcher(served.stub, token=encode_resume_token(0))
+    await watcher.next()  # the bookmark where it starts
+    got = await watcher.events(2)
+    assert [e["id"] for e in got] == [f"{0:032x}", f"{1:032x}"]
+    token = watcher.token
+    watcher.cancel()
+    # Meanwhile: event 1 grows (already seen: comes again), event 2 grows (not seen yet: comes once, grown),
+    # an equal count changes nothing, and a new one arrives.
+    await served.store.ingest_events([event(1, count=5), event(2, count=2), event(3, count=1), event(9)])
+    resumed = Watcher(served.stub, token=token)
+    await resumed.next()
+    got = await resumed.events(4)
+    # Event 3 (stored before the cut, not yet sent) first; then the batch, in the store's order.
+    assert (got[0]["id"][-1], got[0]["record"]["count"]) == ("3", 1)
+    assert sorted((e["id"][-1], e["record"]["count"]) for e in got[1:]) == [("1", 5), ("2", 2), ("9", 1)]
+    resumed.cancel()
+
+
+async def test_a_filtered_watch_gets_only_its_events_and_bookmarks_move_past_the_rest(served) -> None:
+    watcher = Watcher(served.stub, events_pb2.EventFilter(namespace="bank", feed="malware"))
+    await watcher.next()
+    await served.store.ingest_events([event(i, namespace="shop") for i in range(20)])
+    await served.store.ingest_events([event(30, namespace="bank", feeds=("malware",)),
+                                      event(31, namespace="bank", feeds=("c2",))])
+    got = await watcher.events(1)
+    assert got[0]["id"] == f"{30:032x}"
+    # Quiet now: a bookmark comes, past every event stored, matching or not.
+    while True:
+        got, token = await watcher.next()
+        assert got is None
+        if decode_resume_token(token) == 22:
+            break
+    watcher.cancel()
+
+
+@pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=3600, bookmark_seconds=3600)])
+async def test_the_bell_wakes_a_watch_at_once(served) -> None:
+    watcher = Watcher(served.stub)
+    await watcher.next()
+    await asyncio.sleep(0.2)  # the watch is waiting on the bell by now (else it reads the event anyway)
+    await served.store.ingest_events([event(1)])
+    served.bell.ring()
+    assert (await watcher.events(1, timeout=20))[0]["id"] == f"{1:032x}"
+    watcher.cancel()
+
+
+async def test_a_write_that_rings_no_bell_is_found_by_polling(served, store_url) -> None:
+    from collector.store import open_store
+
+    watcher = Watcher(served.stub)
+    await watcher.next()
+    other = await open_store(store_url)  # another replica writing to the same database
+    try:
+        await other.ingest_events([event(1)])
+    finally:
+        await other.close()
+    assert (await watcher.events(1))[0]["id"] == f"{1:032x}"
+    watcher.cancel()
+
+
+async def test_a_bad_resume_token_is_invalid_argument(served) -> None:
+    for token in ("nonsense", "eyJ4IjoxfQ"):
+        call = served.stub.Watch(events_pb2.WatchEventsRequest(resume_token=token))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "resume_token" in caught.value.details()
+
+
+async def test_closing_the_bell_ends_watches_with_unavailable(served) -> None:
+    watcher = Watcher(served.stub)
+    await watcher.next()
+    served.bell.close()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        while True:
+            await watcher.next()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "resume" in caught.value.details()
+
+
+async def test_a_watch_cut_again_and_again_misses_nothing_and_repeats_nothing(served) -> None:
+    """A producer ingests new events and re-emissions with higher counts in small batches while the watcher
+    is cut every few messages and resumes with its last token."""
+    rng = random.Random(7)
+    counts: dict[int, int] = {}
+    done = asyncio.Event()
+
+    async def produce() -> None:
+        for round_ in range(40):
+            batch = []
+            for _ in range(rng.randint(1, 6)):
+                if counts and rng.random() < 0.4:
+                    number = rng.choice(sorted(counts))
+                    counts[number] += rng.randint(1, 3)
+                else:
+                    number = len(counts)
+                    counts[number] = 1
+                batch.append(event(number, count=counts[number]))
+            await served.store.ingest_events(batch)
+            if round_ % 3 == 0:
+                served.bell.ring()
+            await asyncio.sleep(rng.random() * 0.01)
+        done.set()
+
+    producer = asyncio.create_task(produce())
+    received: list[tuple[int, str, int]] = []  # (seq, id, count)
+    token = encode_resume_token(0)
+    try:
+        while True:
+            watcher = Watcher(served.stub, token=token)
+            for _ in range(rng.randint(1, 9)):
+                got, token = await watcher.next()
+                if got is not None:
+                    received.append((decode_resume_token(token), got["id"], got["record"]["count"]))
+            watcher.cancel()
+            if done.is_set() and decode_resume_token(token) >= await served.store.latest_event_seq():
+                break
+    finally:
+        await producer
+    seqs = [seq for seq, _, _ in received]
+    assert seqs == sorted(set(seqs)), "a repeat or an out-of-order event"
+    latest: dict[str, int] = {}
+    for _, event_id, count in received:
+        assert count > latest.get(event_id, 0), f"{event_id} did not grow"
+        latest[event_id] = count
+    assert latest == {f"{n:032x}": c for n, c in counts.items()}, "an event or its last emission was missed"
+    # The rows as stored now were all received, under their own sequence numbers.
+    stored = await served.store.events_since(0, EventFilter(), MAX_PAGE_SIZE)
+    assert {s.seq for s in stored} <= set(seqs)
