@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import DnswatchError
+from agent.shell.grpcchannel import (ChannelSecurity, add_channel_arguments, channel_security_from_args,
+                                     security_flags_given)
 
 DEFAULT_PORTS = frozenset({53})
 
@@ -44,6 +46,8 @@ class ReplayConfig:
     """Collector address (`HOST:PORT`): feeds come from it. Events are only printed for now (issue 4)."""
     collector_timeout: float = 30.0
     """Seconds to wait for the collector's feeds before giving up."""
+    channel: ChannelSecurity = ChannelSecurity()
+    """How to reach the collector: TLS (CA, client certificate, token) unless `--insecure`."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,19 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
     replay.add_argument(
         "--collector", metavar="ADDR",
-        help="take the feeds from the collector at HOST:PORT (plaintext) instead of --feed/--ip-feed/"
+        help="take the feeds from the collector at HOST:PORT (TLS unless --insecure) instead of --feed/--ip-feed/"
         "--feed-manifest; events are printed as without it (sending them to the collector is not done yet)",
     )
     replay.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
                         help="how long to wait for the collector's feeds (default 30)")
+    add_channel_arguments(replay)
     replay.add_argument("-o", "--output", choices=("json", "table"), default="json")
     replay.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
     replay.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
     replay.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+    from agent.shell.run import add_run_parser
+
+    add_run_parser(commands)
     return parser
 
 
 def replay_config(args: argparse.Namespace) -> ReplayConfig:
+    if args.collector is None and security_flags_given(args):
+        raise DnswatchError(f"{', '.join(security_flags_given(args))}: only with --collector")
     return ReplayConfig(
         captures=tuple(args.captures),
         feeds=tuple(args.feed),
@@ -111,6 +121,7 @@ def replay_config(args: argparse.Namespace) -> ReplayConfig:
         dns_server_selector=args.dns_server_selector,
         collector=args.collector,
         collector_timeout=args.collector_timeout,
+        channel=channel_security_from_args(args) if args.collector else ChannelSecurity(),
     )
 
 
@@ -176,6 +187,7 @@ def _collector_matcher(config: ReplayConfig):
     """
     from agent.core.scanner import Matcher
     from agent.shell.feedclient import FeedStream, FeedStreamSettings
+    from agent.shell.grpcchannel import connector
 
     if not config.collector:
         raise DnswatchError("--collector needs the collector's address, HOST:PORT")
@@ -183,7 +195,8 @@ def _collector_matcher(config: ReplayConfig):
         raise DnswatchError(
             "--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest"
         )
-    held = FeedStream(FeedStreamSettings(config.collector, node=config.node)).sync_once(config.collector_timeout)
+    stream = FeedStream(FeedStreamSettings(config.collector, node=config.node), connect=connector(config.channel))
+    held = stream.sync_once(config.collector_timeout)
     feeds = held.feeds()
     if not feeds:
         raise DnswatchError(f"the collector at {config.collector} distributes no feeds (yet): nothing to match")
@@ -212,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "replay":
             return run_replay(replay_config(args))
+        if args.command == "run":
+            from agent.shell.run import run_config, run_live
+
+            return run_live(run_config(args))
         return 2
     except DnswatchError as error:
         print(f"dnswatch-agent: error: {error}", file=sys.stderr)

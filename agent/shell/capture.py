@@ -1,0 +1,333 @@
+"""Live capture: one AF_PACKET socket per matching interface, filtered in the kernel, read in one poll loop.
+
+`LiveCapture.frames(stop, every_second)` yields `(ts, linktype, frame)` — what `Decoder.messages` takes —
+for every DNS packet on the interfaces matching the patterns, and calls `every_second(now)` about once a
+second, packets or not, so the caller's clock (aggregation windows, unanswered queries) keeps moving when
+the network is quiet. Interfaces are matched again every `rescan_interval`: a pod interface that appears is
+captured from then on, one that vanishes is closed (its kernel counters are kept for the totals).
+
+Why a socket per interface rather than one for all: the kernel filter and PACKET_STATISTICS are per socket,
+so drops are known per interface; and an interface that is not captured costs nothing, not even a filter run.
+
+Each packet once. The host side of a pod's veth sees the pod's packets as incoming and the packets routed to
+the pod as outgoing. A packet routed from one captured interface to another (pod to pod, a query to a DNS
+server pod) would therefore be captured twice: incoming on the first, outgoing on the second. An outgoing
+packet is skipped when its source address has been seen as the source of incoming packets on a captured
+interface — it then came in through one and was (or will be) read there; an outgoing packet from anywhere
+else (the node itself, a host-network DNS server, a pod on another node, a service address after kube-proxy's
+reverse NAT) is the only copy and is kept. The addresses learnt are forgotten with their interface. On a
+loopback interface, where every packet is both sent and received, outgoing copies are always skipped. What
+slips through (a pod's very first packet read from the second socket before the first, or one exchange seen
+both under a service and a pod address) is the same transaction for the TransactionTracker, which counts it
+once; the counters here are only more exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from agent.core.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from agent.errors import BadInput
+from agent.shell import bpf
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = 4
+SO_RCVBUFFORCE = 33
+
+# sll_hatype of interfaces that hand AF_PACKET SOCK_RAW an Ethernet header (veth, bridges, NICs, loopback's
+# all-zero one) versus none at all (tun, WireGuard, IP-in-IP: the frame starts at the IP header).
+_ARPHRD_ETHER = 1
+_ARPHRD_LOOPBACK = 772
+_ARPHRD_RAW_IP = frozenset({0xFFFE, 768, 769, 776, 778, 65534, 519})  # NONE, TUNNEL, TUNNEL6, SIT, IPGRE, RAWIP
+
+_STATS = struct.Struct("=II")
+_MAX_LEARNT = 65_536  # addresses behind captured interfaces; a node has a few hundred pods
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """What to capture and how."""
+
+    patterns: tuple[str, ...]
+    """Interface name patterns (fnmatch: `cali*`, `veth*`); an interface matching any is captured."""
+    ports: frozenset[int] = frozenset({53})
+    """UDP/TCP ports carrying DNS; the kernel filter passes nothing else."""
+    rescan_interval: float = 1.0
+    """Seconds between two looks at the node's interfaces."""
+    buffer_bytes: int = 8 * 1024 * 1024
+    """Socket receive buffer per interface: how large a burst the kernel holds while we are busy."""
+    stats_interval: float = 1.0
+    """Seconds between two reads of the kernel's packet and drop counters."""
+    batch: int = 256
+    """Packets read from one socket before the next gets its turn (fairness under load)."""
+
+
+@dataclass
+class InterfaceCounters:
+    """The kernel's counters of one interface's socket (PACKET_STATISTICS), summed over reads."""
+
+    name: str
+    index: int
+    packets: int = 0
+    """Packets that passed the filter (the kernel counts drops among them)."""
+    drops: int = 0
+    """Packets the filter passed but the socket buffer had no room for: lost to us."""
+
+
+@dataclass
+class CaptureStats:
+    """Everything the capture counted, for the summary and the metrics."""
+
+    frames: int = 0
+    """Frames handed on to the decoder."""
+    duplicate_copies: int = 0
+    """Outgoing copies skipped because the packet came in on a captured interface (or on loopback)."""
+    interfaces_opened: int = 0
+    interfaces_closed: int = 0
+    open_errors: int = 0
+    """Interfaces that matched but could not be opened (vanished at once, permissions)."""
+    interfaces: dict[int, InterfaceCounters] = field(default_factory=dict)
+    """Counters of the interfaces captured now, by index."""
+    retired: list[InterfaceCounters] = field(default_factory=list)
+    """Counters of the interfaces captured earlier and gone since."""
+
+    @property
+    def kernel_packets(self) -> int:
+        return sum(c.packets for c in self.interfaces.values()) + sum(c.packets for c in self.retired)
+
+    @property
+    def kernel_drops(self) -> int:
+        return sum(c.drops for c in self.interfaces.values()) + sum(c.drops for c in self.retired)
+
+
+class _Interface:
+    __slots__ = ("name", "index", "sock", "linktype", "ip_offset", "loopback", "counters")
+
+    def __init__(self, name: str, index: int, sock: socket.socket, linktype: int, ip_offset: int,
+                 loopback: bool, counters: InterfaceCounters) -> None:
+        self.name = name
+        self.index = index
+        self.sock = sock
+        self.linktype = linktype
+        self.ip_offset = ip_offset
+        self.loopback = loopback
+        self.counters = counters
+
+
+def open_interface_socket(name: str, ports: frozenset[int], buffer_bytes: int) -> tuple[socket.socket, int, int, bool]:
+    """A non-blocking AF_PACKET socket on `name` with the DNS filter: (socket, linktype, IP offset, loopback).
+
+    The filter goes on before the socket starts receiving — bound first with protocol 0, which hands it
+    nothing, to learn the link type, and only then bound for every protocol — so no unfiltered packet is
+    ever queued on it.
+    """
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        sock.bind((name, 0))
+        hatype = sock.getsockname()[3]
+        if hatype in (_ARPHRD_ETHER, _ARPHRD_LOOPBACK):
+            linktype, ip_offset = LINKTYPE_ETHERNET, bpf.ETHERNET_HEADER
+        elif hatype in _ARPHRD_RAW_IP:
+            linktype, ip_offset = LINKTYPE_RAW, bpf.RAW_IP_HEADER
+        else:
+            raise OSError(errno.EPROTONOSUPPORT, f"link type {hatype} is neither Ethernet nor raw IP")
+        bpf.attach(sock, bpf.dns_filter(ports, ip_offset))
+        try:  # beyond net.core.rmem_max needs CAP_NET_ADMIN, which the DaemonSet does not grant
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+        sock.setblocking(False)
+        sock.bind((name, ETH_P_ALL))
+        return sock, linktype, ip_offset, hatype == _ARPHRD_LOOPBACK
+    except BaseException:
+        sock.close()
+        raise
+
+
+def read_kernel_stats(sock: socket.socket) -> tuple[int, int]:
+    """(packets, drops) since the last read: the kernel resets PACKET_STATISTICS on every read."""
+    return _STATS.unpack(sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size))
+
+
+class LiveCapture:
+    """The set of captured interfaces, kept in step with the node's; not thread-safe (one loop drives it)."""
+
+    def __init__(self, settings: CaptureSettings, log: Callable[[str], None] = lambda line: None) -> None:
+        if not settings.patterns or not all(settings.patterns):
+            raise BadInput("--interfaces needs at least one interface name pattern")
+        bpf.dns_filter(settings.ports)  # a port list the filter cannot express fails here, not per interface
+        self.settings = settings
+        self.stats = CaptureStats()
+        self._log = log
+        self._by_fd: dict[int, _Interface] = {}
+        self._by_index: dict[int, _Interface] = {}
+        self._poll = select.poll()
+        # Source address -> index of the captured interface it came in on (see the module docstring).
+        self._behind: dict[bytes, int] = {}
+        self._failed: set[tuple[int, str]] = set()
+
+    @property
+    def interfaces(self) -> list[str]:
+        return sorted(iface.name for iface in self._by_index.values())
+
+    def rescan(self) -> None:
+        """Open the matching interfaces not captured yet; close the captured ones that are gone or renamed."""
+        present = {index: name for index, name in socket.if_nameindex() if self._matches(name)}
+        for index, iface in list(self._by_index.items()):
+            if present.get(index) != iface.name:
+                self._close(iface, "gone")
+        self._failed &= set(present.items())  # an interface that failed once is tried again if it comes back
+        for index, name in present.items():
+            if index not in self._by_index and (index, name) not in self._failed:
+                self._open(name, index)
+
+    def frames(
+        self, stop: Callable[[], bool], every_second: Callable[[float], None] | None = None
+    ) -> Iterator[tuple[float, int, bytes]]:
+        """Frames from every captured interface until `stop()` is true; see the module docstring.
+
+        The time stamp is the wall clock when the socket was found readable: close enough for windows of
+        seconds, and it spares a timestamp option and `recvmsg`'s ancillary data on every packet.
+        """
+        settings = self.settings
+        self.rescan()
+        now = time.time()
+        next_second = now + 1.0
+        next_rescan = now + settings.rescan_interval
+        next_stats = now + settings.stats_interval
+        poll = self._poll.poll
+        by_fd = self._by_fd
+        behind = self._behind
+        batch = settings.batch
+        stats = self.stats
+        frames = duplicates = 0
+        try:
+            while not stop():
+                timeout = min(next_second, next_rescan, next_stats) - time.time()
+                ready = poll(max(0, min(timeout, 0.25)) * 1000)
+                now = time.time()
+                # Two passes over what this round read: every socket's incoming packets teach `behind` first,
+                # so the outgoing copy of a packet read from a socket polled earlier is still recognised.
+                round_frames = []
+                for fd, _ in ready:
+                    iface = by_fd.get(fd)
+                    if iface is None:
+                        continue
+                    recvfrom = iface.sock.recvfrom
+                    linktype = iface.linktype
+                    ip = iface.ip_offset
+                    index = iface.index
+                    for _ in range(batch):
+                        try:
+                            frame, address = recvfrom(65536)
+                        except BlockingIOError:
+                            break
+                        except OSError as error:
+                            # ENETDOWN: the interface went down (or away: the next rescan closes it).
+                            if error.errno not in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                                raise
+                            break
+                        if frame[ip] >> 4 == 4:
+                            source = frame[ip + 12:ip + 16]
+                        else:
+                            source = frame[ip + 8:ip + 24]
+                        if address[2] == PACKET_OUTGOING:
+                            if iface.loopback:
+                                duplicates += 1
+                                continue
+                            round_frames.append((linktype, frame, source))
+                            continue
+                        if source not in behind:
+                            if len(behind) >= _MAX_LEARNT:
+                                behind.clear()  # a spoofing pod could fill it; forgetting only risks a duplicate
+                            behind[source] = index
+                        round_frames.append((linktype, frame, None))
+                for linktype, frame, outgoing_source in round_frames:
+                    if outgoing_source is not None and outgoing_source in behind:
+                        duplicates += 1
+                        continue
+                    frames += 1
+                    yield now, linktype, frame
+                if now >= next_stats:
+                    self.read_stats()
+                    next_stats = now + settings.stats_interval
+                if now >= next_rescan:
+                    self.rescan()
+                    next_rescan = now + settings.rescan_interval
+                if now >= next_second:
+                    stats.frames += frames
+                    stats.duplicate_copies += duplicates
+                    frames = duplicates = 0
+                    if every_second is not None:
+                        every_second(now)
+                    next_second = now + 1.0
+        finally:
+            stats.frames += frames
+            stats.duplicate_copies += duplicates
+            self.read_stats()
+
+    def read_stats(self) -> None:
+        for iface in self._by_index.values():
+            self._add_kernel_stats(iface)
+
+    def close(self) -> None:
+        for iface in list(self._by_index.values()):
+            self._close(iface, None)
+
+    # -- interfaces coming and going -------------------------------------------------------------------
+
+    def _matches(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.settings.patterns)
+
+    def _open(self, name: str, index: int) -> None:
+        try:
+            sock, linktype, ip_offset, loopback = open_interface_socket(
+                name, self.settings.ports, self.settings.buffer_bytes)
+        except OSError as error:
+            # Gone between the listing and the bind (a pod deleted at once), or not ours to read.
+            self.stats.open_errors += 1
+            self._failed.add((index, name))
+            self._log(f"cannot capture on {name}: {error.strerror or error}")
+            return
+        counters = InterfaceCounters(name, index)
+        iface = _Interface(name, index, sock, linktype, ip_offset, loopback, counters)
+        self._by_fd[sock.fileno()] = iface
+        self._by_index[index] = iface
+        self.stats.interfaces[index] = counters
+        self.stats.interfaces_opened += 1
+        self._poll.register(sock.fileno(), select.POLLIN)
+        kind = "ethernet" if linktype == LINKTYPE_ETHERNET else "raw IP"
+        self._log(f"capturing on {name} (index {index}, {kind})")
+
+    def _close(self, iface: _Interface, why: str | None) -> None:
+        self._add_kernel_stats(iface)
+        fd = iface.sock.fileno()
+        self._poll.unregister(fd)
+        del self._by_fd[fd]
+        del self._by_index[iface.index]
+        del self.stats.interfaces[iface.index]
+        iface.sock.close()
+        self.stats.retired.append(iface.counters)
+        self.stats.interfaces_closed += 1
+        for address in [a for a, index in self._behind.items() if index == iface.index]:
+            del self._behind[address]  # the address may be given to a pod elsewhere: learn it again
+        if why:
+            self._log(f"stopped capturing on {iface.name} ({why})")
+
+    @staticmethod
+    def _add_kernel_stats(iface: _Interface) -> None:
+        try:
+            packets, drops = read_kernel_stats(iface.sock)
+        except OSError:
+            return
+        iface.counters.packets += packets
+        iface.counters.drops += drops

@@ -1,0 +1,220 @@
+"""`dnswatch-agent run`: live capture on the node's pod interfaces through the same pipeline as replay.
+
+    capture (AF_PACKET + kernel filter, agent.shell.capture) → Decoder → Matcher → EventPipeline → output
+
+The loop is replay's: decode, look the message up in the matcher's cache or scan it, hand matches to the
+pipeline. Time is the wall clock: the capture calls back about once a second, quiet or not, and the pipeline
+is ticked then, so a window closes on time and an unanswered query becomes a transaction `tx_timeout` after it
+was made. SIGTERM or SIGINT stops the loop; pending aggregates are flushed, the summary goes to stderr, and
+the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.errors import BadInput, DnswatchError
+
+DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `run` was asked to do."""
+
+    interfaces: tuple[str, ...]
+    """Interface name patterns (fnmatch) to capture on."""
+    feeds: tuple[str, ...] = ()
+    """`NAME=PATH` DomainNameSet files (any SPEC §4 line format)."""
+    ip_feeds: tuple[str, ...] = ()
+    """`NAME=PATH` IPSet files."""
+    manifests: tuple[Path, ...] = ()
+    """GlobalThreatFeed YAML files; their `file:` URLs are relative to the manifest."""
+    pods: Path | None = None
+    """`kubectl get pods -A -o json` output used to attribute clients to pods."""
+    node: str = "-"
+    """The node name events carry in `host`."""
+    ports: frozenset[int] = frozenset({53})
+    """UDP/TCP ports that carry DNS; the kernel filter passes nothing else."""
+    output: str = "json"
+    """`json` (one event per line, as it happens) or `table` (at the end)."""
+    window: float = 60.0
+    """Aggregation window in seconds."""
+    aggregate_by: str = "pod"
+    """`pod` or `workload` (Calico's dnsLogsFileAggregationKind 0/1)."""
+    dns_server_selector: str = "k8s-app=kube-dns"
+    """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
+    buffer_bytes: int = 8 * 1024 * 1024
+    """Kernel receive buffer per captured interface."""
+    stats_every: float = 0.0
+    """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
+
+
+def add_run_parser(commands) -> None:
+    """Register `run` on the `dnswatch-agent` subcommand parsers (called from agent.shell.cli)."""
+    from agent.shell.cli import parse_ports, parse_window
+
+    run = commands.add_parser("run", help="capture DNS on the node's pod interfaces")
+    run.add_argument("--interfaces", default=DEFAULT_INTERFACES, metavar="PATTERNS",
+                     help=f"comma-separated interface name patterns (default {DEFAULT_INTERFACES})")
+    run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
+    run.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
+    run.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
+    run.add_argument("--pods", type=Path, metavar="PODLIST.json")
+    run.add_argument("--node", default=None,
+                     help="node name reported in events (default $NODE_NAME, else the host name)")
+    run.add_argument("--ports", type=parse_ports, default=frozenset({53}), help="DNS ports (default 53)")
+    run.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    run.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
+    run.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
+    run.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+    run.add_argument("--buffer-mb", type=parse_window, default=8.0, metavar="MB",
+                     help="kernel receive buffer per interface, MiB (default 8)")
+    run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
+                     help="print packet and kernel drop counts on stderr this often (default never)")
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    patterns = tuple(p.strip() for p in args.interfaces.split(",") if p.strip())
+    if not patterns:
+        raise BadInput("--interfaces needs at least one interface name pattern")
+    return RunConfig(
+        interfaces=patterns,
+        feeds=tuple(args.feed),
+        ip_feeds=tuple(args.ip_feed),
+        manifests=tuple(args.feed_manifest),
+        pods=args.pods,
+        node=args.node or os.environ.get("NODE_NAME") or socket.gethostname(),
+        ports=args.ports,
+        output=args.output,
+        window=args.window,
+        aggregate_by=args.aggregate_by,
+        dns_server_selector=args.dns_server_selector,
+        buffer_bytes=int(args.buffer_mb * 1024 * 1024),
+        stats_every=args.stats_every,
+    )
+
+
+@dataclass
+class RunStats:
+    """What a run went through, for the summary line."""
+
+    dns_messages: int = 0
+    malformed: int = 0
+    matched_messages: int = 0
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def run_live(config: RunConfig) -> int:
+    from agent.core.attribution import PodDirectory
+    from agent.core.decode import Decoder
+    from agent.core.eventpipeline import EventPipeline
+    from agent.shell.capture import CaptureSettings, LiveCapture
+    from agent.shell.cli import _local_matcher, _read_pod_list
+    from agent.shell.output import renderer
+
+    def log(line: str) -> None:
+        print(f"dnswatch-agent: {line}", file=sys.stderr, flush=True)
+
+    matcher = _local_matcher(config)
+    pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
+    gc.collect()
+    gc.freeze()  # feeds and pods live as long as the process: spare the collector walking them
+    pipeline = EventPipeline(
+        node=config.node,
+        pods=pods,
+        window=config.window,
+        aggregate_by=config.aggregate_by,
+        dns_server_selector=config.dns_server_selector,
+    )
+    capture = LiveCapture(
+        CaptureSettings(patterns=config.interfaces, ports=config.ports, buffer_bytes=config.buffer_bytes), log
+    )
+    output = renderer(config.output)
+    stats = RunStats()
+    stopping: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _loop(capture, Decoder(config.ports), matcher, pipeline, output, stats, lambda: bool(stopping),
+              config.stats_every, log)
+        for event in pipeline.finish():
+            stats.events += 1
+            output(event)
+    except PermissionError as error:
+        raise DnswatchError(f"cannot open a packet socket ({error.strerror}): run as root or with CAP_NET_RAW")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        capture.close()
+    output.close()
+    print(_summary(capture.stats, stats, pipeline), file=sys.stderr, flush=True)
+    return 0
+
+
+def _loop(capture, decoder, matcher, pipeline, emit, stats: RunStats, stop, stats_every: float, log) -> None:
+    from agent.shell.replay import _sighting
+
+    next_progress = [time.monotonic() + stats_every] if stats_every > 0 else None
+
+    def every_second(now: float) -> None:
+        for event in pipeline.tick(now):
+            stats.events += 1
+            emit(event)
+        if next_progress is not None and time.monotonic() >= next_progress[0]:
+            next_progress[0] = time.monotonic() + stats_every
+            log(_progress(capture.stats, decoder, stats))
+
+    scan_unseen = matcher.scan_unseen
+    seen_before = matcher.seen_messages.get
+    frames = capture.frames(stop, every_second)
+    messages = malformed = 0
+    try:
+        for ts, src, sport, dst, dport, proto, payload in decoder.messages(frames):
+            messages += 1
+            key = payload[2:]
+            damaged, matches = seen_before(key) or scan_unseen(payload, key)
+            if damaged:
+                malformed += 1
+            if matches:
+                stats.matched_messages += 1
+                for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
+                    stats.events += 1
+                    emit(event)
+    finally:
+        stats.dns_messages += messages
+        stats.malformed += malformed
+
+
+def _progress(capture_stats, decoder, stats: RunStats) -> str:
+    return (f"{capture_stats.frames} packets, {decoder.stats.udp_messages + decoder.stats.tcp.messages} DNS "
+            f"messages, {stats.events} events; kernel: {capture_stats.kernel_packets} packets, "
+            f"{capture_stats.kernel_drops} drops")
+
+
+def _summary(capture_stats, stats: RunStats, pipeline) -> str:
+    seconds = time.monotonic() - stats.started
+    interfaces = len(capture_stats.interfaces) + len(capture_stats.retired)
+    per_interface = ", ".join(
+        f"{c.name} {c.packets}/{c.drops}"
+        for c in sorted([*capture_stats.interfaces.values(), *capture_stats.retired], key=lambda c: c.name)
+    )
+    return (
+        f"captured {capture_stats.frames} packets on {interfaces} interfaces in {seconds:.1f}s: "
+        f"{stats.dns_messages} DNS messages, {stats.malformed} malformed, {stats.matched_messages} matched, "
+        f"{stats.events} events, {capture_stats.duplicate_copies} duplicate copies skipped; "
+        f"kernel: {capture_stats.kernel_packets} packets, {capture_stats.kernel_drops} drops"
+        + (f" (packets/drops: {per_interface})" if per_interface else "")
+    )
