@@ -11,7 +11,8 @@ The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this 
 turns the messages into feedwire's dataclasses (protobuf types stop here, STYLE habit 3). The agent imports
 nothing of the collector, so the conversion is its own (the collector's is collector/shell/pbconvert.py).
 
-The channel is plaintext for now: TLS and the client certificate come with the Events issue (4).
+Channels come from a `connect(address, options)` factory (agent/shell/grpcchannel.py): TLS with the system's
+CAs unless the caller says otherwise, e.g. `connector(channel_security_from_args(args))` or `connector(PLAINTEXT)`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
 from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
 from agent.core.heldfeeds import FeedRemoved, FeedUpdate, HeldFeeds, UnusableFeed
 from agent.errors import BadInput
+from agent.shell.grpcchannel import ChannelSecurity, Connect, connector
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2
 
 __all__ = ["FeedStream", "FeedStreamSettings", "update_from_pb"]
 
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 _CONTENT_NAMES = {feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET: DOMAIN_NAME_SET, feeds_pb2.FEED_CONTENT_IP_SET: IP_SET}
 _ENCODING_NAMES = {distribution_pb2.SET_ENCODING_GAPS_ZLIB: GAPS_ZLIB, distribution_pb2.SET_ENCODING_LINES: LINES}
 
@@ -105,8 +108,9 @@ class FeedStream:
     """One agent's subscription to the collector's feeds, resumable from `held`."""
 
     def __init__(self, settings: FeedStreamSettings, held: HeldFeeds | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, *, connect: Connect | None = None) -> None:
         self.settings = settings
+        self._connect = connect if connect is not None else connector(ChannelSecurity())
         self.held = held if held is not None else HeldFeeds()
         """The feeds held; they survive a broken stream and are announced when resubscribing."""
         self._rng = rng or random.Random()
@@ -125,7 +129,7 @@ class FeedStream:
         address = self.settings.address
         deadline = time.monotonic() + timeout
         resubscribes = 0
-        with grpc.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
+        with self._connect(address, _CHANNEL_OPTIONS) as channel:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -143,6 +147,9 @@ class FeedStream:
                                        f"{error}") from error
                     self.held.forget(error.feed)
                 except grpc.RpcError as error:
+                    if error.code() in _REFUSED:
+                        raise BadInput(f"the collector at {address} refused this agent's credentials: "
+                                       f"{_describe(error, timeout)}") from None
                     raise BadInput(f"cannot reach the collector at {address}: {_describe(error, timeout)}") from None
 
     # -- the live agent: follow
@@ -158,7 +165,7 @@ class FeedStream:
         delay = self.settings.backoff_min
         while not self._stopping.is_set():
             try:
-                with grpc.insecure_channel(self.settings.address, options=_CHANNEL_OPTIONS) as channel:
+                with self._connect(self.settings.address, _CHANNEL_OPTIONS) as channel:
                     with contextlib.closing(self._subscription(channel, None)) as subscription:
                         for _synced in subscription:
                             delay = self.settings.backoff_min  # a stream that got this far was healthy
@@ -167,8 +174,10 @@ class FeedStream:
                 # Only this feed needs its snapshot, but a collector that keeps sending what this agent cannot
                 # read must not make it spin: resubscribe after the same back-off as for a broken stream.
                 self.held.forget(error.feed)
-            except grpc.RpcError:
-                pass  # unreachable, restarted or cancelled by `stop`: back off (the loop checks `stop`)
+            except (grpc.RpcError, BadInput):
+                # Unreachable, restarted, cancelled by `stop`, or a credential file being rotated: back off (the
+                # loop checks `stop`).
+                pass
             # Jitter spreads the reconnections of a whole cluster's agents after a collector restart.
             self._stopping.wait(delay * self._rng.uniform(0.5, 1.0))
             delay = min(delay * 2, self.settings.backoff_max)

@@ -22,6 +22,7 @@ from agent.core.feedwire import domain_delta, domain_snapshot, ip_snapshot
 from agent.core.heldfeeds import HeldFeeds
 from agent.errors import BadInput
 from agent.shell.feedclient import FeedStream, FeedStreamSettings
+from agent.shell.grpcchannel import PLAINTEXT, connector
 from collector.shell.pbconvert import SYNCED, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 from tests.collector.running import (BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401
@@ -65,6 +66,9 @@ def scripted() -> Iterator[tuple[str, ScriptedDistribution]]:
         server.stop(grace=None).wait(5)
 
 
+PLAIN = connector(PLAINTEXT)  # the test collectors and scripted servers talk plaintext
+
+
 def held_with(*snapshots) -> HeldFeeds:
     held = HeldFeeds()
     for snapshot in snapshots:
@@ -75,7 +79,7 @@ def held_with(*snapshots) -> HeldFeeds:
 def test_sync_once_takes_the_initial_state(scripted):
     address, servicer = scripted
     servicer.scripts = [[domain_snapshot("c2", 3, "", OLD), IPS, SYNCED, HANG]]
-    held = FeedStream(FeedStreamSettings(address, node="node-1")).sync_once(timeout=10)
+    held = FeedStream(FeedStreamSettings(address, node="node-1"), connect=PLAIN).sync_once(timeout=10)
     assert held.versions() == {"c2": 3, "ips": 1}
     assert servicer.haves == [{}]
 
@@ -85,7 +89,7 @@ def test_a_delta_that_does_not_fit_brings_a_resubscription_without_that_feed(scr
     held = held_with(domain_snapshot("c2", 1, "", NEW), IPS)  # not the set the collector's delta starts from
     servicer.scripts = [[domain_delta("c2", 1, 2, "", OLD, NEW), SYNCED, HANG],
                         [domain_snapshot("c2", 2, "", NEW), SYNCED, HANG]]
-    FeedStream(FeedStreamSettings(address), held).sync_once(timeout=10)
+    FeedStream(FeedStreamSettings(address), held, connect=PLAIN).sync_once(timeout=10)
     assert servicer.haves == [{"c2": 1, "ips": 1}, {"ips": 1}]
     assert held.versions() == {"c2": 2, "ips": 1}
 
@@ -95,7 +99,7 @@ def test_an_unknown_encoding_is_asked_for_again(scripted):
     unknown = update_to_pb(domain_snapshot("c2", 1, "", OLD))
     unknown.snapshot.encoding = 99
     servicer.scripts = [[IPS, unknown, SYNCED], [domain_snapshot("c2", 1, "", OLD), SYNCED]]
-    held = FeedStream(FeedStreamSettings(address)).sync_once(timeout=10)
+    held = FeedStream(FeedStreamSettings(address), connect=PLAIN).sync_once(timeout=10)
     assert servicer.haves == [{}, {"ips": 1}]  # the IPSet that arrived first stays held
     assert held.versions() == {"c2": 1, "ips": 1}
 
@@ -106,7 +110,7 @@ def test_a_collector_that_keeps_sending_broken_sets_is_one_line(scripted):
     servicer.scripts = [[broken, SYNCED]]
     with pytest.raises(BadInput, match=f"^the collector at {address} keeps sending feeds that cannot be used: "
                                        "feed 'c2' version 1: the set built differs"):
-        FeedStream(FeedStreamSettings(address)).sync_once(timeout=10)
+        FeedStream(FeedStreamSettings(address), connect=PLAIN).sync_once(timeout=10)
     assert len(servicer.haves) == 4
 
 
@@ -114,14 +118,14 @@ def test_no_synced_within_the_timeout_is_one_line(scripted):
     address, servicer = scripted
     servicer.scripts = [[IPS, HANG]]
     with pytest.raises(BadInput, match=rf"^cannot reach the collector at {address}: not synced within 0.5s$"):
-        FeedStream(FeedStreamSettings(address)).sync_once(timeout=0.5)
+        FeedStream(FeedStreamSettings(address), connect=PLAIN).sync_once(timeout=0.5)
 
 
 def test_a_stream_that_ends_before_synced_is_one_line(scripted):
     address, servicer = scripted
     servicer.scripts = [[IPS]]
     with pytest.raises(BadInput, match="ended the feed stream before the feeds were synced"):
-        FeedStream(FeedStreamSettings(address)).sync_once(timeout=5)
+        FeedStream(FeedStreamSettings(address), connect=PLAIN).sync_once(timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------- follow
@@ -161,7 +165,7 @@ class Following:
 def test_follow_syncs_follows_a_change_and_resumes_after_a_restart(db_url, feeds_dir, feed_server):
     port = free_port()
     stream = FeedStream(FeedStreamSettings(f"127.0.0.1:{port}", backoff_min=0.05, backoff_max=0.2),
-                        rng=random.Random(1))
+                        rng=random.Random(1), connect=PLAIN)
     with RunningCollector(db_url, feeds_dir, "--listen", f"127.0.0.1:{port}") as collector:
         collector.wait_for(pulled("c2", "ips"), "both feeds pulled")
         with Following(stream) as following:
@@ -181,7 +185,8 @@ def test_follow_syncs_follows_a_change_and_resumes_after_a_restart(db_url, feeds
 
 
 def test_stop_ends_follow_while_the_collector_is_away():
-    stream = FeedStream(FeedStreamSettings(f"127.0.0.1:{free_port()}", backoff_min=0.05), rng=random.Random(1))
+    stream = FeedStream(FeedStreamSettings(f"127.0.0.1:{free_port()}", backoff_min=0.05), rng=random.Random(1),
+                        connect=PLAIN)
     with Following(stream):
         pass
     assert stream.held.versions() == {}
@@ -192,7 +197,7 @@ def test_follow_asks_again_for_a_feed_whose_change_does_not_fit(scripted):
     address, servicer = scripted
     servicer.scripts = [[domain_snapshot("c2", 1, "", NEW), IPS, SYNCED, domain_delta("c2", 1, 2, "", OLD, NEW)],
                         [domain_snapshot("c2", 2, "", NEW), SYNCED, HANG]]
-    stream = FeedStream(FeedStreamSettings(address, backoff_min=0.05), rng=random.Random(1))
+    stream = FeedStream(FeedStreamSettings(address, backoff_min=0.05), rng=random.Random(1), connect=PLAIN)
     with Following(stream) as following:
         assert following.next() == {"c2": 1, "ips": 1}
         assert following.next() == {"c2": 2, "ips": 1}

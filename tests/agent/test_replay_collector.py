@@ -55,7 +55,7 @@ def demo_collector(tmp_path: Path, db_url: str) -> Iterator[RunningCollector]:  
 
 def test_feeds_from_the_collector_give_the_same_events_as_the_local_manifest(demo_collector):
     local, _ = replay_events("--feed-manifest", str(PCAPS / "demo-feeds.yaml"))
-    remote, stderr = replay_events("--collector", demo_collector.address)
+    remote, stderr = replay_events("--collector", demo_collector.address, "--insecure")
     assert local, "the demo replay gives events"
     assert remote == local
     for name in DEMO_FEEDS:
@@ -63,7 +63,8 @@ def test_feeds_from_the_collector_give_the_same_events_as_the_local_manifest(dem
 
 
 def test_an_unreachable_collector_is_one_line_and_exit_2():
-    result = run_cli("replay", str(PCAPS / "demo.pcapng"), "--collector", "127.0.0.1:1", "--collector-timeout", "5")
+    result = run_cli("replay", str(PCAPS / "demo.pcapng"), "--collector", "127.0.0.1:1", "--insecure",
+                     "--collector-timeout", "5")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("dnswatch-agent: error: cannot reach the collector at 127.0.0.1:1: ")

@@ -75,7 +75,8 @@ class RunningCollector:
     def __init__(self, db_url: str, feeds_dir: Path | None, *extra: str) -> None:
         """With `feeds_dir` None, pass the source in `extra` (`--kubeconfig FILE`)."""
         source = ["--feeds-dir", str(feeds_dir), "--feeds-dir-poll", "0.1"] if feeds_dir is not None else []
-        self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", *source, "--insecure",
+        plaintext = [] if "--tls-cert" in extra else ["--insecure"]  # TLS tests give their own security flags
+        self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", *source, *plaintext,
                                             *extra])
         self.port = 0
         self.error: BaseException | None = None
