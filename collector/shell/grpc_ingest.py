@@ -1,0 +1,170 @@
+"""The collector's event ingest over grpc.aio (SPEC §6): `EventIngest.Send`, agents' batches into the store.
+
+Delivery is at-least-once and the store holds each event once: a batch is acknowledged only after the
+store's transaction that holds it has committed (durable), acks go back in the order the batches came, and
+de-duplication by event id is the store's (`ingest_events`), so an agent that resends after a reconnect
+changes nothing it had already delivered.
+
+A stream is read ahead: up to `window` batches are handed to the store before the first of them is
+acknowledged, so that the store's group commit can write them (and other agents' batches) in one
+transaction while the next ones are parsed. Per stream the order stays the order of arrival.
+
+The servicer only translates (STYLE habit 3): each `Event` becomes its SPEC §3 dict plus the JSON text it
+came as (stored as it is). A batch that cannot be stored (JSON that does not parse, an `id` that differs
+from `Event.id`, an event the store refuses) ends the stream with INVALID_ARGUMENT naming the batch and the
+event; the batches before it are still acknowledged, nothing of it is stored, and nothing after it is
+acknowledged (a later batch already read ahead may have been written: the agent resends it, harmlessly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from collector.store import BadEvent, StoreError
+from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
+
+__all__ = ["BadBatch", "EventIngestServicer", "IngestSettings", "add_ingest_service", "events_from_batch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How the ingest treats each stream."""
+
+    window: int = 16
+    """Batches of one stream handed to the store before the oldest is acknowledged: enough to keep the
+    group commit fed by a single agent; beyond it the stream is not read (HTTP/2 flow control holds the
+    agent back)."""
+
+
+class BadBatch(ValueError):
+    """A batch that cannot be stored as it is; the message names the event and what is wrong."""
+
+
+def _no_constants(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259), whatever Python's json module accepts by default.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def events_from_batch(batch: events_pb2.EventBatch) -> tuple[list[dict[str, Any]], list[str]]:
+    """The batch's events as SPEC §3 dicts and their JSON texts; BadBatch for the first one that is unusable."""
+    events: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for index, message in enumerate(batch.events):
+        try:
+            event = json.loads(message.json, parse_constant=_no_constants)
+        except ValueError as error:
+            raise BadBatch(f"event {index} (id {message.id!r}): not JSON: {error}") from None
+        if not isinstance(event, dict):
+            raise BadBatch(f"event {index} (id {message.id!r}): a JSON {type(event).__name__}, not an object")
+        if event.get("id") != message.id:
+            raise BadBatch(f"event {index}: Event.id {message.id!r} differs from the id in its JSON "
+                           f"({event.get('id')!r})")
+        events.append(event)
+        texts.append(message.json)
+    return events, texts
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One batch handed to the store: its id, and the task writing it."""
+
+    batch_id: int
+    task: asyncio.Task[Any]
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The stream's first unusable batch: nothing from here on is stored."""
+
+    message: str
+
+
+_END = object()
+
+
+class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
+    """`EventIngest.Send`: each agent's stream of batches, acknowledged in order after their durable write."""
+
+    def __init__(self, store: Any, *, on_stored: Callable[[], None] | None = None,
+                 settings: IngestSettings = IngestSettings()) -> None:
+        self._store = store
+        self._on_stored = on_stored
+        self._settings = settings
+
+    async def Send(self, request_iterator: AsyncIterator[events_pb2.EventBatch],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[events_pb2.Ack]:  # noqa: N802
+        writes: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._settings.window)
+        reader = asyncio.create_task(self._read(request_iterator, writes), name="ingest reader")
+        try:
+            while True:
+                item = await writes.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, _Refused):
+                    log.warning("refused an event batch: %s", item.message)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.message)
+                try:
+                    result = await item.task
+                except BadEvent as error:
+                    message = f"batch {item.batch_id}: {error}"
+                    log.warning("refused an event batch: %s", message)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+                except StoreError as error:
+                    log.error("event batch %d not stored: %s", item.batch_id, error)
+                    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                        f"batch {item.batch_id} not stored: {error}; resend it")
+                if (result.inserted or result.updated) and self._on_stored is not None:
+                    self._on_stored()
+                yield events_pb2.Ack(batch_id=item.batch_id, inserted=result.inserted, replaced=result.updated)
+            await reader  # the stream ended normally: surface a reader failure, if any
+        finally:
+            reader.cancel()
+            # Writes already handed to the store carry on (their result is harmless: the agent resends
+            # what it saw no Ack for); only their outcome is no longer awaited here.
+            while not writes.empty():
+                item = writes.get_nowait()
+                if isinstance(item, _Write):
+                    item.task.add_done_callback(_ignore_outcome)
+
+    async def _read(self, request_iterator: AsyncIterator[events_pb2.EventBatch], writes: asyncio.Queue[Any]
+                    ) -> None:
+        try:
+            async for batch in request_iterator:
+                try:
+                    events, texts = events_from_batch(batch)
+                except BadBatch as error:
+                    await writes.put(_Refused(f"batch {batch.batch_id}: {error}"))
+                    return
+                task = asyncio.create_task(self._store.ingest_events(events, bodies=texts),
+                                           name=f"ingest batch {batch.batch_id}")
+                # put() waits while `window` writes are unanswered: the stream is then not read further.
+                await writes.put(_Write(batch.batch_id, task))
+        except Exception as error:  # noqa: BLE001 - the stream broke: the acking side ends the call with it
+            await writes.put(error)
+            return
+        await writes.put(_END)
+
+
+def _ignore_outcome(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def add_ingest_service(server: grpc.aio.Server, store: Any, *, on_stored: Callable[[], None] | None = None,
+                       settings: IngestSettings = IngestSettings()) -> EventIngestServicer:
+    """Register EventIngest on `server`, writing into `store`; `on_stored()` is called after each durable
+    write that changed something (an `EventBell.ring`, so that watches look at once)."""
+    servicer = EventIngestServicer(store, on_stored=on_stored, settings=settings)
+    events_pb2_grpc.add_EventIngestServicer_to_server(servicer, server)
+    return servicer
