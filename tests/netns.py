@@ -46,6 +46,7 @@ LOCAL_ANSWERS: tuple[tuple[str, str], ...] = (
     ("c2.tunnel.example", "198.51.100.8"),
     ("clean.example", "192.0.2.10"),
     ("clean.example", "2001:db8::10"),
+    ("cdn.example", "203.0.113.9"),
     ("bench.example", "192.0.2.20"),
 )
 
@@ -94,6 +95,8 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30, **kwarg
 
 class Testbed:
     """A node namespace with cluster DNS; pods come and go. Build with `create()`, always `close()`."""
+
+    __test__ = False  # pytest: a helper, not a test class
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id

@@ -125,8 +125,8 @@ def run_live(config: RunConfig) -> int:
     def log(line: str) -> None:
         print(f"dnswatch-agent: {line}", file=sys.stderr, flush=True)
 
-    matcher = _local_matcher(config)
     pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
+    matcher = _local_matcher(config)
     gc.collect()
     gc.freeze()  # feeds and pods live as long as the process: spare the collector walking them
     pipeline = EventPipeline(

@@ -1,0 +1,209 @@
+"""`dnswatch-agent run` on the netns testbed: the real command in the node namespace, real clients in pods.
+
+Each test starts the agent as a subprocess (`ip netns exec NODE .venv/bin/dnswatch-agent run ...`), waits
+for it to say it captures on the pods' interfaces, queries from the pods with dig and kdig (UDP and TCP,
+IPv4 and IPv6), stops it with SIGTERM and reads the events it printed and the summary on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.netns import DNS_IPV4, Testbed, testbed  # noqa: F401  (testbed is a fixture)
+
+AGENT = str(Path(sys.executable).with_name("dnswatch-agent"))
+SUMMARY = re.compile(
+    r"captured (?P<frames>\d+) packets on (?P<interfaces>\d+) interfaces .*?: (?P<messages>\d+) DNS messages, "
+    r"(?P<malformed>\d+) malformed, (?P<matched>\d+) matched, (?P<events>\d+) events, "
+    r"(?P<duplicates>\d+) duplicate copies skipped; kernel: (?P<kernel_packets>\d+) packets, (?P<drops>\d+) drops"
+)
+
+
+class RunningAgent:
+    """The agent in the node namespace; stdout and stderr are read as they come (so neither pipe fills)."""
+
+    def __init__(self, bed: Testbed, args: list[str]) -> None:
+        self.process = bed.popen_in_node([AGENT, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
+                         threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, lines: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(text in line for line in self.stderr):
+                if self.process.poll() is not None and not self._readers[1].is_alive():
+                    raise AssertionError(f"agent exited ({self.process.returncode}): {self.stderr}")
+                if not self._changed.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
+                    raise AssertionError(f"agent never logged {text!r}: {self.stderr}")
+
+    def stop(self) -> tuple[int, list[dict], dict[str, int]]:
+        """SIGTERM; (exit status, the latest emission of every event, the summary's counters)."""
+        self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(timeout=30)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        assert not any("Traceback" in line for line in self.stderr), self.stderr
+        latest: dict[str, dict] = {}
+        for line in self.stdout:
+            event = json.loads(line)
+            latest[event["id"]] = event
+        summary = next((SUMMARY.search(line) for line in self.stderr if SUMMARY.search(line)), None)
+        assert summary is not None, self.stderr
+        return status, list(latest.values()), {k: int(v) for k, v in summary.groupdict().items()}
+
+
+@pytest.fixture
+def feeds(tmp_path: Path) -> list[str]:
+    (tmp_path / "c2.txt").write_text("# command and control\nevil.example\n*.tunnel.example\n")
+    (tmp_path / "badips.txt").write_text("203.0.113.0/24\n")
+    return ["--feed", f"c2={tmp_path / 'c2.txt'}", "--ip-feed", f"badips={tmp_path / 'badips.txt'}"]
+
+
+def by_pod(events: list[dict]) -> dict[tuple[str, str, tuple[str, ...]], dict]:
+    out = {}
+    for event in events:
+        key = (event["source_namespace"], event["source_name"], tuple(event["record"]["suspicious_domains"]
+                                                                       + event["record"]["suspicious_ips"]))
+        assert key not in out, f"two events for {key}: {event} and {out[key]}"
+        out[key] = event
+    return out
+
+
+def test_events_name_the_pods_over_udp_tcp_ipv4_ipv6(testbed, feeds, tmp_path):
+    bed = testbed
+    web = bed.add_pod("web", namespace="shop", labels={"app": "web"})
+    api = bed.add_pod("api")
+    late = bed.planned_pod("late")  # in the pod list now, on the node only after the agent started
+    pods = bed.write_pod_list(tmp_path / "pods.json", extra=[late])
+    agent = RunningAgent(bed, ["--interfaces", "cali*", "--pods", str(pods), "--node", bed.node_name, *feeds,
+                               "-o", "json"])
+    agent.wait_for_log(f"capturing on {web.host_interface}")
+    agent.wait_for_log(f"capturing on {api.host_interface}")
+
+    assert bed.dig(web, "evil.example") == ["198.51.100.7"]
+    assert bed.dig(web, "evil.example") == ["198.51.100.7"]
+    assert bed.dig(web, "evil.example", tcp=True) == ["198.51.100.7"]
+    assert bed.kdig(web, "evil.example", qtype="AAAA", ipv6=True) == ["2001:db8::7"]
+    assert bed.kdig(web, "evil.example", ipv6=True, tcp=True) == ["198.51.100.7"]
+    assert bed.dig(api, "evil.example", qtype="AAAA", ipv6=True, tcp=True) == ["2001:db8::7"]
+    assert bed.dig(api, "cdn.example") == ["203.0.113.9"]  # only its answer is suspicious
+    for tcp in (False, True):  # clean names: no event, whatever the transport and family
+        assert bed.kdig(api, "clean.example", tcp=tcp) == ["192.0.2.10"]
+        assert bed.dig(web, "clean.example", qtype="AAAA", ipv6=True, tcp=tcp) == ["2001:db8::10"]
+
+    bed.add_pod("late")
+    agent.wait_for_log(f"capturing on {late.host_interface}")
+    assert bed.dig(bed.pods["late"], "x.nowhere.tunnel.example", ipv6=True) == []  # REFUSED: the question suffices
+    bed.delete_pod(api)
+    agent.wait_for_log(f"stopped capturing on {api.host_interface} (gone)")
+
+    status, events, summary = agent.stop()
+    assert status == 0
+    found = by_pod(events)
+    assert set(found) == {
+        ("shop", "web", ("evil.example",)),
+        ("default", "api", ("evil.example",)),
+        ("default", "api", ("203.0.113.9",)),
+        ("default", "late", ("x.nowhere.tunnel.example",)),
+    }
+    web_event = found["shop", "web", ("evil.example",)]
+    assert web_event["record"]["count"] == 5
+    assert web_event["record"]["feeds"] == ["c2"]
+    assert web_event["source_labels"] == {"app": "web"}
+    assert web_event["host"] == bed.node_name
+    assert web_event["source_ip"] in (web.ipv4, web.ipv6)
+    api_event = found["default", "api", ("evil.example",)]
+    assert (api_event["record"]["count"], api_event["source_ip"]) == (1, api.ipv6)
+    assert api_event["record"]["qtype"] == "AAAA" and api_event["record"]["answers"] == ["evil.example AAAA 2001:db8::7"]
+    ip_event = found["default", "api", ("203.0.113.9",)]
+    assert ip_event["record"]["feeds"] == ["badips"] and ip_event["record"]["suspicious_ips"] == ["203.0.113.9"]
+    late_event = found["default", "late", ("x.nowhere.tunnel.example",)]
+    assert late_event["record"]["matches"][0]["entry"] == "*.tunnel.example"
+    assert late_event["record"]["rcode"] == "REFUSED" and late_event["source_ip"] == late.ipv6
+    assert not any("clean.example" in json.dumps(event) for event in events)
+
+    assert summary["drops"] == 0 and summary["kernel_packets"] > 0
+    assert summary["interfaces"] == 3 and summary["malformed"] == 0
+    # 12 exchanges (7 over UDP, 5 over TCP), each a query and a response.
+    assert summary["messages"] == 24
+    assert summary["matched"] == 15  # both messages of the 7 suspicious names, cdn.example's response
+    assert summary["duplicates"] == 0  # no packet crosses two captured interfaces here
+
+
+def test_dns_served_by_a_pod_is_counted_once(testbed, feeds, tmp_path):
+    """Pod to pod through the node: every packet crosses two captured interfaces, and is read once."""
+    bed = testbed
+    web = bed.add_pod("web", namespace="shop")
+    dns = bed.add_pod("coredns-1", namespace="kube-system", labels={"k8s-app": "kube-dns"})
+    bed.start_dns(dns)
+    pods = bed.write_pod_list(tmp_path / "pods.json")
+    agent = RunningAgent(bed, ["--interfaces", "cali*", "--pods", str(pods), *feeds])
+    agent.wait_for_log(f"capturing on {web.host_interface}")
+    agent.wait_for_log(f"capturing on {dns.host_interface}")
+
+    for tcp in (False, True):
+        assert bed.dig(web, "evil.example", tcp=tcp, server=dns.ipv4) == ["198.51.100.7"]
+        assert bed.kdig(web, "evil.example", tcp=tcp, ipv6=True, server=dns.ipv6) == ["198.51.100.7"]
+    status, events, summary = agent.stop()
+
+    assert status == 0
+    assert [(e["source_name"], e["record"]["count"], e["record"]["server_ip"] in (dns.ipv4, dns.ipv6))
+            for e in by_pod(events).values()] == [("web", 4, True)]
+    assert summary["messages"] == 8 and summary["drops"] == 0
+    # Each copy read is one skipped; a pod's first packet read a poll round before its twin may slip through.
+    assert summary["frames"] - 2 <= summary["duplicates"] <= summary["frames"]
+
+
+def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
+    bed = testbed
+    agent = RunningAgent(bed, ["--interfaces", "nothing-matches*", *feeds, "-o", "table"])
+    agent.wait_for_log("feed c2")
+    time.sleep(0.3)
+    agent.process.send_signal(signal.SIGINT)
+    assert agent.process.wait(timeout=30) == 0
+    for reader in agent._readers:
+        reader.join(timeout=10)
+    assert agent.stdout == ["TIME  SOURCE  CLIENT  SUSPICIOUS  FEEDS  QUERY  RCODE  COUNT"]
+    assert any("captured 0 packets on 0 interfaces" in line and "0 drops" in line for line in agent.stderr)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--interfaces", ",", "--feed", "c2=/dev/null"], "--interfaces needs at least one"),
+        (["--interfaces", "cali*"], "no feeds"),
+        (["--interfaces", "cali*", "--feed", "c2=/nonexistent/feed.txt"], "/nonexistent/feed.txt"),
+        (["--interfaces", "cali*", "--feed", "c2=/dev/null", "--pods", "/nonexistent.json"], "/nonexistent.json"),
+        (["--interfaces", "cali*", "--feed", "c2=/dev/null", "--ports", "0"], "ports"),
+    ],
+)
+def test_bad_input_is_one_line(args, message):
+    result = subprocess.run([AGENT, "run", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("dnswatch-agent: error: ") and message in last, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
