@@ -15,6 +15,10 @@ Fault hooks for the code under test: `end_watches()` ends open watches (as a ser
 next n requests with an error, `stall_next(n, seconds)` delays them, `drop_next(n)` closes the connection
 without an answer, and `drop_watch_after(k)` cuts the next watch after k events without ending its body.
 
+TokenReview (`POST /apis/authentication.k8s.io/v1/tokenreviews`) answers with `review_token(spec)`, a hook the
+test sets: it gets the review's spec (`token`, `audiences`) and returns its status (`authenticated`, `user`,
+`audiences`); without it no token is authenticated.
+
 Not emulated: pagination (`limit`/`continue`), server-side apply, admission and schema validation, RBAC.
 """
 
@@ -98,6 +102,8 @@ class FakeKubeAPI:
         self.gone_as_http = False
         self.requests: list[tuple[str, str]] = []
         """(method, path with query) of every request, for assertions."""
+        self.review_token = None
+        """TokenReview: `review_token(spec) -> status` decides each review (None: nobody is authenticated)."""
         self._lock = threading.Condition()
         self._rv = 1
         self._objects: dict[tuple, dict] = {}
@@ -415,6 +421,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if method == "POST" and url.path == "/apis/authentication.k8s.io/v1/tokenreviews":
+                spec = (json.loads(raw) if raw else {}).get("spec") or {}
+                status = api.review_token(spec) if api.review_token else {"authenticated": False}
+                return self._send(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                                        "metadata": {}, "spec": spec, "status": status})
             m = _PATH.match(url.path)
             if not m:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({url.path})")

@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from agent.shell.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
 from collector.shell.main import serve, settings_from_args
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 from tests.feedserver import FeedServer
@@ -79,6 +80,8 @@ class RunningCollector:
         self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", *source, *plaintext,
                                             *extra])
         self.port = 0
+        self.client: ChannelSecurity = PLAINTEXT
+        """How `channel()` (and so `feeds`, `wait_for`, `subscribe`) reaches it: TLS tests set their credentials."""
         self.error: BaseException | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,7 +128,7 @@ class RunningCollector:
     # -- clients
 
     def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.address)
+        return open_channel(self.address, self.client)
 
     def feeds(self) -> dict[str, feeds_pb2.Feed]:
         with self.channel() as channel:
