@@ -24,6 +24,7 @@ import grpc
 
 from agent.core.feedspec import feed_spec_from_manifest
 from agent.shell.feedclient import FeedStream, FeedStreamSettings
+from agent.shell.grpcchannel import PLAINTEXT, connector
 from collector.shell.main import serve, settings_from_args
 from collector.shell.puller import FeedPuller
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
@@ -122,7 +123,8 @@ def measure_feed_path(feed: Path) -> dict:
             with running_collector(work / "db.sqlite", work / "feeds") as address:
                 _wait(lambda: feed_version(address) >= 1, "the first pull")
                 started = time.perf_counter()
-                held = FeedStream(FeedStreamSettings(address, node="bench")).sync_once(timeout=120)
+                stream = FeedStream(FeedStreamSettings(address, node="bench"), connect=connector(PLAINTEXT))
+                held = stream.sync_once(timeout=120)
                 figures["snapshot_s"] = time.perf_counter() - started
                 figures["snapshot_bytes"], _ = wire_bytes(address, {})
                 domains = dict((f.name, f.domains) for f in held.feeds())[FEED]
@@ -137,7 +139,8 @@ def measure_feed_path(feed: Path) -> dict:
                     feeds_pb2_grpc.FeedsStub(channel).Sync(feeds_pb2.SyncFeedRequest(name=FEED), timeout=120)
                 _wait(lambda: feed_version(address) > version, "the changed feed")
                 started = time.perf_counter()
-                FeedStream(FeedStreamSettings(address, node="bench"), held).sync_once(timeout=120)
+                stream = FeedStream(FeedStreamSettings(address, node="bench"), held, connect=connector(PLAINTEXT))
+                stream.sync_once(timeout=120)
                 figures["delta_s"] = time.perf_counter() - started
                 figures["delta_bytes"], figures["delta_kind"] = wire_bytes(address, {FEED: version})
     return figures

@@ -4,7 +4,8 @@ It has the shape of every dnswatch stream (STYLE habit 4): connect, sync, follow
 resume from what is held. `FeedStream.sync_once` stops at the first `synced` (what `replay --collector`
 needs); `FeedStream.follow` keeps going and hands back the held feeds after every change (the live agent).
 
-    held = FeedStream(FeedStreamSettings("collector:9443", node="node-1")).sync_once(timeout=30)
+    connect = connector(ChannelSecurity(ca_file="ca.crt", token_file="/var/run/secrets/tokens/dnswatch"))
+    held = FeedStream(FeedStreamSettings("collector:9443", node="node-1"), connect=connect).sync_once(timeout=30)
     matcher = Matcher(*held.matcher_feeds())
 
 The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this module only talks gRPC and
