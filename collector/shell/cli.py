@@ -3,27 +3,51 @@
     dnswatch --collector HOST:PORT feeds list [-o json|table|yaml]
     dnswatch --collector HOST:PORT feeds get NAME [-o ...]
     dnswatch --collector HOST:PORT feeds sync NAME [-o ...]
+    dnswatch --collector HOST:PORT events list [filters] [--limit N] [-o table|json]
+    dnswatch --collector HOST:PORT events watch [filters] [--resume-token TOKEN] [-o table|json]
 
-`-o json` prints one object per line (the SPEC §5 fields: name, content, mode, entries, rejectedLines,
-lastSuccessfulSync, errorConditions, version, sha256; `get` and `sync` add the spec's safe fields). Plaintext
-gRPC for now (TLS and bearer tokens come with the Events issue). Exit status: 0 done, 1 the collector said no
-(unknown feed, Disabled feed), 2 bad usage or no collector to talk to; always one line on stderr, never a
-traceback.
+    filters: --namespace N --pod P --feed F --domain D --type T --node H --since T --until T
+             (T: RFC 3339, e.g. 2026-11-27T20:00:00Z, or a duration before now: 30s, 15m, 2h, 1d, 1h30m)
+
+`-o json` prints one object per line: for feeds the SPEC §5 fields (name, content, mode, entries,
+rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get` and `sync` add the spec's safe
+fields), for events each SPEC §3 event exactly as stored. `events list` prints the newest `--limit` events
+(default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
+SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
+stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
+
+The connection flags (--insecure, --ca, --token-file, ...) are the agent's (agent/shell/grpcchannel.py): TLS
+unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
+by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused), 2 bad
+usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
+import random
+import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 import grpc
 import yaml
 
+from agent.errors import BadInput
+from agent.shell.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
+from collector.core.eventview import TABLE_COLUMNS as EVENT_COLUMNS
+from collector.core.eventview import parse_when
+from collector.core.eventview import table_row as event_row
 from collector.core.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
+from collector.shell.grpc_events import event_from_pb, filter_to_pb
 from collector.shell.pbconvert import feed_from_pb
-from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
+from collector.store.base import EventFilter
+from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]
 
@@ -34,12 +58,29 @@ EXIT_USAGE = 2
 _TIMEOUT_SECONDS = 15.0
 _SYNC_TIMEOUT_SECONDS = 600.0  # a sync waits for the pull, retries and backoff included
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED}
+# A watch gives up at once on these (retrying cannot help); on anything else it reconnects.
+_FINAL = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+          grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION}
+_LIST_PAGE = 1000  # the collector's largest page
+_BACKOFF_MIN_SECONDS = 0.5
+_BACKOFF_MAX_SECONDS = 30.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Ask a dnswatch collector about threat feeds.")
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are one line on stderr and exit 2, not the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{PROG}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    parser = _Parser(prog=PROG, description="Ask a dnswatch collector about threat feeds and security events.")
     parser.add_argument("--collector", required=True, metavar="HOST:PORT", help="the collector's gRPC address")
+    add_channel_arguments(parser)
     commands = parser.add_subparsers(dest="topic", required=True)
+
     feeds = commands.add_parser("feeds", help="threat feeds and their status")
     actions = feeds.add_subparsers(dest="action", required=True)
     output = argparse.ArgumentParser(add_help=False)
@@ -50,21 +91,77 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("name")
     sync = actions.add_parser("sync", parents=[output], help="pull a feed now and show it afterwards")
     sync.add_argument("name")
+
+    events = commands.add_parser("events", help="security events the agents reported")
+    event_actions = events.add_subparsers(dest="action", required=True)
+    filters = argparse.ArgumentParser(add_help=False)
+    group = filters.add_argument_group("filters (each one given must hold)")
+    group.add_argument("--namespace", help="the client pod's namespace")
+    group.add_argument("--pod", help="the client pod's name, or its workload's aggregated name (web-7d4b9c-*)")
+    group.add_argument("--feed", help="a feed that matched")
+    group.add_argument("--domain", help="a suspicious domain that was queried or answered")
+    group.add_argument("--type", help="the event type (gtf_suspicious_dns_query)")
+    group.add_argument("--node", help="the node whose agent reported it")
+    when = lambda text: _when(text, now)  # noqa: E731
+    group.add_argument("--since", type=when, metavar="TIME",
+                       help="events at or after TIME: RFC 3339 (2026-11-27T20:00:00Z) or a duration ago (15m, 2h, 1d)")
+    group.add_argument("--until", type=when, metavar="TIME", help="events before TIME (same forms as --since)")
+    listing = event_actions.add_parser("list", parents=[filters], help="stored events, newest first")
+    listing.add_argument("--limit", type=_count, default=100, metavar="N",
+                         help="print at most N events, the newest (default: 100; 0: all)")
+    listing.add_argument("-o", "--output", choices=("table", "json"), default="table",
+                         help="output format (default: table)")
+    watch = event_actions.add_parser("watch", parents=[filters], help="follow events as they are stored")
+    watch.add_argument("--resume-token", default="", metavar="TOKEN",
+                       help="carry on after the event this token (printed when a watch stops) stands for; "
+                            "default: from now")
+    watch.add_argument("-o", "--output", choices=("table", "json"), default="table",
+                       help="output format (default: table)")
     return parser
+
+
+def _when(text: str, now: dt.datetime) -> dt.datetime:
+    try:
+        return parse_when(text, now)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events (0 or more)")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.collector.strip():
+        print(f"{PROG}: error: --collector is empty; give the collector's HOST:PORT", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        with grpc.insecure_channel(args.collector) as channel:
+        args.security = channel_security_from_args(args)
+    except BadInput as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.topic == "events":
+            return _events(args)
+        with _open_channel(args) as channel:
             feeds = _run(feeds_pb2_grpc.FeedsStub(channel), args)
     except grpc.RpcError as error:
         return _report(error, args)
+    except BrokenPipeError:  # `| head`: the reader left
+        return _reader_left()
     try:
         _print(feeds, args.output, detailed=args.action != "list")
-    except BrokenPipeError:  # `| head`: the reader left
-        return 0
+    except BrokenPipeError:
+        return _reader_left()
     return 0
+
+
+def _open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """The one place a channel to the collector is made, secured as the connection flags say."""
+    return open_channel(args.collector, args.security)
 
 
 def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace) -> list[FeedInfo]:
@@ -83,11 +180,11 @@ def _report(error: grpc.RpcError, args: argparse.Namespace) -> int:
     if code in _UNREACHABLE:
         what = "did not answer in time" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "cannot be reached"
         if code == grpc.StatusCode.UNIMPLEMENTED:
-            what = "does not serve dnswatch feeds (is it a dnswatch collector?)"
+            what = f"does not serve dnswatch {args.topic} (is it a dnswatch collector?)"
         print(f"{PROG}: error: the collector at {args.collector} {what}: {_one_line(details)}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{PROG}: error: {_one_line(details)}", file=sys.stderr)
-    return EXIT_REFUSED
+    return EXIT_USAGE if code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
 
 
 def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
@@ -99,15 +196,152 @@ def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
         body = records[0] if detailed and len(records) == 1 else records
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
     else:
-        rows = [TABLE_COLUMNS, *(table_row(feed) for feed in feeds)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        _print_table(TABLE_COLUMNS, [table_row(feed) for feed in feeds])
     sys.stdout.flush()
+
+
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    cells = [columns, *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _reader_left() -> int:
+    # Point stdout at /dev/null so the interpreter's last flush does not complain about the closed pipe.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+def _event_filter(args: argparse.Namespace) -> events_pb2.EventFilter:
+    return filter_to_pb(EventFilter(namespace=args.namespace or None, pod=args.pod or None, feed=args.feed or None,
+                                    domain=args.domain or None, type=args.type or None, host=args.node or None,
+                                    since=args.since, until=args.until))
+
+
+def _events(args: argparse.Namespace) -> int:
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        print(f"{PROG}: error: --since must be before --until", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "list":
+        with _open_channel(args) as channel:
+            events, more = _list_events(events_pb2_grpc.EventsStub(channel), args)
+            _print_events(events, args.output)
+        if more:
+            print(f"{PROG}: the newest {args.limit} shown; --limit N for more (0: all)", file=sys.stderr)
+        return 0
+    return _watch_events(args)
+
+
+def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
+    """The newest `--limit` matching events and whether more match."""
+    where = _event_filter(args)
+    found: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        size = _LIST_PAGE if args.limit == 0 else min(_LIST_PAGE, args.limit - len(found))
+        response = stub.List(events_pb2.ListEventsRequest(filter=where, page_size=size, page_token=token),
+                             timeout=_TIMEOUT_SECONDS)
+        found += [event_from_pb(message) for message in response.events]
+        token = response.next_page_token
+        if not token:
+            return found, False
+        if args.limit and len(found) >= args.limit:
+            return found[:args.limit], True
+
+
+def _print_events(events: Iterable[dict[str, Any]], output: str) -> None:
+    if output == "json":
+        for event in events:
+            print(_json_line(event))
+    else:
+        _print_table(EVENT_COLUMNS, [event_row(event) for event in events])
+    sys.stdout.flush()
+
+
+def _json_line(event: dict[str, Any]) -> str:
+    """The event as the store keeps it (compact, UTF-8), one line."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM: the watch ends, and exits 0."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _watch_events(args: argparse.Namespace) -> int:
+    """Follow events until SIGINT/SIGTERM: connect, follow, and when the stream breaks back off and resume
+    from the last token received (the first message of a stream already carries one)."""
+    request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token)
+    widths = [20, 30, 40, 16, 5]
+    printed_header = False
+    answered = False
+    backoff = _BACKOFF_MIN_SECONDS
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            call = None
+            try:
+                with _open_channel(args) as channel:
+                    call = events_pb2_grpc.EventsStub(channel).Watch(request)
+                    for message in call:
+                        answered = True
+                        backoff = _BACKOFF_MIN_SECONDS
+                        if message.HasField("event"):
+                            event = event_from_pb(message.event)
+                            if args.output == "json":
+                                print(_json_line(event), flush=True)
+                            else:
+                                if not printed_header:
+                                    print(_fixed(EVENT_COLUMNS, widths))
+                                    printed_header = True
+                                print(_fixed(event_row(event), widths), flush=True)
+                        request.resume_token = message.resume_token
+                    raise _Broken("the collector ended the stream")
+            except _Stop:
+                if call is not None:
+                    call.cancel()
+                raise
+            except (grpc.RpcError, _Broken) as error:
+                code = error.code() if isinstance(error, grpc.RpcError) else None
+                if code in _FINAL or (not answered and code in _UNREACHABLE):
+                    return _report(error, args)
+                reason = _one_line(error.details() if isinstance(error, grpc.RpcError) else error)
+                wait = backoff * random.uniform(0.5, 1.0)
+                print(f"{PROG}: the watch broke ({reason}); reconnecting in {wait:.1f} s", file=sys.stderr)
+                time.sleep(wait)
+                backoff = min(backoff * 2, _BACKOFF_MAX_SECONDS)
+    except _Stop:
+        pass
+    except BrokenPipeError:
+        return _reader_left()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if request.resume_token:
+        print(f"{PROG}: stopped; resume with --resume-token {request.resume_token}", file=sys.stderr)
+    else:
+        print(f"{PROG}: stopped before the collector answered", file=sys.stderr)
+    return 0
+
+
+class _Broken(Exception):
+    """The stream ended without an error status (a collector does not end a watch on its own)."""
+
+
+def _fixed(cells: tuple[str, ...], widths: list[int]) -> str:
+    """A table row for a stream: the widths are fixed up front, since the rows to come are unknown."""
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""Events as `dnswatch events list|watch` shows them, and the times its filters take (pure).
+
+`-o json` prints each event exactly as stored (SPEC §3); `-o table` is a compact view of the same event:
+time, who asked (namespace/pod, or the client address when no pod was found), what was asked, which feeds,
+how many times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+__all__ = ["TABLE_COLUMNS", "parse_when", "table_row"]
+
+TABLE_COLUMNS = ("TIME", "SOURCE", "QNAME", "FEEDS", "COUNT")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATIONS = re.compile(rf"(?:{_DURATION.pattern})+")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, now: dt.datetime) -> dt.datetime:
+    """An instant from an RFC 3339 time (`2026-11-27T20:11:36Z`, any offset) or a duration before `now`
+    (`90s`, `15m`, `2h`, `1d`, `1w`, `1h30m`); ValueError with a message saying what is accepted."""
+    text = text.strip()
+    if _DURATIONS.fullmatch(text):
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION.findall(text))
+        return now - dt.timedelta(seconds=seconds)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or "T" not in text.upper() and " " not in text:
+        raise ValueError(f"{text!r} is neither an RFC 3339 time (2026-11-27T20:00:00Z) nor a duration before "
+                         "now (30s, 15m, 2h, 1d, 1h30m)")
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no timezone: add Z (UTC) or an offset such as +01:00")
+    return moment
+
+
+def table_row(event: dict[str, Any]) -> tuple[str, ...]:
+    """The TABLE_COLUMNS cells of one SPEC §3 event (missing fields show as `-`)."""
+    record = event.get("record") if isinstance(event.get("record"), dict) else {}
+    namespace = _text(event.get("source_namespace"))
+    name = _text(event.get("source_name"))
+    if name == "-" and _text(event.get("source_name_aggr")) != "-":
+        name = _text(event.get("source_name_aggr"))  # aggregated by workload
+    source = f"{namespace}/{name}" if name != "-" else _text(event.get("source_ip"))
+    qname = _text(record.get("qname"))
+    if qname == "-":
+        qname = ",".join(_texts(record.get("suspicious_domains"))) or "-"
+    feeds = ",".join(_texts(record.get("feeds"))) or "-"
+    count = record.get("count")
+    return (_short_time(_text(event.get("time"))), source, qname, feeds, str(count) if count is not None else "-")
+
+
+def _short_time(text: str) -> str:
+    """Seconds are enough to read a table: `2026-11-27T20:11:36Z`."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) and value else "-"
+
+
+def _texts(values: Any) -> list[str]:
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []

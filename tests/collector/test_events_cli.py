@@ -1,0 +1,319 @@
+"""`dnswatch events list|watch` as a real process against a real collector (SQLite, 127.0.0.1).
+
+Events reach the collector's store the way another replica's writes would: through a second store opened on
+the same database, so the watch finds them by polling (the bell rings only for this collector's ingest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from collector.shell.grpc_events import encode_resume_token
+from collector.store import open_store
+from tests.collector.eventdata import T0, event, newest_first, stamp
+from tests.collector.running import RunningCollector, db_url  # noqa: F401
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
+TOKEN_LINE = re.compile(r"resume with --resume-token (\S+)")
+
+
+def connection(address: str) -> list[str]:
+    """The flags that reach a test collector (plaintext on loopback)."""
+    return ["--collector", address, "--insecure"]
+
+
+def dnswatch(address: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*DNSWATCH, *connection(address), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def ingest(db: str, events: list[dict]) -> None:
+    async def run() -> None:
+        store = await open_store(db)
+        try:
+            await store.ingest_events(events)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def latest_seq(db: str) -> int:
+    async def run() -> int:
+        store = await open_store(db)
+        try:
+            return await store.latest_event_seq()
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def compact(e: dict) -> str:
+    return json.dumps(e, separators=(",", ":"), ensure_ascii=False)
+
+
+class Watch:
+    """`dnswatch events watch` running; its stdout lines arrive in a queue."""
+
+    def __init__(self, address: str, *args: str) -> None:
+        self.process = subprocess.Popen([*DNSWATCH, *connection(address), "events", "watch", *args], cwd=ROOT,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def take(self, count: int, timeout: float = 20) -> list[str]:
+        got = []
+        end = time.monotonic() + timeout
+        while len(got) < count:
+            try:
+                got.append(self.lines.get(timeout=max(0.01, end - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"{len(got)} of {count} lines came: {got}") from None
+        return got
+
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str]:
+        """Signal it; (exit status, stderr)."""
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=20)
+            self.reader.join(timeout=10)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        return code, self.process.stderr.read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+
+EVENTS = [
+    event(0, namespace="shop", pod="web-a-1", feeds=("c2",), domains=("evil.example",), host="node-1"),
+    event(1, namespace="shop", pod="web-a-2", feeds=("c2", "malware"), domains=("bad.example",), host="node-2"),
+    event(2, namespace="bank", pod="api-b-1", feeds=("malware",), domains=("evil.example",), host="node-1"),
+    event(3, namespace="bank", pod="api-b-1", feeds=("phish",), domains=("phish.example",), host="node-2",
+          type_="other_type"),
+    event(4, namespace="ops", pod="db-c-1", feeds=("c2",), domains=("evil.example",), host="node-1"),
+]
+BY_ID = {e["id"]: e for e in EVENTS}
+
+
+@pytest.fixture
+def collector(db_url, tmp_path):  # noqa: F811
+    ingest(db_url, EVENTS)
+    with RunningCollector(db_url, tmp_path) as running:  # no feeds: the folder holds none
+        yield running
+
+
+def numbers(*n: int) -> list[str]:
+    return [compact(EVENTS[i]) for i in n]
+
+
+def test_list_json_prints_each_event_as_stored_newest_first(collector):
+    result = dnswatch(collector.address, "events", "list", "-o", "json")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.splitlines() == [compact(BY_ID[i]) for i in newest_first(EVENTS)]
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [BY_ID[i] for i in newest_first(EVENTS)]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--namespace", "shop"], [1, 0]),
+    (["--pod", "api-b-1"], [3, 2]),
+    (["--pod", "web-a-*"], [1, 0]),
+    (["--feed", "malware"], [2, 1]),
+    (["--domain", "Evil.Example."], [4, 2, 0]),
+    (["--type", "other_type"], [3]),
+    (["--node", "node-2"], [3, 1]),
+    (["--since", stamp(T0 + dt.timedelta(seconds=2))], [4, 3, 2]),
+    (["--until", "2026-11-27T21:00:02+01:00"], [1, 0]),
+    (["--namespace", "bank", "--feed", "malware", "--node", "node-1"], [2]),
+    (["--namespace", "ops", "--feed", "malware"], []),
+])
+def test_list_filters(collector, flags, expected):
+    result = dnswatch(collector.address, "events", "list", "-o", "json", *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == numbers(*expected)
+
+
+def test_list_limit_and_table(collector):
+    result = dnswatch(collector.address, "events", "list", "-o", "json", "--limit", "2")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == numbers(4, 3)
+    assert "newest 2 shown" in result.stderr and "--limit" in result.stderr
+    everything = dnswatch(collector.address, "events", "list", "-o", "json", "--limit", "0")
+    assert everything.stdout.splitlines() == numbers(4, 3, 2, 1, 0) and everything.stderr == ""
+
+    table = dnswatch(collector.address, "events", "list", "--feed", "c2")
+    assert table.returncode == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["TIME", "SOURCE", "QNAME", "FEEDS", "COUNT"]
+    assert [row.split() for row in rows] == [
+        ["2026-11-27T20:00:04Z", "ops/db-c-1", "evil.example", "c2", "1"],
+        ["2026-11-27T20:00:01Z", "shop/web-a-2", "bad.example", "c2,malware", "1"],
+        ["2026-11-27T20:00:00Z", "shop/web-a-1", "evil.example", "c2", "1"],
+    ]
+
+
+def test_relative_since_and_until(collector, db_url):  # noqa: F811
+    now = dt.datetime.now(dt.timezone.utc)
+    recent = event(50, namespace="rel", seconds=(now - dt.timedelta(minutes=30) - T0).total_seconds())
+    older = event(51, namespace="rel", seconds=(now - dt.timedelta(hours=3) - T0).total_seconds())
+    ingest(db_url, [recent, older])
+    result = dnswatch(collector.address, "events", "list", "-o", "json", "--namespace", "rel", "--since", "1h")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [recent["id"]]
+    result = dnswatch(collector.address, "events", "list", "-o", "json", "--namespace", "rel", "--until", "1h")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [older["id"]]
+    result = dnswatch(collector.address, "events", "list", "-o", "json", "--namespace", "rel",
+                      "--since", "1d", "--until", "2h30m")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [older["id"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["events", "list", "--since", "yesterday"], "--since: 'yesterday' is neither an RFC 3339 time"),
+    (["events", "list", "--until", "2026-11-27T20:00:00"], "has no timezone"),
+    (["events", "list", "--limit", "many"], "--limit: 'many' is not a number"),
+    (["events", "list", "--since", "1h", "--until", "2h"], "--since must be before --until"),
+    (["events", "list", "-o", "yaml"], "invalid choice: 'yaml'"),
+    (["events", "watch", "--resume-token", "garbage"], "resume_token: not a resume token"),
+    (["events", "list"], None),  # the collector is unreachable
+    (["events", "burn"], "invalid choice: 'burn'"),
+])
+def test_bad_input_is_one_line_and_exit_2(collector, args, message):
+    address = collector.address if message is not None else "127.0.0.1:1"
+    result = dnswatch(address, *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnswatch: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert (message or "cannot be reached") in lines[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_watch_prints_new_events_and_resumes_from_the_token_it_prints(collector, db_url, signum):  # noqa: F811
+    watch = Watch(collector.address, "-o", "json", "--resume-token", encode_resume_token(latest_seq(db_url)))
+    try:
+        fresh = [event(10, namespace="w"), event(11, namespace="w", count=2)]
+        ingest(db_url, fresh)
+        assert watch.take(2) == [compact(e) for e in fresh]
+        code, err = watch.stop(signum)
+    finally:
+        watch.close()
+    assert code == 0, err
+    token = TOKEN_LINE.search(err).group(1)
+    assert "Traceback" not in err
+
+    # While nobody watches: event 11 grows, 10 comes again unchanged, 12 is new.
+    later = [event(11, namespace="w", count=5), event(10, namespace="w"), event(12, namespace="w")]
+    ingest(db_url, later)
+    resumed = Watch(collector.address, "-o", "json", "--resume-token", token)
+    try:
+        got = resumed.take(2)
+        assert sorted(got) == sorted([compact(later[0]), compact(later[2])])
+        ingest(db_url, [event(13, namespace="w")])
+        assert resumed.take(1) == [compact(event(13, namespace="w"))]
+        assert resumed.lines.empty()
+        code, err = resumed.stop()
+    finally:
+        resumed.close()
+    assert code == 0 and TOKEN_LINE.search(err)
+
+
+def test_watch_with_filters_and_a_table(collector, db_url):  # noqa: F811
+    watch = Watch(collector.address, "--namespace", "w", "--feed", "malware",
+                  "--resume-token", encode_resume_token(latest_seq(db_url)))
+    try:
+        ingest(db_url, [event(20, namespace="w", feeds=("c2",)), event(21, namespace="x", feeds=("malware",)),
+                        event(22, namespace="w", feeds=("malware",), pod="api-7-1", domains=("z.example",))])
+        header, row = watch.take(2)
+        assert header.split() == ["TIME", "SOURCE", "QNAME", "FEEDS", "COUNT"]
+        assert row.split() == ["2026-11-27T20:00:22Z", "w/api-7-1", "z.example", "malware", "1"]
+        code, _ = watch.stop()
+    finally:
+        watch.close()
+    assert code == 0
+
+
+def test_watch_from_now_then_stopped_before_any_event_resumes_from_where_it_started(collector, db_url):  # noqa: F811
+    watch = Watch(collector.address, "-o", "json")
+    try:
+        # Wait until the watch is connected: it prints nothing, so look for the first event stored after it.
+        deadline = time.monotonic() + 20
+        number = 100
+        while watch.lines.empty():
+            assert time.monotonic() < deadline, "the watch never printed"
+            ingest(db_url, [event(number, namespace="now")])
+            number += 1
+            time.sleep(0.3)
+        code, err = watch.stop()
+    finally:
+        watch.close()
+    token = TOKEN_LINE.search(err).group(1)
+    ingest(db_url, [event(500, namespace="now")])
+    resumed = Watch(collector.address, "-o", "json", "--resume-token", token)
+    try:
+        # What was stored after its last line (more ingests may have landed before the signal) and 500.
+        lines = resumed.take(1)
+        while json.loads(lines[-1])["id"] != event(500)["id"]:
+            lines += resumed.take(1)
+        printed = {json.loads(line)["id"] for line in watch_lines_seen(watch)}
+        assert not printed & {json.loads(line)["id"] for line in lines}, "an event came twice"
+        resumed.stop()
+    finally:
+        resumed.close()
+
+
+def watch_lines_seen(watch: Watch) -> list[str]:
+    seen = []
+    while not watch.lines.empty():
+        seen.append(watch.lines.get())
+    return seen
+
+
+def test_watch_reconnects_to_a_restarted_collector_and_misses_nothing(db_url, tmp_path):  # noqa: F811
+    first = RunningCollector(db_url, tmp_path).__enter__()
+    port = first.port
+    watch = Watch(first.address, "-o", "json", "--resume-token", encode_resume_token(latest_seq(db_url)))
+    try:
+        ingest(db_url, [event(1)])
+        assert watch.take(1) == [compact(event(1))]
+        first.__exit__()
+        # Stored while no collector serves: the watch must get them from the next one.
+        ingest(db_url, [event(2), event(1, count=4)])
+        with RunningCollector(db_url, tmp_path, "--listen", f"127.0.0.1:{port}"):
+            got = watch.take(2, timeout=40)
+            assert sorted(got) == sorted([compact(event(2)), compact(event(1, count=4))])
+            ingest(db_url, [event(3)])
+            assert watch.take(1) == [compact(event(3))]
+            code, err = watch.stop()
+    finally:
+        first.__exit__()
+        watch.close()
+    assert code == 0
+    assert "reconnecting" in err and TOKEN_LINE.search(err) and "Traceback" not in err
