@@ -1,0 +1,441 @@
+"""deploy/ (SPEC §8): every manifest is valid against the Kubernetes schemas (kubernetes-validate, strict, for
+the oldest and the newest Kubernetes it bundles from 1.30 on), the agent's security context is the narrow one
+the SPEC asks for, RBAC is least privilege, the manifests agree with each other and with the commands' real
+flags, and the Dockerfile is well formed.
+
+Building the image needs a container runtime and the network, neither of which the test machines have: the
+Dockerfile is parsed and checked here, not built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+VENV_BIN = Path(sys.executable).parent
+
+MANIFEST_FILES = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+# Flags the manifests use that the commands do not have yet: each is being added by another part of issues 4
+# and 5 (see the lead's wiring list). tests below fail for any other unknown flag, and
+# `test_no_flag_is_pending_any_more` turns from xfail to xpass once the commands have them all.
+PENDING_FLAGS = {
+    "dnswatch-agent run": {"--collector", "--ca", "--token-file", "--spool-dir", "--metrics-port", "--log-format"},
+    "dnswatch-collector": {"--metrics-port", "--log-format"},
+}
+
+
+def documents(name: str) -> list[dict]:
+    with open(DEPLOY / name) as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def comments(name: str) -> str:
+    """The YAML comments of a manifest as one line of text (so a wrapped sentence still reads whole)."""
+    lines = (DEPLOY / name).read_text().splitlines()
+    return " ".join(line.split("#", 1)[1].strip() for line in lines if "#" in line)
+
+
+def all_objects() -> list[tuple[str, dict]]:
+    return [(name, doc) for name in MANIFEST_FILES for doc in documents(name)]
+
+
+def the(kind: str, name: str) -> dict:
+    found = [doc for _, doc in all_objects() if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def kubernetes_versions() -> list[str]:
+    from kubernetes_validate.utils import all_versions
+
+    versions = [v for v in all_versions() if Version(v) >= Version("1.30")]
+    assert versions, "kubernetes-validate bundles no schema for 1.30 or newer"
+    return sorted({versions[0], versions[-1]}, key=Version)
+
+
+# ---------------------------------------------------------------------------------------------- schemas
+
+
+@pytest.mark.parametrize("version", kubernetes_versions())
+@pytest.mark.parametrize("name", MANIFEST_FILES)
+def test_every_manifest_is_valid_against_the_kubernetes_schemas(name, version):
+    docs = documents(name)
+    assert docs, f"{name} holds no object"
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = "/".join(str(part) for part in error.path)
+            pytest.fail(f"{name}: {doc['kind']} {doc['metadata'].get('name')}: {where}: {error.message}")
+
+
+def test_strict_validation_refuses_a_misspelt_field_and_a_wrong_type():
+    """The check above has teeth: a field the schema does not know, or a value of the wrong type, fails."""
+    daemonset = the("DaemonSet", "dnswatch-agent")
+    misspelt = json.loads(json.dumps(daemonset))
+    misspelt["spec"]["template"]["spec"]["hostNetwrk"] = True
+    wrong_type = json.loads(json.dumps(daemonset))
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = "false"
+    for doc in (misspelt, wrong_type):
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(doc, kubernetes_versions()[-1], strict=True)
+
+
+def test_the_crd_is_among_them_and_the_kustomization_lists_every_manifest():
+    assert "crd-globalthreatfeed.yaml" in MANIFEST_FILES
+    kustomization = documents("kustomization.yaml")[0]
+    assert kustomization["kind"] == "Kustomization"
+    assert sorted(kustomization["resources"]) == MANIFEST_FILES
+    # Namespace and CRD first: kustomize orders them anyway, and so does this list for anyone reading it.
+    assert kustomization["resources"][:2] == ["namespace.yaml", "crd-globalthreatfeed.yaml"]
+
+
+def test_every_namespaced_object_is_in_the_dnswatch_namespace():
+    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    for name, doc in all_objects():
+        if doc["kind"] in cluster_scoped:
+            assert "namespace" not in doc["metadata"], f"{name}: {doc['kind']} is cluster-scoped"
+        else:
+            assert doc["metadata"].get("namespace") == "dnswatch", f"{name}: {doc['kind']} {doc['metadata']['name']}"
+
+
+# ---------------------------------------------------------------------------------------------- the agent
+
+
+def agent_pod() -> dict:
+    return the("DaemonSet", "dnswatch-agent")["spec"]["template"]["spec"]
+
+
+def agent_container() -> dict:
+    containers = agent_pod()["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def test_agent_security_context_is_net_raw_only_unprivileged_and_read_only():
+    pod, context = agent_pod(), agent_container()["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert context["privileged"] is False
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    # uid 0 is a documented decision (raw sockets, see the manifest's comment), not an omission.
+    assert context["runAsUser"] == 0 and context["runAsNonRoot"] is False
+    assert {"CAP_NET_RAW", "effective", "no_new_privs"} <= set(re.findall(r"[\w]+", comments("daemonset.yaml")))
+    assert pod.get("securityContext", {}).get("seccompProfile") == {"type": "RuntimeDefault"}
+    for key in ("hostPID", "hostIPC"):
+        assert not pod.get(key), key
+    for container in pod.get("initContainers", []):
+        assert not container.get("securityContext", {}).get("privileged")
+
+
+def test_agent_sees_the_host_network_on_every_node_and_knows_its_node():
+    pod, container = agent_pod(), agent_container()
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert {"operator": "Exists"} in pod["tolerations"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert "--node=$(NODE_NAME)" in container["args"]
+    assert pod["serviceAccountName"] == "dnswatch-agent"
+
+
+def test_agent_has_requests_limits_and_probes_on_its_metrics_port():
+    container = agent_container()
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert flag_value(container["args"], "--metrics-port") == str(ports["metrics"])
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+
+
+def test_agent_reaches_the_collector_service_with_a_token_for_the_collectors_audience():
+    container, pod = agent_container(), agent_pod()
+    service = the("Service", "dnswatch-collector")
+    grpc_port = next(port["port"] for port in service["spec"]["ports"] if port["name"] == "grpc")
+    assert flag_value(container["args"], "--collector") == f"dnswatch-collector.dnswatch.svc:{grpc_port}"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    token_source = volumes["collector-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert flag_value(container["args"], "--token-file") == f"{mounts['collector-token']}/{token_source['path']}"
+    collector_args = collector_container()["args"]
+    assert token_source["audience"] in flag_values(collector_args, "--token-audience")
+    assert "dnswatch/dnswatch-agent" in flag_values(collector_args, "--agent-service-account")
+    assert "--token-review" in collector_args
+    # The CA comes from a ConfigMap: no kubelet needs the collector's private key to start an agent.
+    assert flag_value(container["args"], "--ca") == f"{mounts['collector-ca']}/ca.crt"
+    assert "configMap" in volumes["collector-ca"]
+    assert not any("secret" in volume for volume in pod["volumes"])
+
+
+def test_every_mount_has_its_volume_and_the_spool_is_a_documented_host_path():
+    for pod in (agent_pod(), collector_pod()):
+        names = {volume["name"] for volume in pod["volumes"]}
+        for container in pod["containers"]:
+            assert {mount["name"] for mount in container["volumeMounts"]} <= names
+    spool = next(volume for volume in agent_pod()["volumes"] if volume["name"] == "spool")
+    assert spool["hostPath"]["type"] == "DirectoryOrCreate"
+    mounts = {mount["name"]: mount["mountPath"] for mount in agent_container()["volumeMounts"]}
+    assert flag_value(agent_container()["args"], "--spool-dir") == mounts["spool"]
+    assert "rather than an emptyDir" in comments("daemonset.yaml")  # the choice is explained
+
+
+# ---------------------------------------------------------------------------------------------- the collector
+
+
+def collector_pod() -> dict:
+    return the("Deployment", "dnswatch-collector")["spec"]["template"]["spec"]
+
+
+def collector_container() -> dict:
+    (container,) = collector_pod()["containers"]
+    return container
+
+
+def test_collector_runs_as_non_root_and_meets_the_restricted_pod_security_level():
+    pod, container = collector_pod(), collector_container()
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = container["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+    assert not pod.get("hostNetwork")
+
+
+def test_collector_service_probes_storage_and_tls():
+    deployment, pod, container = the("Deployment", "dnswatch-collector"), collector_pod(), collector_container()
+    service = the("Service", "dnswatch-collector")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[key] == value for key, value in service["spec"]["selector"].items())
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert {(port["name"], port["port"]) for port in service["spec"]["ports"]} == {("grpc", 7443), ("metrics", 9090)}
+    assert {port["targetPort"] for port in service["spec"]["ports"]} <= set(ports)
+    assert flag_value(container["args"], "--listen").endswith(f":{ports['grpc']}")
+    assert flag_value(container["args"], "--metrics-port") == str(ports["metrics"])
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+    # SQLite on a claim, one replica, never two pods on the file at once; PostgreSQL documented for more.
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    the("PersistentVolumeClaim", claim)
+    assert flag_value(container["args"], "--db") == f"sqlite://{mounts['data']}/db.sqlite"
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert "Several replicas: use PostgreSQL" in comments("collector.yaml")
+    assert volumes["tls"]["secret"]["secretName"] == "dnswatch-collector-tls"
+    assert flag_value(container["args"], "--tls-cert") == f"{mounts['tls']}/tls.crt"
+    assert flag_value(container["args"], "--tls-key") == f"{mounts['tls']}/tls.key"
+    assert "--insecure" not in container["args"]
+
+
+# ---------------------------------------------------------------------------------------------- RBAC
+
+
+def rules_of(subject: str) -> list[dict]:
+    """Every rule granted to ServiceAccount dnswatch/`subject` by the bindings in deploy/, with its scope."""
+    rules = []
+    for _, binding in all_objects():
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == subject and s["namespace"] == "dnswatch"
+                   for s in binding["subjects"]):
+            continue
+        role = the(binding["roleRef"]["kind"], binding["roleRef"]["name"])
+        scope = binding["metadata"].get("namespace", "*")
+        rules += [{**rule, "scope": scope} for rule in role["rules"]]
+    return rules
+
+
+def grants(rules: list[dict]) -> set[tuple]:
+    return {(group, resource, verb, tuple(rule.get("resourceNames", ())), rule["scope"])
+            for rule in rules for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_no_wildcards_and_no_dangerous_verbs_anywhere():
+    for name, doc in all_objects():
+        for rule in doc.get("rules", []):
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), f"{name}: {doc['metadata']['name']}: {field} has *"
+            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            assert "nonResourceURLs" not in rule
+            if "resourceNames" in rule:
+                assert rule["resourceNames"], "an empty resourceNames list grants every name"
+
+
+def test_agents_get_list_and_watch_pods_and_nothing_else():
+    assert grants(rules_of("dnswatch-agent")) == {("", "pods", verb, (), "*") for verb in ("get", "list", "watch")}
+
+
+def test_agents_cannot_read_secrets():
+    assert not [rule for rule in rules_of("dnswatch-agent") if "secrets" in rule["resources"]]
+
+
+def test_collector_gets_the_crd_its_status_token_reviews_and_only_named_secrets_and_configmaps():
+    granted = grants(rules_of("dnswatch-collector"))
+    cluster = {("dnswatch.dev", "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")}
+    cluster |= {("dnswatch.dev", "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")}
+    cluster |= {("authentication.k8s.io", "tokenreviews", "create", (), "*")}
+    assert {g for g in granted if g[4] == "*"} == cluster
+    named = {g for g in granted if g[4] != "*"}
+    assert named and all(g[4] == "dnswatch" and g[1] in ("secrets", "configmaps") and g[2] == "get" and g[3]
+                         for g in named)
+    assert "add its name to the list below" in comments("rbac.yaml")
+
+
+def test_consumers_have_an_identity_and_no_permissions():
+    the("ServiceAccount", "dnswatch-consumer")
+    assert rules_of("dnswatch-consumer") == []
+    assert "dnswatch/dnswatch-consumer" in flag_values(collector_container()["args"], "--consumer-service-account")
+
+
+def test_the_service_accounts_the_pods_use_exist():
+    for pod in (agent_pod(), collector_pod()):
+        the("ServiceAccount", pod["serviceAccountName"])
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def flag_values(args: list[str], flag: str) -> list[str]:
+    values = []
+    for index, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            values.append(arg.split("=", 1)[1])
+        elif arg == flag and index + 1 < len(args):
+            values.append(args[index + 1])
+    return values
+
+
+def flag_value(args: list[str], flag: str) -> str:
+    values = flag_values(args, flag)
+    assert len(values) == 1, f"{flag}: {values}"
+    return values[0]
+
+
+def command_lines() -> dict[str, list[str]]:
+    """`dnswatch-agent run` / `dnswatch-collector` -> the flags its container passes."""
+    lines = {}
+    for container in (agent_container(), collector_container()):
+        command, args = container["command"], container["args"]
+        key = " ".join(command + [arg for arg in args[:1] if not arg.startswith("-")])
+        lines[key] = [arg.split("=", 1)[0] for arg in args if arg.startswith("-")]
+    return lines
+
+
+def help_flags(command: str) -> set[str]:
+    words = shlex.split(command)
+    result = subprocess.run([str(VENV_BIN / words[0]), *words[1:], "--help"], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", result.stdout))
+
+
+def test_the_commands_are_console_scripts_of_the_project():
+    for container in (agent_container(), collector_container()):
+        (script,) = container["command"]
+        assert script in SCRIPTS, script
+        assert (VENV_BIN / script).exists(), f"{script} is not installed in the venv"
+    assert the_entrypoint()[0] in SCRIPTS
+
+
+def test_every_flag_the_manifests_pass_is_one_the_command_has_or_is_pending():
+    for command, flags in command_lines().items():
+        unknown = set(flags) - help_flags(command) - PENDING_FLAGS.get(command, set())
+        assert not unknown, f"{command}: no such flag: {sorted(unknown)}"
+        assert len(flags) == len(set(flags)) or command == "dnswatch-collector", f"{command}: a flag given twice"
+
+
+@pytest.mark.xfail(reason="flags still being added to the commands (PENDING_FLAGS)", strict=False)
+def test_no_flag_is_pending_any_more():
+    missing = {command: sorted(set(flags) - help_flags(command)) for command, flags in command_lines().items()}
+    assert not any(missing.values()), json.dumps(missing)
+
+
+# ---------------------------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order: comments dropped, continuation lines joined."""
+    instructions, pending = [], ""
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        text = pending + stripped
+        pending = ""
+        keyword, _, arguments = text.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    assert not pending, "the Dockerfile ends in a continuation line"
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile()
+    start = max(index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[start:]
+
+
+def the_entrypoint() -> list[str]:
+    (entrypoint,) = [arguments for keyword, arguments in final_stage() if keyword == "ENTRYPOINT"]
+    return json.loads(entrypoint)  # the exec form: signals reach the process, not a shell
+
+
+def test_dockerfile_is_well_formed():
+    known = {"FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "EXPOSE", "ENTRYPOINT", "CMD",
+             "LABEL", "HEALTHCHECK", "STOPSIGNAL", "VOLUME", "SHELL", "ONBUILD"}
+    instructions = dockerfile()
+    assert instructions[0][0] == "FROM"
+    assert {keyword for keyword, _ in instructions} <= known
+    for keyword, arguments in instructions:
+        if keyword == "FROM":
+            assert arguments.split()[0] == "python:3.11-slim", arguments
+    assert json.loads(dict(final_stage())["CMD"])
+
+
+def test_dockerfile_installs_the_project_without_dev_extras_and_libpcap():
+    runs = " ".join(arguments for keyword, arguments in dockerfile() if keyword == "RUN")
+    assert "pip wheel" in runs and "pip install" in runs
+    assert "[dev]" not in runs and "dev" not in re.findall(r"\[([^\]]*)\]", runs)
+    assert "libpcap0.8" in " ".join(arguments for keyword, arguments in final_stage() if keyword == "RUN")
+    for keyword, arguments in dockerfile():
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            for source in arguments.split()[:-1]:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_dockerfile_runs_as_a_non_root_user():
+    users = [arguments for keyword, arguments in final_stage() if keyword == "USER"]
+    assert users, "the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    # The collector's manifest runs as the same uid the image creates, so its volume's fsGroup fits.
+    assert f"--uid {user}" in " ".join(arguments for keyword, arguments in final_stage() if keyword == "RUN")
+    assert collector_pod()["securityContext"]["runAsUser"] == int(user)
+
+
+def test_dockerignore_keeps_what_the_image_copies():
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    for keyword, arguments in dockerfile():
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            for source in arguments.split()[:-1]:
+                assert f"!{source.rstrip('/')}" in [line.rstrip("/") for line in ignore], source
