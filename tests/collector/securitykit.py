@@ -108,6 +108,14 @@ def _events_list(channel: grpc.Channel) -> None:
     events_pb2_grpc.EventsStub(channel).List(events_pb2.ListEventsRequest(page_size=1), timeout=5)
 
 
+def _events_watch(channel: grpc.Channel) -> None:
+    call = events_pb2_grpc.EventsStub(channel).Watch(events_pb2.WatchEventsRequest(), timeout=5)
+    try:
+        next(iter(call))  # the first message (a resume token): the call got through
+    finally:
+        call.cancel()
+
+
 def _ingest(channel: grpc.Channel) -> None:
     # An empty request stream: the collector answers it with no acks once it was let in.
     call = events_pb2_grpc.EventIngestStub(channel).Send(iter(()), timeout=5)
@@ -116,9 +124,9 @@ def _ingest(channel: grpc.Channel) -> None:
 
 
 CALLS = {"Feeds.List": _feeds_list, "FeedDistribution.Subscribe": _subscribe, "Events.List": _events_list,
-         "EventIngest.Send": _ingest}
+         "Events.Watch": _events_watch, "EventIngest.Send": _ingest}
 AGENT_CALLS = ("FeedDistribution.Subscribe", "EventIngest.Send")
-CONSUMER_CALLS = ("Feeds.List", "Events.List")
+CONSUMER_CALLS = ("Feeds.List", "Events.List", "Events.Watch")
 
 
 def call_status(address: str, security: ChannelSecurity, call: str) -> grpc.StatusCode:
