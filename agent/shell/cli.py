@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,13 @@ class ReplayConfig:
     dns_server_selector: str = "k8s-app=kube-dns"
     """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
     collector: str | None = None
-    """Collector address (`HOST:PORT`): feeds come from it. Events are only printed for now (issue 4)."""
+    """Collector address (`HOST:PORT`): feeds come from it and events go to it (and are still printed)."""
     collector_timeout: float = 30.0
-    """Seconds to wait for the collector's feeds before giving up."""
+    """Seconds to wait for the collector's feeds, and again at the end for it to acknowledge every event."""
     channel: ChannelSecurity = ChannelSecurity()
     """How to reach the collector: TLS (CA, client certificate, token) unless `--insecure`."""
+    spool: Path | None = None
+    """Keep events not yet acknowledged by the collector in this directory: a later run resends them first."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,10 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--collector", metavar="ADDR",
         help="take the feeds from the collector at HOST:PORT (TLS unless --insecure) instead of --feed/--ip-feed/"
-        "--feed-manifest; events are printed as without it (sending them to the collector is not done yet)",
+        "--feed-manifest, and send it the events (they are still printed with -o)",
     )
     replay.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
-                        help="how long to wait for the collector's feeds (default 30)")
+                        help="how long to wait for the collector's feeds, and at the end for it to acknowledge "
+                        "every event (default 30)")
+    replay.add_argument("--spool", type=Path, metavar="DIR",
+                        help="with --collector: keep unacknowledged events in DIR, so that a later replay (or "
+                        "agent) with the same DIR resends them first")
     add_channel_arguments(replay)
     replay.add_argument("-o", "--output", choices=("json", "table"), default="json")
     replay.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
@@ -107,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 def replay_config(args: argparse.Namespace) -> ReplayConfig:
     if args.collector is None and security_flags_given(args):
         raise DnswatchError(f"{', '.join(security_flags_given(args))}: only with --collector")
+    if args.collector is None and args.spool is not None:
+        raise DnswatchError("--spool: only with --collector (it holds the events not yet sent to it)")
     return ReplayConfig(
         captures=tuple(args.captures),
         feeds=tuple(args.feed),
@@ -122,6 +131,7 @@ def replay_config(args: argparse.Namespace) -> ReplayConfig:
         collector=args.collector,
         collector_timeout=args.collector_timeout,
         channel=channel_security_from_args(args) if args.collector else ChannelSecurity(),
+        spool=args.spool,
     )
 
 
@@ -148,19 +158,27 @@ def run_replay(config: ReplayConfig) -> int:
         dns_server_selector=config.dns_server_selector,
     )
     output = renderer(config.output)
-    progress = Progress.on_terminal(sys.stderr)
-    stats = replay(config.captures, matcher, pipeline, config.ports, output, progress)
-    if progress:
-        progress.done()
-    output.close()
-    for path in stats.truncated_files:
-        print(f"warning: {path} ends in the middle of a packet record; the rest was replayed", file=sys.stderr)
-    print(
-        f"replayed {stats.packets} packets, {stats.dns_messages} DNS messages, {stats.malformed} malformed, "
-        f"{stats.matched_messages} matched, {stats.events} events in {stats.seconds:.2f}s "
-        f"({stats.packets_per_second:,.0f} packets/s)",
-        file=sys.stderr,
-    )
+    shipper = _event_shipper(config) if config.collector is not None else None
+    try:
+        emit = output if shipper is None else _both(output, shipper.offer)
+        progress = Progress.on_terminal(sys.stderr)
+        stats = replay(config.captures, matcher, pipeline, config.ports, emit, progress)
+        if progress:
+            progress.done()
+        output.close()
+        for path in stats.truncated_files:
+            print(f"warning: {path} ends in the middle of a packet record; the rest was replayed", file=sys.stderr)
+        print(
+            f"replayed {stats.packets} packets, {stats.dns_messages} DNS messages, {stats.malformed} malformed, "
+            f"{stats.matched_messages} matched, {stats.events} events in {stats.seconds:.2f}s "
+            f"({stats.packets_per_second:,.0f} packets/s)",
+            file=sys.stderr,
+        )
+        if shipper is not None:
+            _wait_for_acks(config, shipper)
+    finally:
+        if shipper is not None:
+            shipper.close()
     return 0
 
 
@@ -204,6 +222,45 @@ def _collector_matcher(config: ReplayConfig):
         print(f"feed {feed.name}: {feed.entries} {feed.content} entries (version {feed.version} from the collector)",
               file=sys.stderr)
     return Matcher(*held.matcher_feeds())
+
+
+def _event_shipper(config: ReplayConfig):
+    """Ships the replay's events to the collector (agent/shell/shipper.py), over the channel the feeds used."""
+    from agent.shell.grpcchannel import connector
+    from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
+
+    # A replay reports the stream's trouble in its last line (_wait_for_acks); without this, Python's
+    # last-resort handler would print each reconnection's warning on stderr as well.
+    logging.getLogger("dnswatch.agent.shipper").addHandler(logging.NullHandler())
+    connect = connector(config.channel)
+    address = config.collector
+    return EventShipper(lambda: connect(address, CHANNEL_OPTIONS),
+                        ShipperSettings(node=config.node, spool_dir=config.spool))
+
+
+def _both(first, second):
+    def emit(event: dict) -> None:
+        first(event)
+        second(event)
+
+    return emit
+
+
+def _wait_for_acks(config: ReplayConfig, shipper) -> None:
+    """Wait (at most --collector-timeout) until the collector has acknowledged every event; one line either way."""
+    done = shipper.flush(config.collector_timeout)
+    stats = shipper.stats()
+    dropped = f", {stats.dropped} dropped (queue full)" if stats.dropped else ""
+    recovered = f" (including {stats.recovered} resent from the spool)" if stats.recovered else ""
+    if done:
+        print(f"collector {config.collector}: {stats.acked} events acknowledged{recovered}{dropped}",
+              file=sys.stderr)
+        return
+    left = stats.queued + stats.in_flight
+    kept = f"; they stay in the spool {config.spool}" if config.spool is not None else ""
+    reason = f" ({stats.last_error})" if stats.last_error else ""
+    raise DnswatchError(f"the collector at {config.collector} did not acknowledge {left} events within "
+                        f"{config.collector_timeout:g}s{reason}: {stats.acked} acknowledged{dropped}{kept}")
 
 
 def _read_pod_list(path: Path) -> dict:

@@ -41,9 +41,17 @@ from agent.core.outbox import Batch, Outbox, queued_event
 from agent.shell.spool import Spool, SpoolError
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
-__all__ = ["EventShipper", "ShipperSettings", "ShipperStats"]
+__all__ = ["CHANNEL_OPTIONS", "EventShipper", "ShipperSettings", "ShipperStats"]
 
 log = logging.getLogger("dnswatch.agent.shipper")
+
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+"""Options for the channel `connect` opens: the event stream is idle between alerts, so ping the collector
+(it accepts a ping every 10 s) and notice within about 40 s one that vanished without a FIN or RST."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ class EventShipper:
         # Spool mode only: emissions offered and not yet written to the spool, latest emission per id.
         self._staged: dict[str, Mapping[str, Any]] = {}
         self._staged_dropped = 0
+        self._spooling = 0  # staged events being written to the spool, not yet in the outbox
         self._queued_since: float | None = None  # when the oldest queued event was queued (for `linger`)
         self._in_flight_batches: set[int] = set()
         self._generation = 0  # bumped when a stream ends: its request generator then stops
@@ -171,7 +180,7 @@ class EventShipper:
             self._flushing += 1
             self._cond.notify_all()
             try:
-                while self._staged or len(self._outbox):
+                while self._staged or self._spooling or len(self._outbox):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
@@ -207,7 +216,7 @@ class EventShipper:
             outbox = self._outbox.stats()
             spool = self._spool.stats() if self._spool is not None else None
             return ShipperStats(
-                queued=outbox.queued + len(self._staged), in_flight=outbox.in_flight, acked=outbox.acked,
+                queued=outbox.queued + len(self._staged) + self._spooling, in_flight=outbox.in_flight, acked=outbox.acked,
                 dropped=outbox.dropped + self._staged_dropped, replaced=outbox.replaced,
                 recovered=self._recovered, spooled=spool.events if spool else 0,
                 spool_dropped=(spool.dropped if spool else 0) + self._spool_errors, streams=self._streams,
@@ -338,6 +347,7 @@ class EventShipper:
             return
         with self._cond:
             staged, self._staged = self._staged, {}
+            self._spooling = len(staged)
         if not staged:
             return
         try:
@@ -351,6 +361,7 @@ class EventShipper:
             dropped: list[str] = []
             for event in queued:
                 dropped += self._outbox.offer(event)
+            self._spooling = 0
             self._note_queued()
         if dropped:
             try:

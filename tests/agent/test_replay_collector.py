@@ -80,9 +80,11 @@ def test_local_feeds_next_to_collector_are_refused(flag):
                              "drop --feed, --ip-feed and --feed-manifest\n")
 
 
-def test_help_says_events_are_not_sent_yet():
+def test_help_says_events_are_sent_to_the_collector():
     result = run_cli("replay", "--help")
-    assert "--collector" in result.stdout and "not done yet" in " ".join(result.stdout.split())
+    text = " ".join(result.stdout.split())
+    assert "and send it the events (they are still printed with -o)" in text and "not done yet" not in text
+    assert "--spool DIR" in text
 
 
 # ---------------------------------------------------------------------------------------------- HeldFeeds
