@@ -45,7 +45,7 @@ def test_feeds_list_get_and_sync(capsys, db_url, feeds_dir, feed_server):
         collector.wait_for(pulled("c2", "ips"), "both feeds pulled")
         address = collector.address
 
-        code, out, err = run_cli(capsys, "--collector", address, "feeds", "list", "-o", "json")
+        code, out, err = run_cli(capsys, "--collector", address, "--insecure", "feeds", "list", "-o", "json")
         assert code == 0 and err == ""
         records = [json.loads(line) for line in out.splitlines()]
         assert [r["name"] for r in records] == ["c2", "ips"]
@@ -58,30 +58,30 @@ def test_feeds_list_get_and_sync(capsys, db_url, feeds_dir, feed_server):
         assert c2["lastSuccessfulSync"].endswith("Z")
         assert c2["errorConditions"][0]["type"] == "RejectedLines"
 
-        code, out, _ = run_cli(capsys, "--collector", address, "feeds", "get", "c2", "-o", "yaml")
+        code, out, _ = run_cli(capsys, "--collector", address, "--insecure", "feeds", "get", "c2", "-o", "yaml")
         got = yaml.safe_load(out)
         assert code == 0 and got["name"] == "c2" and got["url"] == feed_server.url("/c2.txt")
         assert got["periodSeconds"] == 3600 and got["version"] == 1
 
-        code, out, _ = run_cli(capsys, "--collector", address, "feeds", "list")
+        code, out, _ = run_cli(capsys, "--collector", address, "--insecure", "feeds", "list")
         header, *rows = out.splitlines()
         assert header.split()[:3] == ["NAME", "CONTENT", "MODE"] and rows[0].split()[:5] == [
             "c2", "DomainNameSet", "Enabled", str(len(parsed.entries)), "1"]
 
         pulls = feed_server.count("/c2.txt")
         feed_server.serve("/c2.txt", BODY_V2)
-        code, out, _ = run_cli(capsys, "--collector", address, "feeds", "sync", "c2", "-o", "json")
+        code, out, _ = run_cli(capsys, "--collector", address, "--insecure", "feeds", "sync", "c2", "-o", "json")
         synced = json.loads(out)
         assert code == 0 and synced["version"] == 2
         assert synced["sha256"] == entries_sha256(parse_feed_body(BODY_V2, DOMAIN_NAME_SET).entries)
         assert feed_server.count("/c2.txt") == pulls + 1
 
-        code, out, err = run_cli(capsys, "--collector", address, "feeds", "get", "nope")
+        code, out, err = run_cli(capsys, "--collector", address, "--insecure", "feeds", "get", "nope")
         assert code == 1 and out == "" and err.count("\n") == 1 and "nope" in err
 
 
 def test_an_unreachable_collector_is_one_line_and_exit_2(capsys):
-    code, out, err = run_cli(capsys, "--collector", f"127.0.0.1:{free_port()}", "feeds", "list")
+    code, out, err = run_cli(capsys, "--collector", f"127.0.0.1:{free_port()}", "--insecure", "feeds", "list")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "cannot be reached" in err and "Traceback" not in err
 
@@ -89,7 +89,7 @@ def test_an_unreachable_collector_is_one_line_and_exit_2(capsys):
 @pytest.mark.parametrize(
     ("flags", "says"),
     [
-        (["--listen", "127.0.0.1:0"], "TLS is not available yet"),
+        (["--listen", "127.0.0.1:0"], "TLS needs --tls-cert FILE and --tls-key FILE (or --insecure"),
         (["--listen", "nowhere", "--insecure"], "--listen"),
         (["--listen", "127.0.0.1:0", "--insecure", "--feeds-dir", "/no/such/folder"], "--feeds-dir"),
     ],
@@ -125,7 +125,7 @@ def test_the_collector_process_stops_cleanly_on_a_signal(tmp_path, feeds_dir, ca
     try:
         deadline = time.monotonic() + 15
         while True:
-            code = cli.main(["--collector", f"127.0.0.1:{port}", "feeds", "list", "-o", "json"])
+            code = cli.main(["--collector", f"127.0.0.1:{port}", "--insecure", "feeds", "list", "-o", "json"])
             if code == 0:
                 break
             assert process.poll() is None and time.monotonic() < deadline, "the collector did not start"
