@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -102,6 +104,19 @@ def test_the_crd_is_among_them_and_the_kustomization_lists_every_manifest():
     assert sorted(kustomization["resources"]) == MANIFEST_FILES
     # Namespace and CRD first: kustomize orders them anyway, and so does this list for anyone reading it.
     assert kustomization["resources"][:2] == ["namespace.yaml", "crd-globalthreatfeed.yaml"]
+
+
+def test_kustomize_renders_every_object_namespace_and_crd_first():
+    """`kubectl apply -k deploy/` as documented, rendered offline (kubectl is not among the test packages)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed here")
+    result = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    key = lambda doc: (doc["kind"], doc["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, rendered)) == sorted(key(doc) for _, doc in all_objects())
+    assert [doc["kind"] for doc in rendered[:2]] == ["Namespace", "CustomResourceDefinition"]
 
 
 def test_every_namespaced_object_is_in_the_dnswatch_namespace():
@@ -421,6 +436,36 @@ def test_dockerfile_installs_the_project_without_dev_extras_and_libpcap():
         if keyword == "COPY" and not arguments.startswith("--from"):
             for source in arguments.split()[:-1]:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_the_files_the_image_copies_build_a_wheel_with_the_console_scripts(tmp_path):
+    """The image's build step (`pip wheel .` over exactly what the Dockerfile copies), run here without Docker:
+    a file the build needs but the Dockerfile forgets to copy fails here, not in CI's image build."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for keyword, arguments in dockerfile():
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            *sources, _ = arguments.split()
+            for name in sources:
+                path = ROOT / name
+                if path.is_dir():
+                    shutil.copytree(path, source / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(path, source / path.name)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheels").glob("dnswatch-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    for package in ("agent/shell/cli.py", "collector/shell/main.py", "collector/shell/cli.py"):
+        assert package in names, package
+    assert any(name.startswith("dnswatch_pb/") and name.endswith("_pb2.py") for name in names)
+    assert not any(name.startswith("tests/") for name in names)
+    for script, target in SCRIPTS.items():
+        assert f"{script} = {target}" in entry_points
 
 
 def test_dockerfile_runs_as_a_non_root_user():
