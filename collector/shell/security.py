@@ -71,6 +71,8 @@ SERVICE_ROLES: dict[str, str] = {
 """The role each service needs, by its full name."""
 
 _SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+_CONCURRENT_REVIEWS = 8
+_REVIEW_TIMEOUT_SECONDS = 5.0
 
 
 class SecurityUsageError(DnswatchError):
@@ -350,7 +352,9 @@ class TokenReviewer:
         self._cache_size = cache_size
         self._clock = clock
         self._answers: dict[bytes, tuple[float, str | None]] = {}  # digest -> (expiry, username or None)
-        self._pending: dict[bytes, asyncio.Future] = {}
+        self._pending: dict[bytes, asyncio.Task] = {}
+        # A flood of made-up tokens must not become a flood of TokenReviews: a few at a time, the rest wait.
+        self._concurrent = asyncio.Semaphore(_CONCURRENT_REVIEWS)
         self.reviews = 0
         """TokenReviews asked of the API (the rest came from the cache)."""
 
@@ -359,24 +363,23 @@ class TokenReviewer:
 
         Raises ReviewUnavailable when the API cannot answer.
         """
-        now = self._clock()
         cached = self._answers.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
-        pending = self._pending.get(digest)
-        if pending is not None:  # the same token arriving on many calls at once is reviewed once
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._pending[digest] = future
-        try:
+        # The same token arriving on many calls at once is reviewed once; the review is a task of its own so
+        # that a caller who gives up (a cancelled call) does not cancel it for the others.
+        task = self._pending.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._review_and_remember(token, digest))
+            self._pending[digest] = task
+            task.add_done_callback(lambda done: (self._pending.pop(digest, None),
+                                                 done.cancelled() or done.exception()))
+        return await asyncio.shield(task)
+
+    async def _review_and_remember(self, token: str, digest: bytes) -> str | None:
+        async with self._concurrent:
             answer = await asyncio.to_thread(self._review, token)
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            self._pending.pop(digest, None)
-        future.set_result(answer)
+        now = self._clock()
         if len(self._answers) >= self._cache_size:
             self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
             while len(self._answers) >= self._cache_size:
@@ -389,7 +392,8 @@ class TokenReviewer:
         spec = client.V1TokenReviewSpec(token=token, audiences=self._audiences or None)
         self.reviews += 1
         try:
-            review = self._api.create_token_review(client.V1TokenReview(spec=spec))
+            review = self._api.create_token_review(client.V1TokenReview(spec=spec),
+                                                   _request_timeout=_REVIEW_TIMEOUT_SECONDS)
         except Exception as error:  # noqa: BLE001 - ApiException, urllib3 errors: the API is not answering
             # The error text may quote the request, token included: say only what kind of failure it was.
             status = getattr(error, "status", None)

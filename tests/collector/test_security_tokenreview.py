@@ -5,6 +5,8 @@ against the fake API server (tests/kubeapi.py), whose `review_token` hook plays 
 from __future__ import annotations
 
 import threading
+import time
+from concurrent import futures
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ ACCOUNTS = {
     "sa-agent": "system:serviceaccount:dnswatch:dnswatch-agent",
     "sa-ops-alice": "system:serviceaccount:ops:alice",
     "sa-ops-bob": "system:serviceaccount:ops:bob",
+    "sa-ops-carol": "system:serviceaccount:ops:carol",
     "sa-default": "system:serviceaccount:default:default",
     "user-token": "alice@example.com",  # a person, not a ServiceAccount
     "wrong-audience": "system:serviceaccount:dnswatch:dnswatch-agent",
@@ -45,6 +48,8 @@ class Reviewer:
             if self.failures:
                 self.failures -= 1
                 raise ApiError(500, "InternalError", "etcd is having a bad day")
+        if spec.get("token") == "sa-ops-carol":
+            time.sleep(0.3)  # a slow API: the calls below arrive while the review is under way
         token = spec.get("token")
         if token not in ACCOUNTS:
             return {"authenticated": False, "error": "invalid bearer token"}
@@ -111,6 +116,14 @@ def test_reviews_ask_for_the_collector_audience_and_are_cached(reviewed):
     assert reviewed.reviewer.count("sa-ops-bob") - before <= 1
     assert reviewed.reviewer.count("sa-ops-bob") >= 1
     assert all(spec.get("audiences") == ["dnswatch-collector"] for spec in reviewed.reviewer.reviews)
+
+
+def test_many_calls_with_a_new_token_at_once_bring_one_review(reviewed):
+    security = ChannelSecurity(ca_file=reviewed.ca, token_file=token_file(reviewed.folder, "sa-ops-carol", "carol"))
+    with futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: call_status(reviewed.running.address, security, "Feeds.List"), range(16)))
+    assert codes == [OK] * 16
+    assert reviewed.reviewer.count("sa-ops-carol") == 1
 
 
 def test_an_api_that_cannot_review_makes_the_call_unavailable_not_unauthenticated(reviewed):
