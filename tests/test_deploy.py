@@ -9,6 +9,7 @@ Dockerfile is parsed and checked here, not built.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -40,9 +41,15 @@ PENDING_FLAGS = {
 }
 
 
-def documents(name: str) -> list[dict]:
+@functools.cache
+def _parsed(name: str) -> str:
     with open(DEPLOY / name) as handle:
-        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+        return json.dumps([doc for doc in yaml.safe_load_all(handle) if doc is not None])
+
+
+def documents(name: str) -> list[dict]:
+    """The objects of a manifest, parsed once (the CRD is large) and handed out as fresh copies."""
+    return json.loads(_parsed(name))
 
 
 def comments(name: str) -> str:

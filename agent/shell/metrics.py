@@ -106,14 +106,19 @@ class AgentMetrics:
     # -- what the pipeline saw
 
     def observe_replay_stats(self, stats: Any) -> None:
-        """Totals of a `ReplayStats` (or the live capture's equivalent): `packets`, `dns_messages`, `malformed`,
-        `matched_messages`, `events` and the decoder's counters `decode` (a flat dict, `DecodeStats.as_dict()`).
-        """
-        decode = getattr(stats, "decode", None) or {}
+        """Totals of a `ReplayStats`: `packets`, `dns_messages`, `malformed`, `matched_messages`, `events` and the
+        decoder's counters `decode` (a flat dict, `DecodeStats.as_dict()`)."""
+        self.observe_pipeline(packets=stats.packets, dns_messages=stats.dns_messages, malformed=stats.malformed,
+                              matched_messages=stats.matched_messages, events=stats.events,
+                              decode=getattr(stats, "decode", None))
+
+    def observe_pipeline(self, *, packets: int, dns_messages: int, malformed: int, matched_messages: int,
+                         events: int, decode: Mapping[str, int] | None = None) -> None:
+        """The same totals one by one, for a live run whose counters live in several objects."""
         snapshot = _Pipeline(
-            packets=int(stats.packets), dns_messages=int(stats.dns_messages), malformed=int(stats.malformed),
-            matched_messages=int(getattr(stats, "matched_messages", 0)), events=int(stats.events),
-            decode=tuple(sorted((str(k), int(v)) for k, v in decode.items() if isinstance(v, int))),
+            packets=int(packets), dns_messages=int(dns_messages), malformed=int(malformed),
+            matched_messages=int(matched_messages), events=int(events),
+            decode=tuple(sorted((str(k), int(v)) for k, v in (decode or {}).items() if isinstance(v, int))),
         )
         with self._lock:
             self._pipeline = snapshot

@@ -76,6 +76,14 @@ def test_replay_counters_are_the_replays_own_totals(metrics, server):
     assert scrape(server.port)[("dnswatch_agent_packets_total", ())] == stats.packets
 
 
+def test_a_live_run_hands_its_totals_one_by_one(metrics, server):
+    metrics.observe_pipeline(packets=10, dns_messages=9, malformed=1, matched_messages=2, events=1,
+                             decode={"non_dns": 1})
+    samples = scrape(server.port)
+    assert samples[("dnswatch_agent_dns_messages_total", ())] == 9
+    assert samples[("dnswatch_agent_decoder_total", (("counter", "non_dns"),))] == 1
+
+
 def test_kernel_counters_per_interface_and_a_vanished_interface_ends_its_series(metrics, server):
     metrics.observe_interface("cali1", packets=120, drops=0)
     metrics.observe_interface("veth7", InterfaceCounters(packets=5000, drops=37))
