@@ -35,7 +35,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
-import grpc
+# Before gRPC is imported, which reads it once: its C core would otherwise print each failed TLS handshake (a
+# wrong --ca, plaintext against TLS) on stderr, next to the one line this command says about it.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc  # noqa: E402
 import yaml
 
 from agent.errors import BadInput
@@ -240,16 +244,17 @@ def _events(args: argparse.Namespace) -> int:
     return _watch_events(args)
 
 
-def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
+def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace
+                 ) -> tuple[list[events_pb2.Event], bool]:
     """The newest `--limit` matching events and whether more match."""
     where = _event_filter(args)
-    found: list[dict[str, Any]] = []
+    found: list[events_pb2.Event] = []
     token = ""
     while True:
         size = _LIST_PAGE if args.limit == 0 else min(_LIST_PAGE, args.limit - len(found))
         response = stub.List(events_pb2.ListEventsRequest(filter=where, page_size=size, page_token=token),
                              timeout=_TIMEOUT_SECONDS)
-        found += [event_from_pb(message) for message in response.events]
+        found += response.events
         token = response.next_page_token
         if not token:
             return found, False
@@ -257,18 +262,20 @@ def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace) -> 
             return found[:args.limit], True
 
 
-def _print_events(events: Iterable[dict[str, Any]], output: str) -> None:
+def _print_events(events: Iterable[events_pb2.Event], output: str) -> None:
     if output == "json":
-        for event in events:
-            print(_json_line(event))
+        for message in events:
+            print(_json_line(message))
     else:
-        _print_table(EVENT_COLUMNS, [event_row(event) for event in events])
+        _print_table(EVENT_COLUMNS, [event_row(event_from_pb(message)) for message in events])
     sys.stdout.flush()
 
 
-def _json_line(event: dict[str, Any]) -> str:
-    """The event as the store keeps it (compact, UTF-8), one line."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+def _json_line(message: events_pb2.Event) -> str:
+    """The event's JSON text exactly as stored, unless it spans lines (then compacted: one event a line)."""
+    if "\n" not in message.json and "\r" not in message.json:
+        return message.json
+    return json.dumps(event_from_pb(message), separators=(",", ":"), ensure_ascii=False)
 
 
 class _Stop(Exception):
@@ -298,14 +305,13 @@ def _watch_events(args: argparse.Namespace) -> int:
                         answered = True
                         backoff = _BACKOFF_MIN_SECONDS
                         if message.HasField("event"):
-                            event = event_from_pb(message.event)
                             if args.output == "json":
-                                print(_json_line(event), flush=True)
+                                print(_json_line(message.event), flush=True)
                             else:
                                 if not printed_header:
                                     print(_fixed(EVENT_COLUMNS, widths))
                                     printed_header = True
-                                print(_fixed(event_row(event), widths), flush=True)
+                                print(_fixed(event_row(event_from_pb(message.event)), widths), flush=True)
                         request.resume_token = message.resume_token
                     raise _Broken("the collector ended the stream")
             except _Stop:

@@ -106,11 +106,20 @@ def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
     return message
 
 
-def event_to_pb(stored: StoredEvent | dict[str, Any]) -> events_pb2.Event:
-    """The message of a stored event: its id and its SPEC §3 JSON in the store's compact spelling."""
-    event = stored.event if isinstance(stored, StoredEvent) else stored
-    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return events_pb2.Event(id=str(event.get("id", "")), json=body)
+def event_to_pb(stored: StoredEvent) -> events_pb2.Event:
+    """The message of a stored event: its id and its SPEC §3 JSON text exactly as stored (never parsed here:
+    on a List page that would be most of the call's time)."""
+    return events_pb2.Event(id=_id_of(stored.body), json=stored.body)
+
+
+def _id_of(body: str) -> str:
+    """The `id` of a stored body, which the store wrote with `id` first; parsed in full only otherwise."""
+    if body.startswith('{"id":"'):
+        end = body.find('"', 7)
+        if end > 7 and "\\" not in body[7:end]:
+            return body[7:end]
+    event_id = json.loads(body).get("id")
+    return event_id if isinstance(event_id, str) else ""
 
 
 def event_from_pb(message: events_pb2.Event) -> dict[str, Any]:

@@ -8,6 +8,8 @@ themselves per version, so the distribution can compute "from version A to B" af
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -201,8 +203,13 @@ class StoredEvent:
 
     seq: int
     """Change sequence number of the row's last insert or update; a watch resumes after it."""
-    event: dict[str, Any] = field(hash=False)
-    """The event as last ingested (SPEC §3 JSON)."""
+    body: str
+    """The event's SPEC §3 JSON text as last ingested; the Events service sends it on without parsing it."""
+
+    @functools.cached_property
+    def event(self) -> dict[str, Any]:
+        """The event as last ingested (SPEC §3 JSON), parsed on first use."""
+        return json.loads(self.body)
 
 
 @dataclass(frozen=True)

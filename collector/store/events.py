@@ -238,7 +238,7 @@ def _batch_rows(events: list[dict[str, Any]], bodies: list[str] | None = None) -
 
 
 def _stored(row: Any) -> StoredEvent:
-    return StoredEvent(seq=row[0], event=json.loads(row[1]))
+    return StoredEvent(seq=row[0], body=row[1])
 
 
 # -- the transactions, mixed into SqlStore --------------------------------------------------------------------
