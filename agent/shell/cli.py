@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,6 +279,9 @@ def _read_pod_list(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before gRPC is first imported (it reads this once): its C core would otherwise print each failed TLS
+    # handshake on stderr, next to the one line that says why the collector cannot be reached.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         args = build_parser().parse_args(argv)
         if args.command == "replay":

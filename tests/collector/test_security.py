@@ -9,6 +9,7 @@ against TLS, or a stranger's client certificate never get a call through.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -272,6 +273,20 @@ def test_the_dnswatch_cli_over_tls_with_a_consumer_token(secure, capsys):
         code = cli.main(["--collector", secure.address, *flags, "feeds", "list"])
         out, err = capsys.readouterr()
         assert code in (1, 2) and out == "" and err.count("\n") == 1 and says in err, (flags, err)
+
+
+def test_a_failed_handshake_is_one_line_from_each_command(secure):
+    """gRPC's C core logs failed handshakes on stderr; the commands keep it to their own one line."""
+    token = str(token_file(secure.folder, CONSUMER_TOKENS[0], "one-line"))
+    for command in (["collector.shell.cli", "--collector", secure.address, "--ca", str(secure.pki.stranger_ca),
+                     "--token-file", token, "feeds", "list"],
+                    ["agent.shell.cli", "replay", str(PCAPS / "demo.pcapng"), "--collector", secure.address,
+                     "--ca", str(secure.pki.stranger_ca), "--token-file", token, "--collector-timeout", "5"]):
+        result = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, cwd=ROOT,
+                                timeout=120, env={k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"})
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "cannot be reached" in result.stderr or "cannot reach" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("flags, says", [
