@@ -169,6 +169,24 @@ def test_tls_needs_the_right_ca_and_name(secure):
                        "Feeds.List") == OK
 
 
+def test_the_asyncio_channel_carries_the_same_credentials(secure):
+    import asyncio
+
+    from agent.shell.grpcchannel import open_aio_channel
+    from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
+
+    async def list_feeds(security: ChannelSecurity) -> grpc.StatusCode:
+        async with open_aio_channel(secure.address, security) as channel:
+            try:
+                await feeds_pb2_grpc.FeedsStub(channel).List(feeds_pb2.ListFeedsRequest(), timeout=5)
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+        return OK
+
+    assert asyncio.run(list_feeds(secure.token(CONSUMER_TOKENS[0], "aio"))) == OK
+    assert asyncio.run(list_feeds(secure.token(AGENT_TOKENS[0], "aio-agent"))) == DENIED
+
+
 def test_health_and_reflection_are_open(secure):
     with open_channel(secure.address, ChannelSecurity(ca_file=secure.pki.ca)) as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -296,9 +314,12 @@ def test_a_failed_handshake_is_one_line_from_each_command(secure):
     (["--cert", "/etc/hostname"], "--cert and --key go together"),
     (["--ca", "/no/such/ca.crt"], "--ca /no/such/ca.crt: no such file"),
     (["--token-file", "/no/such/token"], "--token-file /no/such/token: no such file"),
+    (["--token-file", "{two}"], "expected one token and nothing else"),
 ])
-def test_bad_client_security_flags_are_one_line(capsys, flags, says):
-    code = cli.main(["--collector", "127.0.0.1:1", *flags, "feeds", "list"])
+def test_bad_client_security_flags_are_one_line(capsys, tmp_path, flags, says):
+    two = tmp_path / "two-tokens"
+    two.write_text("first-token\nsecond-token\n")
+    code = cli.main(["--collector", "127.0.0.1:1", *(flag.format(two=two) for flag in flags), "feeds", "list"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1 and says in err, err
 
