@@ -196,6 +196,12 @@ class FakeKubeAPI:
         with self._lock:
             self._faults += [("stall", seconds)] * count
 
+    @property
+    def pending_faults(self) -> int:
+        """Faults queued by fail_next / stall_next / drop_next that no request has met yet."""
+        with self._lock:
+            return len(self._faults)
+
     def drop_next(self, count: int = 1) -> None:
         with self._lock:
             self._faults += [("drop", None)] * count

@@ -4,7 +4,15 @@ The directory is an address history: for every address, the tenures (from, to, p
 it. A static pod list (`kubectl get pods -A -o json`) has no times, so every tenure there is open-ended and
 ties are broken by phase: a Running pod wins over a Succeeded or Failed one that still lists the address
 (completed pods keep `status.podIP` after the address went back to the pool). A pod watch (issue 5) opens
-tenures with `add(pod, since=ts)`, closes them with `end(pod, at=ts)` and forgets old ones with `prune`.
+tenures with `claim(pod, since=ts)` (which also cuts the previous holder's tenure: an address has one holder at
+a time), closes them with `release(pod, at=ts)`, updates a pod's details with `refresh(pod)` and forgets old
+tenures with `prune` (agent/core/podevents.py decides which of these a watch event means).
+
+Threads: the pod watch writes from its own thread while the capture thread looks up. Each address's history is
+an immutable tuple that a writer replaces with one dict store, so a reader without a lock sees, per address,
+either the history before a change or the one after, never half of it; lookups stay as fast as without threads
+(no lock on the hot path). Writers are not serialized here: one thread writes (the watcher), as documented
+in agent/shell/podwatch.py.
 
 hostNetwork pods never claim an address: they report the node's address, which many of them share (kube-proxy,
 the CNI agent, this agent) and which the kubelet and host processes use too. Choosing one of them would name
@@ -71,7 +79,8 @@ class PodDirectory:
     """Address → history of the pods that held it."""
 
     def __init__(self) -> None:
-        self._tenures: dict[bytes, list[Tenure]] = {}
+        # Histories are tuples, replaced whole and never changed in place: see "Threads" above.
+        self._tenures: dict[bytes, tuple[Tenure, ...]] = {}
         self.skipped = 0
         """Pod list items that were not usable pods (not a Pod, no name, garbled)."""
 
@@ -96,43 +105,79 @@ class PodDirectory:
         """Record that `pod` holds its addresses from `since`; a pod already holding one is updated in place."""
         if pod.host_network:
             return
-        for ip in pod.ips:
-            key = address_key(ip)
-            if key is None:
-                continue
-            history = self._tenures.setdefault(key, [])
+        for key in _keys(pod.ips):
+            history = self._tenures.get(key, ())
             for i, tenure in enumerate(history):
                 if tenure.end == math.inf and _same_pod(tenure.pod, pod):
-                    history[i] = replace(tenure, pod=pod)
+                    self._tenures[key] = (*history[:i], replace(tenure, pod=pod), *history[i + 1 :])
                     break
             else:
-                history.append(Tenure(since, math.inf, pod))
+                self._tenures[key] = (*history, Tenure(since, math.inf, pod))
 
     def end(self, pod: PodInfo, at: float) -> None:
         """Record that `pod` gave up its addresses at `at` (deleted, or completed)."""
-        for ip in pod.ips:
-            history = self._tenures.get(address_key(ip) or b"", [])
-            for i, tenure in enumerate(history):
-                if tenure.end == math.inf and _same_pod(tenure.pod, pod):
-                    history[i] = replace(tenure, end=at)
+        self.release(pod, at)
+
+    def claim(self, pod: PodInfo, since: float, addresses: Iterable[str | bytes] | None = None) -> None:
+        """A live pod took `addresses` (default: all of its own) at `since`.
+
+        Unlike `add`, this knows the time: the address has had one holder at a time, so every other pod's tenure
+        of it that reaches past `since` ends there (its deletion may be seen only after the new pod got the
+        address, or never, when the watch was away). A pod already holding the address is refreshed instead.
+        """
+        if pod.host_network:
+            return
+        for key in _keys(pod.ips if addresses is None else addresses):
+            history, kept = self._tenures.get(key, ()), []
+            for tenure in history:
+                if _same_pod(tenure.pod, pod) and tenure.end == math.inf:
+                    kept = None  # already ours: nothing to cut, only the details may have changed
+                    break
+                kept.append(replace(tenure, end=max(since, tenure.start)) if tenure.end > since else tenure)
+            if kept is None:
+                self.refresh(pod, (key,))
+            else:
+                self._tenures[key] = (*kept, Tenure(since, math.inf, pod))
+
+    def release(self, pod: PodInfo, at: float, addresses: Iterable[str | bytes] | None = None) -> None:
+        """`pod` gave up `addresses` (default: all of its own) at `at`: deleted, completed, or moved to others."""
+        for key in _keys(pod.ips if addresses is None else addresses):
+            history = self._tenures.get(key)
+            if history and any(t.end == math.inf and _same_pod(t.pod, pod) for t in history):
+                self._tenures[key] = tuple(
+                    replace(t, end=max(at, t.start)) if t.end == math.inf and _same_pod(t.pod, pod) else t
+                    for t in history
+                )
+
+    def refresh(self, pod: PodInfo, addresses: Iterable[str | bytes] | None = None) -> None:
+        """New details (labels, phase) for `pod` wherever it still holds an address; opens no tenure."""
+        for key in _keys(pod.ips if addresses is None else addresses):
+            history = self._tenures.get(key)
+            if history and any(t.end == math.inf and _same_pod(t.pod, pod) for t in history):
+                self._tenures[key] = tuple(
+                    replace(t, pod=pod) if t.end == math.inf and _same_pod(t.pod, pod) else t for t in history
+                )
 
     def prune(self, before: float) -> None:
         """Forget tenures that ended before `before` (a watch keeps deleted pods only for a grace period)."""
-        for key in list(self._tenures):
-            kept = [t for t in self._tenures[key] if t.end >= before]
-            if kept:
-                self._tenures[key] = kept
-            else:
+        for key, history in list(self._tenures.items()):
+            kept = tuple(t for t in history if t.end >= before)
+            if not kept:
                 del self._tenures[key]
+            elif len(kept) != len(history):
+                self._tenures[key] = kept
 
     def history(self, addr: bytes | str) -> tuple[Tenure, ...]:
-        return tuple(self._tenures.get(address_key(addr) or b"", ()))
+        return self._tenures.get(address_key(addr) or b"", ())
 
     def lookup(self, addr: bytes | str, ts: float) -> PodInfo | None:
         """The pod that held `addr` at `ts`, or None when no pod did (a node, a host, the outside world)."""
-        history = self._tenures.get(address_key(addr) or b"")
+        history = self._tenures.get(addr if type(addr) is bytes else address_key(addr) or b"")
         if not history:
             return None
+        if len(history) == 1:  # the common case, once per transaction: one pod ever held the address
+            tenure = history[0]
+            return tenure.pod if tenure.start <= ts < tenure.end else None
         best = None
         best_rank = (-1, -math.inf)
         for tenure in history:
@@ -145,6 +190,10 @@ class PodDirectory:
 
     def __len__(self) -> int:
         return len(self._tenures)
+
+
+def _keys(addresses: Iterable[str | bytes]) -> list[bytes]:
+    return [key for key in map(address_key, addresses) if key is not None]
 
 
 def _same_pod(a: PodInfo, b: PodInfo) -> bool:
