@@ -19,13 +19,13 @@ acknowledged (a later batch already read ahead may have been written: the agent 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import orjson
 
 from collector.store import BadEvent, StoreError
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
@@ -49,19 +49,16 @@ class BadBatch(ValueError):
     """A batch that cannot be stored as it is; the message names the event and what is wrong."""
 
 
-def _no_constants(name: str) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259), whatever Python's json module accepts by default.
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def events_from_batch(batch: events_pb2.EventBatch) -> tuple[list[dict[str, Any]], list[str]]:
     """The batch's events as SPEC §3 dicts and their JSON texts; BadBatch for the first one that is unusable."""
     events: list[dict[str, Any]] = []
     texts: list[str] = []
     for index, message in enumerate(batch.events):
         try:
-            event = json.loads(message.json, parse_constant=_no_constants)
-        except ValueError as error:
+            # orjson: the parse is most of the ingest's own CPU, and it is 3-4 times the standard module's
+            # speed; it is also strict JSON (no NaN or Infinity, no lone surrogates), which the store keeps.
+            event = orjson.loads(message.json)
+        except orjson.JSONDecodeError as error:
             raise BadBatch(f"event {index} (id {message.id!r}): not JSON: {error}") from None
         if not isinstance(event, dict):
             raise BadBatch(f"event {index} (id {message.id!r}): a JSON {type(event).__name__}, not an object")

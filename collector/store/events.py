@@ -23,6 +23,7 @@ import asyncio
 import base64
 import collections
 import datetime as dt
+import itertools
 import json
 import time
 from typing import Any, Callable, Iterable, NamedTuple, TypeVar
@@ -37,6 +38,9 @@ MAX_PAGE_SIZE = 1000
 
 # Ids per `WHERE id IN (...)` when looking up a batch: well under SQLite's and PostgreSQL's limits.
 _LOOKUP_CHUNK = 500
+
+# Parameters per statement at most: SQLite before 3.32 allowed 999 (PostgreSQL allows 65535).
+_MAX_PARAMETERS = 999
 
 # Events per group transaction at most: the fsync a group saves is already paid for long before this, and a
 # bigger group would only hold back the answers to its first batches.
@@ -391,10 +395,9 @@ class EventStoreMixin:
             cursor = conn.cursor()
             sql = self._dialect.sql
             if new:
-                cursor.executemany(sql(f"INSERT INTO events ({_ROW_COLUMNS}) "
-                                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                                   [(r.id, next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
-                                     r.namespace, r.pod, r.pod_aggr, r.body, now) for r in new])
+                self._insert_many(conn, f"events ({_ROW_COLUMNS})", 13,
+                                  [(r.id, next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
+                                    r.namespace, r.pod, r.pod_aggr, r.body, now) for r in new])
             if grown:
                 cursor.executemany(sql("UPDATE events SET seq = ?, time = ?, first_seen = ?, last_seen = ?, "
                                        "count = ?, type = ?, host = ?, namespace = ?, pod = ?, pod_aggr = ?, "
@@ -402,17 +405,31 @@ class EventStoreMixin:
                                    [(next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
                                      r.namespace, r.pod, r.pod_aggr, r.body, now, r.id) for r in grown])
                 for table in ("event_feeds", "event_domains"):
-                    cursor.executemany(sql(f"DELETE FROM {table} WHERE event_id = ?"), [(r.id,) for r in grown])
+                    for start in range(0, len(grown), _LOOKUP_CHUNK):
+                        chunk = [r.id for r in grown[start:start + _LOOKUP_CHUNK]]
+                        self._exec(conn, f"DELETE FROM {table} WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                                   tuple(chunk))
             feeds = [(r.id, feed, r.time) for r in changed.values() for feed in sorted(r.feeds)]
             domains = [(r.id, domain, r.time) for r in changed.values() for domain in sorted(r.domains)]
             if feeds:
-                cursor.executemany(sql("INSERT INTO event_feeds (event_id, feed, time) VALUES (?, ?, ?)"), feeds)
+                self._insert_many(conn, "event_feeds (event_id, feed, time)", 3, feeds)
             if domains:
-                cursor.executemany(sql("INSERT INTO event_domains (event_id, domain, time) VALUES (?, ?, ?)"),
-                                   domains)
+                self._insert_many(conn, "event_domains (event_id, domain, time)", 3, domains)
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
                        (last_seq + len(new) + len(grown),))
             return results
+
+    def _insert_many(self, conn: Any, into: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+        """INSERT the rows with one multi-row statement per chunk rather than one execution per row: the engine
+        then does a chunk in one step, and Python's sqlite3 lets go of the GIL once per chunk instead of once
+        per row (with a busy event loop in the other thread, each taking back of the GIL can wait up to the
+        interpreter's switch interval: per row, that was most of the ingest's time)."""
+        per_statement = max(1, _MAX_PARAMETERS // width)
+        group = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            self._exec(conn, f"INSERT INTO {into} VALUES {', '.join([group] * len(chunk))}",
+                       tuple(itertools.chain.from_iterable(chunk)))
 
     def _delete_events_before(self, conn: Any, cutoff: float) -> int:
         with self._transaction(conn):
