@@ -13,7 +13,8 @@ apart: `.../status` changes only `status`, and create/update/patch of the main r
 Fault hooks for the code under test: `end_watches()` ends open watches (as a server restart would),
 `atomically()` holds the server still while a test makes several changes, `fail_next(n, code)` answers the
 next n requests with an error, `stall_next(n, seconds)` delays them, `drop_next(n)` closes the connection
-without an answer, and `drop_watch_after(k)` cuts the next watch after k events without ending its body.
+without an answer, and `drop_watch_after(k)` cuts the next watch after k events without ending its body;
+`pending_faults` says how many queued faults are still to come and `clear_faults()` drops them.
 
 TokenReview (`POST /apis/authentication.k8s.io/v1/tokenreviews`) answers with `review_token(spec)`, a hook the
 test sets: it gets the review's spec (`token`, `audiences`) and returns its status (`authenticated`, `user`,
@@ -201,6 +202,11 @@ class FakeKubeAPI:
         """Faults queued by fail_next / stall_next / drop_next that no request has met yet."""
         with self._lock:
             return len(self._faults)
+
+    def clear_faults(self) -> None:
+        """Forget the queued faults: the server answers normally again."""
+        with self._lock:
+            self._faults.clear()
 
     def drop_next(self, count: int = 1) -> None:
         with self._lock:

@@ -6,7 +6,8 @@ time the watch saw it into `PodDirectory` changes:
 - A pod's tenure of an address starts when the pod gets it: when a live pod (Pending, Running, Unknown) first
   lists it in status.podIPs / podIP. The start is the pod's `PodReadyToStartContainers` condition (the kubelet
   sets it, on this node's clock, once the sandbox and its network exist: exactly when the address was
-  assigned), or the time the watch saw the address when the condition is missing (older clusters) or later.
+  assigned), or the time the watch saw the address when the condition is missing (older clusters) or later;
+  never before the watch last saw the pod without it.
   A claim ends whatever tenure of that address another pod still had: the address has one holder at a time,
   and the old pod's deletion is often seen after the new pod got the address (the kubelet releases it when it
   stops the sandbox, before the pod object goes).
@@ -46,6 +47,8 @@ class _Known:
     pod: PodInfo
     addresses: frozenset[str]
     """The addresses the pod listed while live when last seen: the ones it claimed (some may be taken over)."""
+    seen: float
+    """When the watch last saw the pod: an address it did not list then came after."""
 
 
 class PodTracker:
@@ -75,8 +78,11 @@ class PodTracker:
         if before & now:
             self.directory.refresh(info, before & now)
         if now - before:
-            self.directory.claim(info, claim_time(obj, seen), now - before)
-        self._pods[key] = _Known(info, now)
+            since = claim_time(obj, seen)
+            if known is not None:
+                since = max(since, known.seen)
+            self.directory.claim(info, since, now - before)
+        self._pods[key] = _Known(info, now, seen)
 
     def deleted(self, obj: dict[str, Any], seen: float) -> None:
         """A DELETED pod (or one that left this node's selection), seen at `seen`."""

@@ -112,6 +112,9 @@ class PodWatcher:
         """Failed requests and broken watches, each followed by a backoff."""
         self.events = 0
         """Pod events applied (bookmarks not counted)."""
+        self.last_error: str | None = None
+        """The latest failure, as logged (`HTTP 403 Forbidden (the agent's ServiceAccount needs ...)`): what a
+        caller whose `wait_synced` timed out can tell the user."""
 
     # -- lifecycle
 
@@ -128,7 +131,8 @@ class PodWatcher:
         self._stopping.set()
         with self._response_lock:
             if self._response is not None:
-                self._response.shutdown()  # unblocks the read in the watch thread
+                # Unblocks the read in the watch thread (urllib3 >= 2.3; before that, close() is the best there is).
+                getattr(self._response, "shutdown", self._response.close)()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -263,6 +267,7 @@ class PodWatcher:
 
     def _back_off(self, failures: int, why: str) -> None:
         self.errors += 1
+        self.last_error = why
         if self._stopping.is_set():
             return
         delay = self.settings.backoff.delay(failures, self._rng)

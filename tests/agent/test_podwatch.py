@@ -151,6 +151,7 @@ def test_server_errors_are_retried_with_backoff(api):
     with watching(api) as watcher:
         assert name_at(watcher, "10.244.1.60") == "web"
         assert watcher.counters()["errors"] == 2
+        assert watcher.last_error == "HTTP 500 Internal Server Error"
         api.fail_next(1, 503)  # the next watch request fails too
         api.end_watches()
         # (An end this quick with nothing in it counts as a failure too: a proxy that ends every watch at
@@ -193,6 +194,18 @@ def test_stop_ends_a_quiet_watch_at_once(api):
         api.end_watches()
         wait_for(lambda: watcher.counters()["watches"] >= 2)
     # watching() asserted the thread ended within stop()'s join: the open watch was cut, not waited out.
+
+
+def test_a_forbidden_list_is_retried_and_says_what_rbac_is_missing(api):
+    api.fail_next(100, 403)
+    watcher = PodWatcher(api.api_client(), NODE, PodDirectory(), FAST).start()
+    try:
+        assert not watcher.wait_synced(0.3)
+        assert "needs get, list and watch on pods" in watcher.last_error
+        api.clear_faults()  # the ClusterRole was fixed
+        assert watcher.wait_synced(10)
+    finally:
+        watcher.stop()
 
 
 def test_pod_directory_from_a_kubeconfig(api, tmp_path):

@@ -79,6 +79,13 @@ def test_a_pod_added_later_holds_its_address_from_when_it_got_it():
     assert (holder(tracker, 159.0), holder(tracker, 160.0)) == (None, "web")
 
 
+def test_an_address_came_after_the_pod_was_last_seen_without_it():
+    tracker = tracked(pod("web"))  # listed at 100 without an address
+    tracker.applied(network_ready(pod("web"), AT_90), 150.0)  # a stale condition, still no address
+    tracker.applied(network_ready(pod("web", ip=ADDR), AT_90), 160.0)
+    assert (holder(tracker, 149.0), holder(tracker, 150.0)) == (None, "web")
+
+
 def test_a_deleted_pod_answers_for_packets_before_its_deletion_until_pruned():
     tracker = tracked(pod("web", ip=ADDR), grace=60.0)
     tracker.deleted(pod("web", ip=ADDR), 200.0)
