@@ -62,12 +62,12 @@ class PodTracker:
         self.skipped = 0
         """Objects that were not usable pods (no name, garbled fields)."""
 
-    def applied(self, obj: dict[str, Any], seen: float) -> None:
-        """An ADDED or MODIFIED pod (or one item of a list), seen at `seen`."""
+    def applied(self, obj: dict[str, Any], seen: float) -> str | None:
+        """An ADDED or MODIFIED pod (or one item of a list), seen at `seen`; returns the pod's identity (uid)."""
         info = _pod(obj)
         if info is None:
             self.skipped += 1
-            return
+            return None
         key = _identity(info)
         known = self._pods.get(key)
         live = info.phase in LIVE_PHASES and not info.host_network
@@ -83,6 +83,7 @@ class PodTracker:
                 since = max(since, known.seen)
             self.directory.claim(info, since, now - before)
         self._pods[key] = _Known(info, now, seen)
+        return key
 
     def deleted(self, obj: dict[str, Any], seen: float) -> None:
         """A DELETED pod (or one that left this node's selection), seen at `seen`."""
@@ -96,12 +97,7 @@ class PodTracker:
 
     def relisted(self, items: Iterable[dict[str, Any]], seen: float) -> None:
         """A full list at `seen`: apply every item; pods no longer listed were deleted while we were away."""
-        listed = set()
-        for obj in items:
-            self.applied(obj, seen)
-            info = _pod(obj)
-            if info is not None:
-                listed.add(_identity(info))
+        listed = {self.applied(obj, seen) for obj in items}
         for key in [key for key in self._pods if key not in listed]:
             known = self._pods.pop(key)
             if known.addresses:
