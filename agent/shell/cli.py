@@ -253,6 +253,9 @@ def _wait_for_acks(config: ReplayConfig, shipper) -> None:
     stats = shipper.stats()
     dropped = f", {stats.dropped} dropped (queue full)" if stats.dropped else ""
     recovered = f" (including {stats.recovered} resent from the spool)" if stats.recovered else ""
+    if done and stats.refused:
+        raise DnswatchError(f"the collector at {config.collector} refused {stats.refused} events as unusable "
+                            f"({stats.last_error}): {stats.acked} acknowledged{dropped}")
     if done:
         print(f"collector {config.collector}: {stats.acked} events acknowledged{recovered}{dropped}",
               file=sys.stderr)

@@ -94,6 +94,8 @@ class ShipperStats:
     """Event emissions acknowledged by the collector (stored durably)."""
     dropped: int
     """Event emissions dropped unacknowledged because a bound was hit."""
+    refused: int
+    """Event emissions dropped because the collector refused their batch (INVALID_ARGUMENT)."""
     replaced: int
     """Emissions superseded, unsent or unacknowledged, by a newer emission of the same id (not lost)."""
     recovered: int
@@ -136,6 +138,7 @@ class EventShipper:
         self._spool_errors = 0
         self._call: Any = None
         self._recovered = 0
+        self._refused = 0
         # Serializes spool writes with the outbox changes they go with (see _persist_staged and _settle).
         self._spool_lock = threading.Lock()
         self._spool: Spool | None = None
@@ -216,8 +219,9 @@ class EventShipper:
             outbox = self._outbox.stats()
             spool = self._spool.stats() if self._spool is not None else None
             return ShipperStats(
-                queued=outbox.queued + len(self._staged) + self._spooling, in_flight=outbox.in_flight, acked=outbox.acked,
-                dropped=outbox.dropped + self._staged_dropped, replaced=outbox.replaced,
+                queued=outbox.queued + len(self._staged) + self._spooling, in_flight=outbox.in_flight,
+                acked=outbox.acked - self._refused, dropped=outbox.dropped + self._staged_dropped,
+                refused=self._refused, replaced=outbox.replaced,
                 recovered=self._recovered, spooled=spool.events if spool else 0,
                 spool_dropped=(spool.dropped if spool else 0) + self._spool_errors, streams=self._streams,
                 streaming=self._streaming, last_error=self._last_error)
@@ -247,6 +251,8 @@ class EventShipper:
             except grpc.RpcError as error:
                 if not self._closing:
                     self._note_error(_describe(error))
+                    if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        self._drop_refused_batch()
             except Exception as error:  # noqa: BLE001 - e.g. a channel that cannot be built; retried
                 self._note_error(f"{type(error).__name__}: {error}")
             finally:
@@ -333,6 +339,27 @@ class EventShipper:
                 try:
                     self._spool.acknowledge(settled)
                 except SpoolError as error:  # at worst a restart resends them: harmless
+                    self._note_error(str(error))
+
+    def _drop_refused_batch(self) -> None:
+        """The collector refused a batch as unusable (INVALID_ARGUMENT): the oldest unacknowledged one, since
+        acks come in order and the stream ends at the refused batch. Resending it would only be refused again,
+        for ever, with everything behind it stuck: it is dropped, its events counted as refused."""
+        with self._spool_lock:
+            with self._cond:
+                if not self._in_flight_batches:
+                    return
+                refused = min(self._in_flight_batches)
+                before = self._outbox.stats().acked
+                settled = self._outbox.ack(refused)
+                self._refused += self._outbox.stats().acked - before
+                self._in_flight_batches.discard(refused)
+                self._cond.notify_all()
+            log.error("the collector refused event batch %d; its events are dropped", refused)
+            if self._spool is not None and settled:
+                try:
+                    self._spool.acknowledge(settled)
+                except SpoolError as error:
                     self._note_error(str(error))
 
     def _persist_staged(self) -> None:

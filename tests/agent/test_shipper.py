@@ -177,6 +177,22 @@ def test_bounds_drop_the_oldest_and_count_them(db_url) -> None:
     assert set(have) == {make_event(i)["id"] for i in range(150, 250)}, "the newest 100 were kept"
 
 
+def test_a_batch_the_collector_refuses_is_dropped_and_the_rest_goes_on(server, db_url) -> None:
+    events = [make_event(i) for i in range(30)]
+    events[15]["time"] = "yesterday"  # the collector cannot store it (BadEvent): INVALID_ARGUMENT
+    # Batches of exactly 10 (the linger never expires during the test): events 10..19 travel together.
+    settings = ShipperSettings(node="node-1", batch_events=10, linger=60, backoff_min=0.05, backoff_max=0.2)
+    with EventShipper(connect_to(server.address), settings) as shipper:
+        for event in events:
+            shipper.offer(event)
+        assert shipper.flush(30)
+        stats = shipper.stats()
+    assert (stats.acked, stats.refused, stats.dropped) == (20, 10, 0)
+    assert "INVALID_ARGUMENT: batch 2: event " in stats.last_error and "not an RFC 3339 time" in stats.last_error
+    have, _ = stored(db_url)
+    assert set(have) == {event["id"] for event in events[:10] + events[20:]}
+
+
 def test_the_spool_resends_after_an_agent_restart(server, db_url, tmp_path) -> None:
     spool = tmp_path / "spool"
     settings = ShipperSettings(node="node-1", linger=0.02, backoff_min=0.05, backoff_max=0.3, spool_dir=spool)
