@@ -5,7 +5,7 @@
     ...                                    # every tick, from the thread that owns each counter:
     metrics.observe_replay_stats(stats)    # packets, DNS messages, malformed, matched, events emitted
     metrics.observe_interface("cali1", packets=..., drops=...)
-    metrics.observe_outbox(outbox.stats()); metrics.observe_spool(spool.stats())
+    metrics.observe_shipper(shipper.stats())  # or observe_outbox / observe_spool / observe_sent
     metrics.set_feeds(held.feeds())
 
 The per-packet loop never touches prometheus_client (SPEC §9: a few µs a packet for everything): it keeps
@@ -60,22 +60,25 @@ class _Pipeline:
 
 @dataclass(frozen=True, slots=True)
 class _Shipping:
-    sent: int = 0
     acked: int = 0
-    outbox_dropped: int = 0
+    dropped: int = 0
+    refused: int = 0
     replaced: int = 0
     queued: int = 0
-    queued_bytes: int = 0
     in_flight: int = 0
-    in_flight_bytes: int = 0
+    # What only some sources know stays None until one reports it, so no series claims a 0 it never counted.
+    sent: int | None = None
+    recovered: int | None = None
+    streams: int | None = None
+    queued_bytes: int | None = None
+    in_flight_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Spool:
     events: int = 0
-    live_bytes: int = 0
-    file_bytes: int = 0
     dropped: int = 0
+    file_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +146,26 @@ class AgentMetrics:
 
     # -- where the events went
 
-    def observe_outbox(self, stats: Any) -> None:
-        """An `OutboxStats`: events queued and in flight now; totals acknowledged, dropped, replaced."""
+    def observe_shipper(self, stats: Any) -> None:
+        """A `ShipperStats` (agent/shell/shipper.py): the outbox's depth and totals, the spool's, and whether the
+        event stream is up."""
         with self._lock:
             self._shipping = replace(
-                self._shipping, acked=int(stats.acked), outbox_dropped=int(stats.dropped),
-                replaced=int(stats.replaced), queued=int(stats.queued), queued_bytes=int(stats.queued_bytes),
-                in_flight=int(stats.in_flight), in_flight_bytes=int(stats.in_flight_bytes),
+                self._shipping, acked=int(stats.acked), dropped=int(stats.dropped),
+                refused=int(getattr(stats, "refused", 0)), replaced=int(stats.replaced), queued=int(stats.queued),
+                in_flight=int(stats.in_flight), recovered=int(stats.recovered), streams=int(stats.streams),
+            )
+            self._spool = _Spool(events=int(stats.spooled), dropped=int(stats.spool_dropped),
+                                 file_bytes=self._spool.file_bytes if self._spool is not None else None)
+            self._connected["events"] = bool(stats.streaming)
+
+    def observe_outbox(self, stats: Any) -> None:
+        """An `OutboxStats`: events (and bytes) queued and in flight now; totals acknowledged, dropped, replaced."""
+        with self._lock:
+            self._shipping = replace(
+                self._shipping, acked=int(stats.acked), dropped=int(stats.dropped), replaced=int(stats.replaced),
+                queued=int(stats.queued), queued_bytes=int(stats.queued_bytes), in_flight=int(stats.in_flight),
+                in_flight_bytes=int(stats.in_flight_bytes),
             )
 
     def observe_sent(self, events_sent: int) -> None:
@@ -158,10 +174,9 @@ class AgentMetrics:
             self._shipping = replace(self._shipping, sent=int(events_sent))
 
     def observe_spool(self, stats: Any) -> None:
-        """A `SpoolStats`: events and bytes held on disk now; total events it dropped at its byte bound."""
+        """A `SpoolStats`: events held on disk now, the log file's size; total events dropped at its byte bound."""
         with self._lock:
-            self._spool = _Spool(events=int(stats.events), live_bytes=int(stats.live_bytes),
-                                 file_bytes=int(stats.file_bytes), dropped=int(stats.dropped))
+            self._spool = _Spool(events=int(stats.events), dropped=int(stats.dropped), file_bytes=int(stats.file_bytes))
 
     def set_collector_connected(self, stream: str, connected: bool) -> None:
         """Whether the `feeds` subscription or the `events` stream to the collector is up now."""
@@ -219,31 +234,41 @@ class AgentMetrics:
         yield kernel_drops
         yield GaugeMetricFamily(f"{p}_capture_interfaces", "Interfaces being captured now.", value=len(interfaces))
 
-        yield CounterMetricFamily(f"{p}_events_sent", "Events put on the wire to the collector (resends count "
-                                  "again).", value=shipping.sent)
+        if shipping.sent is not None:
+            yield CounterMetricFamily(f"{p}_events_sent", "Events put on the wire to the collector (resends count "
+                                      "again).", value=shipping.sent)
         yield CounterMetricFamily(f"{p}_events_acknowledged", "Events the collector acknowledged (stored).",
                                   value=shipping.acked)
-        dropped = CounterMetricFamily(f"{p}_events_dropped", "Events dropped unacknowledged because a bound was "
-                                      "hit.", labels=["where"])
-        dropped.add_metric(["outbox"], shipping.outbox_dropped)
+        dropped = CounterMetricFamily(f"{p}_events_dropped", "Events dropped unacknowledged: a bound of the outbox "
+                                      "or the spool was hit, or the collector refused their batch.", labels=["where"])
+        dropped.add_metric(["outbox"], shipping.dropped)
+        dropped.add_metric(["refused"], shipping.refused)
         if spool is not None:
             dropped.add_metric(["spool"], spool.dropped)
         yield dropped
         yield CounterMetricFamily(f"{p}_events_replaced", "Unacknowledged emissions superseded by a newer emission "
                                   "of the same event.", value=shipping.replaced)
+        if shipping.recovered is not None:
+            yield CounterMetricFamily(f"{p}_events_recovered", "Events recovered from the spool at start.",
+                                      value=shipping.recovered)
+        if shipping.streams is not None:
+            yield CounterMetricFamily(f"{p}_event_streams_opened", "Event streams opened to the collector (1 plus "
+                                      "the reconnections).", value=shipping.streams)
         queue = GaugeMetricFamily(f"{p}_outbox_events", "Events held for the collector now.", labels=["state"])
         queue.add_metric(["queued"], shipping.queued)
         queue.add_metric(["in_flight"], shipping.in_flight)
         yield queue
-        queue_bytes = GaugeMetricFamily(f"{p}_outbox_bytes", "Bytes of the events held for the collector now.",
-                                        labels=["state"])
-        queue_bytes.add_metric(["queued"], shipping.queued_bytes)
-        queue_bytes.add_metric(["in_flight"], shipping.in_flight_bytes)
-        yield queue_bytes
+        if shipping.queued_bytes is not None and shipping.in_flight_bytes is not None:
+            queue_bytes = GaugeMetricFamily(f"{p}_outbox_bytes", "Bytes of the events held for the collector now.",
+                                            labels=["state"])
+            queue_bytes.add_metric(["queued"], shipping.queued_bytes)
+            queue_bytes.add_metric(["in_flight"], shipping.in_flight_bytes)
+            yield queue_bytes
         if spool is not None:
             yield GaugeMetricFamily(f"{p}_spool_events", "Unacknowledged events held in the on-disk spool.",
                                     value=spool.events)
-            yield GaugeMetricFamily(f"{p}_spool_bytes", "Size of the spool's log file.", value=spool.file_bytes)
+            if spool.file_bytes is not None:
+                yield GaugeMetricFamily(f"{p}_spool_bytes", "Size of the spool's log file.", value=spool.file_bytes)
         up = GaugeMetricFamily(f"{p}_collector_connected", "1 while the stream to the collector is up.",
                                labels=["stream"])
         for stream in sorted(connected):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +23,7 @@ from agent.shell.logfmt import JsonFormatter, configure_logging
 from agent.shell.metrics import AgentMetrics, InterfaceCounters
 from agent.shell.metricsserver import serve_metrics
 from agent.shell.replay import replay
+from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import Spool
 from tests.agent.test_replay import PCAPS
 
@@ -137,6 +140,38 @@ def test_shipping_counters_and_queue_depths_from_a_real_outbox_and_spool(metrics
     # The outbox's totals arriving later keep the shipper's count of events sent.
     metrics.observe_outbox(outbox.stats())
     assert scrape(server.port)[("dnswatch_agent_events_sent_total", ())] == 3
+
+
+def test_shipper_stats_from_a_real_shipper_whose_collector_is_unreachable(metrics, server, tmp_path):
+    with socket.socket() as closed:  # a port nobody listens on: the shipper keeps trying, holding the events
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    settings = ShipperSettings(node="node-1", spool_dir=tmp_path / "spool", backoff_min=0.05, backoff_max=0.1)
+    shipper = EventShipper(lambda: grpc.insecure_channel(address), settings)
+    try:
+        _, events = demo_replay()
+        for event in events:
+            shipper.offer(event)
+        assert not shipper.flush(timeout=0.3)
+        stats = shipper.stats()
+    finally:
+        shipper.close(timeout=5)
+    metrics.observe_shipper(stats)
+    samples = scrape(server.port)
+    assert stats.queued + stats.in_flight == len({event["id"] for event in events})
+    assert samples[("dnswatch_agent_outbox_events", (("state", "queued"),))] == stats.queued
+    assert samples[("dnswatch_agent_outbox_events", (("state", "in_flight"),))] == stats.in_flight
+    assert samples[("dnswatch_agent_events_acknowledged_total", ())] == stats.acked == 0
+    assert samples[("dnswatch_agent_events_dropped_total", (("where", "outbox"),))] == stats.dropped
+    assert samples[("dnswatch_agent_events_dropped_total", (("where", "spool"),))] == stats.spool_dropped
+    assert samples[("dnswatch_agent_events_replaced_total", ())] == stats.replaced
+    assert samples[("dnswatch_agent_events_recovered_total", ())] == stats.recovered
+    assert samples[("dnswatch_agent_event_streams_opened_total", ())] == stats.streams
+    assert samples[("dnswatch_agent_spool_events", ())] == stats.spooled
+    assert samples[("dnswatch_agent_collector_connected", (("stream", "events"),))] == 0
+    # What a ShipperStats does not know is not shown as a 0 it never counted.
+    assert ("dnswatch_agent_events_sent_total", ()) not in samples
+    assert ("dnswatch_agent_outbox_bytes", (("state", "queued"),)) not in samples
 
 
 def test_feed_versions_and_sizes_follow_the_feeds_held(metrics, server):
