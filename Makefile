@@ -26,8 +26,7 @@ apt:
 
 demo: venv
 	$(PY) -m pcaps.make_demo --check
-	$(VENV)/bin/dnswatch-agent replay pcaps/demo.pcapng \
-	  --feed-manifest pcaps/demo-feeds.yaml --pods pcaps/demo-pods.json --node node-1 -o table
+	$(PY) -m pcaps.demo
 
 lint: venv
 	$(VENV)/bin/lint-imports

@@ -1,0 +1,192 @@
+"""`make demo`: the whole dnswatch pipeline on one machine, on embedded defaults, no cluster.
+
+    python -m pcaps.demo [-o table|json] [--workdir DIR]
+
+1. an HTTP server on 127.0.0.1 serves the demo feeds (pcaps/demo-*.txt), as a threat-intel site would;
+2. `dnswatch-collector` (SQLite, loopback, plaintext) reads the demo's GlobalThreatFeed manifests from a
+   folder, with their URLs pointed at that server, and pulls the feeds;
+3. `dnswatch-agent replay --collector` takes the feeds from the collector, replays pcaps/demo.pcapng with the
+   demo's pod list, and ships its events to the collector;
+4. `dnswatch events list` asks the collector what it stored and prints it.
+
+Each step is the real command in its own process, as a newcomer would run them by hand; the commands are
+printed as they run. Everything listens on 127.0.0.1 and is stopped at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+PCAPS = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+NODE = "node-1"
+FEEDS = ("c2", "exfil", "badips")
+START_SECONDS = 30.0
+_LISTENING = re.compile(r"listening on \S+ \(port (\d+)\)")
+
+
+class DemoError(Exception):
+    """A step failed; the message says which and shows its output."""
+
+
+# ---------------------------------------------------------------------------------------------- the parts
+
+
+@contextlib.contextmanager
+def feed_site() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving the files of pcaps/; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(PCAPS))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="feed site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # the collector logs each pull already
+        pass
+
+
+def write_manifests(folder: Path, base_url: str) -> None:
+    """The demo's manifests, their `file:` URLs turned into the feed site's."""
+    text = (PCAPS / "demo-feeds.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"url: file:(\S+)", lambda m: f"url: {base_url}/{m.group(1)}", text)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "demo-feeds.yaml").write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def collector(workdir: Path, feeds_dir: Path) -> Iterator[str]:
+    """`dnswatch-collector` on 127.0.0.1 (any free port); yields its address once it takes calls."""
+    command = [str(BIN / "dnswatch-collector"), "--db", f"sqlite:///{workdir / 'collector.sqlite'}",
+               "--listen", "127.0.0.1:0", "--feeds-dir", str(feeds_dir), "--feeds-dir-poll", "0.5", "--insecure"]
+    _show(command)
+    log_path = workdir / "collector.log"
+    with open(log_path, "w+", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, text=True)
+        try:
+            port = _wait_for_port(process, log_path)
+            yield f"127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_port(process: subprocess.Popen, log_path: Path) -> int:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        found = _LISTENING.search(log_path.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            raise DemoError(f"the collector exited with status {process.returncode}:\n{_tail(log_path)}")
+        time.sleep(0.1)
+    raise DemoError(f"the collector did not start listening within {START_SECONDS:.0f} s:\n{_tail(log_path)}")
+
+
+def wait_for_feeds(address: str, names: tuple[str, ...] = FEEDS) -> None:
+    """Until the collector has pulled every demo feed once (the agent takes the sets it holds at connect)."""
+    import json
+
+    deadline = time.monotonic() + START_SECONDS
+    last = ""
+    while time.monotonic() < deadline:
+        result = _dnswatch(address, "feeds", "list", "-o", "json", show=False, check=False)
+        last = result.stderr or result.stdout
+        if result.returncode == 0:
+            feeds = {f["name"]: f for f in map(json.loads, result.stdout.splitlines())}
+            if all(feeds.get(name, {}).get("version", 0) >= 1 for name in names):
+                return
+        time.sleep(0.2)
+    raise DemoError(f"the collector did not pull the demo feeds within {START_SECONDS:.0f} s: {last.strip()}")
+
+
+def replay(address: str, workdir: Path) -> str:
+    """`dnswatch-agent replay --collector`; returns its summary lines (stderr)."""
+    command = [str(BIN / "dnswatch-agent"), "replay", str(PCAPS / "demo.pcapng"), "--collector", address,
+               "--insecure", "--pods", str(PCAPS / "demo-pods.json"), "--node", NODE, "-o", "json"]
+    _show(command)
+    with open(workdir / "agent-events.jsonl", "w", encoding="utf-8") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    if result.returncode != 0:
+        raise DemoError(f"the agent's replay failed (status {result.returncode}):\n{result.stderr}")
+    return result.stderr
+
+
+def _dnswatch(address: str, *args: str, show: bool = True, check: bool = True) -> subprocess.CompletedProcess:
+    command = [str(BIN / "dnswatch"), "--collector", address, "--insecure", *args]
+    if show:
+        _show(command)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise DemoError(f"`dnswatch {' '.join(args)}` failed (status {result.returncode}):\n{result.stderr}")
+    return result
+
+
+def _show(command: list[str]) -> None:
+    shown = [Path(command[0]).name, *(os.path.relpath(a) if a.startswith(str(PCAPS)) else a for a in command[1:])]
+    print(f"$ {shlex.join(shown)}", file=sys.stderr, flush=True)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------- the command
+
+
+def run(output: str, workdir: Path) -> str:
+    """The whole pipeline; returns what `dnswatch events list -o OUTPUT` printed."""
+    with feed_site() as base_url:
+        feeds_dir = workdir / "feeds"
+        write_manifests(feeds_dir, base_url)
+        with collector(workdir, feeds_dir) as address:
+            wait_for_feeds(address)
+            print(replay(address, workdir).rstrip(), file=sys.stderr)
+            return _dnswatch(address, "events", "list", "--limit", "1000", "-o", output).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pcaps.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("--workdir", type=Path, help="keep the collector's database and logs here "
+                        "(default: a temporary folder, removed at the end)")
+    args = parser.parse_args(argv)
+    try:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            printed = run(args.output, args.workdir.resolve())
+        else:
+            with tempfile.TemporaryDirectory(prefix="dnswatch-demo-") as folder:
+                printed = run(args.output, Path(folder))
+    except (DemoError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"demo: error: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(printed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
