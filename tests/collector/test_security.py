@@ -231,6 +231,11 @@ def test_token_files_are_read_again_when_they_change(pki, tmp_path, token_files)
             # The collector's Secret rotates too: the new token is known at once, the old one no more.
             consumer_tokens.write_text("rotated-but-unknown\n")
             stub.List(feeds_pb2.ListFeedsRequest(), timeout=5)
+            # A token file gone (mid-rotation) fails the call as the collector being away would: retried later.
+            client_token.unlink()
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.List(feeds_pb2.ListFeedsRequest(), timeout=5)
+            assert missing.value.code() == UNAVAILABLE and "no such file" in missing.value.details()
         assert call_status(secure.address, secure.token(CONSUMER_TOKENS[0]), "Feeds.List") == UNAUTHENTICATED
 
 
