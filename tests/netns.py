@@ -22,6 +22,7 @@ IPv6 duplicate address detection is off in every namespace: an address is usable
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import ipaddress
 import json
@@ -29,12 +30,15 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+CLONE_NEWNET = 0x40000000
 
 DNS_IPV4 = "10.96.0.10"
 DNS_IPV6 = "fd00:96::10"
@@ -156,27 +160,15 @@ class Testbed:
 
     # -- pods --------------------------------------------------------------------------------------------
 
-    def add_pod(self, name: str, namespace: str = "default", labels: dict | None = None) -> Pod:
-        """A new pod namespace joined to the node by a veth pair, addressed and routed, ready to query."""
+    def add_pod(self, name: str, namespace: str = "default", labels: dict | None = None,
+                reuse: Pod | None = None) -> Pod:
+        """A new pod namespace joined to the node by a veth pair, addressed and routed, ready to query.
+        `reuse`: a deleted pod whose addresses the new one gets (as IPAM hands a freed address out again)."""
         if name in self.pods:
             raise ValueError(f"pod {name} exists")
-        number = self._next_pod
-        self._next_pod += 1
-        if number > 250:
-            raise ValueError("at most 250 pods per testbed")
-        digest = hashlib.sha1(f"{self.run_id}/{namespace}/{name}".encode()).hexdigest()
-        pod = Pod(
-            name=name,
-            namespace=namespace,
-            netns=f"dnsw-{self.run_id}-p{number}",
-            host_interface=f"cali{digest[:11]}",
-            ipv4=f"10.200.{number}.2",
-            ipv6=f"fd00:200:{number:x}::2",
-            node_ipv4=f"10.200.{number}.1",
-            node_ipv6=f"fd00:200:{number:x}::1",
-            labels=dict(labels or {}),
-            uid=f"{digest[:8]}-0000-4000-8000-{digest[8:20]}",
-        )
+        pod = self.planned_pod(name, namespace, labels, reuse)
+        if reuse is None:
+            self._next_pod += 1
         run(["ip", "netns", "add", pod.netns])
         self._namespaces.append(pod.netns)
         self._quiet_namespace(pod.netns)
@@ -200,6 +192,9 @@ class Testbed:
             process.kill()
             process.wait(timeout=10)
             self._processes.remove(process)
+        # The veth first, at once: a namespace is destroyed asynchronously, and its pair would linger in the
+        # node (holding the addresses a new pod may be about to get) for a moment after `ip netns del`.
+        self._node_ip("link", "del", pod.host_interface)
         run(["ip", "netns", "del", pod.netns])
         self._namespaces.remove(pod.netns)
         del self.pods[pod.name]
@@ -213,24 +208,70 @@ class Testbed:
         path.write_text(json.dumps(self.pod_list(extra)))
         return path
 
-    def planned_pod(self, name: str, namespace: str = "default", labels: dict | None = None) -> Pod:
+    def planned_pod(self, name: str, namespace: str = "default", labels: dict | None = None,
+                    reuse: Pod | None = None) -> Pod:
         """The Pod `add_pod` would make next with these arguments, without making it (for a pod list
         written before the pod exists)."""
-        number = self._next_pod
+        if reuse is not None:
+            if reuse.name in self.pods:
+                raise ValueError(f"pod {reuse.name} still holds its addresses: delete it first")
+            number = int(reuse.ipv4.split(".")[2])
+        else:
+            number = self._next_pod
+        if number > 250:
+            raise ValueError("at most 250 pods per testbed")
         digest = hashlib.sha1(f"{self.run_id}/{namespace}/{name}".encode()).hexdigest()
-        return Pod(name, namespace, f"dnsw-{self.run_id}-p{number}", f"cali{digest[:11]}", f"10.200.{number}.2",
-                   f"fd00:200:{number:x}::2", f"10.200.{number}.1", f"fd00:200:{number:x}::1", dict(labels or {}),
-                   f"{digest[:8]}-0000-4000-8000-{digest[8:20]}")
+        return Pod(
+            name=name,
+            namespace=namespace,
+            netns=f"dnsw-{self.run_id}-p{number}{'r' if reuse else ''}-{digest[:4]}",
+            host_interface=f"cali{digest[:11]}",
+            ipv4=f"10.200.{number}.2",
+            ipv6=f"fd00:200:{number:x}::2",
+            node_ipv4=f"10.200.{number}.1",
+            node_ipv6=f"fd00:200:{number:x}::1",
+            labels=dict(labels or {}),
+            uid=f"{digest[:8]}-0000-4000-8000-{digest[8:20]}",
+        )
+
+    def call_in_node(self, function, *args):
+        """`function(*args)` on a thread that has entered the node's network namespace, and its result:
+        sockets it opens live in the node (a server the agent must reach on the node's 127.0.0.1)."""
+        result: list = []
+
+        def enter_and_call() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{self.node}") as netns:
+                if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
+                    result.append(OSError(ctypes.get_errno(), "setns into the node namespace failed"))
+                    return
+            try:
+                result.append(function(*args))
+            except BaseException as error:  # handed to the caller's thread
+                result.append(error)
+
+        # Only this short-lived thread changes namespace; threads it starts stay in the node's.
+        thread = threading.Thread(target=enter_and_call)
+        thread.start()
+        thread.join()
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
 
     # -- DNS ---------------------------------------------------------------------------------------------
 
-    def start_dns(self, pod: Pod | None, extra_args: Sequence[str] = ()) -> subprocess.Popen:
+    def start_dns(self, pod: Pod | None, extra_args: Sequence[str] = (),
+                  addresses: Sequence[str] = ()) -> subprocess.Popen:
         """dnsmasq answering LOCAL_ANSWERS over UDP and TCP: on the node's DNS addresses (pod None) or on a
-        pod's own; returns once it answers."""
+        pod's own, or on `addresses` (in the node: added to its loopback); returns once it answers."""
         if pod is None:
-            netns, addresses = self.node, (DNS_IPV4, DNS_IPV6)
+            netns = self.node
+            for address in addresses:
+                self._node_ip("addr", "add", f"{address}/{ipaddress.ip_address(address).max_prefixlen}", "dev",
+                              "lo", *(["nodad"] if ":" in address else []))
+            addresses = tuple(addresses) or (DNS_IPV4, DNS_IPV6)
         else:
-            netns, addresses = pod.netns, (pod.ipv4, pod.ipv6)
+            netns, addresses = pod.netns, tuple(addresses) or (pod.ipv4, pod.ipv6)
         argv = [
             "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
             "--no-poll", "--bind-interfaces", "--user=root", "--group=root",

@@ -2,7 +2,9 @@
 
     capture (AF_PACKET + kernel filter, agent.shell.capture) → Decoder → Matcher → EventPipeline → output
 
-The loop is replay's: decode, look the message up in the matcher's cache or scan it, hand matches to the
+Pods come from `--pods` (a static list), or are watched through the API (`--kubeconfig`, or in-cluster when
+running in a pod: agent.shell.podwatch, a thread filling the PodDirectory the pipeline reads). The loop is
+replay's: decode, look the message up in the matcher's cache or scan it, hand matches to the
 pipeline. Time is the wall clock: the capture calls back about once a second, quiet or not, and the pipeline
 is ticked then, so a window closes on time and an unanswered query becomes a transaction `tx_timeout` after it
 was made. SIGTERM or SIGINT stops the loop; pending aggregates are flushed, the summary goes to stderr, and
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import signal
 import socket
@@ -40,6 +43,14 @@ class RunConfig:
     """GlobalThreatFeed YAML files; their `file:` URLs are relative to the manifest."""
     pods: Path | None = None
     """`kubectl get pods -A -o json` output used to attribute clients to pods."""
+    kubeconfig: Path | None = None
+    """Watch this node's pods through the API server of this kubeconfig (instead of `pods`)."""
+    in_cluster: bool = False
+    """Watch this node's pods with the in-cluster ServiceAccount (neither `pods` nor `kubeconfig` given, and
+    running in a pod: KUBERNETES_SERVICE_HOST is set)."""
+    pods_sync_timeout: float = 30.0
+    """Seconds to wait for the first pod list before capturing anyway (clients are reported by address
+    until it arrives)."""
     node: str = "-"
     """The node name events carry in `host`."""
     ports: frozenset[int] = frozenset({53})
@@ -52,6 +63,9 @@ class RunConfig:
     """`pod` or `workload` (Calico's dnsLogsFileAggregationKind 0/1)."""
     dns_server_selector: str = "k8s-app=kube-dns"
     """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
+    log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` or `json` (one object per line on stderr)."""
     buffer_bytes: int = 8 * 1024 * 1024
     """Kernel receive buffer per captured interface."""
     stats_every: float = 0.0
@@ -61,6 +75,7 @@ class RunConfig:
 def add_run_parser(commands) -> None:
     """Register `run` on the `dnswatch-agent` subcommand parsers (called from agent.shell.cli)."""
     from agent.shell.cli import parse_ports, parse_window
+    from agent.shell.logfmt import add_log_arguments
 
     run = commands.add_parser("run", help="capture DNS on the node's pod interfaces")
     run.add_argument("--interfaces", default=DEFAULT_INTERFACES, metavar="PATTERNS",
@@ -68,7 +83,12 @@ def add_run_parser(commands) -> None:
     run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
     run.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
     run.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
-    run.add_argument("--pods", type=Path, metavar="PODLIST.json")
+    pods = run.add_mutually_exclusive_group()
+    pods.add_argument("--pods", type=Path, metavar="PODLIST.json",
+                      help="a static pod list (`kubectl get pods -A -o json`) for hosts without an API")
+    pods.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                      help="watch this node's pods through this kubeconfig's API server (default: in-cluster "
+                      "when running in a pod)")
     run.add_argument("--node", default=None,
                      help="node name reported in events (default $NODE_NAME, else the host name)")
     run.add_argument("--ports", type=parse_ports, default=frozenset({53}), help="DNS ports (default 53)")
@@ -79,7 +99,8 @@ def add_run_parser(commands) -> None:
     run.add_argument("--buffer-mb", type=parse_window, default=8.0, metavar="MB",
                      help="kernel receive buffer per interface, MiB (default 8)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
-                     help="print packet and kernel drop counts on stderr this often (default never)")
+                     help="log packet and kernel drop counts this often (default never)")
+    add_log_arguments(run)
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -92,12 +113,16 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         ip_feeds=tuple(args.ip_feed),
         manifests=tuple(args.feed_manifest),
         pods=args.pods,
+        kubeconfig=args.kubeconfig,
+        in_cluster=args.pods is None and args.kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
         node=args.node or os.environ.get("NODE_NAME") or socket.gethostname(),
         ports=args.ports,
         output=args.output,
         window=args.window,
         aggregate_by=args.aggregate_by,
         dns_server_selector=args.dns_server_selector,
+        log_level=args.log_level,
+        log_format=args.log_format,
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         stats_every=args.stats_every,
     )
@@ -114,19 +139,37 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
 
 
+log = logging.getLogger(__name__)
+
+
 def run_live(config: RunConfig) -> int:
     from agent.core.attribution import PodDirectory
     from agent.core.decode import Decoder
     from agent.core.eventpipeline import EventPipeline
     from agent.shell.capture import CaptureSettings, LiveCapture
     from agent.shell.cli import _local_matcher, _read_pod_list
+    from agent.shell.logfmt import configure_logging
     from agent.shell.output import renderer
 
-    def log(line: str) -> None:
-        print(f"dnswatch-agent: {line}", file=sys.stderr, flush=True)
+    configure_logging(config.log_level, config.log_format)
+    watcher = None
+    if config.pods:
+        pods = PodDirectory.from_pod_list(_read_pod_list(config.pods))
+    elif config.kubeconfig or config.in_cluster:
+        from agent.shell.podwatch import pod_directory_from_api
 
-    pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
+        pods, watcher = pod_directory_from_api(config.kubeconfig, config.node)
+    else:
+        pods = None
+        log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
     matcher = _local_matcher(config)
+    if watcher is not None:
+        watcher.start()
+        if watcher.wait_synced(config.pods_sync_timeout):
+            log.info("pods of node %s: %d listed from the API", config.node, watcher.counters()["pods"])
+        else:
+            log.warning("pods of node %s not listed after %.0fs: clients are reported by address until they are",
+                        config.node, config.pods_sync_timeout)
     gc.collect()
     gc.freeze()  # feeds and pods live as long as the process: spare the collector walking them
     pipeline = EventPipeline(
@@ -137,7 +180,7 @@ def run_live(config: RunConfig) -> int:
         dns_server_selector=config.dns_server_selector,
     )
     capture = LiveCapture(
-        CaptureSettings(patterns=config.interfaces, ports=config.ports, buffer_bytes=config.buffer_bytes), log
+        CaptureSettings(patterns=config.interfaces, ports=config.ports, buffer_bytes=config.buffer_bytes)
     )
     output = renderer(config.output)
     stats = RunStats()
@@ -149,7 +192,7 @@ def run_live(config: RunConfig) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         _loop(capture, Decoder(config.ports), matcher, pipeline, output, stats, lambda: bool(stopping),
-              config.stats_every, log)
+              config.stats_every)
         for event in pipeline.finish():
             stats.events += 1
             output(event)
@@ -159,12 +202,14 @@ def run_live(config: RunConfig) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         capture.close()
+        if watcher is not None:
+            watcher.stop()
     output.close()
     print(_summary(capture.stats, stats, pipeline), file=sys.stderr, flush=True)
     return 0
 
 
-def _loop(capture, decoder, matcher, pipeline, emit, stats: RunStats, stop, stats_every: float, log) -> None:
+def _loop(capture, decoder, matcher, pipeline, emit, stats: RunStats, stop, stats_every: float) -> None:
     from agent.shell.replay import _sighting
 
     next_progress = [time.monotonic() + stats_every] if stats_every > 0 else None
@@ -175,7 +220,7 @@ def _loop(capture, decoder, matcher, pipeline, emit, stats: RunStats, stop, stat
             emit(event)
         if next_progress is not None and time.monotonic() >= next_progress[0]:
             next_progress[0] = time.monotonic() + stats_every
-            log(_progress(capture.stats, decoder, stats))
+            log.info("%s", _progress(capture.stats, decoder, stats))
 
     scan_unseen = matcher.scan_unseen
     seen_before = matcher.seen_messages.get

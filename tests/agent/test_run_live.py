@@ -171,10 +171,10 @@ def test_dns_served_by_a_pod_is_counted_once(testbed, feeds, tmp_path):
 
     assert status == 0
     assert [(e["source_name"], e["record"]["count"], e["record"]["server_ip"] in (dns.ipv4, dns.ipv6))
-            for e in by_pod(events).values()] == [("web", 4, True)]
-    assert summary["messages"] == 8 and summary["drops"] == 0
+            for e in by_pod(events).values()] == [("web", 4, True)], (summary, agent.stderr, events)
+    assert summary["messages"] == 8 and summary["drops"] == 0, (summary, agent.stderr)
     # Each copy read is one skipped; a pod's first packet read a poll round before its twin may slip through.
-    assert summary["frames"] - 2 <= summary["duplicates"] <= summary["frames"]
+    assert summary["frames"] - 2 <= summary["duplicates"] <= summary["frames"], summary
 
 
 def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
@@ -207,3 +207,56 @@ def test_bad_input_is_one_line(args, message):
     assert last.startswith("dnswatch-agent: error: ") and message in last, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_pods_from_the_api_and_a_reused_address(testbed, feeds, tmp_path):
+    """--kubeconfig: the pods of this node come from the API (the fake server, listening in the node's
+    namespace); a pod deleted and its address given to a new pod: each query names the pod of its time."""
+    from tests.kubeapi import FakeKubeAPI
+
+    bed = testbed
+    api = bed.call_in_node(FakeKubeAPI().start)
+    try:
+        web = bed.add_pod("web", namespace="shop", labels={"app": "web"})
+        api.put(web.as_kubernetes(bed.node_name))
+        other_node = bed.planned_pod("elsewhere")  # on another node: the field selector keeps it out
+        api.put(other_node.as_kubernetes("another-node"))
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+            "users": [{"name": "agent", "user": {"token": "not-checked"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "agent"}}],
+        }))
+        agent = RunningAgent(bed, ["--interfaces", "cali*", "--kubeconfig", str(kubeconfig), "--node",
+                                   bed.node_name, *feeds])
+        agent.wait_for_log(f"pods of node {bed.node_name}: 1 listed from the API")
+        agent.wait_for_log(f"capturing on {web.host_interface}")
+        assert bed.dig(web, "evil.example") == ["198.51.100.7"]
+
+        bed.delete_pod(web)
+        api.remove("pods", "web", "shop")
+        worker = bed.add_pod("worker-0", namespace="batch", reuse=web)
+        api.put(worker.as_kubernetes(bed.node_name))
+        agent.wait_for_log(f"capturing on {worker.host_interface}")
+        # The watch event reaches the agent's watcher thread in milliseconds; give a loaded machine a second.
+        time.sleep(1.0)
+        assert bed.dig(worker, "evil.example", tcp=True) == ["198.51.100.7"]
+        status, events, summary = agent.stop()
+    finally:
+        api.stop()
+
+    assert status == 0
+    assert worker.ipv4 == web.ipv4
+    assert sorted((e["source_namespace"], e["source_name"], e["source_ip"], e["record"]["count"]) for e in events) == [
+        ("batch", "worker-0", web.ipv4, 1),
+        ("shop", "web", web.ipv4, 1),
+    ]
+    assert summary["drops"] == 0
+    assert any(method == "GET" and "fieldSelector=spec.nodeName" in path for method, path in api.requests)
+
+
+def test_pods_and_kubeconfig_together_are_refused(feeds):
+    result = subprocess.run([AGENT, "run", "--pods", "a.json", "--kubeconfig", "k", *feeds], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "not allowed with" in result.stderr and "Traceback" not in result.stderr
