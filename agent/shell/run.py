@@ -27,6 +27,7 @@ from pathlib import Path
 from agent.errors import BadInput, DnswatchError
 
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
+LIVENESS_SECONDS = 30.0  # /healthz fails when the capture loop has not come round for this long
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class RunConfig:
     """`text` or `json` (one object per line on stderr)."""
     buffer_bytes: int = 8 * 1024 * 1024
     """Kernel receive buffer per captured interface."""
+    metrics_port: int | None = None
+    """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
     stats_every: float = 0.0
     """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
 
@@ -100,6 +103,8 @@ def add_run_parser(commands) -> None:
                      help="kernel receive buffer per interface, MiB (default 8)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="log packet and kernel drop counts this often (default never)")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve /metrics, /healthz and /readyz on this port (default: none)")
     add_log_arguments(run)
 
 
@@ -124,6 +129,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         log_level=args.log_level,
         log_format=args.log_format,
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
+        metrics_port=args.metrics_port,
         stats_every=args.stats_every,
     )
 
@@ -136,6 +142,8 @@ class RunStats:
     malformed: int = 0
     matched_messages: int = 0
     events: int = 0
+    rounds: int = 0
+    """Seconds the capture loop has come round (its heartbeat)."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -184,15 +192,48 @@ def run_live(config: RunConfig) -> int:
     )
     output = renderer(config.output)
     stats = RunStats()
+    decoder = Decoder(config.ports)
     stopping: list[int] = []
+    heartbeat = [time.monotonic()]
+    metrics_server = None
+    metrics = None
+    if config.metrics_port is not None:
+        from agent.shell.metrics import AgentMetrics
+        from agent.shell.metricsserver import serve_metrics
+
+        metrics = AgentMetrics(node=config.node)
+        try:
+            metrics_server = serve_metrics(
+                metrics.registry, config.metrics_port,
+                # Alive while the capture loop comes round (it does every second, quiet or not).
+                healthy=lambda: time.monotonic() - heartbeat[0] < LIVENESS_SECONDS,
+                ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced),
+            )
+        except OSError as error:
+            raise DnswatchError(f"cannot serve metrics on port {config.metrics_port}: {error.strerror or error}")
+        log.info("metrics, /healthz and /readyz on port %d", metrics_server.port)
+
+    next_progress = time.monotonic() + config.stats_every
+
+    def every_second(now: float) -> None:
+        nonlocal next_progress
+        heartbeat[0] = time.monotonic()
+        stats.rounds += 1
+        for event in pipeline.tick(now):
+            stats.events += 1
+            output(event)
+        if metrics is not None:
+            _observe(metrics, capture, decoder, stats, pipeline)
+        if config.stats_every > 0 and heartbeat[0] >= next_progress:
+            next_progress = heartbeat[0] + config.stats_every
+            log.info("%s", _progress(capture.stats, decoder, stats))
 
     def on_signal(signum, _frame) -> None:
         stopping.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _loop(capture, Decoder(config.ports), matcher, pipeline, output, stats, lambda: bool(stopping),
-              config.stats_every)
+        _loop(capture.frames(lambda: bool(stopping), every_second), decoder, matcher, pipeline, output, stats)
         for event in pipeline.finish():
             stats.events += 1
             output(event)
@@ -204,43 +245,47 @@ def run_live(config: RunConfig) -> int:
         capture.close()
         if watcher is not None:
             watcher.stop()
+        if metrics_server is not None:
+            metrics_server.close()
     output.close()
     print(_summary(capture.stats, stats, pipeline), file=sys.stderr, flush=True)
     return 0
 
 
-def _loop(capture, decoder, matcher, pipeline, emit, stats: RunStats, stop, stats_every: float) -> None:
+def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats) -> None:
+    """Replay's per-message loop over live frames (see agent.shell.replay._scan_messages)."""
     from agent.shell.replay import _sighting
-
-    next_progress = [time.monotonic() + stats_every] if stats_every > 0 else None
-
-    def every_second(now: float) -> None:
-        for event in pipeline.tick(now):
-            stats.events += 1
-            emit(event)
-        if next_progress is not None and time.monotonic() >= next_progress[0]:
-            next_progress[0] = time.monotonic() + stats_every
-            log.info("%s", _progress(capture.stats, decoder, stats))
 
     scan_unseen = matcher.scan_unseen
     seen_before = matcher.seen_messages.get
-    frames = capture.frames(stop, every_second)
-    messages = malformed = 0
-    try:
-        for ts, src, sport, dst, dport, proto, payload in decoder.messages(frames):
-            messages += 1
-            key = payload[2:]
-            damaged, matches = seen_before(key) or scan_unseen(payload, key)
-            if damaged:
-                malformed += 1
-            if matches:
-                stats.matched_messages += 1
-                for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
-                    stats.events += 1
-                    emit(event)
-    finally:
-        stats.dns_messages += messages
-        stats.malformed += malformed
+    for ts, src, sport, dst, dport, proto, payload in decoder.messages(frames):
+        key = payload[2:]
+        damaged, matches = seen_before(key) or scan_unseen(payload, key)
+        if damaged:
+            stats.malformed += 1
+        if matches:
+            stats.matched_messages += 1
+            for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
+                stats.events += 1
+                emit(event)
+    stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
+
+
+def _observe(metrics, capture, decoder, stats: RunStats, pipeline) -> None:
+    """Hand the metrics a snapshot of every total (never increments: agent.shell.metrics)."""
+    from agent.shell.metrics import InterfaceCounters
+
+    metrics.observe_pipeline(
+        packets=capture.stats.frames,
+        dns_messages=decoder.stats.udp_messages + decoder.stats.tcp.messages,
+        malformed=stats.malformed,
+        matched_messages=stats.matched_messages,
+        events=stats.events,
+        decode=decoder.stats.as_dict(),
+    )
+    metrics.set_interfaces({c.name: InterfaceCounters(c.packets, c.drops) for c in capture.stats.interfaces.values()})
+    if pipeline.pods is not None:
+        metrics.set_pods(len(pipeline.pods))
 
 
 def _progress(capture_stats, decoder, stats: RunStats) -> str:

@@ -59,6 +59,17 @@ class RunningAgent:
                 if not self._changed.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() > deadline:
                     raise AssertionError(f"agent never logged {text!r}: {self.stderr}")
 
+    def logged_number(self, pattern: str) -> int:
+        """The number a log line matching `pattern` (one group) gave, once it has been logged."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for line in list(self.stderr):
+                found = re.search(pattern, line)
+                if found:
+                    return int(found.group(1))
+            time.sleep(0.05)
+        raise AssertionError(f"agent never logged {pattern!r}: {self.stderr}")
+
     def stop(self) -> tuple[int, list[dict], dict[str, int]]:
         """SIGTERM; (exit status, the latest emission of every event, the summary's counters)."""
         self.process.send_signal(signal.SIGTERM)
@@ -82,6 +93,20 @@ def feeds(tmp_path: Path) -> list[str]:
     return ["--feed", f"c2={tmp_path / 'c2.txt'}", "--ip-feed", f"badips={tmp_path / 'badips.txt'}"]
 
 
+def http_get_all(port: int, paths: list[str]) -> dict[str, tuple[int, str]]:
+    import urllib.error
+    import urllib.request
+
+    answers = {}
+    for path in paths:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                answers[path] = (response.status, response.read().decode())
+        except urllib.error.HTTPError as error:
+            answers[path] = (error.code, error.read().decode())
+    return answers
+
+
 def by_pod(events: list[dict]) -> dict[tuple[str, str, tuple[str, ...]], dict]:
     out = {}
     for event in events:
@@ -99,9 +124,10 @@ def test_events_name_the_pods_over_udp_tcp_ipv4_ipv6(testbed, feeds, tmp_path):
     late = bed.planned_pod("late")  # in the pod list now, on the node only after the agent started
     pods = bed.write_pod_list(tmp_path / "pods.json", extra=[late])
     agent = RunningAgent(bed, ["--interfaces", "cali*", "--pods", str(pods), "--node", bed.node_name, *feeds,
-                               "-o", "json"])
+                               "-o", "json", "--metrics-port", "0"])
     agent.wait_for_log(f"capturing on {web.host_interface}")
     agent.wait_for_log(f"capturing on {api.host_interface}")
+    metrics_port = agent.logged_number(r"metrics, /healthz and /readyz on port (\d+)")
 
     assert bed.dig(web, "evil.example") == ["198.51.100.7"]
     assert bed.dig(web, "evil.example") == ["198.51.100.7"]
@@ -119,6 +145,8 @@ def test_events_name_the_pods_over_udp_tcp_ipv4_ipv6(testbed, feeds, tmp_path):
     assert bed.dig(bed.pods["late"], "x.nowhere.tunnel.example", ipv6=True) == []  # REFUSED: the question suffices
     bed.delete_pod(api)
     agent.wait_for_log(f"stopped capturing on {api.host_interface} (gone)")
+    # The endpoint listens in the node's namespace: ask from there.
+    probes = bed.call_in_node(http_get_all, metrics_port, ["/healthz", "/readyz", "/metrics"])
 
     status, events, summary = agent.stop()
     assert status == 0
@@ -147,6 +175,11 @@ def test_events_name_the_pods_over_udp_tcp_ipv4_ipv6(testbed, feeds, tmp_path):
 
     assert summary["drops"] == 0 and summary["kernel_packets"] > 0
     assert summary["interfaces"] == 3 and summary["malformed"] == 0
+    assert probes["/healthz"][0] == 200 and probes["/readyz"][0] == 200
+    exposition = probes["/metrics"][1]
+    assert f'dnswatch_agent_kernel_drops_total{{interface="{web.host_interface}"}} 0.0' in exposition
+    assert f'dnswatch_agent_interface_packets_total{{interface="{late.host_interface}"}}' in exposition
+    assert api.host_interface not in exposition  # its series ended with its interface
     # 12 exchanges (7 over UDP, 5 over TCP), each a query and a response.
     assert summary["messages"] == 24
     assert summary["matched"] == 15  # both messages of the 7 suspicious names, cdn.example's response
