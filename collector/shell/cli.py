@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 # Before gRPC is imported, which reads it once: its C core would otherwise print each failed TLS handshake (a
 # wrong --ca, plaintext against TLS) on stderr, next to the one line this command says about it.

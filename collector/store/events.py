@@ -123,18 +123,25 @@ def merge_batch(rows: Iterable[EventRow]) -> dict[str, EventRow]:
     return merged
 
 
-def filter_sql(where: EventFilter, *, driver: str | None = None) -> tuple[list[str], list[Any]]:
+def filter_sql(where: EventFilter, *, driver: str | None = None,
+               pod_column: str | None = None) -> tuple[list[str], list[Any]]:
     """The conditions (on `e`, the events table) and their parameters for a filter; empty lists match all.
 
     `driver` names the side table (`event_feeds` or `event_domains`, alias `x`) a list query reads from:
-    its own value and the time range are then tested on `x`, whose index gives them in page order."""
+    its own value, the namespace and the time range are then tested on `x`, whose index gives them in page
+    order. `pod_column` (`pod` or `pod_aggr`) tests the pod filter on that column alone."""
     conditions: list[str] = []
     params: list[Any] = []
     timed = "x.time" if driver else "e.time"
     if where.namespace is not None:
-        conditions.append("e.namespace = ?")
+        # The side tables repeat the namespace (migration 3), so a feed or domain filter with a namespace reads
+        # its page from their (value, namespace, time, event_id) index however rarely the two meet.
+        conditions.append(f"{'x' if driver else 'e'}.namespace = ?")
         params.append(where.namespace)
-    if where.pod is not None:
+    if where.pod is not None and pod_column is not None:
+        conditions.append(f"e.{pod_column} = ?")
+        params.append(where.pod)
+    elif where.pod is not None:
         conditions.append("(e.pod = ? OR e.pod_aggr = ?)")
         params += [where.pod, where.pod]
     for table, column, value in _side_filters(where):
@@ -161,11 +168,26 @@ def filter_sql(where: EventFilter, *, driver: str | None = None) -> tuple[list[s
 def list_sql(where: EventFilter, after: tuple[float, str] | None, size: int) -> tuple[str, tuple[Any, ...]]:
     """The query for one page, newest first, starting after the (time, id) `after`; it reads `size` rows.
 
-    With a feed (or else a domain) filter the page is read from that side table's index; otherwise from
-    events' (time, id) index, or an equality filter's (namespace, time, id) one."""
-    sides = _side_filters(where)
+    With a pod filter the page is read from the pod's indexes: a pod has few events, however many a feed has.
+    It matches the pod's name or its aggregated name, and an OR of the two would walk the whole time index for
+    a rare pod, so each column's index gives a page of its own and the two are merged (UNION drops an event
+    found by both). Else with a domain (or else a feed) filter the page is read from that side table's index
+    (after the namespace too, when one is given); otherwise from events' (time, id) index, or an equality
+    filter's (namespace, time, id) one."""
+    if where.pod is None:
+        return _page_sql(where, None, after, size)
+    branches = [_page_sql(where, column, after, size) for column in ("pod", "pod_aggr")]
+    merged = " UNION ".join(f"SELECT * FROM ({statement}) AS {alias}"
+                            for (statement, _), alias in zip(branches, ("by_pod", "by_pod_aggr")))
+    return (f"SELECT * FROM ({merged}) AS page ORDER BY 3 DESC, 4 DESC LIMIT ?",
+            (*branches[0][1], *branches[1][1], size))
+
+
+def _page_sql(where: EventFilter, pod_column: str | None, after: tuple[float, str] | None,
+              size: int) -> tuple[str, tuple[Any, ...]]:
+    sides = _side_filters(where) if pod_column is None else []
     driver = sides[0][0] if sides else None
-    conditions, params = filter_sql(where, driver=driver)
+    conditions, params = filter_sql(where, driver=driver, pod_column=pod_column)
     if driver:
         source, time_id = f"{driver} x JOIN events e ON e.id = x.event_id", "x.time, x.event_id"
     else:
@@ -180,12 +202,13 @@ def list_sql(where: EventFilter, after: tuple[float, str] | None, size: int) -> 
 
 
 def _side_filters(where: EventFilter) -> list[tuple[str, str, str]]:
-    """(table, column, value) of the filters answered by a side table, the feed first."""
+    """(table, column, value) of the filters answered by a side table, the domain first: a domain names few
+    events and a feed many, so a page of both is found sooner by reading the domain's."""
     sides = []
-    if where.feed is not None:
-        sides.append(("event_feeds", "feed", where.feed))
     if where.domain is not None:
         sides.append(("event_domains", "domain", canonical_name(where.domain) or where.domain))
+    if where.feed is not None:
+        sides.append(("event_feeds", "feed", where.feed))
     return sides
 
 
@@ -409,12 +432,13 @@ class EventStoreMixin:
                         chunk = [r.id for r in grown[start:start + _LOOKUP_CHUNK]]
                         self._exec(conn, f"DELETE FROM {table} WHERE event_id IN ({', '.join('?' * len(chunk))})",
                                    tuple(chunk))
-            feeds = [(r.id, feed, r.time) for r in changed.values() for feed in sorted(r.feeds)]
-            domains = [(r.id, domain, r.time) for r in changed.values() for domain in sorted(r.domains)]
+            feeds = [(r.id, feed, r.time, r.namespace) for r in changed.values() for feed in sorted(r.feeds)]
+            domains = [(r.id, domain, r.time, r.namespace) for r in changed.values()
+                       for domain in sorted(r.domains)]
             if feeds:
-                self._insert_many(conn, "event_feeds (event_id, feed, time)", 3, feeds)
+                self._insert_many(conn, "event_feeds (event_id, feed, time, namespace)", 4, feeds)
             if domains:
-                self._insert_many(conn, "event_domains (event_id, domain, time)", 3, domains)
+                self._insert_many(conn, "event_domains (event_id, domain, time, namespace)", 4, domains)
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
                        (last_seq + len(new) + len(grown),))
             return results

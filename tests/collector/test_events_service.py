@@ -364,3 +364,73 @@ async def test_a_watch_cut_again_and_again_misses_nothing_and_repeats_nothing(se
     # The rows as stored now were all received, under their own sequence numbers.
     stored = await served.store.events_since(0, EventFilter(), MAX_PAGE_SIZE)
     assert {s.seq for s in stored} <= set(seqs)
+
+
+async def test_pod_filter_merges_name_and_aggregated_name_pages_without_repeats(served) -> None:
+    # A pod without an owner has its own name as aggregated name: both indexes find it, it comes once.
+    events = [event(i, pod="static-pod", seconds=i) for i in range(0, 30, 3)]
+    events += [event(i, pod=f"web-x-{i % 2}", seconds=i) for i in range(1, 30, 3)]
+    for e in events:
+        if e["source_name"] == "static-pod":
+            e["source_name_aggr"] = "static-pod"
+    events += [event(i, pod="other-y-1", seconds=i) for i in range(2, 30, 3)]
+    await served.store.ingest_events(events)
+    F = events_pb2.EventFilter
+    static = newest_first([e for e in events if e["source_name"] == "static-pod"])
+    web = newest_first([e for e in events if e["source_name"].startswith("web-x-")])
+    for page_size in (1, 3, 100):
+        assert await list_ids(served.stub, F(pod="static-pod"), page_size) == static
+        assert await list_ids(served.stub, F(pod="web-x-*"), page_size) == web
+        assert await list_ids(served.stub, F(pod="web-x-1", feed="c2"), page_size) == newest_first(
+            [e for e in events if e["source_name"] == "web-x-1"])
+        assert await list_ids(served.stub, F(pod="web-x-*", namespace="elsewhere"), page_size) == []
+
+
+async def test_namespace_with_feed_or_domain_survives_re_emission(served) -> None:
+    await served.store.ingest_events([event(1, namespace="a", feeds=("c2",), domains=("x.example",)),
+                                      event(2, namespace="b", feeds=("c2",), domains=("x.example",))])
+    await served.store.ingest_events([event(1, namespace="a", feeds=("c2", "dga"), domains=("x.example",),
+                                            count=9)])
+    F = events_pb2.EventFilter
+    assert await list_ids(served.stub, F(namespace="a", feed="dga")) == [f"{1:032x}"]
+    assert await list_ids(served.stub, F(namespace="a", feed="c2", domain="x.example")) == [f"{1:032x}"]
+    assert await list_ids(served.stub, F(namespace="b", domain="x.example")) == [f"{2:032x}"]
+    assert await list_ids(served.stub, F(namespace="b", feed="dga")) == []
+
+
+async def test_a_database_from_before_the_side_table_namespaces_is_filled_in(tmp_path) -> None:
+    """Migration 3 copies each event's namespace into the side tables of a database made by schema 2."""
+    import sqlite3
+    import time as time_
+
+    from collector.store import open_store
+    from collector.store.events import event_row
+    from collector.store.schema import MIGRATIONS, SCHEMA_VERSION_TABLE
+
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(SCHEMA_VERSION_TABLE)
+    for migration in MIGRATIONS[:2]:
+        for statement in migration.statements:
+            conn.execute(statement.format(bytes="BLOB"))
+        conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (migration.version, "", time_.time()))
+    events = [event(i, namespace=("a", "b")[i % 2], feeds=("c2", "dga")[i % 3 == 0:][:1]) for i in range(12)]
+    for seq, e in enumerate(events, 1):
+        r = event_row(e)
+        conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (r.id, seq, r.time, r.first_seen, r.last_seen, r.count, r.type, r.host, r.namespace, r.pod,
+                      r.pod_aggr, r.body, 0.0))
+        conn.executemany("INSERT INTO event_feeds VALUES (?, ?, ?)", [(r.id, f, r.time) for f in r.feeds])
+        conn.executemany("INSERT INTO event_domains VALUES (?, ?, ?)", [(r.id, d, r.time) for d in r.domains])
+    conn.execute("UPDATE event_sequence SET last_seq = ?", (len(events),))
+    conn.commit()
+    conn.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        for namespace in ("a", "b"):
+            for feed in ("c2", "dga"):
+                page, _ = await store.list_events(EventFilter(namespace=namespace, feed=feed), 100)
+                assert [s.event["id"] for s in page] == newest_first(
+                    [e for e in events if e["source_namespace"] == namespace and feed in e["record"]["feeds"]])
+    finally:
+        await store.close()
