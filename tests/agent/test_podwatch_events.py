@@ -6,6 +6,7 @@ import json
 import math
 import random
 import threading
+import time
 
 import pytest
 
@@ -209,11 +210,12 @@ def test_a_reader_in_another_thread_never_sees_an_address_without_its_holder():
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for i in range(1, 20_000):
+        for i in range(1, 3000):
             directory.claim(pods[i % 2], float(i))
             directory.release(pods[(i + 1) % 2], float(i))
-            if i % 1000 == 0:
+            if i % 100 == 0:
                 directory.prune(float(i))
+                time.sleep(0)  # let the reader in between changes as well as within them
     finally:
         stop.set()
         thread.join()
