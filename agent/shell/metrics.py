@@ -104,7 +104,7 @@ class AgentMetrics:
         self._connected: dict[str, bool] = {}
         self._pods: int | None = None
         self.registry.register(_Renderer(self))
-        ProcessCollector(registry=self.registry)  # CPU seconds and memory: the live bench reads the agent's CPU
+        ProcessCollector(registry=self.registry)  # CPU seconds and memory: what the agent costs its node
 
     # -- what the pipeline saw
 
