@@ -126,13 +126,9 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                 yield events_pb2.Ack(batch_id=item.batch_id, inserted=result.inserted, replaced=result.updated)
             await reader  # the stream ended normally: surface a reader failure, if any
         finally:
+            # Writes already handed to the store carry on (harmless: the agent resends what it saw no Ack
+            # for, and the store de-duplicates); only their outcome is no longer awaited.
             reader.cancel()
-            # Writes already handed to the store carry on (their result is harmless: the agent resends
-            # what it saw no Ack for); only their outcome is no longer awaited here.
-            while not writes.empty():
-                item = writes.get_nowait()
-                if isinstance(item, _Write):
-                    item.task.add_done_callback(_ignore_outcome)
 
     async def _read(self, request_iterator: AsyncIterator[events_pb2.EventBatch], writes: asyncio.Queue[Any]
                     ) -> None:
@@ -145,6 +141,9 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                     return
                 task = asyncio.create_task(self._store.ingest_events(events, bodies=texts),
                                            name=f"ingest batch {batch.batch_id}")
+                # Awaited below when its turn comes, unless the stream ends first: then nobody reads its
+                # outcome, and asyncio must not log a failure of it as never retrieved.
+                task.add_done_callback(_ignore_outcome)
                 # put() waits while `window` writes are unanswered: the stream is then not read further.
                 await writes.put(_Write(batch.batch_id, task))
         except Exception as error:  # noqa: BLE001 - the stream broke: the acking side ends the call with it
