@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -162,6 +163,32 @@ def test_agent_security_context_is_net_raw_only_unprivileged_and_read_only():
         assert not pod.get(key), key
     for container in pod.get("initContainers", []):
         assert not container.get("securityContext", {}).get("privileged")
+
+
+OPEN_PACKET_SOCKET = "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)).close()"
+
+
+def run_with_capabilities(bounding: list[str], *identity: str) -> subprocess.CompletedProcess:
+    """Python with only `bounding` capabilities, no inheritable ones, and no_new_privs (allowPrivilegeEscalation:
+    false), as `identity` (setpriv flags; none: uid 0) — the way a container runtime starts the agent."""
+    caps = ",".join(["-all", *(f"+{cap.lower()}" for cap in bounding)])
+    return subprocess.run(["setpriv", *identity, "--inh-caps=-all", f"--bounding-set={caps}", "--no-new-privs",
+                           sys.executable, "-c", OPEN_PACKET_SOCKET], capture_output=True, text=True, timeout=60)
+
+
+def test_the_agents_capabilities_open_a_packet_socket_as_uid_0_and_not_as_another_user():
+    """The manifest's reason for uid 0, checked with real processes: NET_RAW alone suffices for uid 0, and a
+    non-root uid with the same capability added cannot open the socket (Kubernetes sets no ambient caps)."""
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux) to start processes with a chosen capability set")
+    added = agent_container()["securityContext"]["capabilities"]["add"]
+    as_root = run_with_capabilities(added)
+    assert as_root.returncode == 0, as_root.stderr
+    refused = "_socket.socket.__init__(self, family, type, proto, fileno)\nPermissionError: [Errno 1]"
+    without = run_with_capabilities([])
+    assert without.returncode != 0 and refused in without.stderr  # the check has teeth
+    as_user = run_with_capabilities(added, "--reuid=10001", "--regid=10001", "--clear-groups")
+    assert as_user.returncode != 0 and refused in as_user.stderr, as_user.stderr
 
 
 def test_agent_sees_the_host_network_on_every_node_and_knows_its_node():
