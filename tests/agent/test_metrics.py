@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import grpc
 import httpx
@@ -25,7 +26,8 @@ from agent.shell.metricsserver import serve_metrics
 from agent.shell.replay import replay
 from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import Spool
-from tests.agent.test_replay import PCAPS
+
+PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
