@@ -126,6 +126,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "WHERE e.id = event_domains.event_id), '')",
         "CREATE INDEX event_domains_by_domain_namespace ON event_domains (domain, namespace, time, event_id)",
     )),
+    Migration(4, "events: an index for the node (host) filter", (
+        # Without it a node filter walks the time index testing each event: fine alone (a node has a share of
+        # every page), but a node with a rare type or pod read over 100 ms a page at 1M events.
+        "CREATE INDEX events_by_host ON events (host, time, id)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
