@@ -9,10 +9,11 @@ then the agent is stopped with SIGTERM and its summary read. A row gives the rat
 sent and got answered, the packets the agent captured, the kernel's drops (PACKET_STATISTICS) and the
 agent's CPU (utime + stime from /proc/PID/stat over the load) — as a share of one core and per packet.
 
-A second set of rows ("capture only") runs the capture loop alone — AF_PACKET sockets, kernel filter, poll
-and one recvfrom per packet, no decoding — under the same load, to show what the recv path itself costs; a
-third ("capture, no wait") the same without the 2 ms coalescing wait (`CaptureSettings.coalesce`), to show
-what waking up for every packet or two costs at low rates.
+Kinds of rows: `agent` is `dnswatch-agent run` as shipped (a 2 MiB TPACKET_V3 ring per interface);
+`agent, recvfrom` the same reading one packet per `recvfrom` (`--ring-mb 0`); `capture only` runs the capture
+loop alone (sockets, kernel filter, ring, no decoding) to show what reading costs; `capture, recvfrom` the
+same with recvfrom and its 2 ms coalescing wait (`CaptureSettings.coalesce`); `capture, recvfrom, no wait`
+without the wait, to show what waking up for every packet or two costs at low rates.
 
 Every part (dnsperf, dnsmasq, the agent) shares the machine's cores, so at high rates the servers fall
 behind before the agent does: the `answered_qps` column says what load the agent really saw.
@@ -43,7 +44,7 @@ from agent.shell.capture import CaptureSettings, LiveCapture
 logging.basicConfig(level="INFO")
 stopping = []
 signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-capture = LiveCapture(CaptureSettings(patterns=("cali*",), coalesce=float(sys.argv[1])))
+capture = LiveCapture(CaptureSettings(patterns=("cali*",), coalesce=float(sys.argv[1]), ring_bytes=int(sys.argv[2])))
 count = 0
 for _ in capture.frames(lambda: bool(stopping)):
     count += 1
@@ -144,10 +145,12 @@ def measure(rates=RATES, seconds: float = 5.0, servers: int = 2, capture_only: b
         pods_file = bed.write_pod_list(work / "pods.json")
         agent_argv = [AGENT, "run", "--interfaces", "cali*", "--pods", str(pods_file), "--feed",
                       f"c2={work / 'c2.txt'}", "--node", bed.node_name, "-o", "json"]
-        kinds = [("agent", agent_argv)]
+        ring = str(2 * 1024 * 1024)
+        kinds = [("agent", agent_argv), ("agent, recvfrom", [*agent_argv, "--ring-mb", "0"])]
         if capture_only:
-            kinds.append(("capture only", [sys.executable, "-c", _CAPTURE_ONLY, "0.002"]))
-            kinds.append(("capture, no wait", [sys.executable, "-c", _CAPTURE_ONLY, "0"]))
+            kinds.append(("capture only", [sys.executable, "-c", _CAPTURE_ONLY, "0", ring]))
+            kinds.append(("capture, recvfrom", [sys.executable, "-c", _CAPTURE_ONLY, "0.002", "0"]))
+            kinds.append(("capture, recvfrom, no wait", [sys.executable, "-c", _CAPTURE_ONLY, "0", "0"]))
         for kind, argv in kinds:
             for rate in rates:
                 row = _one_rate(bed, pods, addresses, rate, seconds, argv, queries)

@@ -17,20 +17,24 @@ interface — it then came in through one and was (or will be) read there; an ou
 else (the node itself, a host-network DNS server, a pod on another node, a service address after kube-proxy's
 reverse NAT) is the only copy and is kept. The addresses learnt are forgotten with their interface. On a
 loopback interface, where every packet is both sent and received, outgoing copies are always skipped. Each poll
-round learns from every socket's incoming packets before judging any outgoing one, so the order in which the
-sockets are read does not matter. What slips through (a pod's very first packet when its two copies fall into
-different rounds, or one exchange seen both under a service and a pod address) is the same transaction for
-the TransactionTracker, which counts it once; the counters here are only more exact.
+round learns from every socket's incoming packets before judging any outgoing one, and an outgoing packet
+from a source not known yet waits `DUPLICATE_HOLD` (30 ms) for its twin, so the order in which sockets and
+ring blocks are handed over does not matter. What slips through (one exchange seen both under a service and a
+pod address, after kube-proxy's NAT) is the same transaction for the TransactionTracker, which counts it once;
+the counters here are only more exact.
 
-Cost (bench/live.py): one `recvfrom` per packet, about 4-6 µs of CPU a packet with the system's share, well
-inside 20k queries/s (40k packets/s) on one core, so no memory-mapped ring was needed; what did matter was
-waking up for every packet at low rates, hence the short `coalesce` wait.
+Reading: a TPACKET_V3 ring per interface by default (agent.shell.ring says why: a socket buffer beyond
+rmem_max needs CAP_NET_ADMIN), or one `recvfrom` per packet (`ring_bytes=0`). Measured with bench/live.py
+on this 2-core testbed at 20k queries/s (40k packets/s), no kernel drops either way: the capture alone costs
+2.8 µs of CPU a packet from the ring, 5.6 µs by recvfrom (with the 2 ms `coalesce` wait; 9.8 µs waking for
+every packet); the whole agent 4.5 µs (ring) and 7.2 µs (recvfrom), 13 % and 23 % of a core.
 """
 
 from __future__ import annotations
 
 import errno
 import fnmatch
+from collections import deque
 import logging
 import select
 import socket
@@ -42,6 +46,7 @@ from dataclasses import dataclass, field
 from agent.core.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from agent.errors import BadInput
 from agent.shell import bpf
+from agent.shell.ring import PacketRing
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -59,6 +64,8 @@ log = logging.getLogger(__name__)
 
 _STATS = struct.Struct("=II")
 _MAX_LEARNT = 65_536  # addresses behind captured interfaces; a node has a few hundred pods
+DUPLICATE_HOLD = 0.03  # seconds an outgoing packet of an unknown source waits for its incoming twin (ring: 8 ms)
+RING_RETIRE_MS = 8  # a ring block with packets is handed over at the latest this long after it was opened
 DRAIN_SECONDS = 1.0  # at most this long reading what is queued after a stop (under load it never empties)
 
 
@@ -78,11 +85,14 @@ class CaptureSettings:
     """Seconds between two reads of the kernel's packet and drop counters."""
     batch: int = 256
     """Packets read from one socket before the next gets its turn (fairness under load)."""
+    ring_bytes: int = 2 * 1024 * 1024
+    """Size of each interface's TPACKET_V3 ring (agent.shell.ring); 0 reads with one `recvfrom` per packet
+    from a socket buffer of `buffer_bytes` instead."""
     coalesce: float = 0.002
-    """Seconds to wait after a round that found little to read, letting packets gather in the socket
-    buffers, so that one wakeup reads many rather than one each (what TPACKET_V3's block timeout does).
-    Measured on the testbed (bench/live.py, capture alone): at 5k queries/s, 31 % of a core without the wait
-    and 8 % with 2 ms; at 20k, 14 % and 11 %. Events are late by as much, which nobody can tell."""
+    """Without a ring: seconds to wait after a round that found little to read, letting packets gather in the
+    socket buffers, so that one wakeup reads many rather than one each (what TPACKET_V3's block timeout does).
+    Measured on the testbed (bench/live.py, capture alone): at 5k queries/s, 24 % of a core without the wait
+    and 8 % with 2 ms. Events are late by as much, which nobody can tell."""
 
 
 @dataclass
@@ -124,21 +134,25 @@ class CaptureStats:
 
 
 class _Interface:
-    __slots__ = ("name", "index", "sock", "linktype", "ip_offset", "loopback", "counters")
+    __slots__ = ("name", "index", "sock", "ring", "linktype", "ip_offset", "loopback", "counters")
 
-    def __init__(self, name: str, index: int, sock: socket.socket, linktype: int, ip_offset: int,
-                 loopback: bool, counters: InterfaceCounters) -> None:
+    def __init__(self, name: str, index: int, sock: socket.socket, ring: PacketRing | None, linktype: int,
+                 ip_offset: int, loopback: bool, counters: InterfaceCounters) -> None:
         self.name = name
         self.index = index
         self.sock = sock
+        self.ring = ring
         self.linktype = linktype
         self.ip_offset = ip_offset
         self.loopback = loopback
         self.counters = counters
 
 
-def open_interface_socket(name: str, ports: frozenset[int], buffer_bytes: int) -> tuple[socket.socket, int, int, bool]:
-    """A non-blocking AF_PACKET socket on `name` with the DNS filter: (socket, linktype, IP offset, loopback).
+def open_interface_socket(
+    name: str, ports: frozenset[int], buffer_bytes: int, ring_bytes: int = 0
+) -> tuple[socket.socket, PacketRing | None, int, int, bool]:
+    """A non-blocking AF_PACKET socket on `name` with the DNS filter and, with `ring_bytes`, a receive ring:
+    (socket, ring or None, linktype, IP offset, loopback).
 
     The filter goes on before the socket starts receiving — bound first with protocol 0, which hands it
     nothing, to learn the link type, and only then bound for every protocol — so no unfiltered packet is
@@ -155,13 +169,20 @@ def open_interface_socket(name: str, ports: frozenset[int], buffer_bytes: int) -
         else:
             raise OSError(errno.EPROTONOSUPPORT, f"link type {hatype} is neither Ethernet nor raw IP")
         bpf.attach(sock, bpf.dns_filter(ports, ip_offset))
-        try:  # beyond net.core.rmem_max needs CAP_NET_ADMIN, which the DaemonSet does not grant
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+        ring = PacketRing(sock, ring_bytes, retire_ms=RING_RETIRE_MS) if ring_bytes else None
+        if ring is None:
+            try:  # beyond net.core.rmem_max needs CAP_NET_ADMIN, which the DaemonSet does not grant
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
         sock.setblocking(False)
-        sock.bind((name, ETH_P_ALL))
-        return sock, linktype, ip_offset, hatype == _ARPHRD_LOOPBACK
+        try:
+            sock.bind((name, ETH_P_ALL))
+        except BaseException:
+            if ring is not None:
+                ring.close()
+            raise
+        return sock, ring, linktype, ip_offset, hatype == _ARPHRD_LOOPBACK
     except BaseException:
         sock.close()
         raise
@@ -210,8 +231,7 @@ class LiveCapture:
 
         Once `stop()` is true the sockets are read until they are empty (for at most `DRAIN_SECONDS`), so
         the packets of an exchange that ended just before the stop are not left in the kernel's buffers.
-        The time stamp is the wall clock when the socket was found readable: close enough for windows of
-        seconds, and it spares a timestamp option and `recvmsg`'s ancillary data on every packet.
+        Time stamps are the kernel's with a ring, the wall clock at reading without one.
         """
         settings = self.settings
         self.rescan()
@@ -223,34 +243,49 @@ class LiveCapture:
         read_round = self._read_round
         behind = self._behind
         batch = settings.batch
-        coalesce = settings.coalesce
+        coalesce = 0.0 if settings.ring_bytes else settings.coalesce  # a ring hands over blocks, not packets
         sleep = time.sleep
         stats = self.stats
         frames = duplicates = 0
         drain_until = None
+        # Outgoing packets from a source not (yet) known to be behind a captured interface wait here a moment:
+        # its incoming copy may be in a socket or ring block handed over a little later.
+        held: deque[tuple[float, float, int, bytes, bytes]] = deque()
+        hold, popleft = held.append, held.popleft
         try:
             while True:
                 if drain_until is None:
                     if stop():
                         drain_until = time.monotonic() + DRAIN_SECONDS
                         continue
-                    timeout = min(next_second, next_rescan, next_stats) - time.time()
+                    timeout = min(next_second, next_rescan, next_stats, held[0][0] if held else next_second) - time.time()
                     ready = poll(max(0, min(timeout, 0.25)) * 1000)
                 else:
-                    ready = poll(0)
+                    # A ring's last block is handed over only when its retire timer fires: wait that long.
+                    ready = poll(4 * RING_RETIRE_MS if settings.ring_bytes else 0)
                     if not ready or time.monotonic() > drain_until:
                         break
                 now = time.time()
-                round_frames, skipped = read_round(ready, batch, behind)
+                round_frames, skipped = read_round(ready, batch, behind, now)
                 duplicates += skipped
                 if coalesce and drain_until is None and len(round_frames) < batch:
                     sleep(coalesce)
-                for linktype, frame, outgoing_source in round_frames:
-                    if outgoing_source is not None and outgoing_source in behind:
+                while held and held[0][0] <= now:
+                    _, ts, linktype, frame, source = popleft()
+                    if source in behind:
                         duplicates += 1
                         continue
                     frames += 1
-                    yield now, linktype, frame
+                    yield ts, linktype, frame
+                for ts, linktype, frame, outgoing_source in round_frames:
+                    if outgoing_source is not None:
+                        if outgoing_source in behind:
+                            duplicates += 1
+                            continue
+                        hold((now + DUPLICATE_HOLD, ts, linktype, frame, outgoing_source))
+                        continue
+                    frames += 1
+                    yield ts, linktype, frame
                 if now >= next_stats:
                     self.read_stats()
                     next_stats = now + settings.stats_interval
@@ -264,56 +299,88 @@ class LiveCapture:
                     if every_second is not None:
                         every_second(now)
                     next_second = now + 1.0
+            while held:  # the stop: what was held has waited long enough
+                _, ts, linktype, frame, source = popleft()
+                if source in behind:
+                    duplicates += 1
+                    continue
+                frames += 1
+                yield ts, linktype, frame
         finally:
             stats.frames += frames
             stats.duplicate_copies += duplicates
             self.read_stats()
 
-    def _read_round(self, ready, batch: int, behind: dict[bytes, int]) -> tuple[list, int]:
-        """Up to `batch` packets from each ready socket: ([(linktype, frame, source if outgoing else None)],
-        outgoing copies skipped at once).
+    def _read_round(self, ready, batch: int, behind: dict[bytes, int], now: float) -> tuple[list, int]:
+        """Up to `batch` packets (or ring blocks) from each ready socket:
+        ([(ts, linktype, frame, source if outgoing else None)], outgoing copies skipped at once).
 
         Two passes over a round: here every socket's incoming packets teach `behind` first, and only then
         does the caller judge the outgoing ones, so the outgoing copy of a packet whose incoming copy sits in
         a socket read later in the same round is still recognised.
         """
         round_frames = []
+        append = round_frames.append
         duplicates = 0
         by_fd = self._by_fd
         for fd, _ in ready:
             iface = by_fd.get(fd)
             if iface is None:
                 continue
-            recvfrom = iface.sock.recvfrom
             linktype = iface.linktype
             ip = iface.ip_offset
             index = iface.index
-            for _ in range(batch):
-                try:
-                    frame, address = recvfrom(65536)
-                except BlockingIOError:
-                    break
-                except OSError as error:
-                    # ENETDOWN: the interface went down (or away: the next rescan closes it).
-                    if error.errno not in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
-                        raise
-                    break
+            if iface.ring is not None:
+                packets = iface.ring.read(batch)
+                if not packets:
+                    self._clear_error(iface)
+            else:
+                packets = self._receive(iface, batch, now)
+            for ts, frame, pkttype in packets:
                 if frame[ip] >> 4 == 4:
                     source = frame[ip + 12:ip + 16]
                 else:
                     source = frame[ip + 8:ip + 24]
-                if address[2] == PACKET_OUTGOING:
+                if pkttype == PACKET_OUTGOING:
                     if iface.loopback:
                         duplicates += 1
                         continue
-                    round_frames.append((linktype, frame, source))
+                    append((ts, linktype, frame, source))
                     continue
                 if source not in behind:
                     if len(behind) >= _MAX_LEARNT:
                         behind.clear()  # a spoofing pod could fill it; forgetting only risks a duplicate
                     behind[source] = index
-                round_frames.append((linktype, frame, None))
+                append((ts, linktype, frame, None))
         return round_frames, duplicates
+
+    @staticmethod
+    def _receive(iface: _Interface, batch: int, now: float) -> list[tuple[float, bytes, int]]:
+        """Up to `batch` packets by `recvfrom`, each stamped `now` (the wall clock when the socket was found
+        readable: close enough for windows of seconds, and no timestamp option or ancillary data to parse)."""
+        out = []
+        recvfrom = iface.sock.recvfrom
+        for _ in range(batch):
+            try:
+                frame, address = recvfrom(65536)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                # ENETDOWN: the interface went down (or away: the next rescan closes it).
+                if error.errno not in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                    raise
+                break
+            out.append((now, frame, address[2]))
+        return out
+
+    @staticmethod
+    def _clear_error(iface: _Interface) -> None:
+        """A ring socket found readable with no block to hand over carries an error (ENETDOWN when its
+        interface went down): read it, or poll would report it again and again."""
+        try:
+            iface.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            pass
 
     def read_stats(self) -> None:
         for iface in self._by_index.values():
@@ -330,8 +397,8 @@ class LiveCapture:
 
     def _open(self, name: str, index: int) -> None:
         try:
-            sock, linktype, ip_offset, loopback = open_interface_socket(
-                name, self.settings.ports, self.settings.buffer_bytes)
+            sock, ring, linktype, ip_offset, loopback = open_interface_socket(
+                name, self.settings.ports, self.settings.buffer_bytes, self.settings.ring_bytes)
         except PermissionError:
             raise  # no CAP_NET_RAW: no interface will do better, the caller says so and stops
         except OSError as error:
@@ -341,14 +408,15 @@ class LiveCapture:
             log.warning("cannot capture on %s: %s", name, error.strerror or error)
             return
         counters = InterfaceCounters(name, index)
-        iface = _Interface(name, index, sock, linktype, ip_offset, loopback, counters)
+        iface = _Interface(name, index, sock, ring, linktype, ip_offset, loopback, counters)
         self._by_fd[sock.fileno()] = iface
         self._by_index[index] = iface
         self.stats.interfaces[index] = counters
         self.stats.interfaces_opened += 1
         self._poll.register(sock.fileno(), select.POLLIN)
         kind = "ethernet" if linktype == LINKTYPE_ETHERNET else "raw IP"
-        log.info("capturing on %s (index %d, %s)", name, index, kind)
+        reader = f"{ring.size // 1024} KiB ring" if ring is not None else "recvfrom"
+        log.info("capturing on %s (index %d, %s, %s)", name, index, kind, reader)
 
     def _close(self, iface: _Interface, why: str | None) -> None:
         self._add_kernel_stats(iface)
@@ -357,6 +425,8 @@ class LiveCapture:
         del self._by_fd[fd]
         del self._by_index[iface.index]
         del self.stats.interfaces[iface.index]
+        if iface.ring is not None:
+            iface.ring.close()
         iface.sock.close()
         self.stats.retired.append(iface.counters)
         self.stats.interfaces_closed += 1

@@ -67,8 +67,10 @@ class RunConfig:
     log_level: str = "INFO"
     log_format: str = "text"
     """`text` or `json` (one object per line on stderr)."""
+    ring_bytes: int = 2 * 1024 * 1024
+    """TPACKET_V3 ring per captured interface; 0: `recvfrom` from a socket buffer of `buffer_bytes`."""
     buffer_bytes: int = 8 * 1024 * 1024
-    """Kernel receive buffer per captured interface."""
+    """Kernel receive buffer per captured interface, without a ring."""
     metrics_port: int | None = None
     """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
     stats_every: float = 0.0
@@ -99,8 +101,11 @@ def add_run_parser(commands) -> None:
     run.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
     run.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
     run.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+    run.add_argument("--ring-mb", type=float, default=2.0, metavar="MB",
+                     help="TPACKET_V3 ring per interface, MiB (default 2); 0 reads packet by packet with recvfrom")
     run.add_argument("--buffer-mb", type=parse_window, default=8.0, metavar="MB",
-                     help="kernel receive buffer per interface, MiB (default 8)")
+                     help="without a ring: socket receive buffer per interface, MiB (default 8; above "
+                     "net.core.rmem_max only with CAP_NET_ADMIN)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="log packet and kernel drop counts this often (default never)")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
@@ -112,6 +117,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     patterns = tuple(p.strip() for p in args.interfaces.split(",") if p.strip())
     if not patterns:
         raise BadInput("--interfaces needs at least one interface name pattern")
+    if not 0 <= args.ring_mb <= 1024:
+        raise BadInput("--ring-mb must be between 0 (no ring) and 1024")
     return RunConfig(
         interfaces=patterns,
         feeds=tuple(args.feed),
@@ -128,6 +135,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         dns_server_selector=args.dns_server_selector,
         log_level=args.log_level,
         log_format=args.log_format,
+        ring_bytes=int(args.ring_mb * 1024 * 1024),
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
         stats_every=args.stats_every,
@@ -188,7 +196,8 @@ def run_live(config: RunConfig) -> int:
         dns_server_selector=config.dns_server_selector,
     )
     capture = LiveCapture(
-        CaptureSettings(patterns=config.interfaces, ports=config.ports, buffer_bytes=config.buffer_bytes)
+        CaptureSettings(patterns=config.interfaces, ports=config.ports, buffer_bytes=config.buffer_bytes,
+                        ring_bytes=config.ring_bytes)
     )
     output = renderer(config.output)
     stats = RunStats()
