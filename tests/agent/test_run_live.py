@@ -296,3 +296,25 @@ def test_pods_and_kubeconfig_together_are_refused(feeds):
     result = subprocess.run([AGENT, "run", "--pods", "a.json", "--kubeconfig", "k", *feeds], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "not allowed with" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_loopback_packets_are_read_once_and_a_downed_interface_comes_back(testbed, feeds):
+    """On loopback every packet is both sent and received: the outgoing copy is skipped. An interface taken
+    down and up again keeps its socket (the kernel re-attaches it), and capture resumes."""
+    bed = testbed
+    web = bed.add_pod("web", namespace="shop")
+    agent = RunningAgent(bed, ["--interfaces", "lo,cali*", *feeds])
+    agent.wait_for_log("capturing on lo ")
+    agent.wait_for_log(f"capturing on {web.host_interface}")
+    # A host-network client on the node asks the node's DNS: both ends on lo.
+    assert bed.in_node("dig", f"@{DNS_IPV4}", "evil.example", "+short", "+time=2", "+tries=1").stdout.split() == [
+        "198.51.100.7"]
+    bed.in_node("ip", "link", "set", web.host_interface, "down")
+    bed.in_node("ip", "link", "set", web.host_interface, "up")
+    assert bed.dig(web, "evil.example", tcp=True) == ["198.51.100.7"]
+    status, events, summary = agent.stop()
+    assert status == 0
+    assert sorted((e["source_ip"], e["record"]["count"]) for e in events) == sorted([(DNS_IPV4, 1), (web.ipv4, 1)])
+    assert summary["messages"] == 4 and summary["interfaces"] == 2 and summary["drops"] == 0
+    assert summary["duplicates"] == 2  # the two UDP datagrams' outgoing copies on lo
+    assert not any("stopped capturing" in line for line in agent.stderr)
