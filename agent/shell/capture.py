@@ -347,7 +347,8 @@ class LiveCapture:
                         continue
                     append((ts, linktype, frame, source))
                     continue
-                if source not in behind:
+                # Loopback's "incoming" packets are the node's own: their sources are not behind an interface.
+                if source not in behind and not iface.loopback:
                     if len(behind) >= _MAX_LEARNT:
                         behind.clear()  # a spoofing pod could fill it; forgetting only risks a duplicate
                     behind[source] = index

@@ -315,6 +315,6 @@ def test_loopback_packets_are_read_once_and_a_downed_interface_comes_back(testbe
     status, events, summary = agent.stop()
     assert status == 0
     assert sorted((e["source_ip"], e["record"]["count"]) for e in events) == sorted([(DNS_IPV4, 1), (web.ipv4, 1)])
-    assert summary["messages"] == 4 and summary["interfaces"] == 2 and summary["drops"] == 0
+    assert summary["messages"] == 4 and summary["interfaces"] == 2 and summary["drops"] == 0, (summary, agent.stderr)
     assert summary["duplicates"] == 2  # the two UDP datagrams' outgoing copies on lo
     assert not any("stopped capturing" in line for line in agent.stderr)
