@@ -95,6 +95,7 @@ class SqlStore(EventStoreMixin):
 
         await asyncio.get_running_loop().run_in_executor(self._thread, close_connection)
         self._thread.shutdown(wait=True)
+        self._close_ingest_line()
 
     async def __aenter__(self) -> "SqlStore":
         return self
