@@ -112,6 +112,8 @@ class Testbed:
         self._namespaces: list[str] = []
         self._processes: list[subprocess.Popen] = []
         self._next_pod = 1
+        self._host_link: str | None = None
+        self._host_addresses = ("", "")
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -148,6 +150,9 @@ class Testbed:
             except subprocess.TimeoutExpired:
                 pass
         self._processes.clear()
+        if self._host_link is not None:
+            subprocess.run(["ip", "link", "del", self._host_link], capture_output=True)
+            self._host_link = None
         for netns in reversed(self._namespaces):
             subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         self._namespaces.clear()
@@ -233,6 +238,22 @@ class Testbed:
             labels=dict(labels or {}),
             uid=f"{digest[:8]}-0000-4000-8000-{digest[8:20]}",
         )
+
+    def link_to_host(self) -> tuple[str, str]:
+        """A veth pair between the test's own namespace and the node, for servers the test runs itself (a
+        collector): (the address on the test's side, the node's). Removed by `close()`."""
+        if self._host_link is None:
+            subnet = int(self.run_id[-2:], 16)  # a /30 of its own per testbed, as far as 256 allow
+            name = f"dnsh{self.run_id}"
+            host, node = f"10.199.{subnet}.1", f"10.199.{subnet}.2"
+            run(["ip", "link", "add", name, "type", "veth", "peer", "name", "host0", "netns", self.node])
+            self._host_link = name
+            run(["ip", "addr", "add", f"{host}/30", "dev", name])
+            run(["ip", "link", "set", name, "up"])
+            self._node_ip("addr", "add", f"{node}/30", "dev", "host0")
+            self._node_ip("link", "set", "host0", "up")
+            self._host_addresses = (host, node)
+        return self._host_addresses
 
     def call_in_node(self, function, *args):
         """`function(*args)` on a thread that has entered the node's network namespace, and its result:

@@ -2,7 +2,9 @@
 
     capture (AF_PACKET + kernel filter, agent.shell.capture) → Decoder → Matcher → EventPipeline → output
 
-Pods come from `--pods` (a static list), or are watched through the API (`--kubeconfig`, or in-cluster when
+Feeds come from the flags, or from the collector (`--collector`: synced at start, then followed, each change a
+new Matcher taken over by the loop), which also receives the events (agent.shell.shipper). Pods come from
+`--pods` (a static list), or are watched through the API (`--kubeconfig`, or in-cluster when
 running in a pod: agent.shell.podwatch, a thread filling the PodDirectory the pipeline reads). The loop is
 replay's: decode, look the message up in the matcher's cache or scan it, hand matches to the
 pipeline. Time is the wall clock: the capture calls back about once a second, quiet or not, and the pipeline
@@ -20,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,11 +78,20 @@ class RunConfig:
     """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
     stats_every: float = 0.0
     """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
+    collector: str | None = None
+    """Collector address (`HOST:PORT`): feeds come from it and follow its changes, events go to it."""
+    collector_timeout: float = 30.0
+    """Seconds to wait for the collector's feeds at start, and for its last acknowledgements at the stop."""
+    channel: object = None
+    """How to reach the collector (agent.shell.grpcchannel.ChannelSecurity); None without a collector."""
+    spool_dir: Path | None = None
+    """With a collector: keep unacknowledged events here, so that a restarted agent resends them."""
 
 
 def add_run_parser(commands) -> None:
     """Register `run` on the `dnswatch-agent` subcommand parsers (called from agent.shell.cli)."""
     from agent.shell.cli import parse_ports, parse_window
+    from agent.shell.grpcchannel import add_channel_arguments
     from agent.shell.logfmt import add_log_arguments
 
     run = commands.add_parser("run", help="capture DNS on the node's pod interfaces")
@@ -110,6 +122,15 @@ def add_run_parser(commands) -> None:
                      help="log packet and kernel drop counts this often (default never)")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve /metrics, /healthz and /readyz on this port (default: none)")
+    run.add_argument("--collector", metavar="ADDR",
+                     help="take the feeds from the collector at HOST:PORT, follow their changes, and send it the "
+                     "events (still printed with -o); TLS unless --insecure")
+    run.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
+                     help="how long to wait for the collector's feeds at start and its acknowledgements at the "
+                     "stop (default 30)")
+    run.add_argument("--spool-dir", "--spool", dest="spool_dir", type=Path, metavar="DIR",
+                     help="with --collector: keep unacknowledged events in DIR across restarts")
+    add_channel_arguments(run)
     add_log_arguments(run)
 
 
@@ -119,6 +140,17 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         raise BadInput("--interfaces needs at least one interface name pattern")
     if not 0 <= args.ring_mb <= 1024:
         raise BadInput("--ring-mb must be between 0 (no ring) and 1024")
+    from agent.shell.grpcchannel import channel_security_from_args, security_flags_given
+
+    if args.collector is None:
+        if security_flags_given(args):
+            raise BadInput(f"{', '.join(security_flags_given(args))}: only with --collector")
+        if args.spool_dir is not None:
+            raise BadInput("--spool-dir: only with --collector (it holds the events not yet sent to it)")
+    elif not args.collector:
+        raise BadInput("--collector needs the collector's address, HOST:PORT")
+    elif args.feed or args.ip_feed or args.feed_manifest:
+        raise BadInput("--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest")
     return RunConfig(
         interfaces=patterns,
         feeds=tuple(args.feed),
@@ -138,6 +170,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         ring_bytes=int(args.ring_mb * 1024 * 1024),
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
+        collector=args.collector,
+        collector_timeout=args.collector_timeout,
+        channel=channel_security_from_args(args) if args.collector else None,
+        spool_dir=args.spool_dir,
         stats_every=args.stats_every,
     )
 
@@ -156,6 +192,67 @@ class RunStats:
 
 
 log = logging.getLogger(__name__)
+
+
+class CollectorLink:
+    """The agent's two streams to the collector: feeds (synced at start, then followed by a thread that
+    hands each changed set to the capture loop as a new Matcher) and events (agent.shell.shipper)."""
+
+    def __init__(self, config: RunConfig) -> None:
+        from agent.core.scanner import Matcher
+        from agent.shell.feedclient import FeedStream, FeedStreamSettings
+        from agent.shell.grpcchannel import connector
+        from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
+
+        self._matcher_class = Matcher
+        self.address = config.collector
+        connect = connector(config.channel)
+        self._stream = FeedStream(FeedStreamSettings(config.collector, node=config.node), connect=connect)
+        held = self._stream.sync_once(config.collector_timeout)  # BadInput, one line, if it cannot be reached
+        self.feeds = held.feeds()
+        """The feeds held now (`HeldFeed`s), for metrics."""
+        self._versions = held.versions()
+        for feed in self.feeds:
+            log.info("feed %s: %d %s entries (version %d from the collector)", feed.name, feed.entries,
+                     feed.content, feed.version)
+        if not self.feeds:
+            log.warning("the collector at %s distributes no feeds yet: nothing matches until it does", self.address)
+        self.matcher = Matcher(*held.matcher_feeds())
+        self.new_matchers: list = []
+        """Matchers for changed feeds, oldest first: the follow thread appends, the capture loop takes."""
+        self.shipper = EventShipper(lambda: connect(config.collector, CHANNEL_OPTIONS),
+                                    ShipperSettings(node=config.node, spool_dir=config.spool_dir))
+        self._follower = threading.Thread(target=self._follow, name="feed-follow", daemon=True)
+        self._follower.start()
+
+    def _follow(self) -> None:
+        # `follow` yields at every (re)sync too; only a change of version makes a new matcher, whose caches
+        # start cold.
+        for held in self._stream.follow():
+            versions = held.versions()
+            if versions == self._versions:
+                continue
+            self._versions = versions
+            self.feeds = held.feeds()
+            self.new_matchers.append(self._matcher_class(*held.matcher_feeds()))
+            log.info("feeds changed: %s", ", ".join(f"{f.name} v{f.version}" for f in self.feeds) or "none")
+
+    def finish(self, timeout: float) -> None:
+        """Wait (at most `timeout`) for the collector to acknowledge every event; say how it went."""
+        done = self.shipper.flush(timeout)
+        stats = self.shipper.stats()
+        if done:
+            log.info("collector %s: %d events acknowledged", self.address, stats.acked)
+        else:
+            left = stats.queued + stats.in_flight
+            log.warning("collector %s did not acknowledge %d events within %gs (%s)%s", self.address, left, timeout,
+                        stats.last_error or "no answer",
+                        "; they stay in the spool" if self.shipper.settings.spool_dir else "; they are lost")
+
+    def close(self) -> None:
+        self._stream.stop()
+        self._follower.join(5)
+        self.shipper.close()
 
 
 def run_live(config: RunConfig) -> int:
@@ -178,7 +275,8 @@ def run_live(config: RunConfig) -> int:
     else:
         pods = None
         log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
-    matcher = _local_matcher(config)
+    link = CollectorLink(config) if config.collector else None
+    matcher = link.matcher if link is not None else _local_matcher(config)
     if watcher is not None:
         watcher.start()
         if watcher.wait_synced(config.pods_sync_timeout):
@@ -200,6 +298,7 @@ def run_live(config: RunConfig) -> int:
                         ring_bytes=config.ring_bytes)
     )
     output = renderer(config.output)
+    emit = output if link is None else _both(output, link.shipper.offer)
     stats = RunStats()
     decoder = Decoder(config.ports)
     stopping: list[int] = []
@@ -230,9 +329,12 @@ def run_live(config: RunConfig) -> int:
         stats.rounds += 1
         for event in pipeline.tick(now):
             stats.events += 1
-            output(event)
+            emit(event)
         if metrics is not None:
             _observe(metrics, capture, decoder, stats, pipeline)
+            if link is not None:
+                metrics.observe_shipper(link.shipper.stats())
+                metrics.set_feeds(link.feeds)
         if config.stats_every > 0 and heartbeat[0] >= next_progress:
             next_progress = heartbeat[0] + config.stats_every
             log.info("%s", _progress(capture.stats, decoder, stats))
@@ -242,10 +344,13 @@ def run_live(config: RunConfig) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _loop(capture.frames(lambda: bool(stopping), every_second), decoder, matcher, pipeline, output, stats)
+        _loop(capture.frames(lambda: bool(stopping), every_second), decoder, matcher, pipeline, emit, stats,
+              link.new_matchers if link is not None else [])
         for event in pipeline.finish():
             stats.events += 1
-            output(event)
+            emit(event)
+        if link is not None:
+            link.finish(config.collector_timeout)
     except PermissionError as error:
         raise DnswatchError(f"cannot open a packet socket ({error.strerror}): run as root or with CAP_NET_RAW")
     finally:
@@ -256,18 +361,26 @@ def run_live(config: RunConfig) -> int:
             watcher.stop()
         if metrics_server is not None:
             metrics_server.close()
+        if link is not None:
+            link.close()
     output.close()
     print(_summary(capture.stats, stats, pipeline), file=sys.stderr, flush=True)
     return 0
 
 
-def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats) -> None:
-    """Replay's per-message loop over live frames (see agent.shell.replay._scan_messages)."""
+def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats, new_matchers: list) -> None:
+    """Replay's per-message loop over live frames (see agent.shell.replay._scan_messages); a matcher
+    appended to `new_matchers` (feeds changed) takes over at the next message."""
     from agent.shell.replay import _sighting
 
     scan_unseen = matcher.scan_unseen
     seen_before = matcher.seen_messages.get
     for ts, src, sport, dst, dport, proto, payload in decoder.messages(frames):
+        if new_matchers:
+            while new_matchers:
+                matcher = new_matchers.pop(0)
+            scan_unseen = matcher.scan_unseen
+            seen_before = matcher.seen_messages.get
         key = payload[2:]
         damaged, matches = seen_before(key) or scan_unseen(payload, key)
         if damaged:
@@ -278,6 +391,14 @@ def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats) -> None:
                 stats.events += 1
                 emit(event)
     stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
+
+
+def _both(first, second):
+    def emit(event: dict) -> None:
+        first(event)
+        second(event)
+
+    return emit
 
 
 def _observe(metrics, capture, decoder, stats: RunStats, pipeline) -> None:

@@ -234,6 +234,11 @@ def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
         (["--interfaces", "cali*", "--feed", "c2=/nonexistent/feed.txt"], "/nonexistent/feed.txt"),
         (["--interfaces", "cali*", "--feed", "c2=/dev/null", "--pods", "/nonexistent.json"], "/nonexistent.json"),
         (["--interfaces", "cali*", "--feed", "c2=/dev/null", "--ports", "0"], "ports"),
+        (["--feed", "c2=/dev/null", "--insecure"], "--insecure: only with --collector"),
+        (["--feed", "c2=/dev/null", "--spool-dir", "/tmp"], "--spool-dir: only with --collector"),
+        (["--collector", "127.0.0.1:1", "--insecure", "--feed", "c2=/dev/null"], "drop --feed"),
+        (["--collector", "127.0.0.1:1", "--insecure", "--collector-timeout", "1"], "cannot reach the collector"),
+        (["--feed", "c2=/dev/null", "--ring-mb", "-1"], "--ring-mb"),
     ],
 )
 def test_bad_input_is_one_line(args, message):
@@ -318,3 +323,51 @@ def test_loopback_packets_are_read_once_and_a_downed_interface_comes_back(testbe
     assert summary["messages"] == 4 and summary["interfaces"] == 2 and summary["drops"] == 0, (summary, agent.stderr)
     assert summary["duplicates"] == 2  # the two UDP datagrams' outgoing copies on lo
     assert not any("stopped capturing" in line for line in agent.stderr)
+
+
+def test_feeds_from_and_events_to_the_collector(testbed, tmp_path):
+    """--collector: the feeds come from a real collector (pulling from a feed server), a feed changed while
+    the agent runs is followed, and the events are acknowledged and stored (as `dnswatch events list` shows)."""
+    from tests.collector.running import RunningCollector, manifest, pulled
+    from tests.feedserver import FeedServer
+
+    bed = testbed
+    host_address, _ = bed.link_to_host()
+    dnswatch = str(Path(sys.executable).with_name("dnswatch"))
+    feeds_dir = tmp_path / "feeds"
+    feeds_dir.mkdir()
+    with FeedServer() as feed_server:
+        feed_server.serve("/c2.txt", b"evil.example\n")
+        (feeds_dir / "c2.yaml").write_text(manifest("c2", feed_server.url("/c2.txt")))
+        # On every address of the test's namespace: the agent comes through the veth to the node.
+        with RunningCollector(f"sqlite:///{tmp_path / 'db.sqlite'}", feeds_dir, "--listen", "0.0.0.0:0") as collector:
+            collector.wait_for(pulled("c2"), "the c2 feed pulled")
+            web = bed.add_pod("web", namespace="shop")
+            pods = bed.write_pod_list(tmp_path / "pods.json")
+            agent = RunningAgent(bed, ["--interfaces", "cali*", "--pods", str(pods), "--node", bed.node_name,
+                                       "--collector", f"{host_address}:{collector.port}", "--insecure",
+                                       "--spool-dir", str(tmp_path / "spool")])
+            agent.wait_for_log("feed c2: 1 DomainNameSet entries (version 1 from the collector)")
+            agent.wait_for_log(f"capturing on {web.host_interface}")
+            assert bed.dig(web, "evil.example") == ["198.51.100.7"]
+            assert bed.dig(web, "c2.tunnel.example") == ["198.51.100.8"]  # not in the feed yet
+
+            feed_server.serve("/c2.txt", b"evil.example\nc2.tunnel.example\n")
+            sync = subprocess.run([dnswatch, "--collector", collector.address, "--insecure", "feeds", "sync", "c2",
+                                   "-o", "json"], capture_output=True, text=True, timeout=60)
+            assert sync.returncode == 0, sync.stderr
+            agent.wait_for_log("feeds changed: c2 v2")
+            assert bed.dig(web, "c2.tunnel.example", tcp=True) == ["198.51.100.8"]
+            status, printed, summary = agent.stop()
+            assert status == 0
+            assert any("events acknowledged" in line for line in agent.stderr), agent.stderr
+            listed = subprocess.run([dnswatch, "--collector", collector.address, "--insecure", "events", "list",
+                                     "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    stored = [json.loads(line) for line in listed.stdout.splitlines()]
+    names = sorted((e["source_name"], e["record"]["suspicious_domains"][0], e["record"]["count"]) for e in printed)
+    assert names == [("web", "c2.tunnel.example", 1), ("web", "evil.example", 1)]
+    assert sorted((e["id"], e["record"]["count"]) for e in stored) == sorted((e["id"], e["record"]["count"])
+                                                                             for e in printed)
+    assert all(e["host"] == bed.node_name and e["source_namespace"] == "shop" for e in stored)
+    assert summary["drops"] == 0
