@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--servers", type=int, default=2, help="load pods, each with its own dnsmasq")
     options.add_argument("--no-capture-only", action="store_true")
     args = options.parse_args(argv)
+    load = os.getloadavg()[0]
     try:
         rows = measure([int(r) for r in args.rates.split(",")], args.seconds, args.servers,
                        not args.no_capture_only)
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.live: skipped: {reason}", file=sys.stderr)
         return 0
     print(table(rows))
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the start (dnsperf, dnsmasq and the agent "
+          "share them; `answered_qps` below the target means the servers, not the agent, were the limit)")
     best = highest_clean_rate(rows)
     if best is None:
         print("no rate ran without kernel drops (or the servers never reached 95 % of a target)")

@@ -169,7 +169,15 @@ def open_interface_socket(
         else:
             raise OSError(errno.EPROTONOSUPPORT, f"link type {hatype} is neither Ethernet nor raw IP")
         bpf.attach(sock, bpf.dns_filter(ports, ip_offset))
-        ring = PacketRing(sock, ring_bytes, retire_ms=RING_RETIRE_MS) if ring_bytes else None
+        ring = None
+        if ring_bytes:
+            try:
+                ring = PacketRing(sock, ring_bytes, retire_ms=RING_RETIRE_MS)
+            except PermissionError:
+                raise
+            except OSError as error:  # no TPACKET_V3 (very old kernels) or no memory for it: read packet by packet
+                log.warning("no %d KiB ring on %s (%s): reading it with recvfrom", ring_bytes // 1024, name,
+                            error.strerror or error)
         if ring is None:
             try:  # beyond net.core.rmem_max needs CAP_NET_ADMIN, which the DaemonSet does not grant
                 sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)

@@ -77,6 +77,8 @@ class PacketRing:
                 next_offset, seconds, nanoseconds, snaplen, mac, pkttype = unpack_packet(ring, offset)
                 append((seconds + nanoseconds * 1e-9, ring[offset + mac:offset + mac + snaplen], pkttype))
                 offset += next_offset
+            # Handing the block back is one aligned 4-byte store after our last read of it, as libpcap does
+            # (it adds a compiler barrier, which Python's interpreter loop is anyway).
             _STATUS.pack_into(ring, base + 8, TP_STATUS_KERNEL)
             self._current = (self._current + 1) % self.blocks
         return out
