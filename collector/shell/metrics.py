@@ -2,10 +2,12 @@
 
     metrics = CollectorMetrics()
     server = serve_metrics(metrics.registry, port=9090, ready=lambda: started.is_set())
-    metrics.observe_ingest(result)                 # after each durable write (an IngestResult)
-    metrics.observe_pull(result.feed, result.outcome)
-    metrics.set_feeds(hub.feeds())                 # after a pull or a spec change (FeedInfo)
-    with metrics.stream("ingest"): ...             # around each long-lived stream
+    metrics.read_feeds_from(hub.feeds)                                  # feeds' versions, entries, last sync
+    FeedPuller(settings, on_result=metrics.counting_pulls(hub.record_pull), ...)   # pull outcomes
+    add_ingest_service(server, metrics.counting_store(store), ...)     # events ingested, by outcome
+    with metrics.stream("ingest"): ...                                  # around each long-lived stream
+
+(or tell it yourself: `observe_ingest(result)`, `observe_pull(feed, outcome)`, `set_feeds(hub.feeds())`.)
 
 Event and pull counters are plain prometheus_client counters bumped where the thing happens. The feeds are a
 snapshot rendered on each scrape, so a feed removed from the cluster takes all its series with it at once
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,8 @@ from collector.core.feedinfo import FeedInfo
 
 __all__ = ["CollectorMetrics", "MetricsServer", "PREFIX", "STREAM_KINDS", "add_log_arguments",
            "configure_logging", "serve_metrics"]
+
+log = logging.getLogger("dnswatch.collector.metrics")
 
 PREFIX = "dnswatch_collector"
 
@@ -96,6 +101,7 @@ class CollectorMetrics:
         self._version = version or _package_version()
         self._feeds: dict[str, _FeedSeries] = {}
         self._pulls: dict[str, _PullSeries] = {}
+        self._feeds_reader: Callable[[], Iterable[FeedInfo]] | None = None
         self.registry.register(_FeedRenderer(self))
         ProcessCollector(registry=self.registry)
 
@@ -172,7 +178,33 @@ class CollectorMetrics:
                 pulls.last_success = outcome in _GOOD_PULLS
                 pulls.last_pull = time.time() if when is None else when
 
+    # -- hooks: the collector's parts, counted without changing them
+
+    def read_feeds_from(self, feeds: Callable[[], Iterable[FeedInfo]]) -> None:
+        """Read the feeds at each scrape (`metrics.read_feeds_from(hub.feeds)`) instead of being told of each
+        change. The read runs in the scrape's thread; one that fails (the hub changing under it) keeps the
+        snapshot of the last read that worked."""
+        with self._lock:
+            self._feeds_reader = feeds
+
+    def counting_pulls(self, on_result: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        """The puller's `on_result`, counting each pull's outcome first:
+        `FeedPuller(settings, on_result=metrics.counting_pulls(hub.record_pull))`."""
+
+        async def record(result: Any) -> None:
+            self.observe_pull(result.feed, result.outcome)
+            await on_result(result)
+
+        return record
+
+    def counting_store(self, store: Any) -> Any:
+        """`store`, with each `ingest_events` counted (its IngestResult, or an error): hand it to the ingest
+        service, `add_ingest_service(server, metrics.counting_store(store), ...)`; every other call goes through
+        unchanged."""
+        return _CountingStore(store, self)
+
     def _families(self) -> Iterator[Any]:
+        self._read_feeds()
         with self._lock:
             feeds = dict(self._feeds)
             pulls = {name: _PullSeries(dict(series.outcomes), series.last_success, series.last_pull)
@@ -217,6 +249,38 @@ class CollectorMetrics:
                 last.add_metric([name], 1 if series.last_success else 0)
                 when.add_metric([name], series.last_pull)
         yield from (total, last, when)
+
+
+    def _read_feeds(self) -> None:
+        reader = self._feeds_reader
+        if reader is None:
+            return
+        try:
+            infos = list(reader())
+        except Exception as error:  # noqa: BLE001 - a scrape must answer; the last snapshot stands
+            log.debug("metrics: cannot read the feeds (%s); showing the last snapshot", error)
+            return
+        self.set_feeds(infos)
+
+
+class _CountingStore:
+    """A store whose `ingest_events` results are counted; every other attribute is the store's own."""
+
+    def __init__(self, store: Any, metrics: CollectorMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    async def ingest_events(self, events: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await self._store.ingest_events(events, *args, **kwargs)
+        except Exception:  # a cancelled call (the agent went away) is not the store's failure
+            self._metrics.observe_ingest_error()
+            raise
+        self._metrics.observe_ingest(result)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class _FeedRenderer(Collector):

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import threading
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,8 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.core.feedinfo import FeedInfo
 from collector.core.pulling import DISABLED, FAILED, NOT_MODIFIED, UPDATED
 from collector.core.status import ErrorCondition, FeedStatus
+from agent.shell.shipper import EventShipper, ShipperSettings
+from collector.shell.grpc_ingest import add_ingest_service
 from collector.shell.metrics import CollectorMetrics, serve_metrics
-from collector.store import open_store
+from collector.shell.puller import FeedState, PullResult
+from collector.store import BadEvent, open_store
 from tests.collector.test_event_store import make_event
 
 
@@ -151,6 +155,84 @@ def test_two_collectors_in_one_process_do_not_share_counters(metrics, server):
     with serve_metrics(other.registry, 0, host="127.0.0.1") as second:
         assert scrape(second.port)[("dnswatch_collector_events_deleted_total", ())] == 9
     assert scrape(server.port)[("dnswatch_collector_events_deleted_total", ())] == 0
+
+
+def test_counting_store_counts_what_a_real_ingest_service_stores_from_a_real_shipper(metrics, server, tmp_path):
+    """The wiring the docstring proposes, end to end: EventShipper → EventIngest (grpc.aio on 127.0.0.1:0) →
+    metrics.counting_store(SQLite store)."""
+    sent = [make_event(n) for n in range(5)] + [make_event(1, count=4)]  # a grown event replaces its row
+
+    async def run() -> tuple[bool, int]:
+        store = await open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        grpc_server = grpc.aio.server()
+        try:
+            add_ingest_service(grpc_server, metrics.counting_store(store))
+            port = grpc_server.add_insecure_port("127.0.0.1:0")
+            await grpc_server.start()
+            shipper = EventShipper(lambda: grpc.insecure_channel(f"127.0.0.1:{port}"), ShipperSettings(linger=0.01))
+            try:
+                for event in sent[:5]:
+                    shipper.offer(event)
+                assert await asyncio.to_thread(shipper.flush, 30)
+                shipper.offer(sent[5])
+                flushed = await asyncio.to_thread(shipper.flush, 30)
+            finally:
+                await asyncio.to_thread(shipper.close)
+            return flushed, await store.latest_event_seq()  # any other call goes to the store itself
+        finally:
+            await grpc_server.stop(None)
+            await store.close()
+
+    flushed, seq = asyncio.run(run())
+    assert flushed and seq >= 6
+    samples = scrape(server.port)
+    assert samples[("dnswatch_collector_events_ingested_total", (("outcome", "inserted"),))] == 5
+    assert samples[("dnswatch_collector_events_ingested_total", (("outcome", "replaced"),))] == 1
+    assert samples[("dnswatch_collector_ingest_batches_total", ())] >= 2
+    assert samples[("dnswatch_collector_ingest_errors_total", ())] == 0
+
+
+def test_counting_store_counts_a_refused_batch(metrics, server, tmp_path):
+    async def run() -> None:
+        store = metrics.counting_store(await open_store(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+        try:
+            with pytest.raises(BadEvent):
+                await store.ingest_events([{"id": "no other field"}])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    assert scrape(server.port)[("dnswatch_collector_ingest_errors_total", ())] == 1
+
+
+def test_counting_pulls_counts_then_hands_the_result_on(metrics, server):
+    handed: list[PullResult] = []
+
+    async def record_pull(result: PullResult) -> None:
+        handed.append(result)
+
+    on_result = metrics.counting_pulls(record_pull)
+    result = PullResult(feed="c2", outcome=UPDATED, state=FeedState())
+    asyncio.run(on_result(result))
+    assert handed == [result]
+    assert scrape(server.port)[("dnswatch_collector_feed_pulls_total", (("feed", "c2"), ("outcome", "Updated")))] == 1
+
+
+def test_feeds_read_at_each_scrape_and_a_failed_read_keeps_the_last(metrics, server):
+    current = [feed("c2", 1, 10)]
+
+    def feeds() -> list[FeedInfo]:
+        if current is None:
+            raise RuntimeError("dictionary changed size during iteration")
+        return list(current)
+
+    metrics.read_feeds_from(feeds)
+    c2 = (("content", "DomainNameSet"), ("feed", "c2"))
+    assert scrape(server.port)[("dnswatch_collector_feed_version", c2)] == 1
+    current[0] = feed("c2", 2, 12)
+    assert scrape(server.port)[("dnswatch_collector_feed_version", c2)] == 2
+    current = None
+    assert scrape(server.port)[("dnswatch_collector_feed_version", c2)] == 2
 
 
 def test_probes_follow_their_callables(metrics):
