@@ -317,7 +317,8 @@ def rules_of(subject: str) -> list[dict]:
 
 def grants(rules: list[dict]) -> set[tuple]:
     return {(group, resource, verb, tuple(rule.get("resourceNames", ())), rule["scope"])
-            for rule in rules for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+            for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
 
 
 def test_no_wildcards_and_no_dangerous_verbs_anywhere():
