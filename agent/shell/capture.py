@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-from collections import deque
 import logging
 import select
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -266,8 +266,8 @@ class LiveCapture:
                     if stop():
                         drain_until = time.monotonic() + DRAIN_SECONDS
                         continue
-                    timeout = min(next_second, next_rescan, next_stats, held[0][0] if held else next_second) - time.time()
-                    ready = poll(max(0, min(timeout, 0.25)) * 1000)
+                    wake = min(next_second, next_rescan, next_stats, held[0][0] if held else next_second)
+                    ready = poll(max(0, min(wake - time.time(), 0.25)) * 1000)
                 else:
                     # A ring's last block is handed over only when its retire timer fires: wait that long.
                     ready = poll(4 * RING_RETIRE_MS if settings.ring_bytes else 0)

@@ -165,7 +165,8 @@ def test_events_name_the_pods_over_udp_tcp_ipv4_ipv6(testbed, feeds, tmp_path):
     assert web_event["source_ip"] in (web.ipv4, web.ipv6)
     api_event = found["default", "api", ("evil.example",)]
     assert (api_event["record"]["count"], api_event["source_ip"]) == (1, api.ipv6)
-    assert api_event["record"]["qtype"] == "AAAA" and api_event["record"]["answers"] == ["evil.example AAAA 2001:db8::7"]
+    assert api_event["record"]["qtype"] == "AAAA"
+    assert api_event["record"]["answers"] == ["evil.example AAAA 2001:db8::7"]
     ip_event = found["default", "api", ("203.0.113.9",)]
     assert ip_event["record"]["feeds"] == ["badips"] and ip_event["record"]["suspicious_ips"] == ["203.0.113.9"]
     late_event = found["default", "late", ("x.nowhere.tunnel.example",)]
