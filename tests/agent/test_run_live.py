@@ -372,3 +372,25 @@ def test_feeds_from_and_events_to_the_collector(testbed, tmp_path):
                                                                              for e in printed)
     assert all(e["host"] == bed.node_name and e["source_namespace"] == "shop" for e in stored)
     assert summary["drops"] == 0
+
+
+@pytest.mark.parametrize("reader", [["--ring-mb", "0.5"], ["--ring-mb", "0", "--buffer-mb", "0.0625"]])
+def test_kernel_drops_are_counted(testbed, feeds, tmp_path, reader):
+    """An agent that cannot keep up (stopped here with SIGSTOP, its ring or buffer made small) loses packets
+    in the kernel, and says how many: the counters are PACKET_STATISTICS, not a guess."""
+    bed = testbed
+    load = bed.add_pod("load")
+    agent = RunningAgent(bed, ["--interfaces", "cali*", *feeds, *reader])
+    agent.wait_for_log(f"capturing on {load.host_interface}")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("clean.example A\n")
+    agent.process.send_signal(signal.SIGSTOP)
+    try:
+        bed.in_pod(load, "dnsperf", "-s", DNS_IPV4, "-d", str(queries), "-n", "2000", "-c", "2", "-q", "50",
+                   timeout=120)
+    finally:
+        agent.process.send_signal(signal.SIGCONT)
+    status, _, summary = agent.stop()
+    assert status == 0
+    assert summary["drops"] > 0
+    assert summary["frames"] + summary["drops"] == summary["kernel_packets"] == 4000, summary
