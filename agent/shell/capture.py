@@ -18,7 +18,7 @@ else (the node itself, a host-network DNS server, a pod on another node, a servi
 reverse NAT) is the only copy and is kept. The addresses learnt are forgotten with their interface. On a
 loopback interface, where every packet is both sent and received, outgoing copies are always skipped. Each poll
 round learns from every socket's incoming packets before judging any outgoing one, and an outgoing packet
-from a source not known yet waits `DUPLICATE_HOLD` (30 ms) for its twin, so the order in which sockets and
+from a source not known yet waits `DUPLICATE_HOLD` (50 ms) for its twin, so the order in which sockets and
 ring blocks are handed over does not matter. What slips through (one exchange seen both under a service and a
 pod address, after kube-proxy's NAT) is the same transaction for the TransactionTracker, which counts it once;
 the counters here are only more exact.
@@ -64,8 +64,8 @@ log = logging.getLogger(__name__)
 
 _STATS = struct.Struct("=II")
 _MAX_LEARNT = 65_536  # addresses behind captured interfaces; a node has a few hundred pods
-DUPLICATE_HOLD = 0.03  # seconds an outgoing packet of an unknown source waits for its incoming twin (ring: 8 ms)
-RING_RETIRE_MS = 8  # a ring block with packets is handed over at the latest this long after it was opened
+RING_RETIRE_MS = 16  # a ring block with packets is handed over at the latest this long after it was opened
+DUPLICATE_HOLD = 0.05  # seconds an outgoing packet of an unknown source waits for its incoming twin (> retire)
 DRAIN_SECONDS = 1.0  # at most this long reading what is queued after a stop (under load it never empties)
 
 
