@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,73 +193,13 @@ class RunStats:
 log = logging.getLogger(__name__)
 
 
-class CollectorLink:
-    """The agent's two streams to the collector: feeds (synced at start, then followed by a thread that
-    hands each changed set to the capture loop as a new Matcher) and events (agent.shell.shipper)."""
-
-    def __init__(self, config: RunConfig) -> None:
-        from agent.core.scanner import Matcher
-        from agent.shell.feedclient import FeedStream, FeedStreamSettings
-        from agent.shell.grpcchannel import connector
-        from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
-
-        self._matcher_class = Matcher
-        self.address = config.collector
-        connect = connector(config.channel)
-        self._stream = FeedStream(FeedStreamSettings(config.collector, node=config.node), connect=connect)
-        held = self._stream.sync_once(config.collector_timeout)  # BadInput, one line, if it cannot be reached
-        self.feeds = held.feeds()
-        """The feeds held now (`HeldFeed`s), for metrics."""
-        self._versions = held.versions()
-        for feed in self.feeds:
-            log.info("feed %s: %d %s entries (version %d from the collector)", feed.name, feed.entries,
-                     feed.content, feed.version)
-        if not self.feeds:
-            log.warning("the collector at %s distributes no feeds yet: nothing matches until it does", self.address)
-        self.matcher = Matcher(*held.matcher_feeds())
-        self.new_matchers: list = []
-        """Matchers for changed feeds, oldest first: the follow thread appends, the capture loop takes."""
-        self.shipper = EventShipper(lambda: connect(config.collector, CHANNEL_OPTIONS),
-                                    ShipperSettings(node=config.node, spool_dir=config.spool_dir))
-        self._follower = threading.Thread(target=self._follow, name="feed-follow", daemon=True)
-        self._follower.start()
-
-    def _follow(self) -> None:
-        # `follow` yields at every (re)sync too; only a change of version makes a new matcher, whose caches
-        # start cold.
-        for held in self._stream.follow():
-            versions = held.versions()
-            if versions == self._versions:
-                continue
-            self._versions = versions
-            self.feeds = held.feeds()
-            self.new_matchers.append(self._matcher_class(*held.matcher_feeds()))
-            log.info("feeds changed: %s", ", ".join(f"{f.name} v{f.version}" for f in self.feeds) or "none")
-
-    def finish(self, timeout: float) -> None:
-        """Wait (at most `timeout`) for the collector to acknowledge every event; say how it went."""
-        done = self.shipper.flush(timeout)
-        stats = self.shipper.stats()
-        if done:
-            log.info("collector %s: %d events acknowledged", self.address, stats.acked)
-        else:
-            left = stats.queued + stats.in_flight
-            log.warning("collector %s did not acknowledge %d events within %gs (%s)%s", self.address, left, timeout,
-                        stats.last_error or "no answer",
-                        "; they stay in the spool" if self.shipper.settings.spool_dir else "; they are lost")
-
-    def close(self) -> None:
-        self._stream.stop()
-        self._follower.join(5)
-        self.shipper.close()
-
-
 def run_live(config: RunConfig) -> int:
     from agent.core.attribution import PodDirectory
     from agent.core.decode import Decoder
     from agent.core.eventpipeline import EventPipeline
     from agent.shell.capture import CaptureSettings, LiveCapture
     from agent.shell.cli import _local_matcher, _read_pod_list
+    from agent.shell.collectorlink import CollectorLink
     from agent.shell.logfmt import configure_logging
     from agent.shell.output import renderer
 
@@ -275,7 +214,7 @@ def run_live(config: RunConfig) -> int:
     else:
         pods = None
         log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
-    link = CollectorLink(config) if config.collector else None
+    link = CollectorLink(config) if config.collector else None  # BadInput, one line, if it cannot be reached
     matcher = link.matcher if link is not None else _local_matcher(config)
     if watcher is not None:
         watcher.start()
