@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-log = logging.getLogger("agent.shell.run")
+log = logging.getLogger(__name__)
 
 
 class CollectorLink:
