@@ -11,9 +11,13 @@ Layout. Pod number i gets a veth pair: `eth0` in the pod with 10.200.i.2/24 and 
 routes through the node side, `cali<11 hex>` in the node (Calico's naming) with 10.200.i.1/24 and
 fd00:200:i::1/64. The cluster DNS listens on 10.96.0.10 and fd00:96::10, addresses of the node's loopback (a
 host-network DNS, as NodeLocal DNSCache is; the dummy interface it uses needs a kernel module not everywhere
-loaded), UDP and TCP, and answers only from its `--address` lines: no
-upstream, so a name it does not know is REFUSED and nothing leaves the testbed. The node forwards between
-pods, so a pod may also serve DNS to another (`start_dns(pod)`).
+loaded), UDP and TCP, and answers only from its `--address` lines: no upstream, so a name it does not know is
+REFUSED and nothing leaves the testbed. The node forwards between pods, so a pod may also serve DNS to another
+(`start_dns(pod)`); `add_pod(..., reuse=old)` gives a new pod the addresses of a deleted one.
+
+Servers the test itself runs: `call_in_node(fn)` runs `fn` on a thread inside the node's namespace (a fake
+API server started there listens on the node's 127.0.0.1); `link_to_host()` joins the test's namespace and
+the node with a veth pair, for servers that must also be reached from the test (a collector).
 
 Every name (namespaces, interfaces) carries a per-testbed id, so runs side by side do not meet; everything is
 removed on exit, processes first (`ip netns exec` execs the command, so a Popen's pid is the process itself).
