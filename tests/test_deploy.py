@@ -33,14 +33,6 @@ VENV_BIN = Path(sys.executable).parent
 MANIFEST_FILES = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
-# Flags the manifests use that the commands do not have yet: each is being added by another part of issues 4
-# and 5 (see the lead's wiring list). The tests below fail for any other unknown flag, and
-# `test_no_flag_is_pending_any_more` turns from xfail to xpass once the commands have them all.
-PENDING_FLAGS = {
-    "dnswatch-collector": {"--metrics-port", "--log-format"},  # the lead wires collector.shell.metrics
-}
-
-
 @functools.cache
 def _parsed(name: str) -> str:
     with open(DEPLOY / name) as handle:
@@ -408,17 +400,11 @@ def test_the_commands_are_console_scripts_of_the_project():
     assert the_entrypoint()[0] in SCRIPTS
 
 
-def test_every_flag_the_manifests_pass_is_one_the_command_has_or_is_pending():
+def test_every_flag_the_manifests_pass_is_one_the_command_has():
     for command, flags in command_lines().items():
-        unknown = set(flags) - help_flags(command) - PENDING_FLAGS.get(command, set())
+        unknown = set(flags) - help_flags(command)
         assert not unknown, f"{command}: no such flag: {sorted(unknown)}"
         assert len(flags) == len(set(flags)) or command == "dnswatch-collector", f"{command}: a flag given twice"
-
-
-@pytest.mark.xfail(reason="flags still being added to the commands (PENDING_FLAGS)", strict=False)
-def test_no_flag_is_pending_any_more():
-    missing = {command: sorted(set(flags) - help_flags(command)) for command, flags in command_lines().items()}
-    assert not any(missing.values()), json.dumps(missing)
 
 
 # ---------------------------------------------------------------------------------------------- Dockerfile

@@ -27,12 +27,15 @@ from pathlib import Path
 import grpc
 
 from agent.errors import DnswatchError
+from agent.shell.logfmt import add_log_arguments, configure_logging
+from agent.shell.metricsserver import serve_metrics
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
+from collector.shell.metrics import CollectorMetrics
 from collector.shell.puller import FeedPuller, PullerSettings, Resolver
 from collector.shell.security import (AuthInterceptor, ServerSecurity, add_secure_ports, add_security_arguments,
                                       authenticator_for, server_security_from_args)
@@ -82,6 +85,10 @@ class CollectorSettings:
     """On SIGTERM, how long calls in flight may take to finish."""
     log_level: str = "INFO"
     """Logging level for stderr."""
+    log_format: str = "text"
+    """`text` for people, `json` for one object per line (log shippers)."""
+    metrics_port: int | None = None
+    """Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port); None: not at all."""
 
     @property
     def insecure(self) -> bool:
@@ -108,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
     parser.add_argument("--feeds-dir-poll", type=float, default=5.0, metavar="SECONDS",
                         help="seconds between looks at --feeds-dir (default: 5)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus /metrics and the /healthz, /readyz probes over HTTP on this port")
+    add_log_arguments(parser)
     add_security_arguments(parser)
     return parser
 
@@ -125,10 +134,13 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.feeds_dir_poll <= 0:
         raise UsageError("--feeds-dir-poll must be more than 0 seconds")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {args.metrics_port}: expected a port number, 0 to 65535")
     security = server_security_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
-                             poll_seconds=args.feeds_dir_poll, log_level=args.log_level)
+                             poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
+                             log_format=args.log_format, metrics_port=args.metrics_port)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -185,19 +197,29 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
         store = await open_store(settings.db)
     except OSError as error:  # e.g. the SQLite file's folder cannot be created
         raise StoreError(f"cannot open the store: {error}") from error
+    metrics = CollectorMetrics()
+    serving = asyncio.Event()
+    try:
+        exporter = _serve_metrics(settings, metrics, ready=serving.is_set)
+    except BaseException:
+        await store.close()
+        raise
     try:
         hub = FeedHub(store, status_sink=source.status_sink)
-        async with FeedPuller(puller_settings, resolve=source.resolve, on_result=hub.record_pull) as puller:
+        metrics.read_feeds_from(hub.feeds)
+        async with FeedPuller(puller_settings, resolve=source.resolve,
+                              on_result=metrics.counting_pulls(hub.record_pull)) as puller:
             hub.attach(puller)
             await hub.restore()
             server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=_interceptors(settings))
             health = await add_feed_services(server, hub)
             bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
             add_events_service(server, store, bell)
-            add_ingest_service(server, store, on_stored=bell.ring)
+            add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
             port = _bind(server, settings)
             await server.start()
             log.info("listening on %s (port %d), feeds from %s", settings.listen, port, settings.source)
+            serving.set()
             if on_listening is not None:
                 on_listening(port)
             tasks = [asyncio.create_task(puller.run(), name="puller"),
@@ -218,7 +240,22 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                     task.cancel()
                 await asyncio.gather(*tasks, stopping, return_exceptions=True)
     finally:
+        serving.clear()
+        if exporter is not None:
+            exporter.close()
         await store.close()
+
+
+def _serve_metrics(settings: CollectorSettings, metrics: CollectorMetrics, ready: Callable[[], bool]):
+    """The /metrics and probe server, or None without --metrics-port; UsageError when the port is taken."""
+    if settings.metrics_port is None:
+        return None
+    try:
+        exporter = serve_metrics(metrics.registry, settings.metrics_port, ready=ready)
+    except OSError as error:
+        raise UsageError(f"--metrics-port {settings.metrics_port}: cannot listen there ({error.strerror})") from None
+    log.info("metrics on port %d", exporter.port)
+    return exporter
 
 
 def _interceptors(settings: CollectorSettings) -> list[grpc.aio.ServerInterceptor]:
@@ -265,8 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DnswatchError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     # httpx logs every request at INFO; the puller already logs each pull's outcome once.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
