@@ -27,15 +27,15 @@ from pathlib import Path
 import grpc
 
 from agent.errors import DnswatchError
-from agent.shell.logfmt import add_log_arguments, configure_logging
-from agent.shell.metricsserver import serve_metrics
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
-from collector.shell.metrics import CollectorMetrics
+# The metrics server and log formatter are the agent's, shared through collector.shell.metrics (the one
+# place the import contract lets the collector reach into agent.shell for them).
+from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
 from collector.shell.puller import FeedPuller, PullerSettings, Resolver
 from collector.shell.security import (AuthInterceptor, ServerSecurity, add_secure_ports, add_security_arguments,
                                       authenticator_for, server_security_from_args)
