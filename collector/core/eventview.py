@@ -1,8 +1,9 @@
 """Events as `dnswatch events list|watch` shows them, and the times its filters take (pure).
 
 `-o json` prints each event exactly as stored (SPEC §3); `-o table` is a compact view of the same event:
-time, who asked (namespace/pod, or the client address when no pod was found), what was asked, which feeds,
-how many times.
+time, who asked (namespace/pod, or the client address when no pod was found), what was asked (and what
+matched, in parentheses, when that was a CNAME target or an answer address rather than the question), which
+feeds, how many times.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ def table_row(event: dict[str, Any]) -> tuple[str, ...]:
         name = _text(event.get("source_name_aggr"))  # aggregated by workload
     source = f"{namespace}/{name}" if name != "-" else _text(event.get("source_ip"))
     qname = _text(record.get("qname"))
-    if qname == "-":
-        qname = ",".join(_texts(record.get("suspicious_domains"))) or "-"
+    # What matched, when it is not the question itself (a CNAME target, an answer address), follows it.
+    matched = [m for m in _texts(record.get("suspicious_domains")) + _texts(record.get("suspicious_ips"))
+               if m != qname]
+    if qname == "-" and matched:
+        qname, matched = matched[0], matched[1:]
+    if matched:
+        qname += f" ({','.join(matched)})"
     feeds = ",".join(_texts(record.get("feeds"))) or "-"
     count = record.get("count")
     return (_short_time(_text(event.get("time"))), source, qname, feeds, str(count) if count is not None else "-")

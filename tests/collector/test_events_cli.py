@@ -316,3 +316,42 @@ def test_watch_reconnects_to_a_restarted_collector_and_misses_nothing(db_url, tm
         watch.close()
     assert code == 0
     assert "reconnecting" in err and TOKEN_LINE.search(err) and "Traceback" not in err
+
+
+# -- the pure parts (collector/core/eventview.py) ------------------------------------------------------------
+
+
+def test_table_row_shows_what_matched_beside_the_question():
+    from collector.core.eventview import table_row
+
+    cname = event(1, pod="web-a-1", domains=("cdn.bad.example",))
+    cname["record"]["qname"] = "static.partner.example"
+    assert table_row(cname) == ("2026-11-27T20:00:01Z", "shop/web-a-1", "static.partner.example (cdn.bad.example)",
+                                "c2", "1")
+    by_ip = event(2, domains=())
+    by_ip["record"].update(qname="img.example", suspicious_ips=["192.0.2.9"], feeds=["badips"])
+    assert table_row(by_ip)[2:4] == ("img.example (192.0.2.9)", "badips")
+    no_pod = event(3)
+    no_pod.update(source_namespace="-", source_name="-", source_name_aggr="-", source_ip="10.244.1.250")
+    assert table_row(no_pod)[1] == "10.244.1.250"
+    by_workload = event(4)
+    by_workload.update(source_name="-", source_name_aggr="web-7d4b9c-*")
+    assert table_row(by_workload)[1] == "shop/web-7d4b9c-*"
+    assert table_row({"id": "x"}) == ("-", "-", "-", "-", "-")
+
+
+def test_parse_when_takes_rfc3339_and_durations_before_now():
+    from collector.core.eventview import parse_when
+
+    now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+    assert parse_when("15m", now) == now - dt.timedelta(minutes=15)
+    assert parse_when("1h30m", now) == now - dt.timedelta(minutes=90)
+    assert parse_when("2d", now) == now - dt.timedelta(days=2)
+    assert parse_when("1w", now) == now - dt.timedelta(days=7)
+    assert parse_when("90s", now) == now - dt.timedelta(seconds=90)
+    assert parse_when("2026-11-27T20:00:00Z", now) == dt.datetime(2026, 11, 27, 20, tzinfo=dt.timezone.utc)
+    assert parse_when("2026-11-27T21:00:00.5+01:00", now) == dt.datetime(2026, 11, 27, 20, 0, 0, 500000,
+                                                                         tzinfo=dt.timezone.utc)
+    for bad in ("", "15", "m", "1y", "2026-11-27", "2026-11-27T20:00:00", "yesterday", "-5m"):
+        with pytest.raises(ValueError):
+            parse_when(bad, now)
