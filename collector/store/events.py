@@ -26,6 +26,7 @@ import concurrent.futures
 import datetime as dt
 import itertools
 import json
+import sqlite3
 import time
 from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 
@@ -37,11 +38,14 @@ T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
 """list_events and events_since return at most this many events per call, whatever is asked."""
 
-# Ids per `WHERE id IN (...)` when looking up a batch: well under SQLite's and PostgreSQL's limits.
-_LOOKUP_CHUNK = 500
+# Parameters per statement at most: SQLite allows 32766 since 3.32 (999 before), PostgreSQL 65535. Few
+# statements per write matter more than small ones: the store's thread takes the GIL back after each
+# statement, and while the event loop is busy parsing the next batches each taking back can wait up to the
+# interpreter's switch interval (5 ms), so a group is written in a handful of statements whatever its size.
+_MAX_PARAMETERS = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
-# Parameters per statement at most: SQLite before 3.32 allowed 999 (PostgreSQL allows 65535).
-_MAX_PARAMETERS = 999
+# Ids per `WHERE id IN (...)` when looking up a batch.
+_LOOKUP_CHUNK = _MAX_PARAMETERS
 
 # Events per group transaction at most: the fsync a group saves is already paid for long before this, and a
 # bigger group would only hold back the answers to its first batches.
