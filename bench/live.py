@@ -160,10 +160,10 @@ def measure(rates=RATES, seconds: float = 5.0, servers: int = 2, capture_only: b
 
 
 def highest_clean_rate(rows: list[dict], kind: str = "agent") -> dict | None:
-    """The highest rate the agent saw (answered at ≥ 95 % of the target) with no kernel drop."""
-    clean = [r for r in rows if r["kind"] == kind and r["kernel_drops"] == 0
-             and r["answered_qps"] >= 0.95 * r["target_qps"]]
-    return max(clean, key=lambda r: r["target_qps"], default=None)
+    """The row of `kind` with the highest rate the agent really saw (answered queries/s: the servers may fall
+    short of the target) and no kernel drop."""
+    clean = [r for r in rows if r["kind"] == kind and r["kernel_drops"] == 0]
+    return max(clean, key=lambda r: r["answered_qps"], default=None)
 
 
 COLUMNS = ("kind", "target_qps", "sent_qps", "answered_qps", "lost", "agent_packets", "kernel_drops",
@@ -199,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
           "share them; `answered_qps` below the target means the servers, not the agent, were the limit)")
     best = highest_clean_rate(rows)
     if best is None:
-        print("no rate ran without kernel drops (or the servers never reached 95 % of a target)")
+        print("no rate ran without kernel drops")
     else:
-        print(f"highest rate with zero kernel drops: {best['target_qps']:,} queries/s "
-              f"({best['answered_qps']:,.0f} answered), agent CPU {best['agent_cpu_pct']:.1f} % of a core, "
-              f"{best['us_per_packet']:.1f} µs per packet")
+        print(f"highest rate with zero kernel drops: {best['answered_qps']:,.0f} queries/s answered "
+              f"({best['agent_packets'] / args.seconds:,.0f} packets/s captured; target {best['target_qps']:,}), "
+              f"agent CPU {best['agent_cpu_pct']:.1f} % of a core, {best['us_per_packet']:.1f} µs per packet")
     return 0
 
 
