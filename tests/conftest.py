@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.pgserver import PostgresServer, PostgresUnavailable
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A command's `main()` called in-process configures the root logger (handlers, level) as the real process
+    would; put it back afterwards, so one test's logging set-up never writes into the next test's output."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 _database_numbers = itertools.count(1)
 

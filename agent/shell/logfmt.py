@@ -69,6 +69,23 @@ def configure_logging(level: str | int = "INFO", log_format: str = "text", strea
     """Send the root logger to `stream` (stderr) in the format asked; replaces any handler set before."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when a record is logged, not as it was at set-up: a command's `main()`
+    called in-process (tests, embedding) must not leave the root logger writing to a stream replaced or
+    closed since (logging's own `lastResort` handler follows sys.stderr the same way)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
