@@ -14,12 +14,12 @@ and set) and shows the message; only `FeedRemoved` ends a feed.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.core.feedspec import FeedSpec, FeedSpecError, feed_spec_from_manifest
+from agent.core.kubewatch import Backoff  # one backoff for every long-lived stream, agent and collector
 
 __all__ = [
     "INVALID_SPEC",
@@ -97,25 +97,6 @@ def deliver(change: FeedChange, sink: FeedSink) -> Any:
     if isinstance(change, FeedInvalid):
         return sink.invalid(change.name, change.message)
     return None
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter between reconnection attempts of a long-lived stream."""
-
-    initial: float = 0.5
-    """Seconds before the first retry."""
-    maximum: float = 60.0
-    """The delay never grows past this."""
-    factor: float = 2.0
-    """Each further failure multiplies the delay by this."""
-    jitter: float = 0.25
-    """The delay is drawn from [d·(1−jitter), d], so many clients that failed together do not retry together."""
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait after `failures` consecutive failures (1 for the first)."""
-        base = min(self.maximum, self.initial * self.factor ** max(0, failures - 1))
-        return base * (1.0 - self.jitter * rng.random())
 
 
 class FeedTracker:
