@@ -12,8 +12,6 @@ Bytes on the wire are the serialized sizes of the stream's messages, received th
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
 import tempfile
 import threading
 import time
@@ -28,6 +26,7 @@ from agent.shell.grpcchannel import PLAINTEXT, connector
 from collector.shell.main import serve, settings_from_args
 from collector.shell.puller import FeedPuller
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
+from pcaps.demo import feed_site
 
 FEED = "bench"
 
@@ -39,24 +38,6 @@ def manifest(url: str) -> dict:
         "metadata": {"name": FEED},
         "spec": {"content": "DomainNameSet", "pull": {"period": "24h", "http": {"url": url}}},
     }
-
-
-@contextmanager
-def http_server(folder: Path):
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 @contextmanager
@@ -115,7 +96,7 @@ def measure_feed_path(feed: Path) -> dict:
         (work / "www").mkdir()
         (work / "feeds").mkdir()
         (work / "www" / "feed.txt").write_bytes(b"".join(lines))
-        with http_server(work / "www") as base:
+        with feed_site(work / "www") as base:
             figures = {"pull_parse_s": _pull_and_parse(manifest(f"{base}/feed.txt"))}
             import yaml
 

@@ -46,9 +46,9 @@ class DemoError(Exception):
 
 
 @contextlib.contextmanager
-def feed_site() -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 serving the files of pcaps/; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(PCAPS))
+def feed_site(folder: Path = PCAPS) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving the files of `folder` (pcaps/); yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="feed site", daemon=True)
     thread.start()
