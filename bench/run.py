@@ -123,7 +123,7 @@ def _live_rows() -> list[tuple]:
     best = highest_clean_rate(runs)
     rows = []
     for run in runs:
-        rows.append((f"  target {run['target_qps']:,} q/s", f"{run['answered_qps']:,.0f} q/s answered, "
+        rows.append((f"  {run['kind']}, target {run['target_qps']:,} q/s", f"{run['answered_qps']:,.0f} q/s answered, "
                      f"{run['kernel_drops']:,} kernel drops, agent {run['agent_cpu_pct']:.0f} % of a core "
                      f"({run['us_per_packet']:.1f} µs/packet)", "", None))
     at_target = next((run for run in runs if run["target_qps"] == 20_000), None)
