@@ -146,8 +146,8 @@ def run_replay(config: ReplayConfig) -> int:
     if config.collector is not None:
         matcher = _collector_matcher(config)
     else:
-        matcher = _local_matcher(config)
-    pods = PodDirectory.from_pod_list(_read_pod_list(config.pods)) if config.pods else None
+        matcher = local_matcher(config)
+    pods = PodDirectory.from_pod_list(read_pod_list(config.pods)) if config.pods else None
     # Feeds and pods live as long as the replay: spare the garbage collector walking them again and again.
     gc.collect()
     gc.freeze()
@@ -183,7 +183,8 @@ def run_replay(config: ReplayConfig) -> int:
     return 0
 
 
-def _local_matcher(config: ReplayConfig):
+def local_matcher(config: ReplayConfig):
+    """The Matcher of the local feed flags (--feed, --ip-feed, --feed-manifest); `replay` and `run` share it."""
     from agent.shell import feeds as feed_loading
 
     loaded = [feed_loading.load_feed_file(*feed_loading.split_feed_flag(f), "DomainNameSet") for f in config.feeds]
@@ -267,7 +268,8 @@ def _wait_for_acks(config: ReplayConfig, shipper) -> None:
                         f"{config.collector_timeout:g}s{reason}: {stats.acked} acknowledged{dropped}{kept}")
 
 
-def _read_pod_list(path: Path) -> dict:
+def read_pod_list(path: Path) -> dict:
+    """`--pods`: the JSON of `kubectl get pods -A -o json`; BadInput with one line when it is not."""
     from agent.errors import BadInput
 
     try:

@@ -110,7 +110,7 @@ def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, st
             malformed += 1
         if matches:
             stats.matched_messages += 1
-            for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
+            for event in pipeline.observe(sighting_of(ts, src, sport, dst, dport, proto, payload, matches)):
                 stats.events += 1
                 emit(event)
         if ts >= next_tick:
@@ -122,7 +122,8 @@ def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, st
     stats.malformed += malformed
 
 
-def _sighting(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
+def sighting_of(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
+    """A matched DNS message as the event pipeline takes it (replay and the live loop of `run`)."""
     qname, qtype = question_of(payload)
     return Sighting(
         ts=ts,

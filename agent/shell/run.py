@@ -198,7 +198,7 @@ def run_live(config: RunConfig) -> int:
     from agent.core.decode import Decoder
     from agent.core.eventpipeline import EventPipeline
     from agent.shell.capture import CaptureSettings, LiveCapture
-    from agent.shell.cli import _local_matcher, _read_pod_list
+    from agent.shell.cli import local_matcher, read_pod_list
     from agent.shell.collectorlink import CollectorLink
     from agent.shell.logfmt import configure_logging
     from agent.shell.output import renderer
@@ -206,7 +206,7 @@ def run_live(config: RunConfig) -> int:
     configure_logging(config.log_level, config.log_format)
     watcher = None
     if config.pods:
-        pods = PodDirectory.from_pod_list(_read_pod_list(config.pods))
+        pods = PodDirectory.from_pod_list(read_pod_list(config.pods))
     elif config.kubeconfig or config.in_cluster:
         from agent.shell.podwatch import pod_directory_from_api
 
@@ -215,7 +215,7 @@ def run_live(config: RunConfig) -> int:
         pods = None
         log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
     link = CollectorLink(config) if config.collector else None  # BadInput, one line, if it cannot be reached
-    matcher = link.matcher if link is not None else _local_matcher(config)
+    matcher = link.matcher if link is not None else local_matcher(config)
     if watcher is not None:
         watcher.start()
         if watcher.wait_synced(config.pods_sync_timeout):
@@ -310,7 +310,7 @@ def run_live(config: RunConfig) -> int:
 def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats, new_matchers: list) -> None:
     """Replay's per-message loop over live frames (see agent.shell.replay._scan_messages); a matcher
     appended to `new_matchers` (feeds changed) takes over at the next message."""
-    from agent.shell.replay import _sighting
+    from agent.shell.replay import sighting_of
 
     scan_unseen = matcher.scan_unseen
     seen_before = matcher.seen_messages.get
@@ -326,7 +326,7 @@ def _loop(frames, decoder, matcher, pipeline, emit, stats: RunStats, new_matcher
             stats.malformed += 1
         if matches:
             stats.matched_messages += 1
-            for event in pipeline.observe(_sighting(ts, src, sport, dst, dport, proto, payload, matches)):
+            for event in pipeline.observe(sighting_of(ts, src, sport, dst, dport, proto, payload, matches)):
                 stats.events += 1
                 emit(event)
     stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
