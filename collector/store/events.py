@@ -269,6 +269,17 @@ def _batch_rows(events: list[dict[str, Any]], bodies: list[str] | None = None) -
     return merge_batch(event_row(event, body) for event, body in zip(events, bodies))
 
 
+def _side_values(event_id: str, event_time: float, namespace: str, body: str) -> EventRow:
+    """What the side tables hold for a stored event (its feeds and domains read back from its body)."""
+    try:
+        record = json.loads(body).get("record")
+    except (ValueError, AttributeError):
+        record = None
+    record = record if isinstance(record, dict) else {}
+    return EventRow(event_id, event_time, 0.0, 0.0, 0, "", "", namespace, "", "", "",
+                    frozenset(_texts(record.get("feeds"))), frozenset(_texts(record.get("suspicious_domains"))))
+
+
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(seq=row[0], body=row[1])
 
@@ -430,6 +441,10 @@ class EventStoreMixin:
             seqs = iter(range(last_seq + 1, last_seq + 1 + len(new) + len(grown)))
             cursor = conn.cursor()
             sql = self._dialect.sql
+            # Side rows: a new event's, and a grown event's only when they differ from what is stored (its time
+            # or namespace moved; its feeds and names are in its id, so they stay) - then the old ones go first,
+            # deleted by their full key, which both layouts index (migration 5 has no event_id index on SQLite).
+            sided = new + self._side_rows_moved(conn, grown)
             if new:
                 self._insert_many(conn, f"events ({_ROW_COLUMNS})", 13,
                                   [(r.id, next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
@@ -440,14 +455,8 @@ class EventStoreMixin:
                                        "body = ?, stored_at = ? WHERE id = ?"),
                                    [(next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
                                      r.namespace, r.pod, r.pod_aggr, r.body, now, r.id) for r in grown])
-                for table in ("event_feeds", "event_domains"):
-                    for start in range(0, len(grown), _LOOKUP_CHUNK):
-                        chunk = [r.id for r in grown[start:start + _LOOKUP_CHUNK]]
-                        self._exec(conn, f"DELETE FROM {table} WHERE event_id IN ({', '.join('?' * len(chunk))})",
-                                   tuple(chunk))
-            feeds = [(r.id, feed, r.time, r.namespace) for r in changed.values() for feed in sorted(r.feeds)]
-            domains = [(r.id, domain, r.time, r.namespace) for r in changed.values()
-                       for domain in sorted(r.domains)]
+            feeds = [(r.id, feed, r.time, r.namespace) for r in sided for feed in sorted(r.feeds)]
+            domains = [(r.id, domain, r.time, r.namespace) for r in sided for domain in sorted(r.domains)]
             if feeds:
                 self._insert_many(conn, "event_feeds (event_id, feed, time, namespace)", 4, feeds)
             if domains:
@@ -455,6 +464,34 @@ class EventStoreMixin:
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
                        (last_seq + len(new) + len(grown),))
             return results
+
+    def _side_rows_moved(self, conn: Any, grown: list[EventRow]) -> list[EventRow]:
+        """The grown rows whose side rows (value, time, namespace) differ from the stored ones; those stored
+        side rows are deleted here, before the events are updated."""
+        before: dict[str, EventRow] = {}
+        for start in range(0, len(grown), _LOOKUP_CHUNK):
+            chunk = [r.id for r in grown[start:start + _LOOKUP_CHUNK]]
+            marks = ", ".join("?" * len(chunk))
+            for event_id, event_time, namespace, body in self._exec(
+                    conn, f"SELECT id, time, namespace, body FROM events WHERE id IN ({marks})",
+                    tuple(chunk)).fetchall():
+                before[event_id] = _side_values(event_id, event_time, namespace, body)
+        moved: list[EventRow] = []
+        doomed: dict[str, list[tuple[str, float, str]]] = {"feed": [], "domain": []}
+        for row in grown:
+            old = before.get(row.id)
+            if old is not None and (old.time, old.namespace, old.feeds, old.domains) == (
+                    row.time, row.namespace, row.feeds, row.domains):
+                continue
+            moved.append(row)
+            if old is not None:
+                doomed["feed"] += [(feed, old.time, old.id) for feed in old.feeds]
+                doomed["domain"] += [(domain, old.time, old.id) for domain in old.domains]
+        for column, keys in doomed.items():
+            if keys:
+                conn.cursor().executemany(self._dialect.sql(
+                    f"DELETE FROM event_{column}s WHERE {column} = ? AND time = ? AND event_id = ?"), keys)
+        return moved
 
     def _insert_many(self, conn: Any, into: str, width: int, rows: list[tuple[Any, ...]]) -> None:
         """INSERT the rows with one multi-row statement per chunk rather than one execution per row: the engine

@@ -23,6 +23,13 @@ class Migration:
     """One line recorded in schema_version."""
     statements: tuple[str, ...]
     """DDL statements, `{bytes}` standing for the engine's binary type."""
+    by_backend: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(backend, statements) pairs replacing `statements` on that backend (`sqlite`, `postgresql`): for a
+    layout only one engine has (WITHOUT ROWID tables, a rowid that is a column)."""
+
+    def statements_for(self, backend: str) -> tuple[str, ...]:
+        """The statements to run on `backend`."""
+        return dict(self.by_backend).get(backend, self.statements)
 
 
 SCHEMA_VERSION_TABLE = """
@@ -131,6 +138,70 @@ MIGRATIONS: tuple[Migration, ...] = (
         # every page), but a node with a rare type read over 100 ms a page at 1M events. The type rides along
         # so that such a pair is tested in the index without reading each row.
         "CREATE INDEX events_by_host ON events (host, time, id, type)",
+    )),
+)
+
+# SQLite only. An ingested event used to write about 17 B-trees: the events table, its id autoindex, the seq
+# index, six more indexes, and per side table its rowid table, the (event_id, value) autoindex and two value
+# indexes. Here `seq` becomes the rowid (inserts append, no seq index) and each side table is kept in its
+# (value, time, event_id) order WITHOUT ROWID, with the namespace index beside it: 12 B-trees an event. A
+# side row never changes for an id unless its time or namespace does (the id hashes node, client, names,
+# feeds and window start), and the writer then deletes it by that key, so no (event_id, value) index is
+# needed; retention finds the side rows of the events it deletes by scanning the side tables.
+# PostgreSQL keeps its layout: it has no rowid to reuse, and its writer is not what limits it.
+_EVENTS_V5 = """
+CREATE TABLE events_v5 (
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    time       DOUBLE PRECISION NOT NULL,
+    first_seen DOUBLE PRECISION NOT NULL,
+    last_seen  DOUBLE PRECISION NOT NULL,
+    count      BIGINT NOT NULL,
+    type       TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    namespace  TEXT NOT NULL,
+    pod        TEXT NOT NULL,
+    pod_aggr   TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    stored_at  DOUBLE PRECISION NOT NULL
+)"""
+_EVENT_COLUMNS_V5 = "seq, id, time, first_seen, last_seen, count, type, host, namespace, pod, pod_aggr, body, stored_at"
+
+
+def _side_table_v5(table: str, value: str) -> tuple[str, ...]:
+    return (
+        f"""
+        CREATE TABLE {table}_v5 (
+            {value}     TEXT NOT NULL,
+            time      DOUBLE PRECISION NOT NULL,
+            event_id  TEXT NOT NULL,
+            namespace TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY ({value}, time, event_id)
+        ) WITHOUT ROWID""",
+        f"INSERT INTO {table}_v5 ({value}, time, event_id, namespace) "
+        f"SELECT {value}, time, event_id, namespace FROM {table} ORDER BY {value}, time, event_id",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v5 RENAME TO {table}",
+        f"CREATE INDEX {table}_by_{value}_namespace ON {table} ({value}, namespace, time, event_id)",
+    )
+
+
+MIGRATIONS += (
+    Migration(5, "events: seq is the rowid and the side tables are their query index (SQLite)", (), by_backend=(
+        ("sqlite", (
+            _EVENTS_V5,
+            f"INSERT INTO events_v5 ({_EVENT_COLUMNS_V5}) SELECT {_EVENT_COLUMNS_V5} FROM events ORDER BY seq",
+            "DROP TABLE events",
+            "ALTER TABLE events_v5 RENAME TO events",
+            "CREATE INDEX events_by_time ON events (time, id)",
+            "CREATE INDEX events_by_namespace ON events (namespace, time, id)",
+            "CREATE INDEX events_by_pod ON events (pod, time, id)",
+            "CREATE INDEX events_by_pod_aggr ON events (pod_aggr, time, id)",
+            "CREATE INDEX events_by_host ON events (host, time, id, type)",
+            "CREATE INDEX events_by_last_seen ON events (last_seen)",
+            *_side_table_v5("event_feeds", "feed"),
+            *_side_table_v5("event_domains", "domain"),
+        )),
     )),
 )
 

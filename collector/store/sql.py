@@ -219,7 +219,7 @@ class SqlStore(EventStoreMixin):
             for migration in MIGRATIONS:
                 if migration.version <= applied:
                     continue
-                for statement in migration.statements:
+                for statement in migration.statements_for(self.backend):
                     conn.execute(statement.format(bytes=self._dialect.bytes_type))
                 self._exec(conn, "INSERT INTO schema_version (version, description, applied_at) "
                                  "VALUES (?, ?, ?)", (migration.version, migration.description, time.time()))

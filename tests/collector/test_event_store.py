@@ -346,3 +346,50 @@ async def test_twenty_thousand_events_in_large_batches(store) -> None:
     assert await ids(store, where, page_size=MAX_PAGE_SIZE) == expected
     # Events 0..9999 were last seen before T0 + 1001 s, except the ten grown ones (seen a second longer).
     assert await store.delete_events_before(T0 + dt.timedelta(seconds=1001)) == 9990
+
+
+async def test_a_database_of_schema_4_with_events_is_migrated_and_keeps_working(store_url, monkeypatch) -> None:
+    """Migration 5 (on SQLite: seq as the rowid, side tables WITHOUT ROWID) keeps every event, its seq, its
+    filters, growth and retention; on PostgreSQL it only records its number."""
+    from collector.store import sql as store_sql
+    from collector.store.schema import MIGRATIONS
+
+    old = [make_event(number, namespace=("a", "b")[number % 2], feeds=(("c2",), ("c2", "dga"))[number % 3 == 0],
+                      domains=(f"evil{number % 4}.example",)) for number in range(40)]
+    with monkeypatch.context() as schema_4:
+        schema_4.setattr(store_sql, "MIGRATIONS", MIGRATIONS[:4])
+        schema_4.setattr(store_sql, "LATEST_VERSION", 4)
+        async with await open_store(store_url) as store:
+            await store.ingest_events(old[:30])
+            await store.ingest_events([make_event(5, namespace="b", count=3, feeds=("c2",),
+                                                  domains=("evil1.example",))])  # grown: seq 31
+            await store.ingest_events(old[30:])
+            before = await store.events_since(0, ALL, MAX_PAGE_SIZE)
+            assert len(before) == 40
+    async with await open_store(store_url) as store:
+        assert await store.events_since(0, ALL, MAX_PAGE_SIZE) == before
+        assert await store.latest_event_seq() == 41
+        events = {stored.event["id"]: stored.event for stored in before}
+        for where in (ALL, EventFilter(feed="dga"), EventFilter(feed="c2", namespace="a"),
+                      EventFilter(domain="evil1.example"), EventFilter(domain="evil2.example", namespace="b"),
+                      EventFilter(namespace="b", pod="web-7d4b9c-1")):
+            expected = [e for e in events.values()
+                        if (where.feed is None or where.feed in e["record"]["feeds"])
+                        and (where.domain is None or where.domain in e["record"]["suspicious_domains"])
+                        and (where.namespace is None or where.namespace == e["source_namespace"])
+                        and (where.pod is None or where.pod == e["source_name"])]
+            assert await ids(store, where, page_size=7) == newest_first(expected), where
+        # New events and growth go on after the migration, in seq order, the side tables following.
+        moved = make_event(7, count=9, namespace="c", seconds=2000, feeds=("c2",), domains=("evil3.example",))
+        result = await store.ingest_events([make_event(100), moved, make_event(8, count=2,
+                                            namespace="a", feeds=("c2",), domains=("evil0.example",))])
+        assert result == IngestResult(inserted=1, updated=2, unchanged=0)
+        assert [s.seq for s in await store.events_since(41, ALL, 10)] == [42, 43, 44]
+        assert await ids(store, EventFilter(namespace="c", domain="evil3.example")) == [f"{7:032x}"]
+        assert f"{7:032x}" not in await ids(store, EventFilter(domain="evil3.example", namespace="b"))
+        assert await ids(store, EventFilter(domain="evil0.example", namespace="a")) == newest_first(
+            [e for e in [*events.values(), make_event(100)]
+             if e["source_namespace"] == "a" and "evil0.example" in e["record"]["suspicious_domains"]])
+        # Retention still removes events with their side rows.
+        assert await store.delete_events_before(T0 + dt.timedelta(hours=10)) == 41
+        assert await ids(store) == [] and await ids(store, EventFilter(feed="c2")) == []
