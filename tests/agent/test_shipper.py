@@ -162,12 +162,23 @@ def test_the_shipper_reconnects_when_the_collector_comes_back_on_the_same_port(s
 def test_bounds_drop_the_oldest_and_count_them(db_url) -> None:
     port = free_port()
     settings = ShipperSettings(node="node-1", max_events=100, linger=0.01, backoff_min=0.05, backoff_max=0.2)
-    with EventShipper(connect_to(f"127.0.0.1:{port}"), settings) as shipper:
+    # No channel until the events are offered: gRPC pulls batches off the queue as soon as a call starts,
+    # even one that never connects, and in-flight events are dropped last (they are likely to be acknowledged);
+    # with nothing in flight, exactly the oldest queued events must go.
+    reachable = threading.Event()
+
+    def connect() -> grpc.Channel:
+        if not reachable.is_set():
+            raise ConnectionRefusedError("the collector is not up yet")
+        return grpc.insecure_channel(f"127.0.0.1:{port}")
+
+    with EventShipper(connect, settings) as shipper:
         for i in range(250):
             shipper.offer(make_event(i))  # never blocks, whatever the collector does
         stats = shipper.stats()
-        assert (stats.queued + stats.in_flight, stats.dropped) == (100, 150)
+        assert (stats.queued, stats.in_flight, stats.dropped) == (100, 0, 150)
         server = IngestServer(db_url, port).start()
+        reachable.set()
         try:
             assert shipper.flush(30)
         finally:
