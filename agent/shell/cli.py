@@ -79,17 +79,31 @@ def parse_window(text: str) -> float:
     return value
 
 
+def add_feed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The local feed flags, the same on `replay` and `run`."""
+    parser.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
+    parser.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
+    parser.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to decode and how events are made and printed, the same on `replay` and `run`."""
+    parser.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
+    parser.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    parser.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
+    parser.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
+    parser.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dnswatch-agent", description="dnswatch node agent")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     replay = commands.add_parser("replay", help="replay pcap/pcapng files through detection")
     replay.add_argument("captures", nargs="+", type=Path, metavar="PCAP")
-    replay.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
-    replay.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
-    replay.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
+    add_feed_arguments(replay)
     replay.add_argument("--pods", type=Path, metavar="PODLIST.json")
     replay.add_argument("--node", default="-", help="node name reported in events (default -)")
-    replay.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
+    add_pipeline_arguments(replay)
     replay.add_argument(
         "--collector", metavar="ADDR",
         help="take the feeds from the collector at HOST:PORT (TLS unless --insecure) instead of --feed/--ip-feed/"
@@ -102,10 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --collector: keep unacknowledged events in DIR, so that a later replay (or "
                         "agent) with the same DIR resends them first")
     add_channel_arguments(replay)
-    replay.add_argument("-o", "--output", choices=("json", "table"), default="json")
-    replay.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
-    replay.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
-    replay.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
     from agent.shell.run import add_run_parser
 
     add_run_parser(commands)

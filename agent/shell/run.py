@@ -89,16 +89,14 @@ class RunConfig:
 
 def add_run_parser(commands) -> None:
     """Register `run` on the `dnswatch-agent` subcommand parsers (called from agent.shell.cli)."""
-    from agent.shell.cli import parse_ports, parse_window
+    from agent.shell.cli import add_feed_arguments, add_pipeline_arguments, parse_window
     from agent.shell.grpcchannel import add_channel_arguments
     from agent.shell.logfmt import add_log_arguments
 
     run = commands.add_parser("run", help="capture DNS on the node's pod interfaces")
     run.add_argument("--interfaces", default=DEFAULT_INTERFACES, metavar="PATTERNS",
                      help=f"comma-separated interface name patterns (default {DEFAULT_INTERFACES})")
-    run.add_argument("--feed", action="append", default=[], metavar="NAME=PATH", help="DomainNameSet file")
-    run.add_argument("--ip-feed", action="append", default=[], metavar="NAME=PATH", help="IPSet file")
-    run.add_argument("--feed-manifest", action="append", default=[], type=Path, metavar="FILE")
+    add_feed_arguments(run)
     pods = run.add_mutually_exclusive_group()
     pods.add_argument("--pods", type=Path, metavar="PODLIST.json",
                       help="a static pod list (`kubectl get pods -A -o json`) for hosts without an API")
@@ -107,11 +105,7 @@ def add_run_parser(commands) -> None:
                       "when running in a pod)")
     run.add_argument("--node", default=None,
                      help="node name reported in events (default $NODE_NAME, else the host name)")
-    run.add_argument("--ports", type=parse_ports, default=frozenset({53}), help="DNS ports (default 53)")
-    run.add_argument("-o", "--output", choices=("json", "table"), default="json")
-    run.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
-    run.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
-    run.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
+    add_pipeline_arguments(run)
     run.add_argument("--ring-mb", type=float, default=2.0, metavar="MB",
                      help="TPACKET_V3 ring per interface, MiB (default 2); 0 reads packet by packet with recvfrom")
     run.add_argument("--buffer-mb", type=parse_window, default=8.0, metavar="MB",
