@@ -18,12 +18,10 @@ from agent.shell.grpcchannel import (ChannelSecurity, add_channel_arguments, cha
 DEFAULT_PORTS = frozenset({53})
 
 
-@dataclass(frozen=True)
-class ReplayConfig:
-    """Everything `replay` was asked to do."""
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """What `replay` and `run` are both told: the feeds, the pods, and how events are made and printed."""
 
-    captures: tuple[Path, ...]
-    """pcap or pcapng files, replayed in the order given."""
     feeds: tuple[str, ...] = ()
     """`NAME=PATH` DomainNameSet files (any SPEC §4 line format)."""
     ip_feeds: tuple[str, ...] = ()
@@ -47,7 +45,15 @@ class ReplayConfig:
     collector: str | None = None
     """Collector address (`HOST:PORT`): feeds come from it and events go to it (and are still printed)."""
     collector_timeout: float = 30.0
-    """Seconds to wait for the collector's feeds, and again at the end for it to acknowledge every event."""
+    """Seconds to wait for the collector's feeds at start, and at the end for it to acknowledge every event."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayConfig(PipelineOptions):
+    """Everything `replay` was asked to do."""
+
+    captures: tuple[Path, ...]
+    """pcap or pcapng files, replayed in the order given."""
     channel: ChannelSecurity = ChannelSecurity()
     """How to reach the collector: TLS (CA, client certificate, token) unless `--insecure`."""
     spool: Path | None = None
@@ -122,25 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def pipeline_options(args: argparse.Namespace, *, node: str) -> dict:
+    """The PipelineOptions fields from the flags `replay` and `run` share, as keyword arguments."""
+    return dict(feeds=tuple(args.feed), ip_feeds=tuple(args.ip_feed), manifests=tuple(args.feed_manifest),
+                pods=args.pods, node=node, ports=args.ports, output=args.output, window=args.window,
+                aggregate_by=args.aggregate_by, dns_server_selector=args.dns_server_selector,
+                collector=args.collector, collector_timeout=args.collector_timeout)
+
+
 def replay_config(args: argparse.Namespace) -> ReplayConfig:
     if args.collector is None and security_flags_given(args):
         raise DnswatchError(f"{', '.join(security_flags_given(args))}: only with --collector")
     if args.collector is None and args.spool is not None:
         raise DnswatchError("--spool: only with --collector (it holds the events not yet sent to it)")
     return ReplayConfig(
+        **pipeline_options(args, node=args.node),
         captures=tuple(args.captures),
-        feeds=tuple(args.feed),
-        ip_feeds=tuple(args.ip_feed),
-        manifests=tuple(args.feed_manifest),
-        pods=args.pods,
-        node=args.node,
-        ports=args.ports,
-        output=args.output,
-        window=args.window,
-        aggregate_by=args.aggregate_by,
-        dns_server_selector=args.dns_server_selector,
-        collector=args.collector,
-        collector_timeout=args.collector_timeout,
         channel=channel_security_from_args(args) if args.collector else ChannelSecurity(),
         spool=args.spool,
     )

@@ -27,25 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import BadInput, DnswatchError
+from agent.shell.cli import PipelineOptions, pipeline_options
 
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
 LIVENESS_SECONDS = 30.0  # /healthz fails when the capture loop has not come round for this long
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything `run` was asked to do."""
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(PipelineOptions):
+    """Everything `run` was asked to do (beside what replay is told too: PipelineOptions)."""
 
     interfaces: tuple[str, ...]
     """Interface name patterns (fnmatch) to capture on."""
-    feeds: tuple[str, ...] = ()
-    """`NAME=PATH` DomainNameSet files (any SPEC §4 line format)."""
-    ip_feeds: tuple[str, ...] = ()
-    """`NAME=PATH` IPSet files."""
-    manifests: tuple[Path, ...] = ()
-    """GlobalThreatFeed YAML files; their `file:` URLs are relative to the manifest."""
-    pods: Path | None = None
-    """`kubectl get pods -A -o json` output used to attribute clients to pods."""
     kubeconfig: Path | None = None
     """Watch this node's pods through the API server of this kubeconfig (instead of `pods`)."""
     in_cluster: bool = False
@@ -54,18 +47,6 @@ class RunConfig:
     pods_sync_timeout: float = 30.0
     """Seconds to wait for the first pod list before capturing anyway (clients are reported by address
     until it arrives)."""
-    node: str = "-"
-    """The node name events carry in `host`."""
-    ports: frozenset[int] = frozenset({53})
-    """UDP/TCP ports that carry DNS; the kernel filter passes nothing else."""
-    output: str = "json"
-    """`json` (one event per line, as it happens) or `table` (at the end)."""
-    window: float = 60.0
-    """Aggregation window in seconds."""
-    aggregate_by: str = "pod"
-    """`pod` or `workload` (Calico's dnsLogsFileAggregationKind 0/1)."""
-    dns_server_selector: str = "k8s-app=kube-dns"
-    """Label selector of the cluster DNS pods, whose upstream queries raise no events."""
     log_level: str = "INFO"
     log_format: str = "text"
     """`text` or `json` (one object per line on stderr)."""
@@ -77,10 +58,6 @@ class RunConfig:
     """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
     stats_every: float = 0.0
     """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
-    collector: str | None = None
-    """Collector address (`HOST:PORT`): feeds come from it and follow its changes, events go to it."""
-    collector_timeout: float = 30.0
-    """Seconds to wait for the collector's feeds at start, and for its last acknowledgements at the stop."""
     channel: object = None
     """How to reach the collector (agent.shell.grpcchannel.ChannelSecurity); None without a collector."""
     spool_dir: Path | None = None
@@ -145,26 +122,15 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     elif args.feed or args.ip_feed or args.feed_manifest:
         raise BadInput("--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest")
     return RunConfig(
+        **pipeline_options(args, node=args.node or os.environ.get("NODE_NAME") or socket.gethostname()),
         interfaces=patterns,
-        feeds=tuple(args.feed),
-        ip_feeds=tuple(args.ip_feed),
-        manifests=tuple(args.feed_manifest),
-        pods=args.pods,
         kubeconfig=args.kubeconfig,
         in_cluster=args.pods is None and args.kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
-        node=args.node or os.environ.get("NODE_NAME") or socket.gethostname(),
-        ports=args.ports,
-        output=args.output,
-        window=args.window,
-        aggregate_by=args.aggregate_by,
-        dns_server_selector=args.dns_server_selector,
         log_level=args.log_level,
         log_format=args.log_format,
         ring_bytes=int(args.ring_mb * 1024 * 1024),
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
-        collector=args.collector,
-        collector_timeout=args.collector_timeout,
         channel=channel_security_from_args(args) if args.collector else None,
         spool_dir=args.spool_dir,
         stats_every=args.stats_every,
