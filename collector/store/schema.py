@@ -149,6 +149,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 # feeds and window start), and the writer then deletes it by that key, so no (event_id, value) index is
 # needed; retention finds the side rows of the events it deletes by scanning the side tables.
 # PostgreSQL keeps its layout: it has no rowid to reuse, and its writer is not what limits it.
+# The columns repeat migration 2's on purpose: a migration is history and must not change when a later one does.
 _EVENTS_V5 = """
 CREATE TABLE events_v5 (
     seq        INTEGER PRIMARY KEY,
