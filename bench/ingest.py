@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import grpc
 
+from agent.shell.shipper import ShipperSettings
 from collector.store import open_store
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
@@ -43,7 +45,7 @@ def bench_event(number: int, agent: int = 0) -> dict:
     pod = f"web-7d4b9c-{number % 50:05d}"
     domain = f"c2-{number % 997}.evil.example"
     return {
-        "id": f"{agent:08x}{number:024x}",
+        "id": hashlib.sha256(f"{agent}:{number}".encode()).hexdigest()[:32],
         "time": stamp,
         "type": "gtf_suspicious_dns_query",
         "severity": 100,
@@ -91,7 +93,7 @@ class Collector:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "collector.shell.main", "--db", self.db, "--listen", self.address,
              "--feeds-dir", str(feeds), "--insecure", "--log-level", "WARNING"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open("/tmp/prof/coll.err","w"))
         with grpc.insecure_channel(self.address) as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
 
@@ -133,7 +135,8 @@ def _send_all(address: str, batches: list[events_pb2.EventBatch], in_flight: int
         errors.append(f"{error.code()}: {error.details()}")
 
 
-def measure_grpc(folder: Path, agents: int, events: int, batch: int, in_flight: int = 8) -> dict:
+def measure_grpc(folder: Path, agents: int, events: int, batch: int,
+                 in_flight: int = ShipperSettings.max_batches_in_flight) -> dict:
     """Events/s from the first batch sent to the last ack, `agents` streams sharing `events` between them."""
     per_agent = events // agents
     streams = [agent_batches(agent, per_agent, batch) for agent in range(agents)]

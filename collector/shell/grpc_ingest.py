@@ -7,7 +7,10 @@ changes nothing it had already delivered.
 
 A stream is read ahead: up to `window` batches are handed to the store before the first of them is
 acknowledged, so that the store's group commit can write them (and other agents' batches) in one
-transaction while the next ones are parsed. Per stream the order stays the order of arrival.
+transaction while the next ones are parsed. Per stream the order stays the order of arrival. Across streams
+at most `max_events_held` events are read and not yet written: past that, streams are not read (HTTP/2 flow
+control holds their agents back) until writes free room, so a thousand agents reconnecting with a backlog
+cannot hold a thousand windows in the collector's memory.
 
 The servicer only translates (STYLE habit 3): each `Event` becomes its SPEC §3 dict plus the JSON text it
 came as (stored as it is). A batch that cannot be stored (JSON that does not parse, an `id` that differs
@@ -19,6 +22,8 @@ acknowledged (a later batch already read ahead may have been written: the agent 
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ import orjson
 from collector.store import BadEvent, StoreError
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
-__all__ = ["BadBatch", "EventIngestServicer", "IngestSettings", "add_ingest_service", "events_from_batch"]
+__all__ = ["BadBatch", "EventBudget", "EventIngestServicer", "IngestSettings", "add_ingest_service", "events_from_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +44,14 @@ log = logging.getLogger(__name__)
 class IngestSettings:
     """How the ingest treats each stream."""
 
-    window: int = 16
-    """Batches of one stream handed to the store before the oldest is acknowledged: enough to keep the
-    group commit fed by a single agent; beyond it the stream is not read (HTTP/2 flow control holds the
-    agent back)."""
+    window: int = 32
+    """Batches of one stream handed to the store before the oldest is acknowledged: as many as an agent
+    sends unacknowledged (`ShipperSettings.max_batches_in_flight`), so that one agent's backlog is written in
+    a few large transactions; beyond it the stream is not read (HTTP/2 flow control holds the agent back)."""
+    max_events_held: int = 40_000
+    """Events of all streams read and not yet written, at most (a batch larger than this still goes, alone):
+    about 5 kB of memory each while parsed and waiting. Twice the store's largest transaction, so the writer
+    always has the next group ready."""
 
 
 class BadBatch(ValueError):
@@ -88,6 +97,42 @@ class _Refused:
 _END = object()
 
 
+class EventBudget:
+    """Events read and not yet written, across every stream, at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    async def take(self, count: int) -> int:
+        """Wait until `count` events fit, hold them and return what was held (to give back): a batch larger
+        than the whole budget takes all of it, so it waits for the others and then travels alone."""
+        count = min(count, self._limit)
+        while self._held + count > self._limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        self._held += count
+        return count
+
+    def give_back(self, count: int) -> None:
+        self._held -= count
+        # Every waiter looks again (each wants its own amount); the few that fit go, the others wait on.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
     """`EventIngest.Send`: each agent's stream of batches, acknowledged in order after their durable write."""
 
@@ -96,6 +141,7 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
         self._store = store
         self._on_stored = on_stored
         self._settings = settings
+        self.budget = EventBudget(settings.max_events_held)
 
     async def Send(self, request_iterator: AsyncIterator[events_pb2.EventBatch],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[events_pb2.Ack]:  # noqa: N802
@@ -139,11 +185,13 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                 except BadBatch as error:
                     await writes.put(_Refused(f"batch {batch.batch_id}: {error}"))
                     return
+                held = await self.budget.take(len(events))
                 task = asyncio.create_task(self._store.ingest_events(events, bodies=texts),
                                            name=f"ingest batch {batch.batch_id}")
                 # Awaited below when its turn comes, unless the stream ends first: then nobody reads its
-                # outcome, and asyncio must not log a failure of it as never retrieved.
-                task.add_done_callback(_ignore_outcome)
+                # outcome, and asyncio must not log a failure of it as never retrieved. Either way the
+                # budget gets its events back once the write is over.
+                task.add_done_callback(functools.partial(self._written, held))
                 # put() waits while `window` writes are unanswered: the stream is then not read further.
                 await writes.put(_Write(batch.batch_id, task))
         except Exception as error:  # noqa: BLE001 - the stream broke: the acking side ends the call with it
@@ -152,9 +200,10 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
         await writes.put(_END)
 
 
-def _ignore_outcome(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+    def _written(self, held: int, task: asyncio.Task[Any]) -> None:
+        self.budget.give_back(held)
+        if not task.cancelled():
+            task.exception()
 
 
 def add_ingest_service(server: grpc.aio.Server, store: Any, *, on_stored: Callable[[], None] | None = None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -288,7 +289,23 @@ async def _follow(source: _Source, hub: FeedHub) -> None:
             await hub.apply(change)
 
 
+# Young collections after this many new container objects rather than CPython's 700. Ingest parses about 60
+# per event (the event's JSON) that live until its batch is written, so with the default a young collection
+# ran every dozen events and the older generations, which traverse the whole backlog, ever more often: 40 % of
+# the event loop's CPU at 20,000 events/s (15.7 against 9.3 µs an event, bench/ingest.py). The collector's
+# own data is not cyclic garbage; what is cyclic is still collected, a little later.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Move what startup built out of the collector's sight and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _main_async(settings: CollectorSettings) -> None:
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

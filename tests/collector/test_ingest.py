@@ -28,14 +28,14 @@ def batch(batch_id: int, events: list[dict]) -> events_pb2.EventBatch:
 class Ingest:
     """A grpc.aio server with the ingest service over `store`, on 127.0.0.1, and a channel to it."""
 
-    def __init__(self, store, window: int = 16) -> None:
+    def __init__(self, store, window: int = 16, max_events_held: int = IngestSettings.max_events_held) -> None:
         self.store = store
-        self.window = window
+        self.settings = IngestSettings(window=window, max_events_held=max_events_held)
         self.rings = 0
 
     async def __aenter__(self) -> "Ingest":
         self.server = grpc.aio.server()
-        add_ingest_service(self.server, self.store, on_stored=self._ring, settings=IngestSettings(self.window))
+        self.servicer = add_ingest_service(self.server, self.store, on_stored=self._ring, settings=self.settings)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -159,6 +159,40 @@ async def test_several_agents_at_once_each_get_their_acks_in_order(store) -> Non
     assert [[(a.inserted, a.replaced) for a in acks] for acks in again] == [[(0, 0)]] * 4
     assert len(await stored(store)) == 1200
     assert await store.latest_event_seq() == 1200
+
+
+class HeldInStore:
+    """The real store, noting how many events its ingest_events calls hold at once (inside the call: parsed,
+    waiting for the group commit or being written)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.held = self.most_held = 0
+
+    async def ingest_events(self, events, **kwargs):
+        self.held += len(events)
+        self.most_held = max(self.most_held, self.held)
+        try:
+            return await self.store.ingest_events(events, **kwargs)
+        finally:
+            self.held -= len(events)
+
+
+async def test_streams_together_hold_at_most_the_event_budget(store) -> None:
+    agents = [[make_event(agent * 1000 + i) for i in range(200)] for agent in range(3)]
+    held = HeldInStore(store)
+    async with Ingest(held, window=8, max_events_held=50) as ingest:
+        results = await asyncio.gather(*[
+            ingest.send([batch(n, events[n * 20:(n + 1) * 20]) for n in range(10)]) for events in agents])
+        assert held.most_held == 40, "two batches of 20 fit in 50 and a third does not"
+        # A batch larger than the whole budget still goes: it waits for the room of all of it, then travels alone.
+        large = await ingest.send([batch(99, [make_event(5000 + i) for i in range(80)])])
+        assert held.most_held == 80
+    for acks in results:
+        assert [(a.batch_id, a.inserted) for a in acks] == [(n, 20) for n in range(10)]
+    assert [(a.inserted, a.replaced) for a in large] == [(80, 0)]
+    assert len(await stored(store)) == 680
+    assert ingest.servicer.budget.held == 0
 
 
 # -- the store's group commit -------------------------------------------------------------------------------------
