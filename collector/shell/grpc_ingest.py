@@ -12,11 +12,12 @@ at most `max_events_held` events are read and not yet written: past that, stream
 control holds their agents back) until writes free room, so a thousand agents reconnecting with a backlog
 cannot hold a thousand windows in the collector's memory.
 
-The servicer only translates (STYLE habit 3): each `Event` becomes its SPEC §3 dict plus the JSON text it
-came as (stored as it is). A batch that cannot be stored (JSON that does not parse, an `id` that differs
-from `Event.id`, an event the store refuses) ends the stream with INVALID_ARGUMENT naming the batch and the
-event; the batches before it are still acknowledged, nothing of it is stored, and nothing after it is
-acknowledged (a later batch already read ahead may have been written: the agent resends it, harmlessly).
+The servicer only translates (STYLE habit 3): a batch goes to the store as its events' JSON texts and ids
+(`Store.ingest_json`, which parses them off the event loop and stores each text as it came). A batch that
+cannot be stored (JSON that does not parse, an `id` that differs from `Event.id`, an event the store
+refuses) ends the stream with INVALID_ARGUMENT naming the batch and the event; the batches before it are
+still acknowledged, nothing of it is stored, and nothing after it is acknowledged (a later batch already read
+ahead may have been written: the agent resends it, harmlessly).
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import orjson
 
 from collector.store import BadEvent, StoreError
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
-__all__ = ["BadBatch", "EventBudget", "EventIngestServicer", "IngestSettings", "add_ingest_service", "events_from_batch"]
+__all__ = ["EventBudget", "EventIngestServicer", "IngestSettings", "add_ingest_service"]
 
 log = logging.getLogger(__name__)
 
@@ -54,44 +54,12 @@ class IngestSettings:
     always has the next group ready."""
 
 
-class BadBatch(ValueError):
-    """A batch that cannot be stored as it is; the message names the event and what is wrong."""
-
-
-def events_from_batch(batch: events_pb2.EventBatch) -> tuple[list[dict[str, Any]], list[str]]:
-    """The batch's events as SPEC §3 dicts and their JSON texts; BadBatch for the first one that is unusable."""
-    events: list[dict[str, Any]] = []
-    texts: list[str] = []
-    for index, message in enumerate(batch.events):
-        try:
-            # orjson: the parse is most of the ingest's own CPU, and it is 3-4 times the standard module's
-            # speed; it is also strict JSON (no NaN or Infinity, no lone surrogates), which the store keeps.
-            event = orjson.loads(message.json)
-        except orjson.JSONDecodeError as error:
-            raise BadBatch(f"event {index} (id {message.id!r}): not JSON: {error}") from None
-        if not isinstance(event, dict):
-            raise BadBatch(f"event {index} (id {message.id!r}): a JSON {type(event).__name__}, not an object")
-        if event.get("id") != message.id:
-            raise BadBatch(f"event {index}: Event.id {message.id!r} differs from the id in its JSON "
-                           f"({event.get('id')!r})")
-        events.append(event)
-        texts.append(message.json)
-    return events, texts
-
-
 @dataclass(frozen=True)
 class _Write:
     """One batch handed to the store: its id, and the task writing it."""
 
     batch_id: int
     task: asyncio.Task[Any]
-
-
-@dataclass(frozen=True)
-class _Refused:
-    """The stream's first unusable batch: nothing from here on is stored."""
-
-    message: str
 
 
 _END = object()
@@ -154,9 +122,6 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, _Refused):
-                    log.warning("refused an event batch: %s", item.message)
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.message)
                 try:
                     result = await item.task
                 except BadEvent as error:
@@ -180,13 +145,10 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                     ) -> None:
         try:
             async for batch in request_iterator:
-                try:
-                    events, texts = events_from_batch(batch)
-                except BadBatch as error:
-                    await writes.put(_Refused(f"batch {batch.batch_id}: {error}"))
-                    return
-                held = await self.budget.take(len(events))
-                task = asyncio.create_task(self._store.ingest_events(events, bodies=texts),
+                texts = [event.json for event in batch.events]
+                ids = [event.id for event in batch.events]
+                held = await self.budget.take(len(texts))
+                task = asyncio.create_task(self._store.ingest_json(texts, ids=ids),
                                            name=f"ingest batch {batch.batch_id}")
                 # Awaited below when its turn comes, unless the stream ends first: then nobody reads its
                 # outcome, and asyncio must not log a failure of it as never retrieved. Either way the

@@ -198,7 +198,7 @@ class CollectorMetrics:
         return record
 
     def counting_store(self, store: Any) -> Any:
-        """`store`, with each `ingest_events` counted (its IngestResult, or an error): hand it to the ingest
+        """`store`, with each `ingest_events` and `ingest_json` counted (its IngestResult, or an error): hand it to the ingest
         service, `add_ingest_service(server, metrics.counting_store(store), ...)`; every other call goes through
         unchanged."""
         return _CountingStore(store, self)
@@ -264,15 +264,22 @@ class CollectorMetrics:
 
 
 class _CountingStore:
-    """A store whose `ingest_events` results are counted; every other attribute is the store's own."""
+    """A store whose `ingest_events` and `ingest_json` results are counted; every other attribute is the
+    store's own."""
 
     def __init__(self, store: Any, metrics: CollectorMetrics) -> None:
         self._store = store
         self._metrics = metrics
 
-    async def ingest_events(self, events: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+    async def ingest_events(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._counted(self._store.ingest_events(*args, **kwargs))
+
+    async def ingest_json(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._counted(self._store.ingest_json(*args, **kwargs))
+
+    async def _counted(self, ingest: Any) -> Any:
         try:
-            result = await self._store.ingest_events(events, *args, **kwargs)
+            result = await ingest
         except Exception:  # a cancelled call (the agent went away) is not the store's failure
             self._metrics.observe_ingest_error()
             raise

@@ -143,6 +143,10 @@ class Store(Protocol):
         changes nothing. Inserted and replaced rows get new change sequence numbers. BadEvent (nothing
         stored) if an event lacks an id or a parsable time."""
 
+    async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None) -> "IngestResult":
+        """ingest_events of events given as their JSON texts (as agents send them), each stored as it came;
+        `ids` are the ids the texts must hold. BadEvent also for a text that is not a JSON object."""
+
     async def list_events(self, filter: "EventFilter", page_size: int,
                           page_token: str = "") -> tuple[list["StoredEvent"], str]:
         """One page of matching events, newest first (time, then id); the token for the next page, or ""

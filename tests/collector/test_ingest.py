@@ -162,20 +162,20 @@ async def test_several_agents_at_once_each_get_their_acks_in_order(store) -> Non
 
 
 class HeldInStore:
-    """The real store, noting how many events its ingest_events calls hold at once (inside the call: parsed,
+    """The real store, noting how many events its ingest_json calls hold at once (inside the call: parsed,
     waiting for the group commit or being written)."""
 
     def __init__(self, store) -> None:
         self.store = store
         self.held = self.most_held = 0
 
-    async def ingest_events(self, events, **kwargs):
-        self.held += len(events)
+    async def ingest_json(self, bodies, **kwargs):
+        self.held += len(bodies)
         self.most_held = max(self.most_held, self.held)
         try:
-            return await self.store.ingest_events(events, **kwargs)
+            return await self.store.ingest_json(bodies, **kwargs)
         finally:
-            self.held -= len(events)
+            self.held -= len(bodies)
 
 
 async def test_streams_together_hold_at_most_the_event_budget(store) -> None:
