@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.store import (BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError,
                              open_store)
 from collector.store.events import (MAX_PAGE_SIZE, decode_page_token, encode_page_token, event_row,
-                                    merge_batch)
+                                    json_event_row, merge_batch)
 
 pytestmark = pytest.mark.anyio
 
@@ -323,6 +326,71 @@ def test_event_row_reads_the_filter_columns() -> None:
         event_row(make_event(1, count=2)), event_row(make_event(2))]
 
 
+# Values of every JSON kind for the fields the store reads, so that both readers meet the same odd events.
+_ANY_JSON = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**20), st.floats(allow_nan=False, allow_infinity=False),
+                      st.text(max_size=8), st.lists(st.one_of(st.text(max_size=6), st.integers()), max_size=3))
+_TIMES = st.one_of(st.sampled_from(["2026-11-27T20:00:00.000Z", "2026-11-27T20:00:01+01:00", "2026-11-27T20:00:00",
+                                    "yesterday"]), _ANY_JSON)
+_RECORDS = st.fixed_dictionaries({}, optional={
+    "first_seen": _TIMES, "last_seen": _TIMES, "count": _ANY_JSON, "feeds": _ANY_JSON,
+    "suspicious_domains": _ANY_JSON, "matches": _ANY_JSON})
+_ODD_EVENTS = st.fixed_dictionaries({}, optional={
+    "id": st.one_of(st.text(min_size=0, max_size=6), _ANY_JSON), "time": _TIMES, "type": _ANY_JSON,
+    "host": _ANY_JSON, "source_namespace": _ANY_JSON, "source_name": _ANY_JSON, "source_name_aggr": _ANY_JSON,
+    "record": _RECORDS, "severity": _ANY_JSON})
+_VALID_TIMES = st.sampled_from(["2026-11-27T20:00:00.000Z", "2026-11-27T20:00:01.250Z", "2026-11-27T21:00:00+01:00"])
+_TEXTS = st.one_of(st.text(max_size=8), _ANY_JSON)
+_GOOD_EVENTS = st.fixed_dictionaries({"id": st.text(min_size=1, max_size=6), "time": _VALID_TIMES}, optional={
+    "type": _TEXTS, "host": _TEXTS, "source_namespace": _TEXTS, "source_name": _TEXTS, "source_name_aggr": _TEXTS,
+    "record": st.fixed_dictionaries({}, optional={
+        "first_seen": _VALID_TIMES, "last_seen": _VALID_TIMES, "count": st.integers(0, 10**20),
+        "feeds": st.lists(_TEXTS, max_size=3), "suspicious_domains": st.lists(_TEXTS, max_size=3),
+        "matches": _ANY_JSON})})
+_EVENTS = st.one_of(_GOOD_EVENTS, _ODD_EVENTS)
+
+
+def _row_or_refusal(read, *args):
+    try:
+        return read(*args)
+    except BadEvent:
+        return "refused"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_EVENTS)
+def test_json_event_row_reads_what_event_row_reads(event: dict) -> None:
+    # The ingest reads agents' JSON with msgspec, field by field; event_row reads a parsed dict. Same rows, same
+    # refusals, whatever the fields hold.
+    text = json.dumps(event)
+    assert _row_or_refusal(json_event_row, text) == _row_or_refusal(event_row, json.loads(text), text)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[1, 2]", "a JSON list, not an object"),
+    ('"an event"', "a JSON str, not an object"),
+    ("42", "a JSON number, not an object"),
+    ('{"id": "x", "time": "2026-11-27T20:00:00Z"', "not JSON"),
+    ('{"id": "x", "time": "2026-11-27T20:00:00Z", "severity": NaN}', "not JSON"),
+    ('{"id": "x", "time": "2026-11-27T20:00:00Z", "q": "\\ud800"}', "not JSON"),
+    ('{"id": "x", "time": "2026-11-27T20:00:00Z", "record": [1]}', "not an event"),
+])
+def test_json_event_row_refuses_what_is_not_an_event(text: str, says: str) -> None:
+    with pytest.raises(BadEvent, match=says):
+        json_event_row(text)
+
+
+async def test_ingest_json_stores_each_text_as_it_came_and_checks_its_id(store) -> None:
+    texts = [json.dumps(make_event(i), indent=1) for i in range(3)]
+    ids = [f"{i:032x}" for i in range(3)]
+    assert await store.ingest_json(texts, ids=ids) == IngestResult(inserted=3, updated=0, unchanged=0)
+    assert [item.body for item in await store.events_since(0, ALL, 10)] == texts
+    with pytest.raises(BadEvent, match=r"event 1: Event.id 'other' differs from the id in its JSON"):
+        await store.ingest_json([json.dumps(make_event(5)), json.dumps(make_event(6))], ids=[f"{5:032x}", "other"])
+    with pytest.raises(BadEvent, match=r"event 0 \(id 'x'\): not JSON"):
+        await store.ingest_json(["{"], ids=["x"])
+    assert await store.latest_event_seq() == 3
+
+
 async def test_the_caller_can_keep_changing_its_dicts(store) -> None:
     event = make_event(1)
     await store.ingest_events([event])
@@ -337,6 +405,11 @@ async def test_twenty_thousand_events_in_large_batches(store) -> None:
     events = [make_event(i, seconds=i / 10, namespace=f"ns{i % 7}", feeds=(f"feed{i % 3}",)) for i in range(20_000)]
     for start in range(0, 20_000, 5000):
         assert (await store.ingest_events(events[start:start + 5000])).inserted == 5000
+    # Only new rows, several statements each: SQLite numbers them itself; every number once, none skipped.
+    seqs = []
+    while len(seqs) < 20_000:
+        seqs += [item.seq for item in await store.events_since(seqs[-1] if seqs else 0, ALL, MAX_PAGE_SIZE)]
+    assert sorted(seqs) == list(range(1, 20_001))
     again = events[5000:10_000] + [make_event(i, seconds=i / 10, namespace=f"ns{i % 7}", feeds=(f"feed{i % 3}",),
                                               count=2) for i in range(9990, 10_010)]
     assert await store.ingest_events(again) == IngestResult(inserted=0, updated=20, unchanged=5000)
