@@ -12,7 +12,8 @@ from typing import Any
 _BUSY_TIMEOUT_S = 30.0
 
 _CACHE_KIB = 64 * 1024
-_CHECKPOINT_PAGES = 10_000
+_CHECKPOINT_BYTES = 40 << 20
+_PAGE_BYTES = 16 * 1024
 
 
 class SqliteDialect:
@@ -36,17 +37,24 @@ class SqliteDialect:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        # 16 KiB pages rather than 4: an event is ~1 kB of JSON and a dozen index entries, and each commit
+        # writes every page it touched to the WAL, frame by frame. With 16 KiB pages SQLite's own time per
+        # ingested event fell by about a third here (insert 18-23 -> 15 µs, commit 13-14 -> 8 µs; 60,000
+        # events in 6,000-event transactions) and the file by 15 %. Only a new database takes it (before its
+        # first table); an existing one keeps the page size it was made with.
+        conn.execute(f"PRAGMA page_size = {_PAGE_BYTES}")
         _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         # Event ingest writes each event into about a dozen B-trees (the table, its indexes, the side tables)
         # at random places (ids are hashes): a 64 MB page cache (the default is 2 MB) and a checkpoint every
-        # 10,000 pages (40 MB of WAL; the default is 1,000) rather than every 1,000, so a hot index page is
-        # copied back once per checkpoint instead of ten times, took the store thread's CPU per ingested
+        # 40 MB of WAL (the default is 1,000 pages, 4 MB at 4 KiB) rather than every 4 MB, so a hot index page
+        # is copied back once per checkpoint instead of ten times, took the store thread's CPU per ingested
         # event from about 70 to 57 µs here (60k events in 500-event batches, three runs of each). The cache
         # is an upper bound, filled only as pages are read.
         conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
+        page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // page_bytes}")
         return conn
 
     def lock_migrations(self, conn: Any) -> None:
