@@ -524,14 +524,16 @@ class EventStoreMixin:
             last_seq = self._lock_sequence(conn)
             every_id = [row.id for batch in batches for row in batch.rows]
             ids = list(dict.fromkeys(every_id))
+            if len(ids) == len(every_id) and self._dialect.backend == "sqlite":
+                done = self._insert_new_group(conn, last_seq, batches)
+                if done is not None:
+                    return done
             stored: dict[str, int] = {}
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start:start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 stored.update(self._exec(conn, f"SELECT id, count FROM events WHERE id IN ({marks})",
                                          tuple(chunk)).fetchall())
-            if not stored and len(ids) == len(every_id) and self._dialect.backend == "sqlite":
-                return self._insert_new_group(conn, last_seq, batches)
             held = dict(stored)
             changed: dict[str, EventRow] = {}
             results = []
@@ -580,27 +582,57 @@ class EventStoreMixin:
                        (last_seq + len(new) + len(grown),))
             return results
 
-    def _insert_new_group(self, conn: Any, last_seq: int, batches: list[PreparedBatch]) -> list[tuple[int, int]]:
-        """The common case, every row of the group new and each id once: their prepared values go in as they
-        are, numbered by SQLite (the window function hands out last_seq + 1... to the rows of each statement:
-        which row gets which number does not matter, as the whole group commits at once). SQLite only:
-        PostgreSQL would need each VALUES column cast to its type."""
+    def _insert_new_group(self, conn: Any, last_seq: int,
+                          batches: list[PreparedBatch]) -> list[tuple[int, int]] | None:
+        """The common case, a group whose ids are all new (and each once): its prepared values go in as they
+        are, with no lookup first: the insert's own unique check on the id finds a stored one, and then
+        everything done here is undone and None returned (the caller takes the general way). SQLite only:
+        PostgreSQL would need each VALUES column cast to its type.
+
+        The rows are numbered by SQLite: while the highest stored seq is the last one handed out (retention
+        may have deleted that row), a new row's rowid is the highest + 1, in VALUES order; otherwise
+        row_number() hands out last_seq + 1... (which row gets which number does not matter: the whole
+        group commits at once)."""
         width = len(_NEW_EVENT_COLUMNS)
         values = tuple(itertools.chain.from_iterable(batch.events for batch in batches))
-        per_statement = (_MAX_PARAMETERS - 1) // width
-        numbered = f"events (seq, {', '.join(_NEW_EVENT_COLUMNS)})"
         count = len(values) // width
+        by_rowid = (self._seq_is_rowid(conn)
+                    and self._exec(conn, "SELECT MAX(seq) FROM events", ()).fetchone()[0] == (last_seq or None))
+        per_statement = (_MAX_PARAMETERS - 1) // width
+        columns = ", ".join(_NEW_EVENT_COLUMNS)
+        self._exec(conn, "SAVEPOINT new_events", ())
         for start in range(0, count, per_statement):
             rows = min(per_statement, count - start)
             marks = ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
-            self._exec(conn, f"INSERT INTO {numbered} SELECT ? + row_number() OVER (), * FROM (VALUES {marks})",
-                       (last_seq + start, *values[start * width:(start + rows) * width]))
+            chunk = values[start * width:(start + rows) * width]
+            if by_rowid:
+                done = self._exec(conn, f"INSERT INTO events ({columns}) VALUES {marks} ON CONFLICT (id) DO NOTHING",
+                                  chunk)
+            else:
+                done = self._exec(conn, f"INSERT INTO events (seq, {columns}) SELECT ? + row_number() OVER (), * "
+                                        f"FROM (VALUES {marks}) WHERE true ON CONFLICT (id) DO NOTHING",
+                                  (last_seq + start, *chunk))
+            if done.rowcount != rows:  # an id is stored already
+                self._exec(conn, "ROLLBACK TO new_events", ())
+                self._exec(conn, "RELEASE new_events", ())
+                return None
+        self._exec(conn, "RELEASE new_events", ())
         for table, column in (("event_feeds", "feed"), ("event_domains", "domain")):
             side = tuple(itertools.chain.from_iterable(getattr(batch, column + "s") for batch in batches))
             if side:
                 self._insert_flat(conn, f"{table} (event_id, {column}, time, namespace)", 4, side)
         self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1", (last_seq + count,))
         return [(len(batch.rows), 0) for batch in batches]
+
+    def _seq_is_rowid(self, conn: Any) -> bool:
+        """Whether events.seq is the rowid (SQLite from migration 5 on); asked once, the schema being migrated
+        when the store opens."""
+        known = self.__dict__.get("_seq_is_rowid_state")
+        if known is None:
+            known = self.__dict__["_seq_is_rowid_state"] = any(
+                name == "seq" and primary for _, name, _, _, _, primary in
+                self._exec(conn, "PRAGMA table_info(events)", ()).fetchall())
+        return known
 
     def _side_rows_moved(self, conn: Any, grown: list[EventRow]) -> list[EventRow]:
         """The grown rows whose side rows (value, time, namespace) differ from the stored ones; those stored

@@ -260,6 +260,19 @@ async def test_concurrent_ingests_hand_out_every_seq_once(store) -> None:
 # -- retention --------------------------------------------------------------------------------------------------------
 
 
+async def test_a_number_is_never_handed_out_twice_after_retention_took_the_newest_row(store) -> None:
+    await store.ingest_events([make_event(i) for i in range(5)])
+    await store.ingest_events([make_event(99, seconds=-10_000)])  # seq 6, and long gone
+    seen = await store.latest_event_seq()
+    assert seen == 6
+    assert await store.delete_events_before(T0 - dt.timedelta(seconds=1000)) == 1
+    # A watcher that read up to 6 must see the next events, so they cannot be numbered 6 again.
+    await store.ingest_events([make_event(i) for i in range(10, 13)])
+    assert [item.seq for item in await store.events_since(seen, ALL, 10)] == [7, 8, 9]
+    await store.ingest_events([make_event(i) for i in range(20, 22)])
+    assert [item.seq for item in await store.events_since(9, ALL, 10)] == [10, 11]
+
+
 async def test_retention_deletes_what_was_last_seen_before_the_cutoff(store) -> None:
     old = [make_event(i, last_seconds=1) for i in range(5)]  # last seen at T0 + i + 1 s
     growing = make_event(5, seconds=0, last_seconds=100)  # began early, still seen later
