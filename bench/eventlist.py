@@ -42,8 +42,9 @@ from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 CACHE = Path(__file__).resolve().parent / ".cache"
 TARGET_MS = 50.0
 PAGE = 100
-_DATA_VERSION = 2  # bump when the generated events or the store's layout change, so a stale cache is rebuilt
+_DATA_VERSION = 3  # bump when the generated events or the store's layout change, so a stale cache is rebuilt
 # (2: schema migration 5; opening a 1M-event v1 file would migrate it, ≈95 s, longer than the server's start wait)
+# (3: new SQLite databases have 16 KiB pages)
 
 START = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
 WEEK_SECONDS = 7 * 86400

@@ -15,6 +15,12 @@ batch ready at the head of the line, applies them in that order in one transacti
 and only then answers each call with its own result. While it writes, the next batches are parsed on the
 event loop, so parsing and writing overlap. A failed transaction fails every call of its group, and none of
 them is acknowledged: an agent resends, and the per-id rules make that harmless.
+
+The ingest's cost per event is what bounds it (SPEC §9: 20,000 events/s into SQLite), so the work is split
+by where it can run: agents' batches come as JSON texts (`ingest_json`), read field by field by msgspec on
+the parsing thread, which also flattens each batch's INSERT values in advance; the writer thread, which is
+the limit, then only runs SQLite, and a group whose ids are all new (the usual case) goes in as prepared,
+without looking its ids up first (see `_insert_new_group`).
 """
 
 from __future__ import annotations
