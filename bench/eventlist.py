@@ -21,9 +21,11 @@ import asyncio
 import datetime as dt
 import gc
 import itertools
+import os
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -303,7 +305,19 @@ def measure(events: int = 1_000_000, calls: int = 200) -> list[tuple[str, str, s
                             "≤ 50 ms", p99(timings) <= TARGET_MS))
     rows.append((f"event list p99, {events:,} events (SQLite, gRPC, {PAGE}/page)",
                  f"worst case {worst:.1f} ms{' [cached db]' if cached else ''}", "≤ 50 ms", worst <= TARGET_MS))
-    return rows + details
+    return rows + details + [ingest_into(db, events)]
+
+
+def ingest_into(db: Path, held: int, events: int = 120_000) -> tuple[str, str, str, None]:
+    """The ingest rate into a copy of this store (bench/ingest.py measures it into an empty one): the rate a
+    collector keeps once it holds a week of events."""
+    from bench.ingest import measure_grpc
+
+    with tempfile.TemporaryDirectory(prefix="dnswatch-bench-ingest-", dir=os.environ.get("BENCH_TMP")) as tmp:
+        result = measure_grpc(Path(tmp), 1, events, 500, starting_from=db)
+    return (f"collector ingest, 1 agent, into this {held:,}-event store",
+            f"{result['rate']:,.0f} events/s ({result['events']:,} more in {result['seconds']:.2f} s; "
+            f"collector CPU {result['cpu_us']:.0f} µs/event)", "", None)
 
 
 def main(argv: list[str] | None = None) -> int:

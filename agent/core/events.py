@@ -58,7 +58,8 @@ class Record:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SecurityEvent:
-    id: str = _doc("stable hash of node, client, names, feeds and window start: re-emissions share it")
+    id: str = _doc("window start (8 hex digits) + stable hash of node, client, names, feeds and window start: "
+                   "re-emissions share it, and ids sort by window")
     time: str = _doc("first_seen, RFC 3339 UTC with milliseconds")
     type: str = _doc("always gtf_suspicious_dns_query", default="gtf_suspicious_dns_query")
     severity: int = _doc("always 100, as Calico's threat-feed events", default=100)
@@ -137,10 +138,16 @@ def _security_event(ev: Event, node: str) -> SecurityEvent:
 
 
 def event_id(node: str, ev: Event) -> str:
-    """The same key and window always give the same id: a re-emission or a retried replay replaces, never adds."""
+    """The same key and window always give the same id: a re-emission or a retried replay replaces, never adds.
+
+    32 hex digits: the window's start (epoch seconds, 8 digits, modulo 2^32) and then 24 of the hash. Ids
+    made at about the same time sort together, as a UUIDv7 does: the collector's unique index on the id is
+    then written near its end, not at a random page per event, which kept its ingest rate from falling as
+    the store grows. 96 bits of hash per window second leave collisions out of reach."""
     # \x1f cannot occur in a node name, DNS name, feed name or address, so the parts cannot run into each other.
     text = "\x1f".join((node, ev.identity, "~".join(ev.names), "~".join(ev.feeds), repr(ev.window_start)))
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{int(ev.window_start) & 0xFFFF_FFFF:08x}{digest[:24]}"
 
 
 def rfc3339(ts: float) -> str:

@@ -37,7 +37,8 @@ def run(p: EventPipeline, *sightings) -> list[dict]:
 
 
 def expected_id(client: str, names: str, feeds: str, window_start: float) -> str:
-    return hashlib.sha256(f"node-1\x1f{client}\x1f{names}\x1f{feeds}\x1f{window_start!r}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"node-1\x1f{client}\x1f{names}\x1f{feeds}\x1f{window_start!r}".encode()).hexdigest()
+    return f"{int(window_start):08x}{digest[:24]}"
 
 
 def web_event(*, count=1, first=T0, last=T0 + 0.01, rcode="NOERROR", answers=(), **changes) -> dict:

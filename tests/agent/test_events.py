@@ -35,7 +35,7 @@ def test_the_spec_example_event_exactly():
     r = response(q, T0 + 0.004, answers=(a_record("evil.example", "198.51.100.7"),))
     event = build_event(emitted(q, r), "node-1")
     assert event == {
-        "id": "b26e76686f5d9752c98cd3ab80e75c1d",
+        "id": "6b09e3f8b26e76686f5d9752c98cd3ab",  # 6b09e3f8: the window start, 2026-11-27T20:11:36Z
         "time": "2026-11-27T20:11:36.123Z",
         "type": "gtf_suspicious_dns_query",
         "severity": 100,
@@ -171,6 +171,15 @@ def test_the_id_depends_on_node_client_names_feeds_and_window_start_only():
         assert event_id("node-1", dataclasses.replace(ev, **changed)) != base
     assert event_id("node-2", ev) != base
     assert len(base) == 32 and int(base, 16) >= 0
+
+
+def test_ids_begin_with_their_window_start_so_they_sort_by_time():
+    q = query("evil.example")
+    ev = emitted(q, response(q))
+    ids = [event_id("node-1", dataclasses.replace(ev, window_start=T0 + offset, identity=f"shop/pod-{offset}"))
+           for offset in (0, 0.5, 1, 61, 3600)]
+    assert [int(one[:8], 16) for one in ids] == [int(T0), int(T0), int(T0) + 1, int(T0) + 61, int(T0) + 3600]
+    assert ids[2:] == sorted(ids[2:]) and len(set(ids)) == 5
 
 
 @pytest.mark.parametrize("ts, text", [
