@@ -50,7 +50,7 @@ class IngestSettings:
     a few large transactions; beyond it the stream is not read (HTTP/2 flow control holds the agent back)."""
     max_events_held: int = 40_000
     """Events of all streams read and not yet written, at most (a batch larger than this still goes, alone):
-    about 5 kB of memory each while parsed and waiting. Twice the store's largest transaction, so the writer
+    a few kB of memory each while parsed and waiting. Twice the store's largest transaction, so the writer
     always has the next group ready."""
 
 
@@ -66,12 +66,13 @@ _END = object()
 
 
 class EventBudget:
-    """Events read and not yet written, across every stream, at most `limit`."""
+    """Events read and not yet written, across every stream, at most `limit`; streams wait their turn in
+    the order they asked (a large batch is not overtaken for ever by small ones)."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._held = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     @property
     def held(self) -> int:
@@ -81,24 +82,31 @@ class EventBudget:
         """Wait until `count` events fit, hold them and return what was held (to give back): a batch larger
         than the whole budget takes all of it, so it waits for the others and then travels alone."""
         count = min(count, self._limit)
-        while self._held + count > self._limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
-        self._held += count
+        if not self._waiting and self._held + count <= self._limit:
+            self._held += count
+            return count
+        turn = (count, asyncio.get_running_loop().create_future())
+        self._waiting.append(turn)
+        try:
+            await turn[1]  # resolved once the events are held for this call
+        except BaseException:
+            if turn[1].done() and not turn[1].cancelled():
+                self.give_back(count)  # granted, but the call was cancelled before it could use them
+            else:
+                self._waiting.remove(turn)
+                self._grant()
+            raise
         return count
 
     def give_back(self, count: int) -> None:
         self._held -= count
-        # Every waiter looks again (each wants its own amount); the few that fit go, the others wait on.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self._held + self._waiting[0][0] <= self._limit:
+            count, granted = self._waiting.popleft()
+            self._held += count
+            granted.set_result(None)
 
 
 class EventIngestServicer(events_pb2_grpc.EventIngestServicer):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from collector.shell.grpc_ingest import IngestSettings, add_ingest_service
+from collector.shell.grpc_ingest import EventBudget, IngestSettings, add_ingest_service
 from collector.store import EventFilter, IngestResult
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.test_event_store import make_event
@@ -234,3 +234,28 @@ async def test_bodies_are_stored_as_given(store) -> None:
     text = json.dumps(event, indent=1)
     assert await store.ingest_events([event], bodies=[text]) == IngestResult(1, 0, 0)
     assert (await stored(store))[event["id"]] == event
+
+
+async def test_the_budget_lets_callers_in_the_order_they_asked_and_forgets_a_cancelled_one() -> None:
+    budget = EventBudget(100)
+    assert await budget.take(60) == 60
+    order: list[str] = []
+
+    async def take(name: str, count: int) -> None:
+        await budget.take(count)
+        order.append(name)
+
+    large = asyncio.create_task(take("large", 80))
+    await asyncio.sleep(0)
+    small = asyncio.create_task(take("small", 10))  # fits now, but waits behind the large one
+    gone = asyncio.create_task(take("gone", 5))
+    await asyncio.sleep(0)
+    assert order == [] and budget.held == 60
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    budget.give_back(60)
+    await asyncio.gather(large, small)
+    assert order == ["large", "small"] and budget.held == 90
+    budget.give_back(90)
+    # A batch larger than the whole budget takes all of it.
+    assert await budget.take(500) == 100 and budget.held == 100
