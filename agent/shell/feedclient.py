@@ -34,7 +34,7 @@ from agent.errors import BadInput
 from agent.shell.grpcchannel import ChannelSecurity, Connect, connector
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2
 
-__all__ = ["FeedStream", "FeedStreamSettings", "update_from_pb"]
+__all__ = ["CollectorUnavailable", "FeedStream", "FeedStreamSettings", "update_from_pb"]
 
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 _CONTENT_NAMES = {feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET: DOMAIN_NAME_SET, feeds_pb2.FEED_CONTENT_IP_SET: IP_SET}
@@ -52,6 +52,11 @@ _CHANNEL_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
 )
+
+
+class CollectorUnavailable(BadInput):
+    """The collector could not be reached, or did not send the feeds in time: for a one-shot replay a bad
+    --collector, for the live agent a collector that is not up yet."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,8 @@ class FeedStream:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BadInput(f"cannot reach the collector at {address}: not synced within {timeout:g}s")
+                    raise CollectorUnavailable(f"cannot reach the collector at {address}: not synced within "
+                                               f"{timeout:g}s")
                 try:
                     with contextlib.closing(self._subscription(channel, left)) as subscription:
                         for synced in subscription:
@@ -151,7 +157,8 @@ class FeedStream:
                     if error.code() in _REFUSED:
                         raise BadInput(f"the collector at {address} refused this agent's credentials: "
                                        f"{_describe(error, timeout)}") from None
-                    raise BadInput(f"cannot reach the collector at {address}: {_describe(error, timeout)}") from None
+                    raise CollectorUnavailable(f"cannot reach the collector at {address}: "
+                                               f"{_describe(error, timeout)}") from None
 
     # -- the live agent: follow
 

@@ -174,7 +174,7 @@ def run_live(config: RunConfig) -> int:
     else:
         pods = None
         log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
-    link = CollectorLink(config) if config.collector else None  # BadInput, one line, if it cannot be reached
+    link = CollectorLink(config) if config.collector else None  # BadInput, one line, if it refuses us
     matcher = link.matcher if link is not None else local_matcher(config)
     if watcher is not None:
         watcher.start()
@@ -214,7 +214,8 @@ def run_live(config: RunConfig) -> int:
                 metrics.registry, config.metrics_port,
                 # Alive while the capture loop comes round (it does every second, quiet or not).
                 healthy=lambda: time.monotonic() - heartbeat[0] < LIVENESS_SECONDS,
-                ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced),
+                ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced)
+                and (link is None or link.synced),
             )
         except OSError as error:
             raise DnswatchError(f"cannot serve metrics on port {config.metrics_port}: {error.strerror or error}")

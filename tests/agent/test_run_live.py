@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -238,7 +239,6 @@ def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
         (["--feed", "c2=/dev/null", "--insecure"], "--insecure: only with --collector"),
         (["--feed", "c2=/dev/null", "--spool-dir", "/tmp"], "--spool-dir: only with --collector"),
         (["--collector", "127.0.0.1:1", "--insecure", "--feed", "c2=/dev/null"], "drop --feed"),
-        (["--collector", "127.0.0.1:1", "--insecure", "--collector-timeout", "1"], "cannot reach the collector"),
         (["--feed", "c2=/dev/null", "--ring-mb", "-1"], "--ring-mb"),
     ],
 )
@@ -372,6 +372,53 @@ def test_feeds_from_and_events_to_the_collector(testbed, tmp_path):
                                                                              for e in printed)
     assert all(e["host"] == bed.node_name and e["source_namespace"] == "shop" for e in stored)
     assert summary["drops"] == 0
+
+
+def test_an_agent_started_before_its_collector_waits_for_it(testbed, tmp_path):
+    """A node can boot before the collector is scheduled: the agent warns, captures with no feeds (not ready),
+    and takes the feeds, then ships events, once the collector answers on the address it was given."""
+    from tests.collector.running import RunningCollector, manifest, pulled
+    from tests.feedserver import FeedServer
+
+    bed = testbed
+    host_address, _ = bed.link_to_host()
+    with socket.socket() as probe:  # a port nothing listens on yet, for the collector to take later
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    feeds_dir = tmp_path / "feeds"
+    feeds_dir.mkdir()
+    web = bed.add_pod("web", namespace="shop")
+    pods = bed.write_pod_list(tmp_path / "pods.json")
+    agent = RunningAgent(bed, ["--interfaces", "cali*", "--pods", str(pods), "--node", bed.node_name,
+                               "--collector", f"{host_address}:{port}", "--insecure", "--collector-timeout", "1",
+                               "--metrics-port", "0"])
+    try:
+        agent.wait_for_log(f"cannot reach the collector at {host_address}:{port}")
+        agent.wait_for_log(f"capturing on {web.host_interface}")
+        metrics_port = agent.logged_number(r"metrics, /healthz and /readyz on port (\d+)")
+        assert bed.call_in_node(http_get_all, metrics_port, ["/readyz"])["/readyz"][0] == 503, "no feeds: not ready"
+        assert bed.dig(web, "evil.example") == ["198.51.100.7"]  # nothing to match it against yet
+        with FeedServer() as feed_server:
+            feed_server.serve("/c2.txt", b"evil.example\n")
+            (feeds_dir / "c2.yaml").write_text(manifest("c2", feed_server.url("/c2.txt")))
+            with RunningCollector(f"sqlite:///{tmp_path / 'db.sqlite'}", feeds_dir, "--listen",
+                                  f"0.0.0.0:{port}") as collector:
+                collector.wait_for(pulled("c2"), "the c2 feed pulled")
+                agent.wait_for_log(f"collector {host_address}:{port} reached", timeout=60)
+                agent.wait_for_log("feeds changed: c2 v1")
+                assert bed.call_in_node(http_get_all, metrics_port, ["/readyz"])["/readyz"][0] == 200
+                assert bed.dig(web, "evil.example") == ["198.51.100.7"]
+                status, printed, _ = agent.stop()
+                listed = subprocess.run([str(Path(sys.executable).with_name("dnswatch")), "--collector",
+                                         collector.address, "--insecure", "events", "list", "-o", "json"],
+                                        capture_output=True, text=True, timeout=60)
+    finally:
+        if agent.process.poll() is None:
+            agent.process.kill()
+            agent.process.wait()
+    assert status == 0
+    assert [(e["source_name"], e["record"]["suspicious_domains"]) for e in printed] == [("web", ["evil.example"])]
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [printed[0]["id"]]
 
 
 @pytest.mark.parametrize("reader", [["--ring-mb", "0.5"], ["--ring-mb", "0", "--buffer-mb", "0.0625"]])
