@@ -150,6 +150,9 @@ def measure_grpc(folder: Path, agents: int, events: int, batch: int,
     streams = [agent_batches(agent, per_agent, batch) for agent in range(agents)]
     if starting_from is not None:
         shutil.copyfile(starting_from, folder / "ingest.sqlite")
+        # Write the copy out first: else the kernel may still be writing its gigabytes back while the
+        # collector's commits wait on their fsyncs, and the run measures the copy as well.
+        os.sync()
     collector = Collector(folder)
     held_before = asyncio.run(_count(collector.db))
     try:
