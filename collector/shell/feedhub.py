@@ -26,7 +26,7 @@ from agent.core.feedwire import FeedDelta
 from agent.errors import DnswatchError
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import CompiledFeed, FeedGone, FeedUpdate, compile_feed, delta_between, update_from
-from collector.core.pulling import UPDATED
+from collector.core.pulling import UPDATED, Validators
 from collector.core.status import ErrorCondition, FeedStatus
 from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.puller import FeedPuller, FeedState, PullResult
@@ -42,6 +42,10 @@ StatusSink = Callable[[str, dict], Awaitable[object]]
 _MATCH_SUBDOMAINS = "matchSubdomains"
 """Kept in the stored status beside FeedStatus's fields: how the stored set was compiled, so a restart rebuilds
 the very table agents hold at that version (FeedStatus.from_dict ignores the extra key)."""
+_VALIDATORS = "validators"
+"""Kept in the stored status too: the ETag / Last-Modified of the stored set's body and which feed (URL,
+content, format) it came from, so a restarted collector's first pull of an unchanged feed is a conditional GET
+answered 304, not the whole body again."""
 _OLDER_VERSIONS_KEPT = 2  # compiled older sets kept in memory as delta sources; the store keeps more
 
 
@@ -70,6 +74,10 @@ class _Feed:
     """Deltas to `current` by the version they start from (None: the snapshot is the better answer)."""
     invalid: str | None = None
     """The message of the last refused manifest of this name, until a valid one comes."""
+    validators: Validators = Validators()
+    """ETag / Last-Modified of the set in force, as the puller last reported them (or the store kept)."""
+    validators_for: str = ""
+    """Which feed those validators describe (`_identity` of its spec); restored ones apply only to it."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while a delta to `current` is made, so concurrent subscribers make it once."""
     results: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -134,6 +142,7 @@ class FeedHub:
         for header in await self._store.list_feeds():
             feed = self._feeds.setdefault(header.name, _Feed(header.name))
             feed.status = _status_from_store(header.name, header.status)
+            feed.validators, feed.validators_for = _validators_from_store(header.status)
             feed.content = header.content
             if header.version == 0:
                 continue
@@ -183,7 +192,10 @@ class FeedHub:
         feed.spec, feed.invalid = spec, None
         state: FeedState | None = None
         if old is None:
-            state = FeedState(feed.status)  # what the store kept: the puller's schedule starts from it
+            # What the store kept: the puller's schedule starts from it, and its first pull is conditional when
+            # the set in force came from this very feed.
+            same = feed.current is not None and feed.validators_for == _identity(spec)
+            state = FeedState(feed.status, feed.validators if same else Validators())
         recompile = (feed.current is not None and feed.current.content == spec.content
                      and feed.current.match_subdomains != spec.match_subdomains)
         if recompile:
@@ -227,6 +239,8 @@ class FeedHub:
             if self._feeds.get(result.feed) is not feed:
                 return
             status = result.status
+            if feed.spec is not None:
+                feed.validators, feed.validators_for = result.state.validators, _identity(feed.spec)
             if result.outcome == UPDATED and result.parsed is not None:
                 spec = feed.spec
                 content = spec.content if spec is not None else feed.content
@@ -237,7 +251,7 @@ class FeedHub:
             elif status != feed.status:
                 feed.status = status
                 try:
-                    await self._store.save_status(feed.name, _stored_status(status, feed.current))
+                    await self._store.save_status(feed.name, _stored_status(status, feed))
                 except StoreError as error:
                     log.error("feed %s: cannot save its status: %s", feed.name, error)
             else:
@@ -248,7 +262,7 @@ class FeedHub:
         try:
             await self._store.save_feed(feed.name, content=compiled.content, version=compiled.version,
                                         sha256=compiled.sha256, entries=compiled.entries,
-                                        status=_stored_status(status, compiled))
+                                        status=_stored_status(status, feed, compiled))
         except VersionConflict as error:
             log.error("feed %s: the store holds version %d already (another collector?): %s",
                       feed.name, error.current_version, error)
@@ -384,11 +398,30 @@ def _info(feed: _Feed) -> FeedInfo:
                     match_subdomains=spec.match_subdomains)
 
 
-def _stored_status(status: FeedStatus, compiled: CompiledFeed | None) -> dict:
+def _stored_status(status: FeedStatus, feed: _Feed, compiled: CompiledFeed | None = None) -> dict:
+    """The status to store with the set `compiled` (default: the feed's set in force)."""
     saved = status.to_dict()
+    compiled = compiled if compiled is not None else feed.current
     if compiled is not None:
         saved[_MATCH_SUBDOMAINS] = compiled.match_subdomains
+    if feed.validators_for and (feed.validators.etag or feed.validators.last_modified):
+        saved[_VALIDATORS] = {"for": feed.validators_for, "etag": feed.validators.etag,
+                              "lastModified": feed.validators.last_modified}
     return saved
+
+
+def _validators_from_store(saved: dict | None) -> tuple[Validators, str]:
+    kept = (saved or {}).get(_VALIDATORS)
+    if not isinstance(kept, dict) or not isinstance(kept.get("for"), str):
+        return Validators(), ""
+    etag, modified = kept.get("etag"), kept.get("lastModified")
+    return (Validators(etag if isinstance(etag, str) else None, modified if isinstance(modified, str) else None),
+            kept["for"])
+
+
+def _identity(spec: FeedSpec) -> str:
+    """What the validators of a body are valid for: the same URL read as the same content and format."""
+    return repr((spec.url, spec.content, spec.format))
 
 
 def _status_from_store(name: str, saved: dict) -> FeedStatus:

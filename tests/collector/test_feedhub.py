@@ -167,3 +167,35 @@ async def test_a_restart_rebuilds_a_match_subdomains_set_at_the_same_version(sto
     finally:
         await puller.__aexit__(None, None, None)
     assert before == restored == after and after.version == 1
+
+
+async def test_after_a_restart_the_first_pull_of_an_unchanged_feed_is_conditional(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+    finally:
+        await puller.__aexit__(None, None, None)
+    first = feed_server.requests[-1]
+    assert "if-none-match" not in first.headers  # the very first pull had nothing to send back
+    # A new collector on the same store: its first pull sends back what the stored set's body came with.
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        info = hub.feed("c2")
+    finally:
+        await puller.__aexit__(None, None, None)
+    again = feed_server.requests[-1]
+    assert again.headers.get("if-none-match") and again.headers.get("if-modified-since")
+    assert info.status.version == 1 and info.status.last_successful_sync
+    # Another URL for the feed while the collector was away: the stored validators are not sent to it.
+    feed_server.serve("/other.txt", BODY_V1)
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server, url=feed_server.url("/other.txt")), "test"))
+        await hub.sync("c2")
+    finally:
+        await puller.__aexit__(None, None, None)
+    other = feed_server.requests[-1]
+    assert other.path == "/other.txt" and "if-none-match" not in other.headers

@@ -653,7 +653,8 @@ def test_the_feed_server_stops_at_once_even_holding_a_request():
         except (OSError, urllib.error.URLError) as error:
             errors.append(error)
 
-    before = threading.active_count()
+    # The threads alive before (other tests' may end meanwhile): none of the server's may outlive it.
+    before = set(threading.enumerate())
     with FeedServer() as held_server:
         held_server.fault("/held", feedserver.TIMEOUT)
         caller = threading.Thread(target=client, args=(held_server.url("/held"),))
@@ -665,9 +666,9 @@ def test_the_feed_server_stops_at_once_even_holding_a_request():
     caller.join(timeout=5)
     assert not caller.is_alive() and errors  # the held request ended without an answer
     deadline = time.monotonic() + 2
-    while threading.active_count() > before and time.monotonic() < deadline:
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == before
+    assert not set(threading.enumerate()) - before
     with pytest.raises(OSError):
         urllib.request.urlopen(held_server.url("/held"), timeout=1)
 
