@@ -45,6 +45,18 @@ async def running_hub(store, **options):
     return hub, puller
 
 
+async def pulled_once(store, feed_spec: FeedSpec):
+    """A collector's life in short: a hub on `store` restores, is told `feed_spec`, pulls it once and stops;
+    the feed's FeedInfo after that pull."""
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(feed_spec, "test"))
+        await hub.sync(feed_spec.name)
+        return hub.feed(feed_spec.name)
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
 async def test_a_large_snapshot_comes_in_parts_that_join_to_the_parsed_set(store, feed_server):
     hub, puller = await running_hub(store, snapshot_part_bytes=256)
     try:
@@ -113,12 +125,7 @@ async def test_an_invalid_manifest_keeps_the_feed_and_shows_why_until_a_valid_on
 
 
 async def test_restored_feeds_without_a_manifest_are_dropped_once_the_source_has_synced(store, feed_server):
-    hub, puller = await running_hub(store)
-    try:
-        await hub.apply(FeedUpserted(spec(feed_server), "test"))
-        await hub.sync("c2")
-    finally:
-        await puller.__aexit__(None, None, None)
+    await pulled_once(store, spec(feed_server))
     await store.save_feed("gone", content=DOMAIN_NAME_SET, version=1, sha256=entries_sha256(["a.example"]),
                           entries=["a.example"], status={"version": 1, "entries": 1})
     hub, puller = await running_hub(store)
@@ -170,32 +177,16 @@ async def test_a_restart_rebuilds_a_match_subdomains_set_at_the_same_version(sto
 
 
 async def test_after_a_restart_the_first_pull_of_an_unchanged_feed_is_conditional(store, feed_server):
-    hub, puller = await running_hub(store)
-    try:
-        await hub.apply(FeedUpserted(spec(feed_server), "test"))
-        await hub.sync("c2")
-    finally:
-        await puller.__aexit__(None, None, None)
+    await pulled_once(store, spec(feed_server))
     first = feed_server.requests[-1]
     assert "if-none-match" not in first.headers  # the very first pull had nothing to send back
     # A new collector on the same store: its first pull sends back what the stored set's body came with.
-    hub, puller = await running_hub(store)
-    try:
-        await hub.apply(FeedUpserted(spec(feed_server), "test"))
-        await hub.sync("c2")
-        info = hub.feed("c2")
-    finally:
-        await puller.__aexit__(None, None, None)
+    info = await pulled_once(store, spec(feed_server))
     again = feed_server.requests[-1]
     assert again.headers.get("if-none-match") and again.headers.get("if-modified-since")
     assert info.status.version == 1 and info.status.last_successful_sync
     # Another URL for the feed while the collector was away: the stored validators are not sent to it.
     feed_server.serve("/other.txt", BODY_V1)
-    hub, puller = await running_hub(store)
-    try:
-        await hub.apply(FeedUpserted(spec(feed_server, url=feed_server.url("/other.txt")), "test"))
-        await hub.sync("c2")
-    finally:
-        await puller.__aexit__(None, None, None)
+    await pulled_once(store, spec(feed_server, url=feed_server.url("/other.txt")))
     other = feed_server.requests[-1]
     assert other.path == "/other.txt" and "if-none-match" not in other.headers
