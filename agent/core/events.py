@@ -15,6 +15,7 @@ from typing import Any, get_args, get_type_hints
 import dnslib
 
 from agent.core.aggregate import Event
+from agent.core.answerslice import displayable_prefix
 from agent.core.attribution import address_text
 from agent.core.transactions import Transaction
 
@@ -201,8 +202,11 @@ def _response_details(tx: Transaction) -> tuple[str | None, list[str]]:
         return None, []
     payload = response.payload
     rcode = rcode_mnemonic(payload[3] & 0x0F) if len(payload) >= 4 else None
+    shown = displayable_prefix(payload, MAX_ANSWERS)
+    if shown is None:
+        return rcode, []
     try:
-        return rcode, [_answer_text(rr) for rr in dnslib.DNSRecord.parse(payload).rr[:MAX_ANSWERS]]
+        return rcode, [_answer_text(rr) for rr in dnslib.DNSRecord.parse(shown).rr]
     except Exception:  # dnslib raises DNSError, struct.error, IndexError, ... on hostile bytes: the event stands
         return rcode, []
 

@@ -52,14 +52,22 @@ class Damaged(ValueError):
     """The message is malformed at this point; nothing past it is trusted."""
 
 
+MAX_NAME_OCTETS = 255  # RFC 1035 §3.1, in wire form with the root label
+MAX_POINTER_JUMPS = 127  # a 255-octet name has at most 127 labels, so no honest name needs more jumps
+
+
 def read_name(message: bytes, offset: int) -> tuple[bytes, int]:
     """The name at `offset` in wire form with compression expanded, and the offset just after it.
 
-    Pointers must point strictly backwards (as dnslib requires), which also rules out loops. Raises `Damaged`,
-    or IndexError when the message ends inside the name.
+    Untrusted bytes: every pointer must point strictly before every position this walk has visited (each
+    jump lands lower than the last, so no loop and no revisit is possible), the name may not grow past 255
+    octets, and at most 127 jumps are followed. Raises `Damaged`, or IndexError when the message ends inside
+    the name.
     """
     start = offset
     parts = None
+    octets = 0  # of the segments already joined
+    jumps = 0
     after = -1
     while True:
         length = message[offset]
@@ -78,15 +86,20 @@ def read_name(message: bytes, offset: int) -> tuple[bytes, int]:
         if length < 0xC0:
             raise Damaged("extended label type")
         pointer = (length & 0x3F) << 8 | message[offset + 1]
-        if pointer >= offset:
-            raise Damaged("compression pointer does not point backwards")
+        # `start` is the lowest position visited: the walk only moves forward from it until this jump.
+        if pointer >= start:
+            raise Damaged("compression pointer does not point before the name")
+        octets += offset - start
+        jumps += 1
+        if octets >= MAX_NAME_OCTETS or jumps > MAX_POINTER_JUMPS:
+            raise Damaged("name longer than 255 octets")
         if parts is None:
             parts = []
         parts.append(message[start:offset])
         if after < 0:
             after = offset + 2
         offset = start = pointer
-    if len(wire) > 255:
+    if len(wire) > MAX_NAME_OCTETS:
         raise Damaged("name longer than 255 octets")
     return wire, after
 
