@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.core.domainset import DomainSet
 from agent.core.ipset import IPSet
-from agent.core.scanner import CLEAN, Matcher, NameCollector, question_of
+from agent.core.scanner import CLEAN, Damaged, Matcher, NameCollector, question_of, read_name
 
 
 def pack(record: dnslib.DNSRecord) -> bytes:
@@ -131,6 +131,59 @@ def test_truncated_response_still_names_its_question():
 def test_malformed_messages_are_damaged_not_raised(message):
     damaged, matches = matcher(c2=["a"]).scan(message)
     assert damaged
+
+
+HEADER_ONE_QUESTION = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"\x03abc\xc0\x0c",  # a label, then a pointer back to that label: looped for ever once
+        b"\x01a\x01b\xc0\x0e",  # a pointer to the name's own second label
+        b"\x01a\xc0\x0e",  # a pointer to itself after a label
+    ],
+)
+def test_a_pointer_back_into_the_name_being_read_is_damage(name):
+    with pytest.raises(Damaged):
+        read_name(HEADER_ONE_QUESTION + name + b"\x00\x01\x00\x01", 12)
+
+
+def test_every_jump_must_land_before_every_position_visited():
+    # Question 1 at 12: `a.b`; question 2: `c` + pointer to 14 (`b`, before it): valid, `c.b`.
+    message = HEADER_ONE_QUESTION + b"\x01a\x01b\x00" + b"\x00\x01\x00\x01" + b"\x01c\xc0\x0e"
+    assert read_name(message, 21) == (b"\x01c\x01b\x00", 25)
+    # A pointer to 22 after jumping to 14 points after a position visited (14): refused, though it is
+    # before the pointer's own position.
+    looping = HEADER_ONE_QUESTION + b"\x01a\x01b\xc0\x16" + b"\x00\x01\x00\x01" + b"\x01c\xc0\x0e"
+    with pytest.raises(Damaged):
+        read_name(looping, 21)
+
+
+def test_a_name_is_refused_as_it_grows_past_255_octets():
+    # 100 questions, each a 3-octet label and a pointer to the one before: the 85th name passes 255 octets.
+    message = bytearray(HEADER_ONE_QUESTION + b"\x02aa\x00\x00\x01\x00\x01")
+    starts = [12]
+    for _ in range(99):
+        starts.append(len(message))
+        message += b"\x02ab" + struct.pack("!H", 0xC000 | starts[-2]) + b"\x00\x01\x00\x01"
+    wire, _ = read_name(bytes(message), starts[83])
+    assert len(wire) == 3 * 84 + 1  # 84 labels and the root: 253 octets
+    with pytest.raises(Damaged, match="255"):
+        read_name(bytes(message), starts[84])
+
+
+def test_a_chain_of_bare_pointers_is_bounded_in_jumps():
+    # 200 pointers, each to the one before, ending at the root: an empty name 200 jumps deep.
+    message = bytearray(HEADER_ONE_QUESTION + b"\x00")
+    previous = 12
+    for _ in range(200):
+        position = len(message)
+        message += struct.pack("!H", 0xC000 | previous)
+        previous = position
+    assert read_name(bytes(message), 12 + 1 + 2 * 126)[0] == b"\x00"
+    with pytest.raises(Damaged):
+        read_name(bytes(message), previous)
 
 
 def test_question_of():
