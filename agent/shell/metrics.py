@@ -82,6 +82,12 @@ class _Spool:
 
 
 @dataclass(frozen=True, slots=True)
+class _Loop:
+    last_progress: float | None = None
+    liveness_timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Feed:
     content: str
     version: int
@@ -103,6 +109,7 @@ class AgentMetrics:
         self._feeds: dict[str, _Feed] = {}
         self._connected: dict[str, bool] = {}
         self._pods: int | None = None
+        self._loop = _Loop()
         self.registry.register(_Renderer(self))
         ProcessCollector(registry=self.registry)  # CPU seconds and memory: what the agent costs its node
 
@@ -143,6 +150,17 @@ class AgentMetrics:
         """Every captured interface at once: those not named are forgotten."""
         with self._lock:
             self._interfaces = dict(interfaces)
+
+    def observe_loop_progress(self, unix_time: float) -> None:
+        """The capture loop came round at `unix_time` (wall clock). Only the loop calls this, from between two
+        packets: while it is stuck inside one, the series stops where it was and scrapes keep showing it."""
+        with self._lock:
+            self._loop = replace(self._loop, last_progress=float(unix_time))
+
+    def set_liveness_timeout(self, seconds: float) -> None:
+        """How long the loop may make no progress before /healthz fails (`--liveness-timeout`)."""
+        with self._lock:
+            self._loop = replace(self._loop, liveness_timeout=float(seconds))
 
     # -- where the events went
 
@@ -202,9 +220,17 @@ class AgentMetrics:
         with self._lock:
             info, pipeline, shipping, spool = dict(self._info), self._pipeline, self._shipping, self._spool
             interfaces, feeds = dict(self._interfaces), dict(self._feeds)
-            connected, pods = dict(self._connected), self._pods
+            connected, pods, loop = dict(self._connected), self._pods, self._loop
         p = PREFIX
         yield InfoMetricFamily(f"{p}_build", "The agent's version and node.", value=info)
+        if loop.last_progress is not None:
+            yield GaugeMetricFamily(f"{p}_loop_last_progress_timestamp_seconds", "When the capture loop last came "
+                                    "round (unix time; about every second, quiet or not). It stops moving while "
+                                    "the loop is stuck.", value=loop.last_progress)
+        if loop.liveness_timeout is not None:
+            yield GaugeMetricFamily(f"{p}_loop_liveness_timeout_seconds", "Seconds without progress of the "
+                                    "capture loop after which /healthz fails (--liveness-timeout).",
+                                    value=loop.liveness_timeout)
         for name, doc, value in (
             ("packets", "Frames read from the capture sockets or files.", pipeline.packets),
             ("dns_messages", "Whole DNS messages decoded (UDP datagrams, reassembled TCP messages).",

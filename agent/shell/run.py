@@ -30,7 +30,8 @@ from agent.errors import BadInput, DnswatchError
 from agent.shell.cli import PipelineOptions, pipeline_options
 
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
-LIVENESS_SECONDS = 30.0  # /healthz fails when the capture loop has not come round for this long
+LIVENESS_SECONDS = 30.0
+"""The default of `--liveness-timeout`; deploy/daemonset.yaml's liveness probe is sized for it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +59,9 @@ class RunConfig(PipelineOptions):
     """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
     stats_every: float = 0.0
     """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
+    liveness_timeout: float = LIVENESS_SECONDS
+    """/healthz fails once the capture loop has made no progress for this many seconds (it comes round about
+    once a second, quiet or not), so that the liveness probe restarts an agent stuck inside one packet."""
     channel: object = None
     """How to reach the collector (agent.shell.grpcchannel.ChannelSecurity); None without a collector."""
     spool_dir: Path | None = None
@@ -92,6 +96,9 @@ def add_run_parser(commands) -> None:
                      help="log packet and kernel drop counts this often (default never)")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve /metrics, /healthz and /readyz on this port (default: none)")
+    run.add_argument("--liveness-timeout", type=parse_window, default=LIVENESS_SECONDS, metavar="SECONDS",
+                     help="/healthz fails once the capture loop has made no progress for this long (default "
+                     f"{LIVENESS_SECONDS:g}, what the DaemonSet's liveness probe expects)")
     run.add_argument("--collector", metavar="ADDR",
                      help="take the feeds from the collector at HOST:PORT, follow their changes, and send it the "
                      "events (still printed with -o); TLS unless --insecure")
@@ -134,6 +141,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         channel=channel_security_from_args(args) if args.collector else None,
         spool_dir=args.spool_dir,
         stats_every=args.stats_every,
+        liveness_timeout=args.liveness_timeout,
     )
 
 
@@ -201,6 +209,9 @@ def run_live(config: RunConfig) -> int:
     stats = RunStats()
     decoder = Decoder(config.ports)
     stopping: list[int] = []
+    # When the capture loop last came round. Only the loop itself moves it (every_second, called from inside
+    # capture.frames between two packets), never a thread of its own: a loop stuck inside one packet — a
+    # write to a stdout nobody reads, a walk that never ends — stops it, and /healthz then fails.
     heartbeat = [time.monotonic()]
     metrics_server = None
     metrics = None
@@ -209,11 +220,12 @@ def run_live(config: RunConfig) -> int:
         from agent.shell.metricsserver import serve_metrics
 
         metrics = AgentMetrics(node=config.node)
+        metrics.set_liveness_timeout(config.liveness_timeout)
+        metrics.observe_loop_progress(time.time())
         try:
             metrics_server = serve_metrics(
                 metrics.registry, config.metrics_port,
-                # Alive while the capture loop comes round (it does every second, quiet or not).
-                healthy=lambda: time.monotonic() - heartbeat[0] < LIVENESS_SECONDS,
+                healthy=lambda: time.monotonic() - heartbeat[0] < config.liveness_timeout,
                 ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced)
                 and (link is None or link.synced),
             )
@@ -226,6 +238,8 @@ def run_live(config: RunConfig) -> int:
     def every_second(now: float) -> None:
         nonlocal next_progress
         heartbeat[0] = time.monotonic()
+        if metrics is not None:
+            metrics.observe_loop_progress(now)
         stats.rounds += 1
         for event in pipeline.tick(now):
             stats.events += 1

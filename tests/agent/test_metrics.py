@@ -300,3 +300,15 @@ def test_text_is_the_default_and_an_unknown_format_is_refused(capsys, root_loggi
     assert "WARNING dnswatch.test.logfmt: plain" in capsys.readouterr().err
     with pytest.raises(ValueError, match="json"):
         configure_logging("INFO", "yaml")
+
+
+def test_the_loop_progress_gauges_say_when_it_last_came_round(metrics, server):
+    assert not any(name.startswith("dnswatch_agent_loop_") for name, _ in scrape(server.port)), \
+        "no claim of progress before the loop reports any"
+    metrics.set_liveness_timeout(30)
+    metrics.observe_loop_progress(1_790_000_000.25)
+    samples = scrape(server.port)
+    assert samples[("dnswatch_agent_loop_last_progress_timestamp_seconds", ())] == 1_790_000_000.25
+    assert samples[("dnswatch_agent_loop_liveness_timeout_seconds", ())] == 30
+    metrics.observe_loop_progress(1_790_000_001.5)
+    assert scrape(server.port)[("dnswatch_agent_loop_last_progress_timestamp_seconds", ())] == 1_790_000_001.5

@@ -7,6 +7,7 @@ IPv4 and IPv6), stops it with SIGTERM and reads the events it printed and the su
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import signal
@@ -30,9 +31,11 @@ SUMMARY = re.compile(
 
 
 class RunningAgent:
-    """The agent in the node namespace; stdout and stderr are read as they come (so neither pipe fills)."""
+    """The agent in the node namespace; stdout and stderr are read as they come (so neither pipe fills), or
+    stdout only from `read_stdout()` on when `read_stdout` is false (its pipe then fills, and the agent blocks
+    writing an event: a stalled loop)."""
 
-    def __init__(self, bed: Testbed, args: list[str]) -> None:
+    def __init__(self, bed: Testbed, args: list[str], *, read_stdout: bool = True) -> None:
         self.process = bed.popen_in_node([AGENT, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          text=True)
         self.stdout: list[str] = []
@@ -40,8 +43,14 @@ class RunningAgent:
         self._changed = threading.Condition()
         self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
                          threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True)]
-        for reader in self._readers:
-            reader.start()
+        self._readers[1].start()
+        if read_stdout:
+            self.read_stdout()
+        else:  # the smallest pipe the kernel gives: a few events fill it
+            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+
+    def read_stdout(self) -> None:
+        self._readers[0].start()
 
     def _read(self, stream, lines: list[str]) -> None:
         for line in stream:
@@ -441,3 +450,75 @@ def test_kernel_drops_are_counted(testbed, feeds, tmp_path, reader):
     assert status == 0
     assert summary["drops"] > 0
     assert summary["frames"] + summary["drops"] == summary["kernel_packets"] == 4000, summary
+
+
+def scraped(exposition: str, name: str) -> float | None:
+    """The value of an unlabelled series in a Prometheus exposition, or None when it is not there."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", exposition, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def wait_until(condition, what: str, timeout: float = 30.0, every: float = 0.05):
+    """Poll `condition()` until it returns something true (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def test_a_stalled_loop_fails_healthz_and_recovers(testbed, feeds):
+    """The loop stuck inside one packet — blocked writing an event to a stdout nobody reads — fails /healthz
+    once --liveness-timeout has passed, and the progress gauge stops; read, the loop comes back, and so do they."""
+    bed = testbed
+    web = bed.add_pod("web")
+    timeout = 4.0
+    agent = RunningAgent(bed, ["--interfaces", "cali*", *feeds, "-o", "json", "--metrics-port", "0",
+                               "--liveness-timeout", str(timeout)], read_stdout=False)
+    agent.wait_for_log(f"capturing on {web.host_interface}")
+    port = agent.logged_number(r"metrics, /healthz and /readyz on port (\d+)")
+
+    def probe() -> dict[str, tuple[int, str]]:
+        return bed.call_in_node(http_get_all, port, ["/healthz", "/metrics"])
+
+    def progress() -> float:
+        value = scraped(probe()["/metrics"][1], "dnswatch_agent_loop_last_progress_timestamp_seconds")
+        assert value is not None
+        return value
+
+    healthy = probe()
+    assert healthy["/healthz"] == (200, "alive\n")
+    assert scraped(healthy["/metrics"][1], "dnswatch_agent_loop_liveness_timeout_seconds") == timeout
+    before = progress()
+    wait_until(lambda: progress() > before, "the progress gauge to move while the loop runs")
+
+    # Every name is new, so every answer is an event; a few fill the 4 KiB pipe and the loop blocks in a write.
+    # Asked one by one until the loop has missed a round, and no more: the packets of later names would wait
+    # in the ring, whose blocks a stalled reader does not give back.
+    asked = []
+
+    def loop_stuck() -> bool:
+        asked.append(f"n{len(asked)}.tunnel.example")
+        bed.dig(web, asked[-1])
+        return time.time() - progress() > 1.5
+
+    wait_until(loop_stuck, "the loop to block on its stdout", timeout=60, every=0.2)
+    assert probe()["/healthz"][0] == 200, "not yet: the timeout has not passed"
+    wait_until(lambda: probe()["/healthz"][0] == 503, "/healthz to fail while the loop is blocked")
+    assert probe()["/healthz"] == (503, "not alive\n")
+    stuck_at = progress()
+    assert time.time() - stuck_at >= timeout
+    wait_until(lambda: time.time() - stuck_at > timeout + 1.5, "a second and a half more", every=0.1)
+    assert progress() == stuck_at, "the gauge stands still while the loop is stuck"
+    assert agent.process.poll() is None
+
+    agent.read_stdout()
+    wait_until(lambda: probe()["/healthz"][0] == 200, "/healthz to pass again once the loop runs")
+    assert progress() > stuck_at
+    status, events, summary = agent.stop()
+    assert status == 0
+    assert sorted(e["record"]["qname"] for e in events) == sorted(asked), "the stall lost nothing"
+    assert summary["drops"] == 0
