@@ -69,24 +69,35 @@ class ChannelSecurity:
             return self
         if (self.cert_file is None) != (self.key_file is None):
             raise BadInput("--cert and --key go together: the client certificate and its private key")
+        # ssl names no file when one is missing (its FileNotFoundError has no filename): each is looked at first.
+        for flag, path in (("--ca", self.ca_file), ("--cert", self.cert_file), ("--key", self.key_file),
+                           ("--token-file", self.token_file)):
+            if path is not None:
+                _check_file(Path(path), flag)
         if self.ca_file is not None:
             try:
                 ssl.create_default_context(cafile=str(self.ca_file))
-            except FileNotFoundError:
-                raise BadInput(f"--ca {self.ca_file}: no such file") from None
             except (OSError, ssl.SSLError) as error:
                 raise BadInput(f"--ca {self.ca_file}: not a PEM CA certificate ({_reason(error)})") from None
         if self.cert_file is not None:
             try:
                 ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(self.cert_file, self.key_file)
-            except FileNotFoundError as error:
-                raise BadInput(f"--cert/--key: no such file: {error.filename}") from None
             except (OSError, ssl.SSLError) as error:
                 raise BadInput(f"--cert {self.cert_file} / --key {self.key_file}: not a usable PEM certificate "
                                f"and matching key ({_reason(error)})") from None
         if self.token_file is not None:
             _TokenFile(Path(self.token_file)).token()
         return self
+
+
+def _check_file(path: Path, flag: str) -> None:
+    """BadInput naming the flag and the path unless `path` is a file that can be read."""
+    if path.is_dir():
+        raise BadInput(f"{flag} {path}: is a folder, not a file")
+    if not path.exists():
+        raise BadInput(f"{flag} {path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise BadInput(f"{flag} {path}: cannot read it (permission denied)")
 
 
 def _reason(error: BaseException) -> str:

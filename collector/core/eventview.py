@@ -27,7 +27,11 @@ def parse_when(text: str, now: dt.datetime) -> dt.datetime:
     text = text.strip()
     if _DURATIONS.fullmatch(text):
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION.findall(text))
-        return now - dt.timedelta(seconds=seconds)
+        try:
+            return now - dt.timedelta(seconds=seconds)
+        except OverflowError:  # past the year 1 (or past what a timedelta holds): no instant to filter on
+            raise ValueError(f"{text!r} reaches back before the year 1: give a shorter duration or an RFC 3339 "
+                             "time") from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -193,6 +195,9 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
 
     Raises StoreError for an unusable --db and UsageError for an unusable source or address, before serving.
     """
+    _check_listen("--listen", settings.listen)
+    if settings.security.mtls_listen is not None:
+        _check_listen("--mtls-listen", settings.security.mtls_listen)
     source = _feed_source(settings)
     try:
         store = await open_store(settings.db)
@@ -266,6 +271,32 @@ def _interceptors(settings: CollectorSettings) -> list[grpc.aio.ServerIntercepto
     return [AuthInterceptor(authenticator_for(settings.security, api_client))]
 
 
+def _check_listen(flag: str, address: str) -> None:
+    """UsageError when `address` cannot be listened on (taken, or not this machine's), found by binding it
+    first: gRPC's C core would log its own line about the failed bind on stderr, before ours, and at any
+    GRPC_VERBOSITY but NONE, which would hide every other message of the core too."""
+    host, _, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if int(port) == 0:
+        return
+    try:
+        places = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        raise UsageError(f"{flag} {address}: cannot listen there (no such host: give an address of this "
+                         "machine, e.g. 0.0.0.0 or [::])") from None
+    for family, kind, protocol, _, where in places:
+        with socket.socket(family, kind, protocol) as probe:
+            # As gRPC binds: a port whose last connections are still in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(where)
+            except OSError as error:
+                why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
+                       errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
+                    error.errno, error.strerror)
+                raise UsageError(f"{flag} {address}: cannot listen there ({why})") from None
+
+
 def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
     """Bind --listen (and --mtls-listen) and return the port of --listen."""
     try:
@@ -273,7 +304,9 @@ def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
     except RuntimeError as error:
         mtls_listen = settings.security.mtls_listen
         where = f"--listen {settings.listen}" + (f" / --mtls-listen {mtls_listen}" if mtls_listen else "")
-        raise UsageError(f"{where}: cannot listen there ({error})") from None
+        # gRPC's text ends by telling how to see its details (GRPC_VERBOSITY=debug): not ours to say.
+        reason = str(error).split("; set GRPC_VERBOSITY", 1)[0]
+        raise UsageError(f"{where}: cannot listen there ({reason})") from None
     for flag, address, bound in (("--listen", settings.listen, port),
                                  ("--mtls-listen", settings.security.mtls_listen, mtls_port)):
         if address is not None and bound == 0 and not address.endswith(":0"):

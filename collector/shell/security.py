@@ -198,20 +198,37 @@ def server_security_from_args(args: argparse.Namespace) -> ServerSecurity:
 def _check_key_pair(cert: Path, key: Path) -> None:
     # The standard library reads the pair the way gRPC will, and says when the key does not fit the
     # certificate: better one line at start-up than a handshake failure on every connection.
+    # ssl names no file when one is missing (its FileNotFoundError has no filename): each is looked at first.
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        _check_file(path, flag)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
-    except FileNotFoundError as error:
-        raise SecurityUsageError(f"--tls-cert/--tls-key: no such file: {error.filename}") from None
     except (OSError, ssl.SSLError) as error:
         raise SecurityUsageError(f"--tls-cert {cert} / --tls-key {key}: not a usable PEM certificate and "
                                  f"matching key ({_reason(error)})") from None
 
 
+def _check_file(path: Path, flag: str) -> None:
+    """SecurityUsageError naming the flag and the path unless `path` is a file that can be read."""
+    problem = _file_problem(path)
+    if problem is not None:
+        raise SecurityUsageError(f"{flag} {path}: {problem}")
+
+
+def _file_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not path.exists():
+        return "no such file"
+    if not os.access(path, os.R_OK):
+        return "cannot read it (permission denied)"
+    return None
+
+
 def _check_ca(path: Path, flag: str) -> None:
+    _check_file(path, flag)
     try:
         ssl.create_default_context(cafile=str(path))
-    except FileNotFoundError:
-        raise SecurityUsageError(f"{flag} {path}: no such file") from None
     except (OSError, ssl.SSLError) as error:
         raise SecurityUsageError(f"{flag} {path}: not a PEM CA certificate ({_reason(error)})") from None
 
@@ -308,10 +325,11 @@ class StaticTokens:
     @staticmethod
     def read(path: Path, flag: str = "token file") -> list[str]:
         """The tokens of a file: one a line, surrounding blanks and empty lines ignored."""
+        problem = _file_problem(path)
+        if problem is not None:
+            raise SecurityUsageError(f"{flag} {path}: {problem}")
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SecurityUsageError(f"{flag} {path}: no such file") from None
         except (OSError, UnicodeDecodeError) as error:
             raise SecurityUsageError(f"{flag} {path}: cannot read it ({_reason(error)})") from None
         return [line.strip() for line in text.splitlines() if line.strip()]

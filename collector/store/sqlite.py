@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collector.store.base import StoreError
+
 # A writer from another process (a second collector on the same file, or a CLI) holds the write lock for
 # one transaction; wait for it rather than fail.
 _BUSY_TIMEOUT_S = 30.0
@@ -35,7 +37,13 @@ class SqliteDialect:
 
     def connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Only the file is made: a folder that is missing is more often a typo or an unmounted volume
+            # than a wish for a new tree (made where, and owned by whom?), and SQLite says nothing useful.
+            folder = Path(self.path).parent
+            if not folder.is_dir():
+                what = "is not a folder" if folder.exists() else "does not exist"
+                raise StoreError(f"the database's folder {folder} {what}: create it first, or give a path in "
+                                 "a folder that exists")
         conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         # 16 KiB pages rather than 4: an event is ~1 kB of JSON and a dozen index entries, and each commit
         # writes every page it touched to the WAL, frame by frame. With 16 KiB pages SQLite's own time per

@@ -22,6 +22,7 @@ from collector.shell import cli
 from collector.shell import main as collector_main
 from tests.collector.running import (BODY_V1, BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401
                                      feeds_dir, pulled)
+from tests.collector.securitykit import pki, tls_flags  # noqa: F401
 
 SPEC_FIELDS = ["name", "content", "mode", "entries", "rejectedLines", "lastSuccessfulSync", "errorConditions",
                "version", "sha256"]
@@ -138,3 +139,67 @@ def test_the_collector_process_stops_cleanly_on_a_signal(tmp_path, feeds_dir, ca
             process.communicate()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr and "stopping" in stderr
+
+
+def collector_process(*flags: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`dnswatch-collector` run to its end as a real process."""
+    return subprocess.run([sys.executable, "-m", "collector.shell.main", *flags], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def assert_one_line(result: subprocess.CompletedProcess, *says: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnswatch-collector: error: "), result.stderr
+    for words in says:
+        assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--tls-cert", "{tmp}/nope.pem", "--tls-key", "{tmp}/nope.key"], "--tls-cert {tmp}/nope.pem: no such file"),
+    (["--tls-cert", "{tmp}/there.pem", "--tls-key", "{tmp}/nope.key"], "--tls-key {tmp}/nope.key: no such file"),
+    (["--tls-cert", "{tmp}", "--tls-key", "{tmp}/there.pem"], "--tls-cert {tmp}: is a folder, not a file"),
+    (["{tls}", "--client-ca", "{tmp}/ca.pem", "--mtls-listen", "127.0.0.1:0"],
+     "--client-ca {tmp}/ca.pem: no such file"),
+    (["{tls}", "--agent-token-file", "{tmp}/tokens"], "--agent-token-file {tmp}/tokens: no such file"),
+    (["{tls}", "--consumer-token-file", "{tmp}"], "--consumer-token-file {tmp}: is a folder, not a file"),
+])
+def test_a_missing_file_names_its_flag_and_path(tmp_path, pki, flags, says):
+    # there.pem exists but is no certificate: the flags checked before it are the ones that name a missing file.
+    (tmp_path / "there.pem").write_text("not a certificate\n")
+    (tmp_path / "feeds").mkdir()
+    given = [str(part) for flag in flags
+             for part in (tls_flags(pki) if flag == "{tls}" else [flag.format(tmp=tmp_path)])]
+    result = collector_process("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", "127.0.0.1:0",
+                               "--feeds-dir", str(tmp_path / "feeds"), *given)
+    assert_one_line(result, says.format(tmp=tmp_path))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "localhost"])
+def test_a_listen_port_in_use_is_our_one_line_only(tmp_path, host):
+    (tmp_path / "feeds").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = collector_process("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", f"{host}:{port}",
+                                   "--insecure", "--feeds-dir", str(tmp_path / "feeds"))
+    assert_one_line(result, f"--listen {host}:{port}: cannot listen there (the port is in use)")
+
+
+def test_a_listen_host_that_does_not_resolve_is_one_line(tmp_path):
+    (tmp_path / "feeds").mkdir()
+    result = collector_process("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", "no-such-host.invalid:7443",
+                               "--insecure", "--feeds-dir", str(tmp_path / "feeds"))
+    assert_one_line(result, "--listen no-such-host.invalid:7443: cannot listen there (no such host")
+
+
+@pytest.mark.parametrize("db", ["sqlite:///{tmp}/a/b/c.sqlite", "sqlite:///{tmp}/a-file/c.sqlite"])
+def test_a_sqlite_file_in_a_folder_that_does_not_exist_is_refused(tmp_path, db):
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "a-file").write_text("")
+    result = collector_process("--db", db.format(tmp=tmp_path), "--listen", "127.0.0.1:0", "--insecure",
+                               "--feeds-dir", str(tmp_path / "feeds"))
+    assert_one_line(result, "--db: the database's folder", "create it first")
+    assert not (tmp_path / "a").exists()  # nothing was made

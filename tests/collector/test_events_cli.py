@@ -202,10 +202,22 @@ def test_relative_since_and_until(collector, db_url):  # noqa: F811
     (["events", "watch", "--resume-token", "garbage"], "resume_token: not a resume token"),
     (["events", "list"], None),  # the collector is unreachable
     (["events", "burn"], "invalid choice: 'burn'"),
+    # Durations that reach back past the year 1 (or past what a timedelta holds).
+    (["events", "list", "--since", "1000000d"], "--since: '1000000d' reaches back before the year 1"),
+    (["events", "list", "--until", "1000000d"], "--until: '1000000d' reaches back before the year 1"),
+    (["events", "watch", "--since", "99999999999999w"], "--since: '99999999999999w' reaches back before"),
+    # Every file flag names itself and the path it was given.
+    (["--ca", "nope.pem", "events", "list"], "--ca nope.pem: no such file"),
+    (["--cert", "nope.pem", "--key", "nope.key", "events", "list"], "--cert nope.pem: no such file"),
+    (["--cert", "README.md", "--key", "nope.key", "events", "list"], "--key nope.key: no such file"),
+    (["--cert", "tests", "--key", "nope.key", "events", "list"], "--cert tests: is a folder, not a file"),
+    (["--token-file", "nope.token", "events", "watch"], "--token-file nope.token: no such file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(collector, args, message):
     address = collector.address if message is not None else "127.0.0.1:1"
-    result = dnswatch(address, *args)
+    secure = args[0].startswith("--")  # connection flags: TLS, not --insecure
+    result = (subprocess.run([*DNSWATCH, "--collector", address, *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=30) if secure else dnswatch(address, *args))
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()

@@ -335,6 +335,7 @@ async def test_an_unreachable_postgresql_is_one_line_without_the_password() -> N
 
 async def test_sqlite_takes_relative_paths_and_memory(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "relative").mkdir()
     for url in ("sqlite:relative/store.sqlite", "sqlite:///:memory:"):
         store = await open_store(url)
         try:
@@ -345,8 +346,16 @@ async def test_sqlite_takes_relative_paths_and_memory(tmp_path, monkeypatch) -> 
     assert (tmp_path / "relative" / "store.sqlite").is_file()
 
 
+async def test_sqlite_makes_only_the_file_never_its_folders(tmp_path) -> None:
+    with pytest.raises(StoreError) as error:
+        await open_store(f"sqlite://{tmp_path}/deep/er/store.sqlite")
+    assert str(error.value) == (f"the database's folder {tmp_path}/deep/er does not exist: create it first, or "
+                                "give a path in a folder that exists")
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:
-    url = f"sqlite://{tmp_path}/deep/er/store.sqlite"  # missing folders are created
+    url = f"sqlite://{tmp_path}/store.sqlite"
     store = await open_store(url)
     try:
         assert await store._call(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
