@@ -8,7 +8,9 @@
         assert server.count("/c2.txt") == 3
 
 Every path answers with an ETag and a Last-Modified and honours If-None-Match / If-Modified-Since with a 304
-(switch off per path with `validators=False`). Faults (`fault(path, mode, times=None, ...)`; `times` requests
+(switch off per path with `validators=False`). A path may require credentials as a feed vendor would:
+`serve(path, body, basic_auth=("user", "password"))` and/or `query={"token": "..."}` (a 401 without them);
+paths are matched without their query string, which `Request.query` keeps. Faults (`fault(path, mode, times=None, ...)`; `times` requests
 get the fault, then the path answers normally; None means every request):
 
 - ERROR: an HTTP error status (500 by default; `status=401`, `404`...).
@@ -21,20 +23,28 @@ get the fault, then the path answers normally; None means every request):
 - EMPTY: 200 with an empty body.
 - RESET: the connection is reset (TCP RST) without an answer.
 - REDIRECT: a redirect (`status`, 302 unless a 3xx is given) to `location`.
+- TRICKLE: 200 and the headers at once, then one byte of feed lines every `delay` seconds (0.1 by default)
+  until `size` bytes (1 MB by default) are sent or the server stops: each read gets data well within any read
+  timeout, and the body never ends in a test's lifetime.
+- GZIP_BOMB: `size` bytes of feed lines gzipped as a .gz file (application/gzip), made once per size and
+  cached: a body of a few hundred kB that unpacks to `size` bytes.
 
 The server runs in a thread; the context manager always stops it and wakes any request it holds.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import io
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 ERROR = "error"
 SLOW = "slow"
@@ -46,7 +56,9 @@ HUGE = "huge"
 EMPTY = "empty"
 RESET = "reset"
 REDIRECT = "redirect"
-MODES = (ERROR, SLOW, TIMEOUT, HTML, GZIP_ENCODING, GZIP_BODY, HUGE, EMPTY, RESET, REDIRECT)
+TRICKLE = "trickle"
+GZIP_BOMB = "gzip-bomb"
+MODES = (ERROR, SLOW, TIMEOUT, HTML, GZIP_ENCODING, GZIP_BODY, HUGE, EMPTY, RESET, REDIRECT, TRICKLE, GZIP_BOMB)
 
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please sign in</body></html>\n"
 
@@ -73,6 +85,10 @@ class Resource:
     validators: bool = True
     last_modified: float = 1_700_000_000.0
     faults: list[Fault] = field(default_factory=list)
+    basic_auth: tuple[str, str] | None = None
+    """Credentials a request must present (`Authorization: Basic`), or a 401."""
+    query: dict[str, str] | None = None
+    """Query parameters a request must carry with these values, or a 401."""
 
     @property
     def etag(self) -> str:
@@ -85,7 +101,10 @@ class Request:
 
     method: str
     path: str
+    """Without the query string."""
     headers: dict[str, str]
+    query: str = ""
+    """The query string, as sent."""
 
 
 class FeedServer:
@@ -131,11 +150,14 @@ class FeedServer:
     # -- content and faults, settable while running
 
     def serve(self, path: str, body: bytes, *, content_type: str = "text/plain; charset=utf-8",
-              validators: bool = True, last_modified: float = 1_700_000_000.0) -> None:  # fmt: skip
-        """Serve `body` at `path` (replacing what was there; its faults stay)."""
+              validators: bool = True, last_modified: float = 1_700_000_000.0,
+              basic_auth: tuple[str, str] | None = None, query: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Serve `body` at `path` (replacing what was there; its faults stay), to requests with the credentials
+        given, if any."""
         with self._lock:
             faults = self._resources[path].faults if path in self._resources else []
-            self._resources[path] = Resource(body, content_type, validators, last_modified, faults)
+            self._resources[path] = Resource(body, content_type, validators, last_modified, faults, basic_auth,
+                                             query)
 
     def fault(self, path: str, mode: str, times: int | None = None, **options: object) -> None:
         """Add a fault to `path`; faults apply in the order added, each for its `times` requests."""
@@ -185,7 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
         feed_server: FeedServer = self.server.feed_server  # type: ignore[attr-defined]
-        request = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+        target = urlsplit(self.path)
+        request = Request("GET", target.path, {k.lower(): v for k, v in self.headers.items()}, target.query)
         resource, fault = feed_server._take(request)
         try:
             self._answer(feed_server, resource, fault, request)
@@ -217,8 +240,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"", "text/plain; charset=utf-8")
         if mode == HUGE:
             return self._send_huge(fault)
+        if mode == TRICKLE:
+            return self._send_trickle(feed_server, fault)
+        if mode == GZIP_BOMB:
+            return self._send(200, gzip_bomb(fault.size), "application/gzip")
         if resource is None or resource.body is None:
             return self._send(404, b"not found\n", "text/plain")
+        if not self._authorised(resource, request):
+            return self._send(401, b"unauthorised\n", "text/plain", {"WWW-Authenticate": 'Basic realm="feeds"'})
         extra: dict[str, str] = {}
         if resource.validators:
             extra["ETag"] = resource.etag
@@ -232,6 +261,19 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode == GZIP_BODY:
             body, content_type = gzip.compress(body), "application/gzip"
         return self._send(200, body, content_type, extra)
+
+    @staticmethod
+    def _authorised(resource: Resource, request: Request) -> bool:
+        if resource.basic_auth is not None:
+            user, password = resource.basic_auth
+            expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            if request.headers.get("authorization") != expected:
+                return False
+        if resource.query is not None:
+            given = parse_qs(request.query, keep_blank_values=True)
+            if any(given.get(name) != [value] for name, value in resource.query.items()):
+                return False
+        return True
 
     @staticmethod
     def _not_modified(resource: Resource, headers: dict[str, str]) -> bool:
@@ -257,6 +299,21 @@ class _Handler(BaseHTTPRequestHandler):
         if status != 304:
             self.wfile.write(body)
 
+    def _send_trickle(self, feed_server: FeedServer, fault: Fault) -> None:
+        size = fault.size or 10**6
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.flush()
+        line = b"trickle.example\n"
+        for sent in range(size):
+            if feed_server._stopping.wait(fault.delay or 0.1):
+                break
+            self.wfile.write(line[sent % len(line):][:1])
+            self.wfile.flush()
+        self.close_connection = True
+
     def _send_huge(self, fault: Fault) -> None:
         line = b"huge-feed-entry-0000000.example\n"
         self.send_response(200)
@@ -272,3 +329,22 @@ class _Handler(BaseHTTPRequestHandler):
         while left > 0:
             self.wfile.write(chunk[:left])
             left -= len(chunk)
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` bytes of feed lines, gzipped (about 1000:1); made once per size."""
+    if size not in _BOMBS:
+        line = b"bomb-feed-entry-00000000.example\n"
+        block = line * (1024 * 1024 // len(line))
+        buffer = io.BytesIO()
+        compressor = gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9)
+        left = size
+        while left > 0:
+            compressor.write(block[:left])
+            left -= len(block)
+        compressor.close()
+        _BOMBS[size] = buffer.getvalue()
+    return _BOMBS[size]

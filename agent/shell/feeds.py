@@ -18,6 +18,7 @@ from agent.core.feedlines import ParsedFeed, parse_domain_lines, parse_ip_lines
 from agent.core.feedspec import FeedSpec, feed_specs_from_yaml_documents
 from agent.core.ipset import IPSet
 from agent.core.scanner import Matcher
+from agent.core.urlredact import redact_urls, redacted_url
 from agent.errors import BadInput
 
 
@@ -68,7 +69,7 @@ def load_manifest(path: Path) -> list[LoadedFeed]:
             continue
         body = fetch_body(spec, base=path.parent)
         parsed = parse_feed_body(body, spec.content, spec.format)
-        loaded.append(LoadedFeed(spec.name, spec.content, spec.url, parsed, spec.match_subdomains))
+        loaded.append(LoadedFeed(spec.name, spec.content, redacted_url(spec.url), parsed, spec.match_subdomains))
     return loaded
 
 
@@ -85,7 +86,9 @@ def fetch_body(spec: FeedSpec, base: Path) -> bytes:
         response = httpx.get(spec.url, timeout=30.0, follow_redirects=True)
         response.raise_for_status()
     except httpx.HTTPError as error:
-        raise BadInput(f"feed {spec.name}: cannot fetch {spec.url}: {error}") from error
+        # httpx's message names the URL too: both are shown without the URL's password and query values.
+        raise BadInput(f"feed {spec.name}: cannot fetch {redacted_url(spec.url)}: {redact_urls(str(error))}"
+                       ) from error
     return response.content
 
 

@@ -29,7 +29,8 @@ class FeedInfo:
     description: str = ""
     """`spec.description`."""
     url: str = ""
-    """`spec.pull.http.url`; empty when the spec is not known yet."""
+    """`spec.pull.http.url` as it may be shown (`agent.core.urlredact.redacted_url`: no password, no query
+    values); empty when the spec is not known yet."""
     period_seconds: float | None = None
     """`spec.pull.period` in seconds; None when the spec is not known yet."""
     format: str = ""
@@ -69,8 +70,12 @@ TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "VERSION", "LAST SYNC", "
 
 
 def table_row(feed: FeedInfo) -> tuple[str, ...]:
-    """One `-o table` row; ERRORS shows the newest condition's type and how many there are."""
+    """One `-o table` row; ERRORS shows the newest condition's type and how many times in a row it happened
+    (`PullFailed x3`), then how many other types there are (`PullFailed x3 +1`)."""
     conditions = feed.status.error_conditions
-    errors = f"{conditions[-1].type} ({len(conditions)})" if conditions else "-"
+    errors = "-"
+    if conditions:
+        newest = conditions[-1]
+        errors = f"{newest.type} x{newest.count}" + (f" +{len(conditions) - 1}" if len(conditions) > 1 else "")
     return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.version),
             feed.status.last_successful_sync or "-", errors)

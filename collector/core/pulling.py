@@ -321,17 +321,17 @@ def judge_body(
     """
     if looks_like_html(content_type, body):
         message = f"the server answered 200 with a web page ({content_type or 'no Content-Type'}), not a feed"
-        return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message), message=message)
+        return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     try:
         parsed = parse_feed_body(body, content, fmt, max_bytes)
     except FeedError as error:
         message = f"the body cannot be read: {error}"
-        return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message), message=message)
+        return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
     in_force = status.entries if status.version > 0 and compare_with_set_in_force else None
     reason = suspect_reason(len(parsed.entries), in_force, policy)
     if reason is not None:
         message = f"refused, the last good set stays: {reason}"
-        return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message), message=message)
+        return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     sha = entries_sha256(parsed.entries)
     new_status = after_success(status, parsed, now, sha)
     if sha == status.sha256 and status.version > 0:

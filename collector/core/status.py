@@ -3,8 +3,11 @@
 The same value is written to the GlobalThreatFeed's status subresource, persisted with the last good set, and
 served by `dnswatch feeds list|get`; `to_dict` gives the SPEC §5 JSON field names for all three.
 
-Error conditions are grouped by the operation that raises them: a successful pull clears every pull type
+Error conditions are kept one per type (Calico's `{type, message}`, plus how many times in a row it happened
+and when last), so a feed failing every minute shows one PullFailed with a growing count rather than ten copies.
+They are grouped by the operation that raises them: a successful pull clears every pull type
 (`PULL_CONDITION_TYPES`) and leaves the others (a later piece's, e.g. a failed status write) alone.
+Messages never carry a URL's credentials: they are redacted on the way in (`agent.core.urlredact`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from agent.core.feedlines import ParsedFeed
+from agent.core.urlredact import redact_urls
 
 __all__ = [
     "HEADER_RESOLUTION",
@@ -54,10 +58,23 @@ _MAX_MESSAGE_CHARS = 1024
 
 
 class ErrorCondition(NamedTuple):
-    """One entry of `status.errorConditions`: a (type, message) pair, as in Calico."""
+    """One entry of `status.errorConditions`: Calico's (type, message), with a count and the last time."""
 
     type: str
+    """`PullFailed`, `SuspectBody`, ...: one condition per type."""
     message: str
+    """What went wrong the last time, for people; never a secret."""
+    count: int = 1
+    """How many times in a row it happened (failures of this type since it was last cleared)."""
+    last_time: str | None = None
+    """When it last happened, RFC 3339 UTC; None when not known (a condition written by an older collector)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CRD's and the JSON output's form: `type`, `message`, `count` and (when known) `lastTime`."""
+        shown: dict[str, Any] = {"type": self.type, "message": self.message, "count": self.count}
+        if self.last_time is not None:
+            shown["lastTime"] = self.last_time
+        return shown
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ class FeedStatus:
     last_successful_sync: str | None = None
     """When a pull last succeeded (a 304 counts), RFC 3339 UTC (`2026-11-27T21:53:31Z`); None before the first."""
     error_conditions: tuple[ErrorCondition, ...] = ()
-    """At most 10, oldest first; a successful pull clears those of the pull's types."""
+    """At most 10, one per type, the least recently raised first; a successful pull clears the pull's types."""
     entries: int = 0
     """Entries in the set in force (the last good one)."""
     rejected_lines: int = 0
@@ -81,7 +98,7 @@ class FeedStatus:
         """The SPEC §5 JSON fields (`lastSuccessfulSync`, `errorConditions`, ...), as the CRD status holds them."""
         return {
             "lastSuccessfulSync": self.last_successful_sync,
-            "errorConditions": [{"type": c.type, "message": c.message} for c in self.error_conditions],
+            "errorConditions": [c.to_dict() for c in self.error_conditions],
             "entries": self.entries,
             "rejectedLines": self.rejected_lines,
             "sha256": self.sha256,
@@ -96,14 +113,25 @@ class FeedStatus:
         """
         if not isinstance(obj, dict):
             raise ValueError(f"a feed status must be an object, not {type(obj).__name__}")
-        conditions = []
+        conditions: tuple[ErrorCondition, ...] = ()
         for index, item in enumerate(obj.get("errorConditions") or ()):
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise ValueError(f"errorConditions[{index}]: expected an object with a string type")
-            conditions.append(ErrorCondition(item["type"], str(item.get("message", ""))))
+            count = item.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"errorConditions[{index}].count: expected a count (1 or more), got {count!r}")
+            last_time = _optional_str(item, "lastTime")
+            # Older collectors kept one entry per failure, and their messages could quote a URL's credentials:
+            # entries of one type fold into one (counts added), and every message is redacted again.
+            message = redact_urls(str(item.get("message", "")))
+            earlier = next((c for c in conditions if c.type == item["type"]), None)
+            if earlier is not None:
+                count += earlier.count
+                last_time = last_time or earlier.last_time
+            conditions = _raised(conditions, ErrorCondition(item["type"], message, count, last_time))
         return cls(
             last_successful_sync=_optional_str(obj, "lastSuccessfulSync"),
-            error_conditions=tuple(conditions[-MAX_ERROR_CONDITIONS:]),
+            error_conditions=conditions,
             entries=_count(obj, "entries"),
             rejected_lines=_count(obj, "rejectedLines"),
             sha256=_optional_str(obj, "sha256") or "",
@@ -122,7 +150,7 @@ def after_success(status: FeedStatus, parsed: ParsedFeed, now: datetime, sha: st
     """
     conditions = _without(status.error_conditions, PULL_CONDITION_TYPES)
     if parsed.rejected:
-        conditions = _appended(conditions, ErrorCondition(REJECTED_LINES, _rejected_message(parsed)))
+        conditions = _raised(conditions, ErrorCondition(REJECTED_LINES, _rejected_message(parsed), 1, rfc3339(now)))
     return FeedStatus(
         last_successful_sync=rfc3339(now),
         error_conditions=conditions,
@@ -139,10 +167,17 @@ def after_not_modified(status: FeedStatus, now: datetime) -> FeedStatus:
     return replace(status, last_successful_sync=rfc3339(now), error_conditions=_without(status.error_conditions, kept))
 
 
-def after_failure(status: FeedStatus, condition_type: str, message: str) -> FeedStatus:
-    """The status after a failed or refused pull: one more condition (the oldest dropped past 10), set kept."""
-    condition = ErrorCondition(condition_type, message[:_MAX_MESSAGE_CHARS])
-    return replace(status, error_conditions=_appended(status.error_conditions, condition))
+def after_failure(status: FeedStatus, condition_type: str, message: str, now: datetime) -> FeedStatus:
+    """The status after a failed or refused pull at `now`; the set in force is kept.
+
+    The condition of that type takes the new message and time and counts one more (a new type starts at 1);
+    it becomes the newest, and past 10 types the least recently raised is dropped. The message is redacted
+    (`redact_urls`) and cut to 1024 characters.
+    """
+    earlier = next((c for c in status.error_conditions if c.type == condition_type), None)
+    count = earlier.count + 1 if earlier is not None else 1
+    condition = ErrorCondition(condition_type, redact_urls(message)[:_MAX_MESSAGE_CHARS], count, rfc3339(now))
+    return replace(status, error_conditions=_raised(status.error_conditions, condition))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -171,8 +206,10 @@ def _without(conditions: tuple[ErrorCondition, ...], types: frozenset[str]) -> t
     return tuple(c for c in conditions if c.type not in types)
 
 
-def _appended(conditions: tuple[ErrorCondition, ...], condition: ErrorCondition) -> tuple[ErrorCondition, ...]:
-    return (*conditions, condition)[-MAX_ERROR_CONDITIONS:]
+def _raised(conditions: tuple[ErrorCondition, ...], condition: ErrorCondition) -> tuple[ErrorCondition, ...]:
+    """`condition` as the newest, replacing the one of its type."""
+    kept = tuple(c for c in conditions if c.type != condition.type)
+    return (*kept, condition)[-MAX_ERROR_CONDITIONS:]
 
 
 def _rejected_message(parsed: ParsedFeed) -> str:

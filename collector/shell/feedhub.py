@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from agent.core.feedspec import FeedSpec
 from agent.core.feedwire import FeedDelta
+from agent.core.urlredact import redact_urls, redacted_url
 from agent.errors import DnswatchError
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import CompiledFeed, FeedGone, FeedUpdate, compile_feed, delta_between, update_from
 from collector.core.pulling import UPDATED, Validators
-from collector.core.status import ErrorCondition, FeedStatus
+from collector.core.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
 from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.puller import FeedPuller, FeedState, PullResult
 from collector.store import Store, StoreError, VersionConflict
@@ -173,10 +175,11 @@ class FeedHub:
         elif isinstance(change, FeedRemoved):
             await self._remove(change.name)
         elif isinstance(change, FeedInvalid):
-            log.warning("feed manifest refused: %s", change.message)
+            message = redact_urls(change.message)  # it may quote the manifest's URL, credentials and all
+            log.warning("feed manifest refused: %s", message)
             feed = self._feeds.get(change.name) if change.name else None
             if feed is not None:
-                feed.invalid = change.message
+                feed.invalid = message
         elif isinstance(change, FeedsSynced):
             # Feeds restored from the store whose manifest is gone (deleted while the collector was away).
             for name in [n for n, f in self._feeds.items() if f.spec is None and f.invalid is None]:
@@ -388,12 +391,15 @@ class FeedHub:
 def _info(feed: _Feed) -> FeedInfo:
     status = feed.status
     if feed.invalid is not None:
-        status = replace(status, error_conditions=(*status.error_conditions,
-                                                   ErrorCondition(INVALID_SPEC, feed.invalid))[-10:])
+        others = tuple(c for c in status.error_conditions if c.type != INVALID_SPEC)
+        status = replace(status, error_conditions=(*others, ErrorCondition(INVALID_SPEC, feed.invalid)
+                                                   )[-MAX_ERROR_CONDITIONS:])
     spec = feed.spec
     if spec is None:
         return FeedInfo(feed.name, feed.content, "Enabled", status)
-    return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description, url=spec.url,
+    # Shown to every consumer: the URL's password and query values (a feed's API key) stay with the request.
+    return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description,
+                    url=redacted_url(spec.url),
                     period_seconds=spec.period_seconds, format=spec.format.kind,
                     match_subdomains=spec.match_subdomains)
 
@@ -420,8 +426,11 @@ def _validators_from_store(saved: dict | None) -> tuple[Validators, str]:
 
 
 def _identity(spec: FeedSpec) -> str:
-    """What the validators of a body are valid for: the same URL read as the same content and format."""
-    return repr((spec.url, spec.content, spec.format))
+    """What the validators of a body are valid for: the same URL read as the same content and format.
+
+    A digest, not the URL itself: the store keeps it, and the URL may hold credentials.
+    """
+    return "sha256:" + hashlib.sha256(repr((spec.url, spec.content, spec.format)).encode()).hexdigest()
 
 
 def _status_from_store(name: str, saved: dict) -> FeedStatus:

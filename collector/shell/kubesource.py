@@ -35,6 +35,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from agent.core.urlredact import redact_urls
 from collector.core.watchloop import Backoff, FeedChange, FeedTracker, invalid_spec_status_patch
 
 __all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings"]
@@ -217,7 +218,9 @@ class GlobalThreatFeedSource:
         if not self.settings.report_invalid:
             return
         name = _name(obj)
-        patch = invalid_spec_status_patch(obj, tracker.problem(name))
+        problem = tracker.problem(name)
+        # The message may quote the manifest's URL, and the status is readable more widely than the spec.
+        patch = invalid_spec_status_patch(obj, redact_urls(problem) if problem is not None else None)
         if patch is None:
             return
         try:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
 from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from agent.core.urlredact import redact_urls, redacted_url
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import FeedGone, FeedUpdate
 from collector.core.status import ErrorCondition, FeedStatus
@@ -29,18 +30,19 @@ _ENCODING_NAMES = {number: name for name, number in _ENCODINGS.items()}
 
 
 def feed_to_pb(feed: FeedInfo) -> feeds_pb2.Feed:
+    """The consumer API's message. URLs are redacted here once more: whatever a FeedInfo was built from, no
+    consumer token ever reads a feed URL's password or query values."""
     status = feed.status
     message = feeds_pb2.Feed(
         name=feed.name,
         content=_CONTENTS.get(feed.content, feeds_pb2.FEED_CONTENT_UNSPECIFIED),
         mode=_MODES.get(feed.mode, feeds_pb2.FEED_MODE_UNSPECIFIED),
         description=feed.description,
-        url=feed.url,
+        url=redacted_url(feed.url) if feed.url else "",
         format=feed.format,
         match_subdomains=feed.match_subdomains,
         status=feeds_pb2.FeedStatus(
-            error_conditions=[feeds_pb2.ErrorCondition(type=c.type, message=c.message)
-                              for c in status.error_conditions],
+            error_conditions=[_condition_to_pb(c) for c in status.error_conditions],
             entries=status.entries,
             rejected_lines=status.rejected_lines,
             sha256=status.sha256,
@@ -65,7 +67,7 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
         mode=_MODE_NAMES.get(message.mode, ""),
         status=FeedStatus(
             last_successful_sync=last_sync,
-            error_conditions=tuple(ErrorCondition(c.type, c.message) for c in status.error_conditions),
+            error_conditions=tuple(_condition_from_pb(c) for c in status.error_conditions),
             entries=status.entries,
             rejected_lines=status.rejected_lines,
             sha256=status.sha256,
@@ -77,6 +79,21 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
         format=message.format,
         match_subdomains=message.match_subdomains,
     )
+
+
+def _condition_to_pb(condition: ErrorCondition) -> feeds_pb2.ErrorCondition:
+    message = feeds_pb2.ErrorCondition(type=condition.type, message=redact_urls(condition.message),
+                                       count=condition.count)
+    if condition.last_time:
+        message.last_time.FromJsonString(condition.last_time)
+    return message
+
+
+def _condition_from_pb(message: feeds_pb2.ErrorCondition) -> ErrorCondition:
+    last_time = None
+    if message.HasField("last_time"):
+        last_time = message.last_time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ErrorCondition(message.type, message.message, max(1, message.count), last_time)
 
 
 # ---------------------------------------------------------------------------------------------- distribution

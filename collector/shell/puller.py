@@ -26,6 +26,7 @@ import httpx
 
 from agent.core.feedlines import ParsedFeed
 from agent.core.feedspec import FeedSpec, HeaderSpec
+from agent.core.urlredact import redact_urls, redacted_url, url_secrets
 from collector.core.pulling import (
     CONNECTION,
     DISABLED,
@@ -168,6 +169,7 @@ class FeedPuller:
         self._slots = asyncio.Semaphore(settings.max_concurrent_pulls)
 
     async def __aenter__(self) -> FeedPuller:
+        _redact_url_logs()
         s = self.settings
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
@@ -271,10 +273,12 @@ class FeedPuller:
             return self._failed(spec.name, state, HEADER_RESOLUTION, problem, attempts=0)
         if state.status.version > 0:  # a 304 is only of use when there is a set to keep
             headers.update((k, v.encode("latin-1")) for k, v in state.validators.request_headers().items())
+        secrets += [Secret(part) for part in url_secrets(spec.url)]
         fetched, attempts = await self._fetch_with_retries(spec.url, headers, secrets)
         if isinstance(fetched, PullFailure):
             tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-            return self._failed(spec.name, state, PULL_FAILED, f"GET {spec.url}: {fetched.detail}{tries}", attempts)
+            shown = redacted_url(spec.url)  # the URL's password and query values are for the request only
+            return self._failed(spec.name, state, PULL_FAILED, f"GET {shown}: {fetched.detail}{tries}", attempts)
         if fetched.status_code == 304:
             status = after_not_modified(state.status, self._clock())
             validators = _merge(state.validators, fetched.validators)
@@ -300,7 +304,7 @@ class FeedPuller:
         return PullResult(spec.name, verdict.outcome, new_state, verdict.parsed, verdict.message, attempts)
 
     def _failed(self, name: str, state: FeedState, kind: str, message: str, attempts: int) -> PullResult:
-        status = after_failure(state.status, kind, message)
+        status = after_failure(state.status, kind, message, self._clock())
         new_state = FeedState(status, state.validators, state.failures_in_a_row + 1)
         return PullResult(name, FAILED, new_state, message=message, attempts=attempts)
 
@@ -360,7 +364,7 @@ class FeedPuller:
             if not policy.should_retry(failure, attempt):
                 return failure, attempt
             delay = policy.delay(attempt, self._rng)
-            log.debug("GET %s: %s; retry %d in %.2f s", url, failure.detail, attempt, delay)
+            log.debug("GET %s: %s; retry %d in %.2f s", redacted_url(url), failure.detail, attempt, delay)
             await self._sleep(delay)
 
     async def _request(self, url: str, headers: dict[str, bytes]) -> _Fetched:
@@ -485,12 +489,41 @@ def _describe(error: BaseException) -> str:
 
 
 def _redact(text: str, secrets: list[Secret]) -> str:
-    # Defence in depth: no message built from a library's exception may carry a header value.
+    # Defence in depth: no message built from a library's exception may carry a header value, nor a URL's
+    # credentials (httpx names the URL in some messages; a redirect's Location may carry a token too).
+    text = redact_urls(text)
     for secret in secrets:
         value = secret.reveal()
         if value:
             text = text.replace(value, "***")
     return text
+
+
+class _RedactUrls(logging.Filter):
+    """Hides URL credentials in every record of a logger, its traceback included: httpx logs each request's
+    URL at INFO, and an unexpected exception's text may quote one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message:
+            record.msg, record.args = redact_urls(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and "://" in record.exc_text:
+            record.exc_text = redact_urls(record.exc_text)
+        return True
+
+
+# The loggers that see feed URLs: ours, and those of the HTTP client (httpcore logs per module, and a filter
+# on a logger does not apply to its children's records).
+_URL_LOGGERS = (__name__, "httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2")
+
+
+def _redact_url_logs() -> None:
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+            logger.addFilter(_RedactUrls())
 
 
 def _log_result(result: PullResult) -> None:

@@ -30,12 +30,16 @@ FEED_MODE_ENABLED: FeedMode
 FEED_MODE_DISABLED: FeedMode
 
 class ErrorCondition(_message.Message):
-    __slots__ = ("type", "message")
+    __slots__ = ("type", "message", "count", "last_time")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIME_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    count: int
+    last_time: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., last_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FeedStatus(_message.Message):
     __slots__ = ("last_successful_sync", "error_conditions", "entries", "rejected_lines", "sha256", "version")

@@ -273,10 +273,34 @@ def test_unknown_fields_are_pruned_by_the_server_but_refused_in_files():
     assert not feedspec_accepts(typo)  # a file with the typo is refused, naming the field
 
 
+def pruned(node: dict, value):
+    """`value` as the API server stores it: fields the structural schema does not list are dropped."""
+    if isinstance(value, dict) and "properties" in node:
+        return {k: pruned(node["properties"][k], v) for k, v in value.items() if k in node["properties"]}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [pruned(node["items"], item) for item in value]
+    return value
+
+
+def test_status_schema_keeps_every_field_of_an_error_condition():
+    # A field the schema does not list would be pruned by the API server on every status write.
+    status = FeedStatus(last_successful_sync="2026-11-27T20:00:00Z",
+                        error_conditions=(ErrorCondition("PullFailed", "HTTP 503", 4, "2026-11-27T21:53:31Z"),
+                                          ErrorCondition("SuspectBody", "a web page", 1, None))).to_dict()
+    assert status["errorConditions"][0] == {"type": "PullFailed", "message": "HTTP 503", "count": 4,
+                                            "lastTime": "2026-11-27T21:53:31Z"}
+    assert pruned(SCHEMA, {**manifest(), "status": status})["status"] == status
+    assert schema_errors({**manifest(), "status": status}) == []
+    zero = copy.deepcopy(status)
+    zero["errorConditions"][0]["count"] = 0
+    assert schema_errors({**manifest(), "status": zero})
+
+
 def test_status_schema_holds_what_the_collector_writes():
     status = FeedStatus(
         last_successful_sync="2026-11-27T21:53:31Z",
-        error_conditions=tuple(ErrorCondition("PullFailed", f"attempt {i}") for i in range(10)),
+        error_conditions=tuple(ErrorCondition(f"Type{i}", f"attempt {i}", i + 1, "2026-11-27T21:53:31Z")
+                               for i in range(10)),
         entries=1200,
         rejected_lines=3,
         sha256="ab" * 32,

@@ -63,11 +63,12 @@ def test_held_after_follows_snapshots_deltas_and_removals():
 def test_the_consumer_record_has_the_spec_fields_in_order_and_the_table_shows_the_newest_problem():
     status = FeedStatus(last_successful_sync="2026-11-27T21:00:00Z", entries=3, rejected_lines=1, sha256="ab",
                         version=2, error_conditions=(ErrorCondition("RejectedLines", "1 line"),
-                                                     ErrorCondition("PullFailed", "HTTP 500")))
+                                                     ErrorCondition("PullFailed", "HTTP 500", 3, "2026-11-27T21:50:00Z")))
     feed = FeedInfo("c2", DOMAIN_NAME_SET, "Enabled", status, url="https://feeds.example/c2.txt",
                     period_seconds=3600.0, format="newlineDelimited")
     assert list(feed.record()) == ["name", "content", "mode", "entries", "rejectedLines", "lastSuccessfulSync",
                                    "errorConditions", "version", "sha256"]
-    assert feed.record()["errorConditions"][-1] == {"type": "PullFailed", "message": "HTTP 500"}
+    assert feed.record()["errorConditions"][-1] == {"type": "PullFailed", "message": "HTTP 500", "count": 3,
+                                                    "lastTime": "2026-11-27T21:50:00Z"}
     assert feed.detail()["url"] == "https://feeds.example/c2.txt"
-    assert table_row(feed) == ("c2", DOMAIN_NAME_SET, "Enabled", "3", "2", "2026-11-27T21:00:00Z", "PullFailed (2)")
+    assert table_row(feed) == ("c2", DOMAIN_NAME_SET, "Enabled", "3", "2", "2026-11-27T21:00:00Z", "PullFailed x3 +1")

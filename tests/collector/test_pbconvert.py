@@ -16,7 +16,9 @@ NAMES = [f"n{i}.example" for i in range(300)]
 
 @pytest.mark.parametrize("feed", [
     FeedInfo("c2", DOMAIN_NAME_SET, "Enabled",
-             FeedStatus("2026-11-27T21:53:31Z", (ErrorCondition("PullFailed", "HTTP 500"),), 10, 2, "ab", 3),
+             FeedStatus("2026-11-27T21:53:31Z", (ErrorCondition("RejectedLines", "2 lines"),
+                                                 ErrorCondition("PullFailed", "HTTP 500", 4, "2026-11-27T22:00:00Z")),
+                        10, 2, "ab", 3),
              description="C2 domains", url="https://feeds.example/c2.txt", period_seconds=3600.0,
              format="csv", match_subdomains=True),
     FeedInfo("restored", "", "Enabled", FeedStatus()),
@@ -42,3 +44,15 @@ def test_an_unknown_encoding_is_refused():
         update_from_pb(message)
     with pytest.raises(ValueError):
         update_from_pb(distribution_pb2.FeedUpdate())
+
+
+def test_the_consumer_api_never_carries_a_urls_credentials():
+    # Whatever a FeedInfo was built from, the message a consumer token reads holds no password or query value.
+    feed = FeedInfo("c2", DOMAIN_NAME_SET, "Enabled",
+                    FeedStatus(error_conditions=(ErrorCondition("PullFailed", "GET https://u:pw-9f8e@h/c2?key=k-7d6c"
+                                                                              ": HTTP 500"),)),
+                    url="https://u:pw-9f8e@h/c2?key=k-7d6c&fmt=txt")
+    message = feed_to_pb(feed)
+    assert message.url == "https://u:***@h/c2?key=***&fmt=***"
+    assert message.status.error_conditions[0].message == "GET https://u:***@h/c2?key=***: HTTP 500"
+    assert b"pw-9f8e" not in message.SerializeToString() and b"k-7d6c" not in message.SerializeToString()

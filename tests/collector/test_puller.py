@@ -239,7 +239,7 @@ def test_500_every_time_fails_after_the_last_attempt_keeping_the_set(server):
     result = pull(spec(server.url("/c2.txt")), state=state)
     assert result.outcome == FAILED and server.count("/c2.txt") == 3
     assert result.message == f"GET {server.url('/c2.txt')}: HTTP 503 Service Unavailable (after 3 attempts)"
-    assert result.status.error_conditions[-1] == (PULL_FAILED, result.message)
+    assert result.status.error_conditions[-1][:3] == (PULL_FAILED, result.message, 1)
     assert (result.status.entries, result.status.sha256) == (5, state.status.sha256)
     assert result.state.failures_in_a_row == 1
 
@@ -377,11 +377,14 @@ def test_an_unreadable_json_body_fails_with_a_parse_condition(server):
     assert result.outcome == FAILED and result.status.error_conditions[-1].type == PARSE_FAILED
 
 
-def test_conditions_are_capped_at_ten_and_cleared_by_a_success(server):
+def test_repeated_failures_are_one_condition_counted_and_cleared_by_a_success(server):
     server.serve("/c2.txt", lines(3))
     server.fault("/c2.txt", feedserver.ERROR, times=12, status=401)
-    results = run(pulls(spec(server.url("/c2.txt")), times=13))
-    assert len(results[11].status.error_conditions) == MAX_ERROR_CONDITIONS
+    clock = Clock()
+    results = run(pulls(spec(server.url("/c2.txt")), times=13, clock=clock))
+    assert results[11].status.error_conditions == (
+        (PULL_FAILED, f"GET {server.url('/c2.txt')}: HTTP 401 Unauthorized", 12, "2026-11-27T22:00:00Z"),)
+    assert len(results[11].status.error_conditions) < MAX_ERROR_CONDITIONS
     assert results[11].state.failures_in_a_row == 12
     assert results[12].outcome == UPDATED and results[12].status.error_conditions == ()
     assert results[12].state.failures_in_a_row == 0
@@ -746,3 +749,45 @@ def test_an_operator_can_accept_a_shrink_but_not_a_web_page(server):
     assert (refused.outcome, html.outcome, accepted.outcome) == (REFUSED, REFUSED, UPDATED)
     assert "web page" in html.message
     assert accepted.status.entries == 3 and accepted.status.error_conditions == ()
+
+
+# ---------------------------------------------------------------------------------------------- credentials in URLs
+
+URL_PASSWORD = "pw-7Hq2-xR9k"
+URL_TOKEN = "tok-4Fz8-wL1m"
+
+
+def secret_url(server: FeedServer, path: str = "/c2.txt") -> str:
+    return f"http://reader:{URL_PASSWORD}@127.0.0.1:{server.port}{path}?token={URL_TOKEN}&fmt=txt"
+
+
+def test_credentials_in_the_url_are_sent_and_the_pull_succeeds(server):
+    server.serve("/c2.txt", lines(3), basic_auth=("reader", URL_PASSWORD), query={"token": URL_TOKEN})
+    result = pull(spec(secret_url(server)))
+    assert result.outcome == UPDATED and result.status.entries == 3
+    wrong = pull(spec(secret_url(server).replace(URL_TOKEN, "nope")))
+    assert wrong.outcome == FAILED and "HTTP 401" in wrong.message  # the server does check them
+
+
+def test_a_urls_credentials_reach_no_log_message_or_status(server, caplog):
+    caplog.set_level(logging.DEBUG)  # httpx logs each request's URL at INFO: redacted all the same
+    server.serve("/c2.txt", lines(200), basic_auth=("reader", URL_PASSWORD), query={"token": URL_TOKEN})
+    results = run(pulls(spec(secret_url(server))))  # a good pull first: the URL was used, and logged
+    results += run(pulls(spec(secret_url(server, "/wrong-path.txt"))))  # 404
+    server.fault("/c2.txt", feedserver.TIMEOUT)
+    results += run(pulls(spec(secret_url(server))))
+    server.clear_faults("/c2.txt")
+    server.fault("/c2.txt", feedserver.REDIRECT, location=f"http://127.0.0.1:1/moved?token={URL_TOKEN}")
+    results += run(pulls(spec(secret_url(server))))  # a redirect to a closed port, the token in Location
+    with FeedServer() as gone:
+        down = secret_url(gone)
+    results += run(pulls(spec(down)))  # nothing listens there any more
+    assert [r.outcome for r in results] == [UPDATED, FAILED, FAILED, FAILED, FAILED]
+    assert "HTTP 404" in results[1].message and "timeout" in results[2].message
+    assert "connection failed" in results[3].message and "connection failed" in results[4].message
+    assert f"http://reader:***@127.0.0.1:{server.port}/wrong-path.txt?token=***&fmt=***" in results[1].message
+    shown = [caplog.text, *(r.message for r in results), *(repr(r.status.to_dict()) for r in results),
+             *(repr(r) for r in results)]
+    for text in shown:
+        assert URL_PASSWORD not in text and URL_TOKEN not in text
+    assert any("127.0.0.1" in record.getMessage() for record in caplog.records if record.name == "httpx")

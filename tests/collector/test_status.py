@@ -1,4 +1,5 @@
-"""Feed status (collector.core.status): transitions, the 10-condition cap, per-type clearing, versions, JSON."""
+"""Feed status (collector.core.status): transitions, one condition per type with a count, the 10-condition cap,
+per-type clearing, redaction, versions, JSON."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_success_records_the_set_and_the_time():
     assert (status.entries, status.rejected_lines, status.version) == (2, 1, 1)
     assert status.sha256 == entries_sha256(["b.example", "a.example"])
     message = "1 line could not be an entry (e.g. line 3: 'not a name!')"
-    assert status.error_conditions == (ErrorCondition(REJECTED_LINES, message),)
+    assert status.error_conditions == (ErrorCondition(REJECTED_LINES, message, 1, "2026-11-27T21:53:31Z"),)
 
 
 def test_version_moves_only_when_the_set_changes():
@@ -51,7 +52,7 @@ def test_version_moves_only_when_the_set_changes():
     assert same_reordered.last_successful_sync == "2026-11-27T22:53:31Z"
     changed = success(same_reordered, ("a.example",))
     assert changed.version == 2
-    assert after_failure(changed, PULL_FAILED, "boom").version == 2
+    assert after_failure(changed, PULL_FAILED, "boom", NOW).version == 2
 
 
 def test_sha256_is_of_the_sorted_set():
@@ -61,28 +62,64 @@ def test_sha256_is_of_the_sorted_set():
     assert entries_sha256(()) == hashlib.sha256(b"").hexdigest()
 
 
-def test_failures_keep_the_set_and_cap_conditions_at_ten_newest_last():
+def test_failures_of_one_type_are_one_condition_with_a_count_and_the_last_time():
     status = success(FeedStatus(), ("a.example",))
     for number in range(15):
-        status = after_failure(status, PULL_FAILED if number % 2 else SUSPECT_BODY, f"failure {number}")
-    assert len(status.error_conditions) == MAX_ERROR_CONDITIONS
-    assert [c.message for c in status.error_conditions] == [f"failure {n}" for n in range(5, 15)]
+        status = after_failure(status, PULL_FAILED if number % 2 else SUSPECT_BODY, f"failure {number}",
+                               NOW + timedelta(minutes=number))
+    assert status.error_conditions == (
+        ErrorCondition(SUSPECT_BODY, "failure 14", 8, "2026-11-27T22:07:31Z"),
+        ErrorCondition(PULL_FAILED, "failure 13", 7, "2026-11-27T22:06:31Z"),
+    )[::-1]  # the least recently raised first
     assert (status.entries, status.version, status.last_successful_sync) == (1, 1, "2026-11-27T21:53:31Z")
+
+
+def test_a_success_resets_the_count():
+    status = after_failure(after_failure(FeedStatus(), PULL_FAILED, "HTTP 500", NOW), PULL_FAILED, "HTTP 502", NOW)
+    assert status.error_conditions[0].count == 2
+    status = after_failure(success(status, ("a.example",)), PULL_FAILED, "HTTP 503", NOW)
+    assert status.error_conditions == (ErrorCondition(PULL_FAILED, "HTTP 503", 1, "2026-11-27T21:53:31Z"),)
+
+
+def test_conditions_are_capped_at_ten_types_dropping_the_least_recently_raised():
+    status = FeedStatus()
+    for number in range(12):
+        status = after_failure(status, f"Type{number}", f"failure {number}", NOW)
+    status = after_failure(status, "Type3", "again", NOW)
+    assert len(status.error_conditions) == MAX_ERROR_CONDITIONS
+    assert [c.type for c in status.error_conditions] == [f"Type{n}" for n in (2, *range(4, 12), 3)]
+
+
+def test_messages_never_carry_a_urls_credentials():
+    message = "GET https://user:hunter2hunter2@feeds.example/c2.txt?token=t0k3n-abc: HTTP 404 Not Found"
+    status = after_failure(FeedStatus(), PULL_FAILED, message, NOW)
+    assert status.error_conditions[0].message == "GET https://user:***@feeds.example/c2.txt?token=***: HTTP 404 Not Found"
+
+
+def test_conditions_stored_one_per_failure_fold_into_one_per_type_and_are_redacted():
+    # As an older collector stored them: a copy per failed pull, URL credentials and all.
+    old = {"errorConditions": [{"type": PULL_FAILED, "message": "GET http://u:pw1234@h/x: HTTP 500"},
+                               {"type": SUSPECT_BODY, "message": "a web page"},
+                               {"type": PULL_FAILED, "message": "GET http://u:pw1234@h/x: HTTP 503"}]}
+    status = FeedStatus.from_dict(old)
+    assert status.error_conditions == (ErrorCondition(SUSPECT_BODY, "a web page"),
+                                       ErrorCondition(PULL_FAILED, "GET http://u:***@h/x: HTTP 503", 2, None))
 
 
 def test_success_clears_the_pull_types_only():
     status = FeedStatus()
-    status = after_failure(status, "StatusWriteFailed", "the API server said no")  # another operation's type
-    status = after_failure(status, PULL_FAILED, "HTTP 500")
-    status = after_failure(status, HEADER_RESOLUTION, "no Secret")
-    status = after_failure(status, SUSPECT_BODY, "HTML")
+    status = after_failure(status, "StatusWriteFailed", "the API server said no", NOW)  # another operation's type
+    status = after_failure(status, PULL_FAILED, "HTTP 500", NOW)
+    status = after_failure(status, HEADER_RESOLUTION, "no Secret", NOW)
+    status = after_failure(status, SUSPECT_BODY, "HTML", NOW)
     status = success(status, ("a.example",))
-    assert status.error_conditions == (ErrorCondition("StatusWriteFailed", "the API server said no"),)
+    assert status.error_conditions == (ErrorCondition("StatusWriteFailed", "the API server said no", 1,
+                                                      "2026-11-27T21:53:31Z"),)
 
 
 def test_not_modified_is_a_sync_that_keeps_the_set_and_its_rejected_note():
     status = success(FeedStatus(), ("a.example",), rejected=2, samples=((1, "x y"), (2, "z z")))
-    status = after_failure(status, PULL_FAILED, "timeout")
+    status = after_failure(status, PULL_FAILED, "timeout", NOW)
     later = after_not_modified(status, NOW + timedelta(days=1))
     assert later.last_successful_sync == "2026-11-28T21:53:31Z"
     assert [c.type for c in later.error_conditions] == [REJECTED_LINES]
@@ -90,16 +127,17 @@ def test_not_modified_is_a_sync_that_keeps_the_set_and_its_rejected_note():
 
 
 def test_long_messages_are_cut():
-    status = after_failure(FeedStatus(), PULL_FAILED, "x" * 5000)
+    status = after_failure(FeedStatus(), PULL_FAILED, "x" * 5000, NOW)
     assert len(status.error_conditions[0].message) == 1024
 
 
 def test_dict_round_trip_uses_the_spec_field_names():
-    status = after_failure(success(FeedStatus(), ("a.example", "b.example")), PULL_FAILED, "HTTP 503")
+    status = after_failure(success(FeedStatus(), ("a.example", "b.example")), PULL_FAILED, "HTTP 503", NOW)
     obj = status.to_dict()
     assert obj == {
         "lastSuccessfulSync": "2026-11-27T21:53:31Z",
-        "errorConditions": [{"type": "PullFailed", "message": "HTTP 503"}],
+        "errorConditions": [{"type": "PullFailed", "message": "HTTP 503", "count": 1,
+                             "lastTime": "2026-11-27T21:53:31Z"}],
         "entries": 2,
         "rejectedLines": 0,
         "sha256": entries_sha256(("a.example", "b.example")),
@@ -117,6 +155,8 @@ def test_dict_round_trip_uses_the_spec_field_names():
         ({"rejectedLines": True}, "rejectedLines"),
         ({"lastSuccessfulSync": 5}, "lastSuccessfulSync"),
         ({"errorConditions": [{"message": "no type"}]}, "errorConditions[0]"),
+        ({"errorConditions": [{"type": "PullFailed", "count": 0}]}, "errorConditions[0].count"),
+        ({"errorConditions": [{"type": "PullFailed", "lastTime": 7}]}, "lastTime"),
     ],
 )
 def test_from_dict_names_the_bad_field(obj, field):
