@@ -23,6 +23,7 @@ import pytest
 from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
 from agent.shell.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
 from collector.shell.main import serve, settings_from_args
+from collector.shell.puller import PullerSettings
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 from tests.feedserver import FeedServer
 
@@ -73,8 +74,11 @@ def pulled(*names: str, version: int = 1):
 
 
 class RunningCollector:
-    def __init__(self, db_url: str, feeds_dir: Path | None, *extra: str) -> None:
-        """With `feeds_dir` None, pass the source in `extra` (`--kubeconfig FILE`)."""
+    def __init__(self, db_url: str, feeds_dir: Path | None, *extra: str,
+                 puller_settings: PullerSettings = PullerSettings()) -> None:
+        """With `feeds_dir` None, pass the source in `extra` (`--kubeconfig FILE`); `puller_settings` sets
+        short timeouts and retries for tests of failing feed servers."""
+        self.puller_settings = puller_settings
         source = ["--feeds-dir", str(feeds_dir), "--feeds-dir-poll", "0.1"] if feeds_dir is not None else []
         plaintext = [] if "--tls-cert" in extra else ["--insecure"]  # TLS tests give their own security flags
         self.settings = settings_from_args(["--db", db_url, "--listen", "127.0.0.1:0", *source, *plaintext,
@@ -112,7 +116,8 @@ class RunningCollector:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(self.settings, self._stop, on_listening=self._listening)
+            await serve(self.settings, self._stop, on_listening=self._listening,
+                        puller_settings=self.puller_settings)
 
         try:
             asyncio.run(main())
