@@ -176,7 +176,7 @@ class Decoder:
                     # The same for IPv6 straight to UDP (dual-stack clusters); a zero payload length
                     # (jumbogram) and extension headers take the general path.
                     payload_len, next_header, src, dst, sport, dport, udp_len = hot_ipv6_headers(frame)
-                    if next_header == IPPROTO_UDP and payload_len:
+                    if next_header == IPPROTO_UDP and payload_len and frame[14] >> 4 == 6:
                         if sport not in ports and dport not in ports:
                             stats.non_dns += 1
                             continue
@@ -221,7 +221,7 @@ class Decoder:
         decode_frame = self._decode_frame
         # Headers are read straight from the capture buffer and only the DNS payload is copied out; the
         # busiest counters are kept in locals and written back when the loop ends (or is abandoned).
-        frames = non_dns = udp_messages = 0
+        frames = non_dns = udp_messages = bad_timestamps = 0
         next_heartbeat = 0
         try:
             while off + header <= size:
@@ -230,6 +230,9 @@ class Decoder:
                 if start + caplen > size or caplen > max_record:
                     break
                 off = start + caplen
+                if fraction >= per_second:  # skipped as `reader.frames()` skips it: not a time at all
+                    bad_timestamps += 1
+                    continue
                 frames += 1
                 if caplen >= 42:
                     ethertype, version_ihl, total, frag, proto, src, dst, sport, dport, udp_len = hot_headers(
@@ -272,6 +275,7 @@ class Decoder:
             stats.frames += frames
             stats.non_dns += non_dns
             stats.udp_messages += udp_messages
+            reader.bad_timestamps += bad_timestamps
         reader.stopped_at(off)
         yield from self._end_of_input()
 

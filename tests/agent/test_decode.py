@@ -524,3 +524,15 @@ def test_ipv4_total_length_zero_means_segmentation_offload():
     struct.pack_into("!H", data, 16, 0)
     frames[1] = (frames[1][0], 1, bytes(data))
     assert [m[6] for m in decode(frames)[0]] == [q]
+
+
+def test_ethernet_ipv6_with_another_version_number_is_malformed_on_the_hot_path_too():
+    # Found by fuzzing (fuzz/frames.py): the EtherType says IPv6 but the header's version nibble is 0. The
+    # general path (and capture_messages, which has no IPv6 hot path) counted it malformed; the hot path read
+    # it as IPv6 and would have yielded its UDP payload.
+    frame = bytearray(bytes(Ether() / udp6()))
+    frame[14] = 0x0F
+    messages, decoder = one(frame)
+    assert messages == [] and decoder.stats.malformed_frames == 1
+    tagged = frame[:12] + b"\x81\x00\x00\x05" + frame[12:]
+    assert one(tagged)[1].stats == decoder.stats
