@@ -3,6 +3,10 @@
 sighting → TransactionTracker → (attribution, DNS-server suppression) → Aggregator → build_event.
 Capture time is the only clock: the shell calls `tick(now)` about every second of capture time, and
 `finish()` at the end of a capture or on shutdown.
+
+An event that cannot be built (whatever the reason: the sighting came from untrusted bytes) is counted in
+`build_errors`, its error kept in `last_build_error`, and dropped; the other events of the same call still
+come out. The core does not log: the shells report the count and the last error.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ class EventPipeline:
         self.suppressed_dns_server = 0
         """Transactions whose client is a DNS server pod forwarding for someone else (no event)."""
         self.events_emitted = 0
+        self.build_errors = 0
+        """Events dropped because building them raised."""
+        self.last_build_error: str | None = None
+        """`ExceptionType: message` of the latest of those, None while there was none."""
 
     @property
     def tx_evicted(self) -> int:
@@ -64,6 +72,7 @@ class EventPipeline:
             "tx_evicted": self.tx_evicted,
             "tx_duplicates": self._tracker.duplicates,
             "aggregates_evicted": self._aggregator.evicted,
+            "build_errors": self.build_errors,
         }
 
     def _fold(self, transactions: list[Transaction]) -> list[Event]:
@@ -78,5 +87,12 @@ class EventPipeline:
         return emitted
 
     def _dicts(self, emitted: list[Event]) -> list[dict[str, Any]]:
-        self.events_emitted += len(emitted)
-        return [build_event(ev, self.node) for ev in emitted]
+        built = []
+        for ev in emitted:
+            try:
+                built.append(build_event(ev, self.node))
+            except Exception as error:  # noqa: BLE001 - one event that cannot be built must not sink the rest
+                self.build_errors += 1
+                self.last_build_error = f"{type(error).__name__}: {error}"
+        self.events_emitted += len(built)
+        return built

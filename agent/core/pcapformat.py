@@ -11,10 +11,16 @@ slice (~2M records/s classic, ~1.2M/s pcapng).
 A capture that ends mid-record (a capture cut short) or holds a corrupt block still yields every record
 before the damage; reading then stops and `truncated` / `error` say why. Only input that is not a capture
 at all (unknown magic, no room for the file header) raises `CaptureFormatError`.
+
+A record whose time cannot be a capture time (a pcapng timestamp beyond the year 9999 or before 1970, once
+the interface's resolution and offset are applied; an interface resolution beyond 10^-63 or 2^-63 s; a
+classic record whose microseconds or nanoseconds reach a whole second) is skipped and counted in
+`bad_timestamps`: its time would become an event's, and the rest of the capture is still good.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -45,6 +51,13 @@ _IDB_OPT_TSOFFSET = 14
 _MAX_RECORD = 262_144
 
 _U32_LE = struct.Struct("<I")
+
+# Capture times must be in [0, LATEST_TIMESTAMP): what an event's RFC 3339 time can say (years 1970 to 9999),
+# kept one second short of the year 10000 so that rounding to milliseconds cannot reach it.
+LATEST_TIMESTAMP = 253_402_300_799.0
+# The time offset of an interface whose resolution cannot be read: every packet time on it becomes infinite,
+# so the range check the packets pass anyway rejects them, at no cost per packet.
+_UNREADABLE_RESOLUTION = math.inf
 
 
 class CaptureFormatError(BadInput):
@@ -80,6 +93,8 @@ class FrameReader:
         self._buf = buf
         self.truncated = False
         self.error: str | None = None
+        self.bad_timestamps = 0
+        """Records skipped because their time is out of range (see the module's docstring)."""
         if len(buf) < 4:
             raise CaptureFormatError(f"not a capture file: {len(buf)} bytes, too short for a pcap or pcapng header")
         (magic,) = _U32_LE.unpack_from(buf, 0)
@@ -132,7 +147,8 @@ class FrameReader:
         )
 
     def stopped_at(self, off: int) -> None:
-        """A walk over `classic_layout` records ended at `off`: note a truncated or corrupt record."""
+        """A walk over `classic_layout` records ended at `off`: note a truncated or corrupt record. (Such a
+        walk skips a record whose fraction of a second is a second or more, and adds it to `bad_timestamps`.)"""
         layout_size = len(self._buf)
         header = self._record_header_size
         if off + header <= layout_size:
@@ -157,7 +173,10 @@ class FrameReader:
             if end > size or caplen > max_record:
                 self._stop_on_bad_record(off, caplen, end > size and caplen <= max_record)
                 return
-            yield seconds + fraction / per_second, linktype, buf[start:end]
+            if fraction >= per_second:
+                self.bad_timestamps += 1
+            else:
+                yield seconds + fraction / per_second, linktype, buf[start:end]
             off = end
         if off != size:
             self._stop(f"capture ends inside a record header at offset {off}", truncated=True)
@@ -202,10 +221,14 @@ class FrameReader:
                 if (block_type == _EPB and caplen + 32 <= total and end <= size and not total & 3
                         and interface < interface_count and u32(buf, end - 4)[0] == total):
                     linktype, ticks, ts_offset, _snaplen = interfaces[interface]
-                    last_ts = ((ts_high << 32) | ts_low) / ticks
+                    ts = ((ts_high << 32) | ts_low) / ticks
                     if ts_offset:
-                        last_ts += ts_offset
-                    yield last_ts, linktype, buf[off + 28:off + 28 + caplen]
+                        ts += ts_offset
+                    if 0.0 <= ts < LATEST_TIMESTAMP:
+                        last_ts = ts
+                        yield ts, linktype, buf[off + 28:off + 28 + caplen]
+                    else:
+                        self.bad_timestamps += 1
                     off = end
                     continue
             else:
@@ -261,8 +284,12 @@ class FrameReader:
                     self._stop(f"corrupt pcapng packet block at offset {off}")
                     return
                 linktype, ticks, ts_offset, _snaplen = interfaces[interface]
-                last_ts = ((ts_high << 32) | ts_low) / ticks + ts_offset
-                yield last_ts, linktype, buf[off + 28:off + 28 + caplen]
+                ts = ((ts_high << 32) | ts_low) / ticks + ts_offset
+                if 0.0 <= ts < LATEST_TIMESTAMP:
+                    last_ts = ts
+                    yield ts, linktype, buf[off + 28:off + 28 + caplen]
+                else:
+                    self.bad_timestamps += 1
             # Other blocks (name resolution, statistics, decryption secrets, custom...) carry no packets.
             off = end
         if off != size:
@@ -281,11 +308,12 @@ def _section_byte_order(buf, off: int) -> str | None:
     return None
 
 
-def _interface_description(buf, off: int, end: int, order: str) -> tuple[int, int, int, int]:
+def _interface_description(buf, off: int, end: int, order: str) -> tuple[int, int, float, int]:
     """(linktype, timestamp ticks per second, timestamp offset in seconds, snaplen) of an IDB."""
     linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, off + 8)
     ticks = 1_000_000  # the pcapng default: microseconds
     ts_offset = 0
+    unreadable = False
     opt = off + 16
     options_end = end - 4
     while opt + 4 <= options_end:
@@ -295,11 +323,14 @@ def _interface_description(buf, off: int, end: int, order: str) -> tuple[int, in
             break
         if code == _IDB_OPT_TSRESOL and length >= 1:
             resolution = buf[value]
-            # MSB clear: ticks are 10^-n s; set: 2^-n s. Exponents beyond what any clock offers are garbage.
+            # MSB clear: ticks are 10^-n s; set: 2^-n s. Exponents beyond what any clock offers are garbage:
+            # the packets' times cannot be known, and reading them as microseconds would make them up.
             exponent = resolution & 0x7F
             if exponent <= 63:
                 ticks = 2**exponent if resolution & 0x80 else 10**exponent
+            else:
+                unreadable = True
         elif code == _IDB_OPT_TSOFFSET and length >= 8:
             (ts_offset,) = struct.unpack_from(order + "q", buf, value)
         opt = value + ((length + 3) & ~3)
-    return linktype, ticks, ts_offset, snaplen
+    return linktype, ticks, _UNREADABLE_RESOLUTION if unreadable else ts_offset, snaplen

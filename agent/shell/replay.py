@@ -6,6 +6,7 @@ happens to a matched message (transactions, attribution, events) happens in `Eve
 
 from __future__ import annotations
 
+import logging
 import mmap
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,8 @@ from agent.errors import BadInput
 
 TICK_SECONDS = 1.0  # how often, in capture time, transactions and aggregation windows are expired
 
+log = logging.getLogger("dnswatch.agent.replay")
+
 
 @dataclass
 class ReplayStats:
@@ -31,7 +34,11 @@ class ReplayStats:
     dns_messages: int = 0
     """Whole DNS messages decoded (UDP datagrams, reassembled TCP messages)."""
     malformed: int = 0
-    """DNS messages the scanner found damaged (counted, skipped past the damage)."""
+    """DNS messages the scanner found damaged (counted, skipped past the damage), and `bad_timestamps`."""
+    bad_timestamps: int = 0
+    """Packet records skipped because their time cannot be a capture time (pcapformat's `bad_timestamps`)."""
+    event_errors: int = 0
+    """Events that could not be built, and were dropped (the event pipeline's `build_errors`)."""
     matched_messages: int = 0
     """DNS messages with at least one feed match."""
     events: int = 0
@@ -87,11 +94,21 @@ def replay(
         _scan_messages(messages, matcher, pipeline, emit, stats)
         if reader.truncated:
             stats.truncated_files.append(str(path))
+        if reader.bad_timestamps:
+            log.warning("warning: %s: %d packets skipped: their timestamps are out of range (before 1970 or after "
+                        "9999, or an impossible fraction of a second or timestamp resolution)", path,
+                        reader.bad_timestamps)
+            stats.bad_timestamps += reader.bad_timestamps
     for event in pipeline.finish():
         stats.events += 1
         emit(event)
     stats.seconds = time.perf_counter() - started
-    stats.packets = decoder.stats.frames
+    stats.packets = decoder.stats.frames + stats.bad_timestamps
+    stats.malformed += stats.bad_timestamps
+    stats.event_errors = pipeline.build_errors
+    if pipeline.build_errors:
+        log.warning("warning: %d events could not be built and were left out; the last error: %s",
+                    pipeline.build_errors, pipeline.last_build_error)
     stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
     stats.decode = decoder.stats.as_dict()
     return stats

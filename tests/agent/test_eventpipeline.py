@@ -85,7 +85,7 @@ def test_a_query_and_its_response_make_one_event_of_count_one():
     assert events == [web_event(answers=["evil.example A 198.51.100.7"])]
     assert p.tick(T0 + 100) == [] and p.finish() == []
     assert p.counters() == {"transactions": 1, "suppressed_dns_server": 0, "events_emitted": 1, "tx_evicted": 0,
-                            "tx_duplicates": 0, "aggregates_evicted": 0}
+                            "tx_duplicates": 0, "aggregates_evicted": 0, "build_errors": 0}
 
 
 def test_the_same_exchange_on_the_client_and_the_dns_server_interfaces_counts_once():
