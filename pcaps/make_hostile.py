@@ -5,6 +5,10 @@ can check three things at once: the replay ends (promptly), the hostile message 
 and the events before and after it are all still reported. Every capture is described in `CAPTURES` below
 and replayed by tests/test_hostile_captures.py against `hostile/feed.txt`.
 
+The timestamp captures (`TIMESTAMP_CAPTURES`) hold one packet whose time cannot be a capture time, between
+ordinary queries: the replay skips it and counts it as malformed, and the events of the packets around it
+(one of them aggregated, pending until the end) all come out.
+
 Like the demo, the files are byte-for-byte reproducible; `--check` regenerates them into a temporary
 directory and compares.
 """
@@ -105,6 +109,91 @@ FEED_FILE = "feed.txt"
 FLOOD = 200  # copies of the hostile message in each capture, as one pod repeating it
 
 
+@dataclass(frozen=True)
+class BadTimestamp:
+    file: str
+    what: str
+    build: Callable[[list[tuple[int, bytes]], bytes], bytes]
+    """Writes the capture: the ordinary (time in µs, frame) pairs, and the frame to stamp with a bad time."""
+
+
+def _pcapng_block(block_type: int, body: bytes) -> bytes:
+    return struct.pack("<II", block_type, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def _interface(options: bytes = b"") -> bytes:
+    """An Ethernet Interface Description Block with these options (each already padded)."""
+    return _pcapng_block(1, struct.pack("<HHI", wire.LINKTYPE_ETHERNET, 0, 262144) + options + b"\x00" * 4)
+
+
+def _packet(interface: int, ticks: int, frame: bytes) -> bytes:
+    body = struct.pack("<IIIII", interface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+    return _pcapng_block(6, body + frame + b"\x00" * (-len(frame) % 4))
+
+
+def _pcapng(good: list[tuple[int, bytes]], bad_interface_options: bytes | None, bad_ticks: int, bad: bytes) -> bytes:
+    """The good packets on interface 0 (µs), the bad one after the second of them, on interface 1 when it has
+    options of its own, else on interface 0."""
+    out = io.BytesIO()
+    wire.PcapngWriter(out)  # the section header
+    out.write(_interface())
+    bad_on = 0
+    if bad_interface_options is not None:
+        out.write(_interface(bad_interface_options))
+        bad_on = 1
+    for index, (ts, frame) in enumerate(good):
+        out.write(_packet(0, ts, frame))
+        if index == 1:
+            out.write(_packet(bad_on, bad_ticks, bad))
+    return out.getvalue()
+
+
+def after_year_9999(good, bad) -> bytes:
+    # 10000-01-01T00:00:00Z in microseconds, the interface's default resolution: fits the 64-bit field easily.
+    return _pcapng(good, None, 253_402_300_800 * 1_000_000, bad)
+
+
+def offset_before_1970(good, bad) -> bytes:
+    # if_tsoffset (option 14, signed seconds) of minus 60 years: the packet's time lands in 1966.
+    return _pcapng(good, struct.pack("<HHq", 14, 8, -60 * 365 * 86400), START_US, bad)
+
+
+def resolution_beyond_any_clock(good, bad) -> bytes:
+    # if_tsresol (option 9) of 10^-100 s: the 7-bit exponent allows it, no clock has it; its times are unknowable.
+    return _pcapng(good, struct.pack("<HHB3x", 9, 1, 100), START_US, bad)
+
+
+def fraction_over_a_second(good, bad) -> bytes:
+    out = io.BytesIO()
+    writer = wire.PcapWriter(out)
+    for index, (ts, frame) in enumerate(good):
+        writer.write(ts, frame)
+        if index == 1:
+            writer.flush()
+            # A classic record header by hand: 1.5 million microseconds is no fraction of a second.
+            out.write(struct.pack("<IIII", START_US // 1_000_000, 1_500_000, len(bad), len(bad)) + bad)
+    writer.flush()
+    return out.getvalue()
+
+
+TIMESTAMP_CAPTURES = (
+    BadTimestamp("ts-after-9999.pcapng", "an enhanced packet block stamped in the year 10000", after_year_9999),
+    BadTimestamp("ts-before-1970.pcapng", "an interface whose if_tsoffset puts its packet in 1966", offset_before_1970),
+    BadTimestamp("ts-resolution-1e-100.pcapng", "an interface whose if_tsresol is 10^-100 s", resolution_beyond_any_clock),
+    BadTimestamp("ts-usec-over-a-second.pcap", "a classic record with 1,500,000 microseconds", fraction_over_a_second),
+)
+# Around the bad packet: `before` twice (one event, its second count pending until the end), then `after`.
+TIMESTAMP_NEIGHBOURS = ("before.evil.example", "before.evil.example", "after.evil.example")
+TIMESTAMP_BAD_NAME = "loop.evil.example"  # in the feed: reported if the bad packet were not skipped
+
+
+def timestamp_capture_bytes(capture: BadTimestamp) -> bytes:
+    good = [(START_US + index * 1000, wire.udp_frame(POD_MAC, GATEWAY_MAC, CLIENT, SERVER, 40000, 53, query(index + 1, name)))
+            for index, name in enumerate(TIMESTAMP_NEIGHBOURS)]
+    bad = wire.udp_frame(POD_MAC, GATEWAY_MAC, CLIENT, SERVER, 40009, 53, query(9, TIMESTAMP_BAD_NAME))
+    return capture.build(good, bad)
+
+
 def capture_bytes(hostile: Hostile) -> bytes:
     """The ordinary query, the hostile message 200 times (a flood from one pod), the ordinary query again."""
     out = io.BytesIO()
@@ -127,6 +216,7 @@ def generate(directory: Path) -> list[str]:
     """Write every hostile capture and the feed into `directory`; returns their names."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {FEED_FILE: FEED.encode()} | {hostile.file: capture_bytes(hostile) for hostile in CAPTURES}
+    files |= {capture.file: timestamp_capture_bytes(capture) for capture in TIMESTAMP_CAPTURES}
     for name, data in files.items():
         (directory / name).write_bytes(data)
     return list(files)

@@ -46,3 +46,18 @@ def test_hostile_capture_is_counted_and_loses_nothing_around_it(hostile):
     expected = {"before.evil.example": 1, "after.evil.example": 1}
     expected |= {name: make_hostile.FLOOD for name in hostile.matches_inside}
     assert counts == expected
+
+
+@pytest.mark.parametrize("capture", make_hostile.TIMESTAMP_CAPTURES, ids=lambda capture: capture.file)
+def test_packet_with_an_impossible_time_is_counted_skipped_and_loses_nothing_around_it(capture):
+    events, stderr = replay(HOSTILE / capture.file)
+    lines = stderr.strip().splitlines()
+    assert "replayed 4 packets, 3 DNS messages, 1 malformed, 3 matched" in lines[-1]
+    assert any(capture.file in line and "1 packets skipped" in line and "out of range" in line for line in lines)
+    latest: dict[str, int] = {}
+    for event in events:
+        for name in event["record"]["suspicious_domains"]:
+            latest[name] = event["record"]["count"]
+    # `before` was asked twice before the bad packet: its second count was pending, and comes out at the end.
+    assert latest == {"before.evil.example": 2, "after.evil.example": 1}
+    assert make_hostile.TIMESTAMP_BAD_NAME not in latest

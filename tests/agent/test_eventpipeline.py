@@ -229,3 +229,15 @@ def test_an_ipv6_client_and_server():
     (event,) = run(p, q, response(q))
     assert (event["source_ip"], event["source_name"], event["record"]["server_ip"], event["record"]["qtype"]) == (
         "fd00:10:244::1e", "v6", "fd00:10:96::a", "AAAA")
+
+
+def test_an_event_that_cannot_be_built_is_counted_and_the_others_still_come_out():
+    # A sighting stamped after the year 9999 (a live clock gone wrong, or a capture reader letting one
+    # through) cannot become an RFC 3339 time; its event is dropped and counted, the next client's is not.
+    p = pipeline(window=60)
+    bad = query("evil.example", ts=1e13, client=ip("10.244.1.11"))
+    assert run(p, bad, response(bad)) == []
+    assert p.build_errors == 1 and "out of range" in p.last_build_error
+    good = query("evil.example")
+    assert run(p, good, response(good)) == [web_event()]
+    assert p.counters()["build_errors"] == 1 and p.counters()["events_emitted"] == 1

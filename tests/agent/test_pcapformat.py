@@ -314,3 +314,54 @@ def test_damaged_valid_capture_never_raises(position, garbage):
     position %= len(data)
     data[position:position + len(garbage)] = garbage
     _drain(bytes(data))
+
+
+# -- timestamps that cannot be capture times --------------------------------------------------------------
+
+from agent.core.decode import Decoder  # noqa: E402 - only the classic-pcap loop below needs it
+from agent.core.pcapformat import LATEST_TIMESTAMP  # noqa: E402
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_packets_out_of_the_years_1970_to_9999_are_skipped_and_counted(order):
+    data = b"".join([
+        shb(order),
+        idb(order, 1),
+        idb(order, 1, tsoffset=-2_000_000_000),  # every packet lands before 1970
+        idb(order, 1, tsresol=100),  # 10^-100 s: no clock has it, the times cannot be read
+        idb(order, 1, tsresol=0x80 | 100),  # 2^-100 s: the same
+        idb(order, 1, tsoffset=2**62),  # an absurd offset: beyond 9999
+        epb(order, 0, 1_700_000_000_000_000, FRAMES[0]),
+        epb(order, 0, 2**64 - 1, FRAMES[1]),  # the largest 64-bit stamp: the year 586,912
+        epb(order, 0, int(LATEST_TIMESTAMP) * 1_000_000, FRAMES[1]),  # the last second of 9999 is already out
+        epb(order, 1, 1_700_000_000_000_000, FRAMES[1]),
+        epb(order, 2, 1_700_000_000, FRAMES[1]),
+        epb(order, 3, 1_700_000_000, FRAMES[1]),
+        epb(order, 4, 1, FRAMES[1]),
+        obsolete_pb(order, 1, 1_700_000_000_000_000, FRAMES[1]),
+        spb(order, FRAMES[2]),  # no time of its own: the last good packet's
+        epb(order, 0, int(LATEST_TIMESTAMP - 1) * 1_000_000, FRAMES[3]),
+    ])
+    frames, reader = read_all(data)
+    assert reader.error is None and reader.bad_timestamps == 7
+    assert frames == [(1_700_000_000.0, 1, FRAMES[0]), (1_700_000_000.0, 1, FRAMES[2]),
+                      (LATEST_TIMESTAMP - 1, 1, FRAMES[3])]
+
+
+@pytest.mark.parametrize("nano", [False, True])
+def test_classic_records_whose_fraction_is_a_second_or_more_are_skipped_and_counted(nano):
+    data = bytearray(classic(nano=nano))
+    per_second = 1_000_000_000 if nano else 1_000_000
+    at = 24
+    for index, frame in enumerate(FRAMES):
+        if index in (1, 3):
+            struct.pack_into("<I", data, at + 4, per_second + index * 7)
+        at += 16 + len(frame)
+    frames, reader = read_all(bytes(data))
+    assert [f for _, _, f in frames] == [FRAMES[0], FRAMES[2], FRAMES[4]]
+    assert reader.bad_timestamps == 2 and reader.error is None
+    # The decoder's own loop over classic records skips and counts them the same way.
+    walked = FrameReader(bytes(data))
+    decoder = Decoder()
+    assert list(decoder.capture_messages(walked)) == []
+    assert walked.bad_timestamps == 2 and decoder.stats.frames == 3
