@@ -18,8 +18,9 @@ stops it prints that token on stderr, so a later `--resume-token` carries on wit
 
 The connection flags (--insecure, --ca, --token-file, ...) are the agent's (agent/shell/grpcchannel.py): TLS
 unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
-by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused), 2 bad
-usage or no collector to talk to; always one line on stderr, never a traceback.
+by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, or a
+`feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr says why),
+2 bad usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from collector.core.eventview import TABLE_COLUMNS as EVENT_COLUMNS
 from collector.core.eventview import parse_when
 from collector.core.eventview import table_row as event_row
 from collector.core.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
+from collector.core.pulling import FAILED, REFUSED
 from collector.shell.grpc_events import event_from_pb, filter_to_pb
-from collector.shell.pbconvert import feed_from_pb
+from collector.shell.pbconvert import feed_from_pb, sync_from_pb
 from collector.store.base import EventFilter
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.topic == "events":
             return _events(args)
         with _open_channel(args) as channel:
-            feeds = _run(feeds_pb2_grpc.FeedsStub(channel), args)
+            feeds, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args)
     except grpc.RpcError as error:
         return _report(error, args)
     except BrokenPipeError:  # `| head`: the reader left
@@ -167,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print(feeds, args.output, detailed=args.action != "list")
     except BrokenPipeError:
         return _reader_left()
+    if failure:
+        print(f"{PROG}: feed {args.name}: {_one_line(failure)}", file=sys.stderr)
+        return EXIT_REFUSED
     return 0
 
 
@@ -175,14 +180,17 @@ def _open_channel(args: argparse.Namespace) -> grpc.Channel:
     return open_channel(args.collector, args.security, _CHANNEL_OPTIONS)
 
 
-def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace) -> list[FeedInfo]:
+def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace) -> tuple[list[FeedInfo], str]:
+    """The feeds to print, and for a sync whose pull failed or was refused, what it did and why."""
     if args.action == "list":
         response = stub.List(feeds_pb2.ListFeedsRequest(), timeout=_TIMEOUT_SECONDS)
-        return [feed_from_pb(feed) for feed in response.feeds]
+        return [feed_from_pb(feed) for feed in response.feeds], ""
     if args.action == "get":
-        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name), timeout=_TIMEOUT_SECONDS).feed)]
-    response = stub.Sync(feeds_pb2.SyncFeedRequest(name=args.name), timeout=_SYNC_TIMEOUT_SECONDS)
-    return [feed_from_pb(response.feed)]
+        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name), timeout=_TIMEOUT_SECONDS).feed)], ""
+    feed, outcome, message = sync_from_pb(stub.Sync(feeds_pb2.SyncFeedRequest(name=args.name),
+                                                    timeout=_SYNC_TIMEOUT_SECONDS))
+    failure = f"the pull {outcome.lower()}: {message}" if outcome in (FAILED, REFUSED) else ""
+    return [feed], failure
 
 
 def _report(error: grpc.RpcError, args: argparse.Namespace) -> int:

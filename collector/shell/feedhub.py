@@ -302,8 +302,9 @@ class FeedHub:
             raise UnknownFeed(f"no feed named {name!r}")
         return _info(feed)
 
-    async def sync(self, name: str) -> FeedInfo:
-        """Pull the feed now and return it once the pull has ended; UnknownFeed or FeedDisabled."""
+    async def sync(self, name: str) -> tuple[FeedInfo, PullResult]:
+        """Pull the feed now; once the pull has ended, the feed and what the pull did. UnknownFeed or
+        FeedDisabled. It returns within the puller's pull timeout (see FeedPuller.sync_now)."""
         feed = self._feeds.get(name)
         if feed is None:
             raise UnknownFeed(f"no feed named {name!r}")
@@ -312,10 +313,10 @@ class FeedHub:
         if not feed.spec.enabled:
             raise FeedDisabled(f"feed {name!r} is Disabled; set spec.mode to Enabled to pull it")
         try:
-            await self._require_puller().sync_now(name)
+            result = await self._require_puller().sync_now(name)
         except KeyError:
             raise UnknownFeed(f"no feed named {name!r}") from None
-        return self.feed(name)
+        return self.feed(name), result
 
     # ------------------------------------------------------------------------------------------ agents
 

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from collector.core.feedsets import held_after
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
-from collector.shell.pbconvert import SYNCED, feed_to_pb, update_to_pb
+from collector.shell.pbconvert import SYNCED, feed_to_pb, sync_to_pb, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["FeedDistributionServicer", "FeedsServicer", "add_feed_services"]
@@ -52,7 +52,8 @@ class FeedsServicer(feeds_pb2_grpc.FeedsServicer):
     async def Sync(self, request: feeds_pb2.SyncFeedRequest, context: grpc.aio.ServicerContext
                    ) -> feeds_pb2.SyncFeedResponse:  # noqa: N802
         try:
-            return feeds_pb2.SyncFeedResponse(feed=feed_to_pb(await self._hub.sync(request.name)))
+            feed, result = await self._hub.sync(request.name)
+            return sync_to_pb(feed, result.outcome, result.message)
         except UnknownFeed as error:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
         except FeedDisabled as error:

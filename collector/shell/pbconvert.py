@@ -16,7 +16,7 @@ from collector.core.feedsets import FeedGone, FeedUpdate
 from collector.core.status import ErrorCondition, FeedStatus
 from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
 
-__all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "update_from_pb", "update_to_pb"]
+__all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "sync_from_pb", "sync_to_pb", "update_from_pb", "update_to_pb"]
 
 _CONTENTS = {DOMAIN_NAME_SET: feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET, IP_SET: feeds_pb2.FEED_CONTENT_IP_SET}
 _CONTENT_NAMES = {number: name for name, number in _CONTENTS.items()}
@@ -79,6 +79,16 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
         format=message.format,
         match_subdomains=message.match_subdomains,
     )
+
+
+def sync_to_pb(feed: FeedInfo, outcome: str, message: str) -> feeds_pb2.SyncFeedResponse:
+    """The answer to a sync: the feed afterwards, and what the pull did (`collector.core.pulling.OUTCOMES`)."""
+    return feeds_pb2.SyncFeedResponse(feed=feed_to_pb(feed), outcome=outcome, message=redact_urls(message))
+
+
+def sync_from_pb(message: feeds_pb2.SyncFeedResponse) -> tuple[FeedInfo, str, str]:
+    """(the feed, the outcome, why) of a sync's answer; the outcome is empty from an older collector."""
+    return feed_from_pb(message.feed), message.outcome, message.message
 
 
 def _condition_to_pb(condition: ErrorCondition) -> feeds_pb2.ErrorCondition:

@@ -69,7 +69,9 @@ class PullerSettings:
     read_timeout: float = 30.0
     """Seconds to wait for any one read of the answer."""
     pull_timeout: float = 300.0
-    """Seconds one request may take in all, so a server that trickles bytes cannot hold a pull for ever."""
+    """Seconds one pull may take in all: header lookups, every attempt, the backoff between them and the whole
+    body. Read timeouts alone do not bound a pull: a server that sends a byte every few seconds satisfies
+    each read. A sync (`sync_now`) returns within it too, counted from when it was asked."""
     max_body_bytes: int = 128 * 1024 * 1024
     """A body past this (after Content-Encoding, and again after a gzip body is unpacked) is refused."""
     max_redirects: int = 5
@@ -161,6 +163,7 @@ class FeedPuller:
         self._states: dict[str, FeedState] = {}
         self._fresh: set[str] = set()  # feeds whose URL, format or content changed since their set was pulled
         self._locks: dict[str, asyncio.Lock] = {}
+        self._in_flight: dict[str, asyncio.Future[PullResult]] = {}  # pulls past their slot, by feed
         self._wake: dict[str, asyncio.Event] = {}
         self._pull_soon: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -239,25 +242,74 @@ class FeedPuller:
 
         `accept_shrink` is an operator's word that the feed really shrank (or emptied): the body is taken
         without the shrink and empty checks. A web page is refused all the same.
+
+        It returns within the pull timeout from now, whatever the feed's server does: a pull of this feed
+        already under way gives the sync its outcome (unless `accept_shrink`, which needs a pull of its own),
+        and time spent waiting for a pull slot counts.
         """
-        result = await self.pull(name, accept_shrink=accept_shrink)
+        if name not in self._specs:
+            raise KeyError(name)
+        result = None
+        running = self._in_flight.get(name)
+        if running is not None and not accept_shrink:
+            # A pull of this feed is under way (its schedule's): its outcome is the sync's, within that pull's
+            # deadline, rather than a second pull queued behind it that could take twice the pull timeout.
+            try:
+                result = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise  # the sync itself was cancelled
+        if result is None:
+            deadline = asyncio.get_running_loop().time() + self.settings.pull_timeout
+            result = await self.pull(name, accept_shrink=accept_shrink, deadline=deadline)
         if name in self._wake:
             self._wake[name].set()  # its schedule starts again from this pull
         return result
 
-    async def pull(self, name: str, *, accept_shrink: bool = False) -> PullResult:
-        """One pull of `name`, with retries; updates the feed's state and tells `on_result`."""
+    async def pull(self, name: str, *, accept_shrink: bool = False, deadline: float | None = None) -> PullResult:
+        """One pull of `name`, with retries; updates the feed's state and tells `on_result`.
+
+        It ends by `deadline` (the event loop's clock), waiting for a pull slot included; None: the pull
+        timeout from when a slot is free. A pull that cannot start by its deadline fails and changes nothing.
+        """
         if name not in self._specs:
             raise KeyError(name)
-        async with self._locks[name]:
-            spec = self._specs[name]
-            state = self._states[name]
-            async with self._slots:
-                result = await self._pull(spec, state, accept_shrink)
-            if self._specs.get(name) is spec:  # not removed or replaced while the request ran
-                self._states[name] = result.state
-                if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
-                    self._fresh.discard(name)
+        loop = asyncio.get_running_loop()
+        lock = self._locks[name]
+        try:
+            async with asyncio.timeout_at(deadline):
+                await lock.acquire()
+                try:
+                    await self._slots.acquire()
+                except BaseException:
+                    lock.release()
+                    raise
+        except TimeoutError:
+            result = self._not_started(name)
+        else:
+            try:
+                spec = self._specs[name]
+                state = self._states[name]
+                running: asyncio.Future[PullResult] = loop.create_future()
+                self._in_flight[name] = running
+                ends = deadline if deadline is not None else loop.time() + self.settings.pull_timeout
+                try:
+                    result = await self._pull(spec, state, accept_shrink, ends)
+                except BaseException:
+                    running.cancel()  # a sync that joined it pulls for itself (see sync_now)
+                    raise
+                else:
+                    running.set_result(result)
+                finally:
+                    self._slots.release()
+                    if self._in_flight.get(name) is running:
+                        del self._in_flight[name]
+                if self._specs.get(name) is spec:  # not removed or replaced while the request ran
+                    self._states[name] = result.state
+                    if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
+                        self._fresh.discard(name)
+            finally:
+                lock.release()
         _log_result(result)
         if self._on_result is not None:
             returned = self._on_result(result)
@@ -265,16 +317,26 @@ class FeedPuller:
                 await returned
         return result
 
-    async def _pull(self, spec: FeedSpec, state: FeedState, accept_shrink: bool = False) -> PullResult:
+    def _not_started(self, name: str) -> PullResult:
+        message = (f"the pull could not start within the pull timeout of {self.settings.pull_timeout:g} s: "
+                   f"all {self.settings.max_concurrent_pulls} pull slots were taken, or a pull of this feed "
+                   f"was still running")
+        return PullResult(name, FAILED, self._states.get(name, FeedState()), message=message)
+
+    async def _pull(self, spec: FeedSpec, state: FeedState, accept_shrink: bool, deadline: float) -> PullResult:
         if not spec.enabled:
             return PullResult(spec.name, DISABLED, state)
-        headers, secrets, problem = await self._resolve_headers(spec.headers)
+        try:
+            async with asyncio.timeout_at(deadline):
+                headers, secrets, problem = await self._resolve_headers(spec.headers)
+        except TimeoutError:
+            problem = f"the header values were not read within the pull timeout of {self.settings.pull_timeout:g} s"
         if problem is not None:
             return self._failed(spec.name, state, HEADER_RESOLUTION, problem, attempts=0)
         if state.status.version > 0:  # a 304 is only of use when there is a set to keep
             headers.update((k, v.encode("latin-1")) for k, v in state.validators.request_headers().items())
         secrets += [Secret(part) for part in url_secrets(spec.url)]
-        fetched, attempts = await self._fetch_with_retries(spec.url, headers, secrets)
+        fetched, attempts = await self._fetch_with_retries(spec.url, headers, secrets, deadline)
         if isinstance(fetched, PullFailure):
             tries = f" (after {attempts} attempts)" if attempts > 1 else ""
             shown = redacted_url(spec.url)  # the URL's password and query values are for the request only
@@ -345,25 +407,31 @@ class FeedPuller:
         return headers, [secret for _, secret in values], None
 
     async def _fetch_with_retries(
-        self, url: str, headers: dict[str, bytes], secrets: list[Secret]
+        self, url: str, headers: dict[str, bytes], secrets: list[Secret], deadline: float
     ) -> tuple[_Fetched | PullFailure, int]:
         policy = self.settings.retry
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout(self.settings.pull_timeout):
+                async with asyncio.timeout_at(deadline):
                     return await self._request(url, headers), attempt
             except _Failed as failed:
                 failure = failed.failure
             except TimeoutError:
-                failure = PullFailure(TIMEOUT, f"no complete answer within {self.settings.pull_timeout:g} s")
+                # The whole pull's time is spent: no retry could end within it.
+                detail = f"no complete answer within {self.settings.pull_timeout:g} s, the pull timeout"
+                return PullFailure(TIMEOUT, detail), attempt
             except httpx.HTTPError as error:
                 failure = _classify(error, self.settings)
             failure = replace(failure, detail=_redact(failure.detail, secrets))
             if not policy.should_retry(failure, attempt):
                 return failure, attempt
             delay = policy.delay(attempt, self._rng)
+            if loop.time() + delay >= deadline:
+                return replace(failure, detail=f"{failure.detail}; no time left for a retry within the pull "
+                                               f"timeout of {self.settings.pull_timeout:g} s"), attempt
             log.debug("GET %s: %s; retry %d in %.2f s", redacted_url(url), failure.detail, attempt, delay)
             await self._sleep(delay)
 

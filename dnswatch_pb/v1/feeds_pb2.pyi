@@ -108,7 +108,11 @@ class SyncFeedRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class SyncFeedResponse(_message.Message):
-    __slots__ = ("feed",)
+    __slots__ = ("feed", "outcome", "message")
     FEED_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     feed: Feed
-    def __init__(self, feed: _Optional[_Union[Feed, _Mapping]] = ...) -> None: ...
+    outcome: str
+    message: str
+    def __init__(self, feed: _Optional[_Union[Feed, _Mapping]] = ..., outcome: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...

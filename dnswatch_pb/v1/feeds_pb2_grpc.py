@@ -71,7 +71,8 @@ class FeedsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Sync(self, request, context):
-        """Pulls a feed now and answers when the pull has ended (set a deadline: retries may take a while).
+        """Pulls a feed now and answers when the pull has ended: within the collector's pull timeout (retries and
+        their backoff included), whatever the feed's server does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

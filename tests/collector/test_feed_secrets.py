@@ -71,7 +71,8 @@ def test_a_urls_credentials_are_used_and_never_shown(tmp_path, capsys, caplog, d
         assert feeds["c2"].status.entries == 2002
         address = collector.address
         code, out, err = run_cli(capsys, "--collector", address, "--insecure", "feeds", "sync", "wrong", "-o", "json")
-        assert code == 0
+        assert code == 1 and err == (f"dnswatch: feed wrong: the pull failed: GET {shown_url(server.port, '/wrong.txt')}"
+                                     f": HTTP 404 Not Found\n")
         outputs.append(out + err)
         for output in ("json", "yaml", "table"):
             code, out, err = run_cli(capsys, "--collector", address, "--insecure", "feeds", "list", "-o", output)

@@ -61,7 +61,7 @@ async def test_a_large_snapshot_comes_in_parts_that_join_to_the_parsed_set(store
     hub, puller = await running_hub(store, snapshot_part_bytes=256)
     try:
         await hub.apply(FeedUpserted(spec(feed_server), "test"))
-        info = await hub.sync("c2")
+        info, _ = await hub.sync("c2")
         updates = await hub.updates_for("c2", None)
     finally:
         await puller.__aexit__(None, None, None)
@@ -87,7 +87,7 @@ async def test_switching_match_subdomains_recompiles_the_set_as_a_new_version(st
         entries = parse_feed_body(BODY_V1, DOMAIN_NAME_SET).entries
         assert domains_from_snapshot(update).to_bytes() == DomainSet.from_names(entries, True).to_bytes()
         assert (await store.load_feed("c2")).version == 2
-        again = await hub.sync("c2")  # the same body again: no new version
+        again, _ = await hub.sync("c2")  # the same body again: no new version
         assert again.status.version == 2 and again.status.sha256 == entries_sha256(entries)
     finally:
         await puller.__aexit__(None, None, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -791,3 +792,83 @@ def test_a_urls_credentials_reach_no_log_message_or_status(server, caplog):
     for text in shown:
         assert URL_PASSWORD not in text and URL_TOKEN not in text
     assert any("127.0.0.1" in record.getMessage() for record in caplog.records if record.name == "httpx")
+
+
+# ---------------------------------------------------------------------------------------------- the pull's deadline
+
+STALLED = PullerSettings(connect_timeout=1.0, read_timeout=0.6, pull_timeout=1.0,
+                         retry=RetryPolicy(attempts=4, base_seconds=0.05, cap_seconds=0.1))
+"""Four attempts of up to 0.6 s each would take 2.4 s: only a deadline for the whole pull ends it at 1 s."""
+
+
+def timed_pull(feed: FeedSpec, settings: PullerSettings) -> tuple[PullResult, float]:
+    async def go():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with FeedPuller(settings) as puller:
+            puller.set_feed(feed)
+            result = await puller.sync_now(feed.name)
+        return result, loop.time() - start
+
+    return run(go())
+
+
+@pytest.mark.parametrize(("mode", "options"), [(feedserver.TIMEOUT, {}), (feedserver.TRICKLE, {"delay": 0.05})],
+                         ids=["silent", "trickling"])
+def test_a_stalled_server_ends_the_pull_within_its_timeout_retries_included(server, mode, options):
+    server.fault("/c2.txt", mode, **options)
+    result, seconds = timed_pull(spec(server.url("/c2.txt")), STALLED)
+    assert result.outcome == FAILED and "within 1 s, the pull timeout" in result.message
+    assert seconds < 1.9  # well under the 2.4 s that per-attempt timeouts alone would allow
+    assert result.status.error_conditions[-1].type == PULL_FAILED
+
+
+def test_no_retry_is_begun_that_the_deadline_could_not_let_end(server):
+    server.fault("/c2.txt", feedserver.ERROR, status=503)
+    settings = PullerSettings(pull_timeout=1.0, retry=RetryPolicy(attempts=4, base_seconds=2.0, cap_seconds=2.0))
+    sleeps = Sleeps()
+    result = pull(spec(server.url("/c2.txt")), settings=settings, rng=random.Random(7), sleep=sleeps)
+    # Seed 7 draws a first backoff of about 0.65 s, which fits; the second, 3.0 s or so, would not.
+    assert result.outcome == FAILED and "no time left for a retry within the pull timeout of 1 s" in result.message
+    assert server.count("/c2.txt") == len(sleeps.delays) + 1
+
+
+def test_a_sync_during_a_scheduled_pull_shares_its_outcome_and_its_deadline(server):
+    server.fault("/c2.txt", feedserver.TIMEOUT)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        async with FeedPuller(STALLED) as puller:
+            puller.set_feed(spec(server.url("/c2.txt")))
+            scheduled = asyncio.create_task(puller.pull("c2"))
+            while server.count("/c2.txt") == 0:  # the scheduled pull's request is under way
+                await asyncio.sleep(0.01)
+            start = loop.time()
+            synced = await puller.sync_now("c2")
+            return synced, await scheduled, loop.time() - start
+
+    synced, scheduled, seconds = run(go())
+    assert synced is scheduled and synced.outcome == FAILED
+    assert seconds < 1.0  # within what was left of the scheduled pull's second, not a second pull after it
+
+
+def test_a_sync_that_cannot_get_a_pull_slot_in_time_fails_and_changes_nothing(server):
+    server.fault("/slow.txt", feedserver.TIMEOUT)
+    server.serve("/c2.txt", lines(3))
+    settings = replace(STALLED, max_concurrent_pulls=1, pull_timeout=0.5)
+
+    async def go():
+        async with FeedPuller(settings) as puller:
+            puller.set_feed(spec(server.url("/slow.txt"), name="slow"))
+            puller.set_feed(spec(server.url("/c2.txt")))
+            # The one slot is held by a pull given a longer deadline than the sync's pull timeout.
+            slow = asyncio.create_task(puller.pull("slow", deadline=asyncio.get_running_loop().time() + 1.5))
+            while server.count("/slow.txt") == 0:
+                await asyncio.sleep(0.01)
+            waiting = await puller.sync_now("c2")
+            await slow
+            return waiting, puller.state("c2")
+
+    waiting, state = run(go())
+    assert waiting.outcome == FAILED and "could not start within the pull timeout of 0.5 s" in waiting.message
+    assert state == FeedState() and server.count("/c2.txt") == 0
