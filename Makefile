@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2).
 APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2
 
-.PHONY: venv demo test bench apt lint clean
+.PHONY: venv demo test bench fuzz apt lint clean
 
 venv: $(VENV)/.stamp
 
@@ -36,6 +36,11 @@ test: apt venv lint
 
 bench: venv
 	$(PY) -m bench.run
+
+# Every fuzz target of fuzz/ in turn, FUZZ_SECONDS each (docs/fuzzing.md); `make test` runs each for seconds.
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	$(PY) -m fuzz --all --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) bench/.cache
