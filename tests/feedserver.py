@@ -27,7 +27,8 @@ get the fault, then the path answers normally; None means every request):
   until `size` bytes (1 MB by default) are sent or the server stops: each read gets data well within any read
   timeout, and the body never ends in a test's lifetime.
 - GZIP_BOMB: `size` bytes of feed lines gzipped as a .gz file (application/gzip), made once per size and
-  cached: a body of a few hundred kB that unpacks to `size` bytes.
+  cached: a body of a few hundred kB that unpacks to `size` bytes; `encoded=True` sends it as
+  `Content-Encoding: gzip` instead.
 
 The server runs in a thread; the context manager always stops it and wakes any request it holds.
 """
@@ -75,6 +76,7 @@ class Fault:
     size: int = 0
     declare_length: bool = True
     location: str = ""
+    encoded: bool = False
 
 
 @dataclass
@@ -243,6 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == TRICKLE:
             return self._send_trickle(feed_server, fault)
         if mode == GZIP_BOMB:
+            if fault.encoded:
+                return self._send(200, gzip_bomb(fault.size), "text/plain", {"Content-Encoding": "gzip"})
             return self._send(200, gzip_bomb(fault.size), "application/gzip")
         if resource is None or resource.body is None:
             return self._send(404, b"not found\n", "text/plain")

@@ -1,5 +1,6 @@
 """Pull policy (SPEC §4 "Pulling"): which failures are retried and after how long, when a feed is pulled next,
-which bodies are refused as suspect, and header values that cannot leak.
+how a body is unpacked as it arrives within its size limit, which bodies are refused as suspect, and header
+values that cannot leak.
 
 Pure: the shell (`collector.shell.puller`) classifies what httpx did into a `PullFailure`, asks this module
 what to do, and does it. Randomness comes in as a `random.Random`, so a seeded one replays the same delays.
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 
 from agent.core.feedformats import FeedFormat, parse_feed_body
 from agent.core.feedlines import DEFAULT_MAX_BYTES, FeedError, ParsedFeed
-from collector.core.status import PARSE_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
+from collector.core.status import PARSE_FAILED, PULL_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
 from collector.core.status import entries_sha256
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "REFUSED",
     "UNCHANGED",
     "UPDATED",
+    "BodyReader",
+    "BodyRefused",
     "BodyVerdict",
     "Validators",
     "judge_body",
@@ -62,6 +65,8 @@ class PullFailure:
     """What happened, for the error condition: never a header value."""
     status_code: int | None = None
     """The HTTP status, for HTTP_STATUS."""
+    condition: str = PULL_FAILED
+    """The error condition it raises: PullFailed, or ParseFailed for a body whose gzip cannot be unpacked."""
 
     @property
     def retryable(self) -> bool:
@@ -129,6 +134,165 @@ class SchedulePolicy:
         if remaining <= 0:
             return 0.0
         return max(0.0, remaining + period_seconds * rng.uniform(-self.jitter, self.jitter))
+
+
+# ---------------------------------------------------------------------------------------------- reading bodies
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PIECE_BYTES = 256 * 1024
+"""Output of one inflate call at most: a bomb's peak is the limit plus this, not twice the limit (zlib builds a
+large output in blocks and joins them, so one call asked for the whole limit briefly holds it twice)."""
+
+
+class BodyRefused(ValueError):
+    """A body that is refused while it arrives: too large at some stage, or not decodable."""
+
+    def __init__(self, failure: PullFailure) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+class BodyReader:
+    """A response body as it arrives, unpacked as it grows, with the size limit applied at every stage.
+
+    Raw bytes go in (`push`), the feed body comes out (`finish`). The Content-Encoding (`gzip`, `deflate`) is
+    undone, and a body that is itself a gzip file (a `.gz` feed) is unpacked too, as `decode_body` would; the
+    compressed bytes, each decoded stage and the unpacked body must each stay within `limit`. Nothing is
+    held but the output so far and one piece of at most 256 kB, so a gzip bomb is refused at about `limit`
+    bytes of memory.
+
+    Raises BodyRefused: TOO_LARGE past the limit, PROTOCOL for an unsupported or broken Content-Encoding,
+    and a ParseFailed one for a gzip file that is corrupt or truncated.
+    """
+
+    def __init__(self, limit: int, content_encoding: str | None = None) -> None:
+        self.limit = limit
+        encoding = (content_encoding or "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            self._transfer: _Inflater | None = _Inflater(wbits=31, multi_member=True)
+        elif encoding == "deflate":
+            self._transfer = _Inflater(wbits=15, multi_member=False, raw_fallback=True)
+        elif encoding in ("identity", ""):
+            self._transfer = None
+        else:
+            raise BodyRefused(PullFailure(PROTOCOL, f"the body's Content-Encoding {encoding!r} is not supported"))
+        self._encoded = 0  # raw bytes received
+        self._decoded = 0  # after the Content-Encoding
+        self._head = b""  # the first bytes, until they tell whether the body is a gzip file
+        self._gunzip: _Inflater | None = None
+        self._sniffed = False
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def push(self, raw: bytes) -> None:
+        """Take the next bytes of the response as sent."""
+        self._encoded += len(raw)
+        if self._encoded > self.limit:
+            raise BodyRefused(PullFailure(TOO_LARGE, f"the body is over the limit of {self.limit} bytes"))
+        if self._transfer is None:
+            self._decoded_piece(raw)
+            return
+        try:
+            for piece in self._transfer.push(raw):
+                self._decoded_piece(piece)
+        except zlib.error as error:
+            raise BodyRefused(PullFailure(PROTOCOL, f"the body cannot be decoded: {error}")) from None
+
+    def finish(self) -> bytes:
+        """The whole body, once the response has ended."""
+        if self._transfer is not None and not self._transfer.complete:
+            raise BodyRefused(PullFailure(PROTOCOL, "the body ends in the middle of its Content-Encoding"))
+        if not self._sniffed:  # a body of fewer than two bytes
+            self._sniffed = True
+            if self._head:
+                self._keep(self._head, "the body is over the limit of {} bytes")
+            self._head = b""
+        if self._gunzip is not None and not self._gunzip.complete:
+            raise BodyRefused(PullFailure(PROTOCOL, "the gzip body is truncated", condition=PARSE_FAILED))
+        body = b"".join(self._chunks)
+        self._chunks = []
+        return body
+
+    def _decoded_piece(self, piece: bytes) -> None:
+        self._decoded += len(piece)
+        if self._decoded > self.limit:
+            raise BodyRefused(PullFailure(TOO_LARGE, f"the body is over the limit of {self.limit} bytes"))
+        if not self._sniffed:
+            self._head += piece
+            if len(self._head) < len(_GZIP_MAGIC):
+                return
+            piece, self._head, self._sniffed = self._head, b"", True
+            if piece[:2] == _GZIP_MAGIC:
+                self._gunzip = _Inflater(wbits=31, multi_member=True)
+        if self._gunzip is None:
+            self._keep(piece, "the body is over the limit of {} bytes")
+            return
+        try:
+            for unpacked in self._gunzip.push(piece):
+                self._keep(unpacked, "the gzip body expands beyond the limit of {} bytes")
+        except zlib.error as error:
+            raise BodyRefused(PullFailure(PROTOCOL, f"the gzip body is corrupt: {error}",
+                                          condition=PARSE_FAILED)) from None
+
+    def _keep(self, piece: bytes, too_large: str) -> None:
+        if self._size + len(piece) > self.limit:
+            self._chunks = []  # refused: the memory goes at once, not when the reader does
+            raise BodyRefused(PullFailure(TOO_LARGE, too_large.format(self.limit),
+                                          condition=PARSE_FAILED if self._gunzip is not None else PULL_FAILED))
+        self._size += len(piece)
+        self._chunks.append(piece)
+
+
+class _Inflater:
+    """zlib, fed piece by piece, giving at most `_PIECE_BYTES` per step; gzip members one after another."""
+
+    def __init__(self, wbits: int, multi_member: bool, raw_fallback: bool = False) -> None:
+        self._wbits = wbits
+        self._multi = multi_member
+        self._raw_fallback = raw_fallback  # `deflate` is sometimes sent raw, without its zlib header
+        self._inflater: zlib._Decompress | None = zlib.decompressobj(wbits)
+        self._pending = b""
+        self._started = False
+        self._ended = False
+        self.complete = False
+        """A whole stream (or member) has ended: the body may end here."""
+
+    def push(self, data: bytes):
+        data, self._pending = self._pending + data, b""
+        while not self._ended:
+            if self._inflater is None:  # between gzip members
+                if len(data) < len(_GZIP_MAGIC):
+                    self._pending = data
+                    return
+                if data[:2] != _GZIP_MAGIC:
+                    self._ended = True  # trailing bytes that are no gzip member are ignored, as gzip(1) does
+                    return
+                self._inflater = zlib.decompressobj(self._wbits)
+                self.complete = False
+            if self._raw_fallback and not self._started and len(data) < 2:
+                self._pending = data  # the zlib header is two bytes: only then is a raw stream told apart
+                return
+            try:
+                out = self._inflater.decompress(data, _PIECE_BYTES)
+            except zlib.error:
+                if self._started or not self._raw_fallback:
+                    raise
+                self._raw_fallback = False
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                continue
+            self._started = True
+            data = self._inflater.unconsumed_tail
+            if out:
+                yield out
+            if self._inflater.eof:
+                self.complete = True
+                data = self._inflater.unused_data
+                self._inflater = None
+                if not self._multi:
+                    self._ended = True
+                continue
+            if not data and len(out) < _PIECE_BYTES:
+                return  # all input taken and no output held back: wait for more
 
 
 # ---------------------------------------------------------------------------------------------- suspect bodies

@@ -39,6 +39,8 @@ from collector.core.pulling import (
     TOO_LARGE,
     UNCHANGED,
     UPDATED,
+    BodyReader,
+    BodyRefused,
     HeaderRef,
     PullFailure,
     RetryPolicy,
@@ -49,7 +51,8 @@ from collector.core.pulling import (
     header_value_problem,
     judge_body,
 )
-from collector.core.status import HEADER_RESOLUTION, PULL_FAILED, FeedStatus, after_failure, after_not_modified
+from collector.core.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
+                                   after_not_modified)
 
 __all__ = ["FeedPuller", "FeedState", "PullResult", "PullerSettings", "Resolver"]
 
@@ -163,7 +166,6 @@ class FeedPuller:
         self._states: dict[str, FeedState] = {}
         self._fresh: set[str] = set()  # feeds whose URL, format or content changed since their set was pulled
         self._locks: dict[str, asyncio.Lock] = {}
-        self._in_flight: dict[str, asyncio.Future[PullResult]] = {}  # pulls past their slot, by feed
         self._wake: dict[str, asyncio.Event] = {}
         self._pull_soon: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -177,7 +179,8 @@ class FeedPuller:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             follow_redirects=False,  # followed by hand: see _request
-            headers={"User-Agent": s.user_agent},
+            # Only the encodings BodyReader undoes (httpx would add br and zstd when their packages are there).
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate"},
             verify=self._verify,
             trust_env=False,  # no proxies or netrc credentials picked up from the environment by surprise
         )
@@ -243,25 +246,12 @@ class FeedPuller:
         `accept_shrink` is an operator's word that the feed really shrank (or emptied): the body is taken
         without the shrink and empty checks. A web page is refused all the same.
 
-        It returns within the pull timeout from now, whatever the feed's server does: a pull of this feed
-        already under way gives the sync its outcome (unless `accept_shrink`, which needs a pull of its own),
-        and time spent waiting for a pull slot counts.
+        It returns within the pull timeout from now, whatever the feed's server does: waiting for a pull of
+        this feed already under way (which ends within its own, earlier, deadline) or for a pull slot counts,
+        and the sync's own pull has what is left.
         """
-        if name not in self._specs:
-            raise KeyError(name)
-        result = None
-        running = self._in_flight.get(name)
-        if running is not None and not accept_shrink:
-            # A pull of this feed is under way (its schedule's): its outcome is the sync's, within that pull's
-            # deadline, rather than a second pull queued behind it that could take twice the pull timeout.
-            try:
-                result = await asyncio.shield(running)
-            except asyncio.CancelledError:
-                if not running.cancelled():
-                    raise  # the sync itself was cancelled
-        if result is None:
-            deadline = asyncio.get_running_loop().time() + self.settings.pull_timeout
-            result = await self.pull(name, accept_shrink=accept_shrink, deadline=deadline)
+        deadline = asyncio.get_running_loop().time() + self.settings.pull_timeout
+        result = await self.pull(name, accept_shrink=accept_shrink, deadline=deadline)
         if name in self._wake:
             self._wake[name].set()  # its schedule starts again from this pull
         return result
@@ -290,20 +280,11 @@ class FeedPuller:
             try:
                 spec = self._specs[name]
                 state = self._states[name]
-                running: asyncio.Future[PullResult] = loop.create_future()
-                self._in_flight[name] = running
                 ends = deadline if deadline is not None else loop.time() + self.settings.pull_timeout
                 try:
                     result = await self._pull(spec, state, accept_shrink, ends)
-                except BaseException:
-                    running.cancel()  # a sync that joined it pulls for itself (see sync_now)
-                    raise
-                else:
-                    running.set_result(result)
                 finally:
                     self._slots.release()
-                    if self._in_flight.get(name) is running:
-                        del self._in_flight[name]
                 if self._specs.get(name) is spec:  # not removed or replaced while the request ran
                     self._states[name] = result.state
                     if result.outcome in (UPDATED, UNCHANGED, NOT_MODIFIED):
@@ -338,6 +319,9 @@ class FeedPuller:
         secrets += [Secret(part) for part in url_secrets(spec.url)]
         fetched, attempts = await self._fetch_with_retries(spec.url, headers, secrets, deadline)
         if isinstance(fetched, PullFailure):
+            if fetched.condition == PARSE_FAILED:  # a .gz body that cannot be unpacked, as judge_body says it
+                return self._failed(spec.name, state, PARSE_FAILED, f"the body cannot be read: {fetched.detail}",
+                                    attempts)
             tries = f" (after {attempts} attempts)" if attempts > 1 else ""
             shown = redacted_url(spec.url)  # the URL's password and query values are for the request only
             return self._failed(spec.name, state, PULL_FAILED, f"GET {shown}: {fetched.detail}{tries}", attempts)
@@ -464,14 +448,17 @@ class FeedPuller:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _Failed(PullFailure(TOO_LARGE, f"the body is {declared} bytes, over the limit of {limit}"))
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in response.aiter_bytes():  # decoded: the limit also stops a Content-Encoding bomb
-            total += len(chunk)
-            if total > limit:
-                raise _Failed(PullFailure(TOO_LARGE, f"the body is over the limit of {limit} bytes"))
-            chunks.append(chunk)
-        return _Fetched(response.status_code, b"".join(chunks), response.headers.get("content-type"), validators)
+        # The bytes as sent, unpacked here piece by piece: httpx would inflate each network read whole (64 kB
+        # of a gzip bomb is 64 MB), and a .gz body is unpacked as it arrives too, so refusing a bomb costs
+        # about the limit in memory, not a multiple of it.
+        try:
+            reader = BodyReader(limit, response.headers.get("content-encoding"))
+            async for chunk in response.aiter_raw():
+                reader.push(chunk)
+            body = reader.finish()
+        except BodyRefused as refused:
+            raise _Failed(refused.failure) from None
+        return _Fetched(response.status_code, body, response.headers.get("content-type"), validators)
 
     # ------------------------------------------------------------------------------------------ the schedule
 

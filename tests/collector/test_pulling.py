@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import random
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -270,3 +271,73 @@ def test_an_unreadable_body_fails_with_a_parse_condition():
 def test_a_gzip_body_over_the_limit_once_unpacked_fails():
     verdict = judge(FeedStatus(), gzip.compress(lines(1000)), max_bytes=1000)
     assert verdict.outcome == FAILED and "limit" in verdict.message
+
+
+# ---------------------------------------------------------------------------------------------- reading bodies
+
+from collector.core.pulling import PROTOCOL, TOO_LARGE, BodyReader, BodyRefused  # noqa: E402
+from collector.core.status import PULL_FAILED  # noqa: E402
+
+BODY = b"".join(b"n%d.example\n" % n for n in range(20000))  # 250 kB
+
+
+def read_body(raw: bytes, encoding: str | None = None, limit: int = 10**6, step: int = 1500) -> bytes:
+    reader = BodyReader(limit, encoding)
+    for start in range(0, len(raw), step):
+        reader.push(raw[start:start + step])
+    return reader.finish()
+
+
+def raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(("raw", "encoding"), [
+    (BODY, None),
+    (BODY, "identity"),
+    (gzip.compress(BODY), None),  # a .gz feed
+    (gzip.compress(BODY), "gzip"),
+    (gzip.compress(BODY), "X-GZIP"),
+    (gzip.compress(gzip.compress(BODY)), "gzip"),  # a .gz feed sent gzipped
+    (gzip.compress(BODY[:1000]) + gzip.compress(BODY[1000:]), None),  # gzip members one after another
+    (gzip.compress(BODY) + b"trailing junk", None),  # ignored, as gzip(1) does
+    (zlib.compress(BODY), "deflate"),
+    (raw_deflate(BODY), "deflate"),  # deflate without its zlib header, as some servers send it
+], ids=["plain", "identity", "gz file", "gzip", "x-gzip", "gz file gzipped", "members", "trailing", "deflate",
+        "raw deflate"])
+def test_a_body_is_unpacked_as_it_arrives(raw, encoding):
+    assert read_body(raw, encoding) == BODY
+    assert read_body(raw, encoding, step=1) == BODY[:]  # byte by byte, headers split anywhere
+
+
+def test_tiny_bodies():
+    assert read_body(b"") == b"" and read_body(b"x") == b"x" and read_body(b"\x1f") == b"\x1f"
+
+
+@pytest.mark.parametrize(("raw", "encoding", "kind", "condition", "text"), [
+    (BODY * 5, None, TOO_LARGE, PULL_FAILED, "the body is over the limit of 1000000 bytes"),
+    (gzip.compress(BODY * 5), None, TOO_LARGE, PARSE_FAILED, "the gzip body expands beyond the limit of 1000000"),
+    (gzip.compress(BODY * 5), "gzip", TOO_LARGE, PULL_FAILED, "the body is over the limit of 1000000 bytes"),
+    (gzip.compress(gzip.compress(BODY * 5)), "gzip", TOO_LARGE, PARSE_FAILED, "expands beyond the limit"),
+    (gzip.compress(BODY)[:-20], None, PROTOCOL, PARSE_FAILED, "the gzip body is truncated"),
+    (b"\x1f\x8b" + b"\x00" * 50, None, PROTOCOL, PARSE_FAILED, "the gzip body is corrupt"),
+    (gzip.compress(BODY)[:-20], "gzip", PROTOCOL, PULL_FAILED, "ends in the middle of its Content-Encoding"),
+    (b"not gzip at all", "gzip", PROTOCOL, PULL_FAILED, "the body cannot be decoded"),
+], ids=["plain", "gz file", "gzip", "gz file gzipped", "truncated gz", "corrupt gz", "truncated gzip", "bad gzip"])
+def test_a_body_past_the_limit_or_broken_is_refused(raw, encoding, kind, condition, text):
+    with pytest.raises(BodyRefused) as refused:
+        read_body(raw, encoding)
+    assert (refused.value.failure.kind, refused.value.failure.condition) == (kind, condition)
+    assert text in refused.value.failure.detail
+
+
+def test_an_unknown_content_encoding_is_refused_before_any_byte():
+    with pytest.raises(BodyRefused, match="Content-Encoding 'br' is not supported"):
+        BodyReader(10**6, "br")
+
+
+def test_the_compressed_size_is_limited_too():
+    noise = random.Random(1).randbytes(200_000)  # does not compress: the gzip is larger than the limit
+    with pytest.raises(BodyRefused, match="over the limit of 100000"):
+        read_body(gzip.compress(noise), "gzip", limit=100_000)
