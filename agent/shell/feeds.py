@@ -1,11 +1,15 @@
 """Loading feeds from the replay flags: files and GlobalThreatFeed manifests, into a `Matcher`.
 
 The parsing itself is the core's (`agent.core.feedlines`, `feedformats`, `feedspec`): this module only reads
-files (or fetches a manifest's URL) and reports what it loaded.
+files (or fetches a manifest's URL) and reports what it loaded. Nothing is read past the feed size limit
+(`DEFAULT_MAX_BYTES`): a larger file is refused by its size before it is read, and a pipe or a download after
+the limit and one byte.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -14,7 +18,7 @@ import yaml
 
 from agent.core.domainset import DomainSet
 from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import ParsedFeed, parse_domain_lines, parse_ip_lines
+from agent.core.feedlines import DEFAULT_MAX_BYTES, ParsedFeed, parse_domain_lines, parse_ip_lines
 from agent.core.feedspec import FeedSpec, feed_specs_from_yaml_documents
 from agent.core.ipset import IPSet
 from agent.core.scanner import Matcher
@@ -82,21 +86,39 @@ def fetch_body(spec: FeedSpec, base: Path) -> bytes:
         return read_file(target if target.is_absolute() else base / target, f"feed {spec.name}")
     import httpx  # only a manifest with an http(s) URL needs it
 
+    shown = redacted_url(spec.url)
     try:
-        response = httpx.get(spec.url, timeout=30.0, follow_redirects=True)
-        response.raise_for_status()
+        with httpx.stream("GET", spec.url, timeout=30.0, follow_redirects=True) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > DEFAULT_MAX_BYTES:
+                    raise BadInput(f"feed {spec.name}: {shown} sends more than the limit of {DEFAULT_MAX_BYTES} "
+                                   f"bytes; split it into several feeds")
+                chunks.append(chunk)
     except httpx.HTTPError as error:
         # httpx's message names the URL too: both are shown without the URL's password and query values.
-        raise BadInput(f"feed {spec.name}: cannot fetch {redacted_url(spec.url)}: {redact_urls(str(error))}"
-                       ) from error
-    return response.content
+        raise BadInput(f"feed {spec.name}: cannot fetch {shown}: {redact_urls(str(error))}") from error
+    return b"".join(chunks)
 
 
-def read_file(path: Path, what: str) -> bytes:
+def read_file(path: Path, what: str, limit: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of `path`, refused (BadInput) past `limit`: by its size before any byte is read when it is a
+    regular file, else (a pipe, a device, a file growing meanwhile) once the limit and one byte are read."""
+    too_large = f"{what} {path} is larger than the limit of {limit} bytes; split it into several feeds"
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            info = os.fstat(file.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+                raise BadInput(f"{what} {path} is {info.st_size} bytes, over the limit of {limit} bytes; "
+                               f"split it into several feeds")
+            body = file.read(limit + 1)
     except OSError as error:
         raise BadInput(f"cannot read {what} {path}: {error.strerror or error}") from error
+    if len(body) > limit:
+        raise BadInput(too_large)
+    return body
 
 
 def build_matcher(feeds: list[LoadedFeed]) -> Matcher:

@@ -1,0 +1,78 @@
+"""Local feed files (agent/shell/feeds.py): a file past the size limit is refused before it is read, with one
+line on stderr, and a pipe is never read past the limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.errors import BadInput
+from agent.shell.feeds import read_file
+
+REPO = Path(__file__).resolve().parents[2]
+GIB = 1024**3
+
+# Runs the agent's command and writes its peak resident memory (KiB) to the file named first.
+_MEASURED = """
+import resource, sys
+from agent.shell.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as stop:
+    code = stop.code
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("flag", ["--feed", "--ip-feed"])
+def test_a_1_gib_feed_file_is_refused_by_its_size_without_reading_it(tmp_path, flag):
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as file:
+        file.truncate(GIB)  # sparse: no disk used, but reading it would take 1 GiB of memory
+    peak_file = tmp_path / "peak"
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, str(peak_file), "replay", str(REPO / "pcaps" / "demo.pcapng"),
+         flag, f"big={huge}"],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"{huge} is {GIB} bytes, over the limit of {256 * 1024 * 1024} bytes" in done.stderr
+    peak_mib = int(peak_file.read_text()) / 1024
+    assert peak_mib < 300, f"peak RSS {peak_mib:.0f} MiB"  # the interpreter and its imports, not the file
+
+
+def test_a_pipe_is_read_no_further_than_the_limit_and_one_byte(tmp_path):
+    pipe = tmp_path / "feed.fifo"
+    os.mkfifo(pipe)
+    written = []
+
+    def writer() -> None:
+        try:
+            with pipe.open("wb", buffering=0) as end:
+                for _ in range(100):
+                    end.write(b"x" * 1000)
+                    written.append(1000)
+        except BrokenPipeError:
+            pass  # the reader stopped at the limit, as it should
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    with pytest.raises(BadInput, match=r"feed .*feed\.fifo is larger than the limit of 10000 bytes"):
+        read_file(pipe, "feed", limit=10_000)
+    thread.join(timeout=10)
+    assert not thread.is_alive() and sum(written) < 100 * 1000
+
+
+def test_a_file_within_the_limit_is_read_whole(tmp_path):
+    path = tmp_path / "c2.txt"
+    path.write_bytes(b"evil.example\n" * 100)
+    assert read_file(path, "feed", limit=1300) == b"evil.example\n" * 100
+    with pytest.raises(BadInput, match="1300 bytes, over the limit of 1299 bytes"):
+        read_file(path, "feed", limit=1299)
