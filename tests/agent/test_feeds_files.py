@@ -1,5 +1,6 @@
-"""Local feed files (agent/shell/feeds.py): a file past the size limit is refused before it is read, with one
-line on stderr, and a pipe is never read past the limit."""
+"""Local feed files and manifests (agent/shell/feeds.py): a file past the size limit is refused before it is
+read, with one line on stderr, a pipe is never read past the limit, and a manifest URL's credentials are sent
+but never shown."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import BadInput
-from agent.shell.feeds import read_file
+from agent.shell.feeds import load_manifest, read_file
+from tests.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1024**3
@@ -76,3 +78,25 @@ def test_a_file_within_the_limit_is_read_whole(tmp_path):
     assert read_file(path, "feed", limit=1300) == b"evil.example\n" * 100
     with pytest.raises(BadInput, match="1300 bytes, over the limit of 1299 bytes"):
         read_file(path, "feed", limit=1299)
+
+
+def test_a_manifest_urls_credentials_are_used_and_never_shown(tmp_path):
+    password, token = "pw-3Jd8-secret", "tok-6Kw1-secret"
+    with FeedServer() as server:
+        server.serve("/c2.txt", b"evil.example\n", basic_auth=("reader", password), query={"token": token})
+        for path, works in (("/c2.txt", True), ("/gone.txt", False)):
+            manifest = tmp_path / "feeds.yaml"
+            manifest.write_text(
+                "apiVersion: dnswatch.dev/v1\nkind: GlobalThreatFeed\nmetadata: {name: c2}\n"
+                "spec:\n  content: DomainNameSet\n  pull:\n    http:\n"
+                f"      url: http://reader:{password}@127.0.0.1:{server.port}{path}?token={token}\n")
+            if works:
+                (loaded,) = load_manifest(manifest)
+                assert loaded.parsed.entries == ("evil.example",)
+                assert loaded.source == f"http://reader:***@127.0.0.1:{server.port}/c2.txt?token=***"
+                continue
+            with pytest.raises(BadInput) as refused:
+                load_manifest(manifest)
+            message = str(refused.value)
+            assert f"cannot fetch http://reader:***@127.0.0.1:{server.port}/gone.txt?token=***: " in message
+            assert "404" in message and password not in message and token not in message
