@@ -2,8 +2,11 @@
 
 One `httpx.AsyncClient` for every feed (the collector runs asyncio, with grpc.aio beside it). A pull resolves
 the headers, GETs the URL (conditional when a good set is held, redirects followed by hand so header values
-never follow a redirect to another origin), streams the body up to a size limit, retries what the policy says
-may pass, and hands the body to `judge_body`. The result says what happened; the caller keeps the sets.
+never follow a redirect to another origin), unpacks the body as it arrives within the size limit
+(`BodyReader`), retries what the policy says may pass, all within one deadline (the pull timeout), and hands
+the body to `judge_body`. The result says what happened; the caller keeps the sets. Every message and log
+line shows the feed's URL redacted (`agent.core.urlredact`): its password and query values go to the server
+only.
 
     async with FeedPuller(settings, resolve=kube_lookup, on_result=store_and_push) as puller:
         puller.set_feed(spec, state_from_the_store)
