@@ -104,6 +104,75 @@ def read_name(message: bytes, offset: int) -> tuple[bytes, int]:
     return wire, after
 
 
+def read_names_once(message: bytes, offset: int, walked: dict) -> tuple[bytes, int]:
+    """`read_name`, remembering in `walked` (one dict per message) the name read from every position visited.
+
+    The rules bound one name, not a message: 10,000 names of a 64 KiB message, each a pointer to the deepest
+    link of a 127-jump chain (or into a run of 127 one-octet labels), are each walked 127 steps deep: over a
+    second of scanning for one message. Here a walk stops at the first position an earlier walk of the same
+    message went through and takes the rest of the name from there, so a message costs steps in proportion to
+    its length. What is remembered for a position: the name read from it, the jumps that took, the pointer
+    that ends its run of labels (a walk that reaches the position by labels from an earlier segment start must
+    still see that pointer land before its start), and the offset after that run.
+    Names, offsets and errors are `read_name`'s: the same rules, counted over the whole name.
+    """
+    start = offset
+    parts = []
+    jumps = 0
+    after = -1
+    visited = []  # (position, its index in the name's wire form, jumps before it, its segment)
+    segment_ends = []  # per segment: (pointer target ending it or -1 at the root, offset after that)
+    octets = 0  # of the segments already in `parts`
+    tail_jumps = 0
+    while True:
+        known = walked.get(offset)
+        if known is not None:
+            name, index, tail_jumps, bound, run_after = known
+            if bound >= start:
+                raise Damaged("compression pointer does not point before the name")
+            if jumps + tail_jumps > MAX_POINTER_JUMPS:
+                raise Damaged("name longer than 255 octets")
+            parts.append(message[start:offset])
+            parts.append(name[index:] if index else name)
+            if after < 0:
+                after = run_after
+            segment_ends.append((bound, run_after))
+            break
+        visited.append((offset, octets + offset - start, jumps, len(segment_ends)))
+        length = message[offset]
+        if length == 0:
+            parts.append(message[start : offset + 1])
+            if after < 0:
+                after = offset + 1
+            segment_ends.append((-1, offset + 1))
+            break
+        if length < 64:
+            offset += length + 1
+            continue
+        if length < 0xC0:
+            raise Damaged("extended label type")
+        pointer = (length & 0x3F) << 8 | message[offset + 1]
+        if pointer >= start:
+            raise Damaged("compression pointer does not point before the name")
+        octets += offset - start
+        jumps += 1
+        if octets >= MAX_NAME_OCTETS or jumps > MAX_POINTER_JUMPS:
+            raise Damaged("name longer than 255 octets")
+        parts.append(message[start:offset])
+        if after < 0:
+            after = offset + 2
+        segment_ends.append((pointer, offset + 2))
+        offset = start = pointer
+    wire = parts[0] if len(parts) == 1 else b"".join(parts)
+    if len(wire) > MAX_NAME_OCTETS:
+        raise Damaged("name longer than 255 octets")
+    total_jumps = jumps + tail_jumps
+    for position, index, jumps_before, segment in visited:
+        bound, run_after = segment_ends[segment]
+        walked[position] = (wire, index, total_jumps - jumps_before, bound, run_after)
+    return wire, after
+
+
 def wire_labels(wire: bytes) -> list[bytes] | None:
     """The labels of an uncompressed wire-form name, or None unless it is exactly one well-formed name."""
     labels = []
@@ -210,8 +279,9 @@ class Matcher:
                 if offset > size:
                     raise Damaged("question truncated")
             else:
+                walked = {}
                 for _ in range(qdcount):
-                    wire, offset = read_name(message, offset)
+                    wire, offset = read_names_once(message, offset, walked)
                     hit = self._lookup(wire)
                     if hit:
                         found = found or []
@@ -241,6 +311,7 @@ class Matcher:
             return found
         ip_feeds = self._ip_feeds
         lookup = self._lookup
+        walked: dict = {}  # see read_names_once: the names of one message cost steps in proportion to its length
         # Where the names already checked start: an owner that is just a pointer to one of them (the
         # question, the previous CNAME's target: the usual shape of an answer) needs no second look.
         checked = {12} if qdcount else set()
@@ -254,7 +325,7 @@ class Matcher:
                         offset += 2
                     else:
                         checked.add(offset)
-                        wire, offset = read_name(message, offset)
+                        wire, offset = read_names_once(message, offset, walked)
                         hit = lookup(wire)
                         if hit:
                             found = found or []
@@ -267,7 +338,7 @@ class Matcher:
                     name_offset = RDATA_NAME_OFFSET.get(rtype)
                     if name_offset is not None:
                         checked.add(rdata + name_offset)
-                        wire, after = read_name(message, rdata + name_offset)
+                        wire, after = read_names_once(message, rdata + name_offset, walked)
                         if after > offset:
                             raise Damaged("name overruns its record")
                         hit = lookup(wire)
@@ -275,7 +346,7 @@ class Matcher:
                             if hit:
                                 found = found or []
                                 found.append((section, hit))
-                            wire, after = read_name(message, after)
+                            wire, after = read_names_once(message, after, walked)
                             if after > offset:
                                 raise Damaged("name overruns its record")
                             hit = lookup(wire)

@@ -70,3 +70,31 @@ def test_a_long_pointer_chain_in_rdata_dnslib_decodes_is_not_handed_to_it():
 def test_a_truncated_response_has_no_answers_to_show(cut):
     message = response("evil.example", [dnslib.A("192.0.2.1"), dnslib.CNAME("x.example")], [])
     assert displayable_prefix(message[:cut], 32) is None
+
+
+def test_names_pointing_into_one_chain_are_handed_to_dnslib_written_out():
+    # Found by fuzzing (fuzz/dns.py): questions and owners that each point to the deepest link of a
+    # 126-jump pointer chain are valid names, but dnslib walks the chain again for every one of them: a
+    # 4 KiB response took it 0.4 s, a 64 KiB one 8 s. It now gets the first question and the answers shown,
+    # every name written out: no pointer left to follow.
+    questions, previous = b"\x01a\x00\x00\x01\x00\x01", 12
+    for _ in range(126):
+        position = 12 + len(questions)
+        questions += struct.pack("!H", 0xC000 | previous) + b"\x00\x01\x00\x01"
+        previous = position
+    questions += (struct.pack("!H", 0xC000 | previous) + b"\x00\x01\x00\x01") * 2000
+    answers = (b"\x01x" + struct.pack("!HHHIH", 0xC000 | previous, 16, 1, 60, 2) + b"\x01t") * 3
+    message = struct.pack("!HHHHHH", 7, 0x8180, 2127, 3, 0, 0) + questions + answers
+    cut = displayable_prefix(message, 32)
+    assert cut == (struct.pack("!HHHHHH", 7, 0x8180, 1, 3, 0, 0) + b"\x01a\x00\x00\x01\x00\x01"
+                   + (b"\x01x\x01a\x00" + struct.pack("!HHIH", 16, 1, 60, 2) + b"\x01t") * 3)
+    assert [str(rr.rname) for rr in dnslib.DNSRecord.parse(cut).rr] == ["x.a."] * 3
+
+
+def test_names_inside_rdata_are_written_out_too():
+    message = response("q.example", [dnslib.MX("mail.q.example", 10), dnslib.SOA("ns.q.example", "root.q.example",
+                                                                                  (1, 2, 3, 4, 5))], [])
+    assert b"\xc0" in message[29:]  # dnslib compressed them
+    cut = displayable_prefix(message, 32)
+    assert [str(rr) for rr in dnslib.DNSRecord.parse(cut).rr] == [str(rr) for rr in dnslib.DNSRecord.parse(message).rr]
+    assert b"\x04mail\x01q\x07example\x00" in cut and b"\x04root\x01q\x07example\x00" in cut

@@ -308,3 +308,79 @@ def test_no_byte_string_makes_the_scanner_raise(data):
     damaged, matches = scan(data)
     assert isinstance(damaged, bool)
     NameCollector().collect(data)
+
+
+# -- a message's names cost steps in proportion to its length ----------------------------------------------
+
+from agent.core.scanner import read_names_once  # noqa: E402
+
+
+class CountingBytes(bytes):
+    """A message that counts how often the scanner reads it (each octet read, each slice taken)."""
+
+    def __getitem__(self, key):
+        self.reads = getattr(self, "reads", 0) + 1
+        return super().__getitem__(key)
+
+
+def chain_then_pointers_to_its_end(names: int, section: str) -> bytes:
+    """127 questions, each a pointer to the one before (the last is 126 jumps deep), then `names` more names,
+    each pointing to that last one (questions, or owners of answers: a label, then the pointer): every name
+    is valid, and each costs 127 jumps when walked on its own."""
+    body, previous = b"\x01a\x00\x00\x01\x00\x01", 12
+    for _ in range(126):
+        position = 12 + len(body)
+        body += struct.pack("!H", 0xC000 | previous) + b"\x00\x01\x00\x01"
+        previous = position
+    return _then_pointing(body, 127, [previous] * names, section)
+
+
+def pointers_into_a_run_of_labels(names: int, section: str) -> bytes:
+    """A question of 127 one-octet labels, then `names` names pointing into it, from its second label on."""
+    body = b"\x01a" * 127 + b"\x00" + b"\x00\x01\x00\x01"
+    return _then_pointing(body, 1, [12 + 2 * (1 + index % 126) for index in range(names)], section)
+
+
+def _then_pointing(questions: bytes, qdcount: int, targets: list[int], section: str) -> bytes:
+    if section == "question":
+        names = b"".join(struct.pack("!H", 0xC000 | target) + b"\x00\x01\x00\x01" for target in targets)
+        return struct.pack("!HHHHHH", 1, 0x0100, qdcount + len(targets), 0, 0, 0) + questions + names
+    # TXT records with empty rdata, owned by `x` under each target (a bare pointer would be skipped as checked).
+    records = b"".join(b"\x01x" + struct.pack("!HHHIH", 0xC000 | target, 16, 1, 60, 0) for target in targets)
+    return struct.pack("!HHHHHH", 1, 0x8180, qdcount, len(targets), 0, 0) + questions + records
+
+
+@pytest.mark.parametrize("build", [chain_then_pointers_to_its_end, pointers_into_a_run_of_labels])
+@pytest.mark.parametrize("section", ["question", "answer"])
+def test_names_pointing_into_one_chain_are_each_walked_once_per_message(build, section):
+    # Found by fuzzing (fuzz/dns.py): each name obeys every rule, so nothing was damaged, but each cost a
+    # walk of the whole chain: 10,000 such names in one 64 KiB message took over a second to scan, and as
+    # long again in NameCollector. Now a walk stops where an earlier one of the same message went through.
+    counted = CountingBytes(build(2000, section))
+    damaged, _ = Matcher().scan(counted)
+    assert not damaged
+    assert counted.reads <= 10 * 2127  # a few reads a name; a walk per name was 250 or more
+    collected = CountingBytes(build(2000, section))
+    assert NameCollector().collect(collected) is False and collected.reads <= 10 * 2127
+
+
+def _read_or_refuse(read, message: bytes, offset: int):
+    try:
+        return read(message, offset)
+    except (Damaged, IndexError):
+        return "refused"
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300).map(lambda tail: HEADER_ONE_QUESTION + tail), st.randoms(use_true_random=False))
+def test_names_read_once_per_message_are_the_names_read_name_reads(message, random):
+    # Whatever the order in which a message's positions are read, and whatever was remembered before, the
+    # remembering walk gives read_name's name and offset, and refuses what read_name refuses.
+    pointers = [12 + 2 * i for i in range(20)] + [message.find(b"\xc0", 12) + 1 or 12]
+    message = message + b"".join(struct.pack("!H", 0xC000 | p) + b"\x00" for p in pointers)
+    positions = list(range(12, len(message)))
+    random.shuffle(positions)
+    walked: dict = {}
+    for offset in positions:
+        expected = _read_or_refuse(read_name, message, offset)
+        assert _read_or_refuse(lambda m, o: read_names_once(m, o, walked), message, offset) == expected
