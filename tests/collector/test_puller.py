@@ -193,6 +193,8 @@ def test_gzip_bodies(server, mode):
     server.fault("/c2.txt", mode)
     result = pull(spec(server.url("/c2.txt")))
     assert result.outcome == UPDATED and result.status.entries == 50
+    # Only what BodyReader undoes is asked for (httpx would add br and zstd when their packages are there).
+    assert server.requests[-1].headers["accept-encoding"] == "gzip, deflate"
 
 
 def test_a_slow_answer_within_the_timeouts_is_fine(server):
@@ -806,11 +808,11 @@ STALLED = PullerSettings(connect_timeout=1.0, read_timeout=0.6, pull_timeout=1.0
 """Four attempts of up to 0.6 s each would take 2.4 s: only a deadline for the whole pull ends it at 1 s."""
 
 
-def timed_pull(feed: FeedSpec, settings: PullerSettings) -> tuple[PullResult, float]:
+def timed_pull(feed: FeedSpec, settings: PullerSettings, **options) -> tuple[PullResult, float]:
     async def go():
         loop = asyncio.get_running_loop()
         start = loop.time()
-        async with FeedPuller(settings) as puller:
+        async with FeedPuller(settings, **options) as puller:
             puller.set_feed(feed)
             result = await puller.sync_now(feed.name)
         return result, loop.time() - start
@@ -920,3 +922,18 @@ def test_a_gzip_bomb_is_refused_holding_about_the_limit_in_memory(served):
     expected = "expands beyond" if served == "file" else "over the limit"
     assert expected in measured["message"] and str(BOMB_LIMIT) in measured["message"]
     assert measured["peak"] < 1.2 * BOMB_LIMIT + 4 * 1024 * 1024, f"peak {measured['peak'] / BOMB_LIMIT:.2f}x"
+
+
+def test_a_header_lookup_that_never_answers_ends_with_the_pull(server):
+    server.serve("/c2.txt", lines(3))
+
+    async def lookup(ref: HeaderRef) -> str:
+        await asyncio.Event().wait()  # an API server that accepted the request and went quiet
+        return "never"
+
+    headers = (HeaderSpec("X-Api-Key", secret_ref=KeyRef("creds", "key")),)
+    result, seconds = timed_pull(spec(server.url("/c2.txt"), headers=headers), replace(STALLED, pull_timeout=0.3),
+                                 resolve=lookup)
+    assert result.outcome == FAILED and result.status.error_conditions[-1].type == HEADER_RESOLUTION
+    assert "not read within the pull timeout of 0.3 s" in result.message and server.count("/c2.txt") == 0
+    assert seconds < 1.0
