@@ -386,7 +386,9 @@ _ZONE_TYPES = frozenset(
 )  # fmt: skip
 _ZONE_STRUCTURE_TYPES = frozenset(("soa", "ns"))
 _MAX_PARENTHESISED_LINES = 12  # an SOA split one field per line, with comment lines: 8 or so
-_ZONE_TTL = re.compile(r"(?:[0-9]+[smhdw]?)+")
+# Possessive: a run of digits is never split between repetitions. `(?:[0-9]+[smhdw]?)+` could split it in
+# 2^(n-1) ways, all tried before a TTL-like token that is no TTL (`99…9cname`) is refused: minutes for 30 digits.
+_ZONE_TTL = re.compile(r"(?:[0-9]++[smhdw]?)++")
 # RPZ triggers on addresses and name servers, not on the queried name: nothing a domain set can hold.
 _RPZ_NON_NAME_TRIGGERS = (".rpz-ip", ".rpz-nsip", ".rpz-nsdname", ".rpz-client-ip")
 

@@ -536,3 +536,15 @@ def test_domain_entry(text, entry):
 )
 def test_ip_entry(text, entry):
     assert ip_entry(text) == entry
+
+
+@pytest.mark.timeout(60)  # the old pattern takes 2^59 steps for the first line: this guard is the failure
+@pytest.mark.parametrize("line", ["x 999999999999999999999999999999999999999999999999999999999999cname .",
+                                  "x 1 in 666666666666666666666666666666666666666666666666666666666666h1x a 1.2.3.4",
+                                  "  777777777777777777777777777777777777777777777777777777777777. cname ."])
+def test_a_zone_line_with_a_long_number_that_is_no_ttl_is_refused_at_once(line):
+    # Found by fuzzing (fuzz/feeds.py): the TTL pattern could split a run of digits in 2^(n-1) ways and tried
+    # them all before refusing the token: one such line of a feed (or a CSV value) stalled the parser.
+    body = f"evil.example\n{line}\nafter.example\n".encode()
+    parsed = parse_domain_lines(body)
+    assert parsed.entries == ("evil.example", "after.example") and parsed.rejected == 1
