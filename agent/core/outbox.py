@@ -98,6 +98,16 @@ class Outbox:
         self._dropped = 0
         self._replaced = 0
 
+    @property
+    def queued_events(self) -> int:
+        """Events waiting to be cut into a batch (as `stats().queued`, without building the stats)."""
+        return len(self._queued)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their bytes of JSON."""
+        return self._queued_bytes
+
     def __len__(self) -> int:
         """Events held, queued and in flight (an id queued and in flight counts twice)."""
         return len(self._queued) + self._in_flight_events

@@ -174,7 +174,8 @@ def run_replay(config: ReplayConfig) -> int:
     output = renderer(config.output)
     shipper = _event_shipper(config) if config.collector is not None else None
     try:
-        emit = output if shipper is None else _both(output, shipper.offer)
+        # Spooled (written to the file, agent.shell.shipper) before printed: a kill loses nothing it printed.
+        emit = output if shipper is None else _both(shipper.offer, output)
         progress = Progress.on_terminal(sys.stderr)
         stats = replay(config.captures, matcher, pipeline, config.ports, emit, progress)
         if progress:

@@ -117,6 +117,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         raise BadInput("--interfaces needs at least one interface name pattern")
     if not 0 <= args.ring_mb <= 1024:
         raise BadInput("--ring-mb must be between 0 (no ring) and 1024")
+    if args.liveness_timeout < 2:
+        raise BadInput("--liveness-timeout must be at least 2 seconds: the capture loop comes round once a second")
     from agent.shell.grpcchannel import channel_security_from_args, security_flags_given
 
     if args.collector is None:
@@ -205,7 +207,8 @@ def run_live(config: RunConfig) -> int:
                         ring_bytes=config.ring_bytes)
     )
     output = renderer(config.output)
-    emit = output if link is None else _both(output, link.shipper.offer)
+    # Spooled (written to the file, agent.shell.shipper) before printed: a kill loses nothing it printed.
+    emit = output if link is None else _both(link.shipper.offer, output)
     stats = RunStats()
     decoder = Decoder(config.ports)
     stopping: list[int] = []

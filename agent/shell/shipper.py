@@ -6,21 +6,25 @@ on failure back off and resume from what is held. What is held is the pure `agen
 that unacknowledged events also survive an agent restart.
 
     shipper = EventShipper(lambda: grpc.insecure_channel("collector:7443"), ShipperSettings(node="node-1"))
-    shipper.offer(event)            # from the capture path: never blocks, never raises for a full queue
+    shipper.offer(event)            # from the capture path: never blocks on the network, never raises
     shipper.flush(timeout=30)       # True once everything offered is acknowledged
     shipper.close()
 
 Threads: `offer` only takes a lock for the few steps of an outbox insert (it is called from the capture
-path). One thread (`event-shipper`) opens the stream and reads the acks; gRPC's own thread pulls the batches
-from `_requests`, which cuts them from the outbox when a batch is full or its oldest event has waited
-`linger` seconds (or a flush asks). Up to `max_batches_in_flight` batches travel unacknowledged, so the
-collector can write several in one transaction. Nothing that touches the network or the disk runs under the
-lock that `offer` takes.
+path), and with a spool the spool's lock for one write system call. One thread (`event-shipper`) opens the
+stream and reads the acks; gRPC's own thread pulls the batches from `_requests`, which cuts them from the
+outbox when a batch is full or its oldest event has waited `linger` seconds (or a flush asks). Up to
+`max_batches_in_flight` batches travel unacknowledged, so the collector can write several in one transaction.
+Nothing that touches the network, and no fsync, runs under a lock that `offer` takes.
 
-With a spool, an offered event is first staged; the sender writes what is staged to the spool (one fsync for
-all of it) before the events enter the outbox, so nothing is sent that a restart could not resend. An ack
-settles the outbox, and the ids it settles are forgotten by the spool. Events recovered from the spool at
-start are queued before anything new and so are sent first.
+With a spool, `offer` writes the event to the spool file (one write system call, no fsync) before it returns
+and before the event enters the outbox. The capture path offers an event before it prints it, so an event
+that was printed is in the spool even if the agent is killed the next instant: it loses nothing it emitted.
+(Staging events for the sender thread to write instead lost printed events to a kill -9, thousands of them
+while a replay printed at full speed: that thread gets the GIL only now and then.) The fsync comes later, on the sender's thread: before each batch goes
+out, for everything written until then, so nothing is sent that a power cut could keep a restart from
+resending. An ack settles the outbox, and the ids it settles are forgotten by the spool. Events recovered
+from the spool at start are queued before anything new and so are sent first.
 """
 
 from __future__ import annotations
@@ -127,10 +131,7 @@ class EventShipper:
         self._rng = rng or random.Random()
         self._cond = threading.Condition()
         self._outbox = Outbox(settings.max_events, settings.max_bytes)
-        # Spool mode only: emissions offered and not yet written to the spool, latest emission per id.
-        self._staged: dict[str, Mapping[str, Any]] = {}
-        self._staged_dropped = 0
-        self._spooling = 0  # staged events being written to the spool, not yet in the outbox
+        self._unsynced = False  # spool mode: events written to the spool since its last fsync
         self._queued_since: float | None = None  # when the oldest queued event was queued (for `linger`)
         self._in_flight_batches: set[int] = set()
         self._generation = 0  # bumped when a stream ends: its request generator then stops
@@ -143,7 +144,7 @@ class EventShipper:
         self._call: Any = None
         self._recovered = 0
         self._refused = 0
-        # Serializes spool writes with the outbox changes they go with (see _persist_staged and _settle).
+        # Serializes spool writes with the outbox changes they go with (see offer and _settle).
         self._spool_lock = threading.Lock()
         self._spool: Spool | None = None
         if settings.spool_dir is not None:
@@ -162,22 +163,37 @@ class EventShipper:
     # -- the capture side
 
     def offer(self, event: Mapping[str, Any]) -> None:
-        """Queue one emission of a SPEC §3 event (it must not be changed afterwards). Never blocks on the
-        network or the disk; when a bound is hit the oldest events are dropped and counted."""
+        """Queue one emission of a SPEC §3 event (it must not be changed afterwards); with a spool, write it
+        there first (one write system call, so it survives a kill once this returns). Never blocks on the
+        network and never waits for an fsync; when a bound is hit the oldest events are dropped and counted."""
+        queued = _queued(event)  # the JSON encoding, outside the locks
         if self._spool is None:
-            queued = _queued(event)  # the JSON encoding, outside the lock
             with self._cond:
+                queued_bytes = self._outbox.queued_bytes
                 self._outbox.offer(queued)
-                self._note_queued()
+                self._note_queued(queued_bytes)
             return
-        event_id = str(event["id"])
-        with self._cond:
-            self._staged.pop(event_id, None)
-            self._staged[event_id] = event
-            if len(self._staged) > self.settings.max_events:
-                del self._staged[next(iter(self._staged))]
-                self._staged_dropped += 1
-            self._note_queued()
+        # The spool lock is held from the write to the outbox insert: an ack settling an older emission of this
+        # id in between would make the spool forget the newer one just written (see _settle).
+        with self._spool_lock:
+            spool = self._spool
+            if spool is not None:
+                try:
+                    spool.append_json([(queued.id, queued.json)], sync=False)
+                except SpoolError as error:
+                    # Still sent while this agent lives; only a restart would lose it.
+                    self._spool_errors += 1
+                    self._note_error(str(error))
+            with self._cond:
+                queued_bytes = self._outbox.queued_bytes
+                dropped = self._outbox.offer(queued)
+                self._unsynced = spool is not None
+                self._note_queued(queued_bytes)
+            if dropped and spool is not None:
+                try:
+                    spool.acknowledge(dropped)  # dropped for good: the spool must not resend them either
+                except SpoolError as error:
+                    self._note_error(str(error))
 
     def flush(self, timeout: float) -> bool:
         """Send what is queued without waiting for `linger`, and wait until every event offered so far is
@@ -187,7 +203,7 @@ class EventShipper:
             self._flushing += 1
             self._cond.notify_all()
             try:
-                while self._staged or self._spooling or len(self._outbox):
+                while len(self._outbox):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
@@ -208,8 +224,7 @@ class EventShipper:
         self._thread.join(timeout)
         with self._spool_lock:
             if self._spool is not None:
-                self._persist_staged_locked()  # staged events still get their chance after a restart
-                self._spool.close()
+                self._spool.close()  # fsyncs what is unsynced: every event offered gets its chance after a restart
                 self._spool = None
 
     def __enter__(self) -> EventShipper:
@@ -223,8 +238,8 @@ class EventShipper:
             outbox = self._outbox.stats()
             spool = self._spool.stats() if self._spool is not None else None
             return ShipperStats(
-                queued=outbox.queued + len(self._staged) + self._spooling, in_flight=outbox.in_flight,
-                acked=outbox.acked - self._refused, dropped=outbox.dropped + self._staged_dropped,
+                queued=outbox.queued, in_flight=outbox.in_flight,
+                acked=outbox.acked - self._refused, dropped=outbox.dropped,
                 refused=self._refused, replaced=outbox.replaced,
                 recovered=self._recovered, spooled=spool.events if spool else 0,
                 spool_dropped=(spool.dropped if spool else 0) + self._spool_errors, streams=self._streams,
@@ -281,31 +296,27 @@ class EventShipper:
         """Sleep between two connection attempts; meanwhile offered events still go to the spool."""
         deadline = time.monotonic() + seconds
         while not self._closing:
-            if self._spool is not None:
-                self._persist_staged()
+            self._sync_spool()
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             with self._cond:
-                if not self._staged and not self._closing:
-                    self._cond.wait(left)
+                if not self._closing:
+                    # Offers do not wake this thread for each event: look again each linger for what to fsync.
+                    self._cond.wait(min(left, self.settings.linger) if self._spool is not None else left)
 
     def _requests(self, generation: int) -> Iterator[events_pb2.EventBatch]:
         """The batches of one stream (pulled by gRPC's thread); ends when the stream or the shipper does."""
         while True:
-            if self._spool is not None:
-                self._persist_staged()
-            batch = None
             with self._cond:
                 while True:
                     if self._closing or self._generation != generation:
                         return
-                    if self._staged and self._spool is not None:
-                        break  # spool them first, then look again
                     batch, wait = self._cut_batch_locked()
-                    if batch is not None:
-                        break
+                    if batch is not None or self._unsynced:
+                        break  # an fsync is due even when no batch is (in-flight batches at their bound)
                     self._cond.wait(wait)
+            self._sync_spool()  # a batch's events were written before it was cut: now they are durable
             if batch is not None:
                 yield events_pb2.EventBatch(
                     batch_id=batch.batch_id, node=self.settings.node,
@@ -366,47 +377,34 @@ class EventShipper:
                 except SpoolError as error:
                     self._note_error(str(error))
 
-    def _persist_staged(self) -> None:
-        with self._spool_lock:
-            self._persist_staged_locked()
-
-    def _persist_staged_locked(self) -> None:
-        """Write the staged events to the spool (one fsync), then queue them. Holding the spool lock keeps an
-        ack from settling an id in between (the spool would then forget the newer emission just written)."""
-        spool = self._spool
-        if spool is None:
-            return
-        with self._cond:
-            staged, self._staged = self._staged, {}
-            self._spooling = len(staged)
-        if not staged:
-            return
+    def _sync_spool(self) -> None:
+        """fsync what `offer` wrote to the spool, outside the spool lock (offer must not wait for the disk)."""
         try:
-            spool.append(staged.values())
-        except SpoolError as error:
-            # Still sent while this agent lives; only a restart would lose them.
-            self._spool_errors += len(staged)
+            with self._spool_lock:
+                with self._cond:
+                    self._unsynced = False
+                sync = self._spool.detach_sync() if self._spool is not None else None
+            if sync is not None:
+                sync()
+        except SpoolError as error:  # the events are still sent; only a power cut would lose them
             self._note_error(str(error))
-        queued = [_queued(event) for event in staged.values()]
-        with self._cond:
-            dropped: list[str] = []
-            for event in queued:
-                dropped += self._outbox.offer(event)
-            self._spooling = 0
-            self._note_queued()
-        if dropped:
-            try:
-                spool.acknowledge(dropped)  # dropped for good: the spool must not resend them either
-            except SpoolError as error:
-                self._note_error(str(error))
 
     # -- small helpers (the ones ending in _queued/_error need no lock or take it themselves)
 
-    def _note_queued(self) -> None:
-        """Under the lock: something was queued; start the linger clock and wake the sender."""
+    def _note_queued(self, bytes_before: int) -> None:
+        """Under the lock: an event was queued (`bytes_before` were queued before it). The sender is woken only
+        when that makes a batch due sooner: the first event (its linger clock starts now) or a batch filled up;
+        otherwise it wakes by itself when the linger ends. Waking it for every event cost the capture path more
+        than the shipping itself (each wake-up hands the GIL over and back); with a spool it also means an
+        fsync per batch rather than per event."""
         if self._queued_since is None:
             self._queued_since = time.monotonic()
-        self._cond.notify_all()
+            self._cond.notify_all()
+            return
+        settings = self.settings
+        if (not self._outbox.queued_events % settings.batch_events
+                or bytes_before < settings.batch_bytes <= self._outbox.queued_bytes):
+            self._cond.notify_all()
 
     def _note_error(self, message: str) -> None:
         with self._cond:

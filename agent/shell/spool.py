@@ -1,4 +1,4 @@
-"""The outbox's on-disk spool: unacknowledged events that survive an agent restart (issue 4, SPEC §6).
+"""The outbox's on-disk spool: unacknowledged events that survive an agent restart (SPEC §6).
 
 One directory, one append-only log file, `spool.log`:
 
@@ -18,10 +18,13 @@ ordered by their latest emission (the outbox's order). Only offsets are kept in 
 live records into a new file and renames it over the old one (fsync'd, then the directory fsync'd), so a
 crash during compaction leaves either the old log or the new one.
 
-fsync points: after every `append` (an event is an alert; it should survive a node losing power) and around
-compaction. `acknowledge` writes without fsync: losing an ack to a power cut only means resending events the
-collector already stored, and its de-duplication by id makes that harmless. Writes go straight to the kernel
-(os.write, no user-space buffer), so a killed process loses nothing it returned from.
+Every append is one write system call straight to the kernel (os.write, no user-space buffer), so a killed
+process loses nothing it returned from: the agent appends each event before printing or sending it. fsync
+points: after an `append` unless told `sync=False` (the agent's capture path, which must not wait on the disk:
+the function `detach_sync()` returns then does it on another thread, before the events are sent, since an
+event is an alert and should survive a node losing power), and around compaction. `acknowledge` writes without
+fsync: losing an ack to a power cut only means resending events the collector already stored, and its
+de-duplication by id makes that harmless.
 
 Byte bound: the file never exceeds `max_bytes`. The live events are held to half of it (oldest dropped first,
 counted), so a compaction always frees at least half the file: compaction work stays proportional to what
@@ -35,7 +38,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +108,7 @@ class Spool:
         self._dropped = 0
         self._torn_bytes = 0
         self._compactions = 0
+        self._unsynced = False  # events written without an fsync since the last detach_sync or compaction
 
     @classmethod
     def open(cls, directory: str | os.PathLike[str], max_bytes: int) -> Spool:
@@ -149,17 +153,23 @@ class Spool:
                 events.append(json.loads(payload[_ID_LEN.size + id_len:]))
         return events
 
-    def append(self, events: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-        """Hold these emissions (each replacing any held under its `id`), durably; returns ids dropped for room.
+    def append(self, events: Iterable[Mapping[str, Any]], *, sync: bool = True) -> tuple[str, ...]:
+        """Hold these emissions (each replacing any held under its `id`); returns ids dropped for room.
 
-        The ids returned (older events, or an event larger than the whole bound) are no longer held. Raises
-        SpoolError when the disk refuses the write; the spool stays usable, without these events.
+        Written with one write system call before returning, so a killed process loses none of them; with
+        `sync`, fsync'd too (durable across a power cut), else made so by a later `detach_sync()`. The ids
+        returned (older events, or an event larger than the whole bound) are no longer held. Raises SpoolError
+        when the disk refuses the write; the spool stays usable, without these events.
         """
+        return self.append_json(((str(event["id"]), json.dumps(event, separators=(",", ":"))) for event in events),
+                                sync=sync)
+
+    def append_json(self, events: Iterable[tuple[str, str]], *, sync: bool = True) -> tuple[str, ...]:
+        """`append` for emissions already encoded: (id, the SPEC §3 JSON text) pairs."""
         new: dict[str, bytes] = {}
-        for event in events:
-            event_id = str(event["id"])
+        for event_id, json_text in events:
             new.pop(event_id, None)
-            new[event_id] = _event_record(event_id, json.dumps(event, separators=(",", ":")).encode("utf-8"))
+            new[event_id] = _event_record(event_id, json_text.encode("utf-8"))
         if not new:
             return ()
         too_big = [event_id for event_id, record in new.items() if len(record) > self._live_cap]
@@ -170,8 +180,34 @@ class Spool:
         for event_id in new:
             self._forget(event_id)
         dropped = self._bound_live(sum(len(record) for record in new.values()))
-        self._write(_settled_record(dropped) if dropped else b"", new, sync=True)
+        self._write(_settled_record(dropped) if dropped else b"", new, sync=sync)
         return tuple(event_id for event_id in too_big if event_id not in self._live) + tuple(dropped)
+
+    def detach_sync(self) -> Callable[[], None] | None:
+        """What makes every event appended so far durable (an fsync), as a function to call later, outside the
+        lock its owner serializes the spool with: an fsync can take milliseconds, which appends should not wait
+        for. None when everything appended is durable already. The function syncs its own duplicate of the
+        file descriptor, so a compaction in between (which replaces the file, fsync'd) does it no harm; it
+        raises SpoolError when the disk refuses (and so does this, out of file descriptors).
+        """
+        if not self._unsynced or self._fd < 0:
+            return None
+        path = self._path
+        try:
+            fd = os.dup(self._fd)
+        except OSError as e:
+            raise SpoolError(f"cannot sync spool {path}: {e.strerror}") from e
+        self._unsynced = False
+
+        def sync() -> None:
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                raise SpoolError(f"cannot sync spool {path}: {e.strerror}") from e
+            finally:
+                os.close(fd)
+
+        return sync
 
     def acknowledge(self, ids: Iterable[str]) -> None:
         """Forget these events (the collector stored them); ids not held are ignored.
@@ -238,6 +274,9 @@ class Spool:
                 _write_all(self._fd, settled_record + data)
                 if sync:
                     os.fsync(self._fd)
+                    self._unsynced = False
+                elif new:
+                    self._unsynced = True
             except OSError:
                 os.ftruncate(self._fd, self._file_bytes)
                 raise
@@ -323,6 +362,7 @@ class Spool:
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+        self._unsynced = False
         self._live = live
         self._file_bytes = offset
         self._compactions += 1

@@ -286,3 +286,15 @@ def test_a_batch_emptied_by_an_overtaking_ack_leaves_nothing_behind():
         box.next_batch(10, 1 << 20)
     assert box.offer(ev("d")) == ("b",)  # the oldest in flight, no empty batch in the way
     assert box.ack(first.batch_id) == ()
+
+
+def test_the_queued_gauges_are_the_stats_without_building_them():
+    box = big_outbox()
+    box.offer(ev("a", pad=10))
+    box.offer(ev("b"))
+    box.offer(ev("a", 2, pad=3))  # replaces: the count stays, the bytes follow the newer emission
+    box.next_batch(1, 1 << 20)
+    box.offer(ev("c"))
+    stats = box.stats()
+    assert (box.queued_events, box.queued_bytes) == (stats.queued, stats.queued_bytes) == (2, ev("a", 2, pad=3).size
+                                                                                          + ev("c").size)

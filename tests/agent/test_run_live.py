@@ -249,6 +249,8 @@ def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
         (["--feed", "c2=/dev/null", "--spool-dir", "/tmp"], "--spool-dir: only with --collector"),
         (["--collector", "127.0.0.1:1", "--insecure", "--feed", "c2=/dev/null"], "drop --feed"),
         (["--feed", "c2=/dev/null", "--ring-mb", "-1"], "--ring-mb"),
+        (["--feed", "c2=/dev/null", "--liveness-timeout", "1"], "--liveness-timeout must be at least 2 seconds"),
+        (["--feed", "c2=/dev/null", "--liveness-timeout", "soon"], "--liveness-timeout"),
     ],
 )
 def test_bad_input_is_one_line(args, message):

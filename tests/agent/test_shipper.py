@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from agent.shell.shipper import EventShipper, ShipperSettings
-from agent.shell.spool import SpoolError
+from agent.shell.spool import LOG_NAME, Spool, SpoolError
 from collector.shell.grpc_ingest import add_ingest_service
 from collector.store import EventFilter, open_store
 from tests.collector.test_event_store import make_event
@@ -231,6 +231,23 @@ def test_the_spool_resends_after_an_agent_restart(server, db_url, tmp_path) -> N
     assert set(have) == {make_event(i)["id"] for i in range(350)}
     assert have[make_event(3)["id"]]["record"]["count"] == 7
     assert seq == 351, "350 inserts and one growth: nothing stored twice"
+
+
+def test_an_offered_event_is_in_the_spool_file_when_offer_returns(tmp_path) -> None:
+    """What the file holds the moment `offer` returns (a copy of it, opened as the next agent would after a
+    kill -9) has every event offered: no thread of the shipper's has to get round to writing it first."""
+    spool = tmp_path / "spool"
+    dead = f"127.0.0.1:{free_port()}"
+    settings = ShipperSettings(node="node-1", backoff_min=0.05, spool_dir=spool)
+    events = [make_event(i) for i in range(300)]
+    with EventShipper(connect_to(dead), settings) as shipper:
+        for event in events:
+            shipper.offer(event)
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        (copy / LOG_NAME).write_bytes((spool / LOG_NAME).read_bytes())
+    with Spool.open(copy, settings.spool_bytes) as copied:
+        assert copied.recover() == events
 
 
 # -- a real collector process, killed in the middle of a stream ------------------------------------------------

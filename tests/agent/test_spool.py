@@ -198,10 +198,11 @@ import sys
 from agent.shell.spool import Spool
 spool = Spool.open(sys.argv[1], 8192)
 start = int(sys.argv[2])
+sync = sys.argv[3] == "sync"
 spool.acknowledge([e["id"] for e in spool.recover()])  # as if resent and stored
 i = start
 while True:
-    spool.append([{"id": f"e{i}", "record": {"count": i}, "pad": "x" * 60}])
+    spool.append([{"id": f"e{i}", "record": {"count": i}, "pad": "x" * 60}], sync=sync)
     if i - 10 >= start:
         spool.acknowledge([f"e{i - 10}"])
     print(i, flush=True)
@@ -209,12 +210,14 @@ while True:
 """
 
 
-def test_kill_9_mid_stream_loses_no_returned_append_and_resurrects_no_acknowledged_event(tmp_path):
+@pytest.mark.parametrize("sync", ["sync", "nosync"])
+def test_kill_9_mid_stream_loses_no_returned_append_and_resurrects_no_acknowledged_event(tmp_path, sync):
     """A writer appends e0, e1, … and acknowledges all but the last ten; it is killed wherever it happens to be
-    (a record, an ack or a compaction half written) and restarted from what the spool recovered."""
+    (a record, an ack or a compaction half written) and restarted from what the spool recovered. An append
+    without its fsync survives a kill as well: it returns once its write system call has."""
     start = 0
     for _ in range(3):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(start)],
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(start), sync],
                                   stdout=subprocess.PIPE, text=True)
         for _ in range(300):  # several compactions' worth
             reported = int(writer.stdout.readline())
@@ -260,4 +263,29 @@ def test_a_failed_write_is_cut_off_and_later_appends_survive(tmp_path):
     spool = Spool.open(tmp_path, 1 << 20)
     assert [e["id"] for e in spool.recover()] == [f"e{i}" for i in range(written)] + ["after"]
     assert spool.stats().torn_bytes == 0
+    spool.close()
+
+
+def test_appends_without_fsync_are_synced_by_a_detached_call_even_after_a_compaction(tmp_path):
+    spool = Spool.open(tmp_path, 8192)
+    assert spool.detach_sync() is None, "nothing appended: nothing to sync"
+    spool.append([event("a")], sync=False)
+    first = spool.detach_sync()
+    assert first is not None and spool.detach_sync() is None
+    spool.append([event("b")], sync=False)
+    second = spool.detach_sync()
+    compactions = spool.stats().compactions
+    number = 0
+    while spool.stats().compactions == compactions:  # the log is rewritten: a new file, a new descriptor
+        spool.append([event(f"c{number}", pad=200)], sync=False)
+        spool.acknowledge([f"c{number}"])
+        number += 1
+    first()
+    second()  # each syncs its own duplicate of the descriptor of its time, replaced file or not
+    assert spool.detach_sync() is not None
+    spool.append([event("d")], sync=False)
+    spool.append([event("e")])  # its fsync covers everything written before it
+    assert spool.detach_sync() is None
+    spool = reopen(spool)
+    assert [e["id"] for e in spool.recover()] == ["a", "b", "d", "e"]
     spool.close()
