@@ -154,10 +154,14 @@ class Decoder:
         decode_frame = self._decode_frame
         for ts, linktype, frame in frames:
             stats.frames += 1
-            if linktype == LINKTYPE_ETHERNET and len(frame) >= 42:
+            # More than the headers: `end` is not clipped to the frame below, so a frame of only the headers
+            # would give an empty payload (capture_messages clips instead).
+            if linktype == LINKTYPE_ETHERNET and len(frame) > 42:
                 ethertype, version_ihl, total, frag, proto, src, dst, sport, dport, udp_len = hot_headers(frame)
-                # IPv4 without options, UDP, neither MF nor a fragment offset: the bulk of DNS traffic.
-                if ethertype == ETHERTYPE_IPV4 and version_ihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF:
+                # IPv4 without options, UDP, neither MF nor a fragment offset: the bulk of DNS traffic. An IP
+                # length too short for the UDP header (0 too: segmentation offload) is the general path's to judge.
+                if (ethertype == ETHERTYPE_IPV4 and version_ihl == 0x45 and proto == IPPROTO_UDP and not frag & 0x3FFF
+                        and total >= 28):
                     if sport not in ports and dport not in ports:
                         stats.non_dns += 1
                         continue
@@ -172,11 +176,11 @@ class Decoder:
                     stats.udp_messages += 1
                     yield ts, src, sport, dst, dport, IPPROTO_UDP, frame[42:end]
                     continue
-                if ethertype == ETHERTYPE_IPV6 and len(frame) >= 62:
+                if ethertype == ETHERTYPE_IPV6 and len(frame) > 62:
                     # The same for IPv6 straight to UDP (dual-stack clusters); a zero payload length
-                    # (jumbogram) and extension headers take the general path.
+                    # (jumbogram), one too short for the UDP header, and extension headers take the general path.
                     payload_len, next_header, src, dst, sport, dport, udp_len = hot_ipv6_headers(frame)
-                    if next_header == IPPROTO_UDP and payload_len and frame[14] >> 4 == 6:
+                    if next_header == IPPROTO_UDP and payload_len >= 8 and frame[14] >> 4 == 6:
                         if sport not in ports and dport not in ports:
                             stats.non_dns += 1
                             continue
@@ -243,6 +247,7 @@ class Decoder:
                         and version_ihl == 0x45
                         and proto == IPPROTO_UDP
                         and not frag & 0x3FFF
+                        and total >= 28
                     ):
                         if sport not in ports and dport not in ports:
                             non_dns += 1

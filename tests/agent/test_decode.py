@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -30,6 +31,7 @@ from scapy.utils import RawPcapReader
 
 from agent.core.decode import DecodeLimits, Decoder
 from agent.core.pcapformat import FrameReader
+from pcaps import wire
 
 from tests.corpus import CORPUS
 CLIENT4, SERVER4 = "10.1.2.3", "10.9.8.7"
@@ -536,3 +538,36 @@ def test_ethernet_ipv6_with_another_version_number_is_malformed_on_the_hot_path_
     assert messages == [] and decoder.stats.malformed_frames == 1
     tagged = frame[:12] + b"\x81\x00\x00\x05" + frame[12:]
     assert one(tagged)[1].stats == decoder.stats
+
+
+def _hot_general_and_inline(frame: bytes):
+    """What the hot path, the general path (the same frame behind a VLAN tag) and capture_messages make of it."""
+    hot = one(frame)
+    general = one(frame[:12] + b"\x81\x00\x00\x05" + frame[12:])
+    pcap = io.BytesIO()
+    writer = wire.PcapWriter(pcap)
+    writer.write(1_500_000, frame)
+    writer.flush()
+    inline = Decoder()
+    return hot, general, (list(inline.capture_messages(FrameReader(pcap.getvalue()))), inline)
+
+
+def test_udp_headers_cut_by_the_ip_length_count_alike_on_every_path():
+    # Found by fuzzing (fuzz/frames.py): the hot paths tested the ports before the lengths, so an IP length
+    # too short for the UDP header was `non_dns` there and `malformed` on the general path; a frame of only
+    # the headers gave an empty payload; and a UDP datagram of IP length 0 (segmentation offload) was
+    # malformed on the hot path only.
+    v6_short = bytearray(bytes(Ether() / udp6(dport=99, sport=98)))
+    struct.pack_into("!H", v6_short, 18, 5)
+    v4_short = bytearray(bytes(Ether() / udp4(dport=99, sport=98)))
+    struct.pack_into("!H", v4_short, 16, 25)
+    headers_only = bytearray(bytes(Ether() / udp4())[:42])
+    offloaded = bytearray(bytes(Ether() / udp4()))
+    struct.pack_into("!H", offloaded, 16, 0)
+    for frame, expected in ((v6_short, "malformed_frames"), (v4_short, "malformed_frames"),
+                            (headers_only, "malformed_frames"), (offloaded, "udp_messages")):
+        (hot, hot_decoder), (general, general_decoder), (inline, inline_decoder) = _hot_general_and_inline(bytes(frame))
+        assert hot == general == inline
+        assert hot_decoder.stats == general_decoder.stats == inline_decoder.stats
+        assert getattr(hot_decoder.stats, expected) == 1
+    assert one(bytes(offloaded))[0] == [EXPECTED4[:6] + (QUERY,)]
