@@ -65,8 +65,10 @@ def run_target(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"fuzz {target.name}: {target.covers}", file=sys.stderr)
     print(f"fuzz {target.name}: {len(seeds)} seeds, corpus {corpus}, findings {findings}/", file=sys.stderr)
     limit = [f"-runs={args.runs}"] if args.runs is not None else [f"-max_total_time={args.seconds}"]
+    # Files after `--` (a crash to minimise, inputs to run) replace the corpus, as libFuzzer expects.
+    inputs = [] if any(not arg.startswith("-") for arg in extra) else [str(corpus)]
     libfuzzer = [sys.argv[0], *limit, f"-max_len={target.max_len}", f"-timeout={NEVER_RETURNS_S}",
-                 f"-artifact_prefix={findings}/", "-print_final_stats=1", *extra, str(corpus)]
+                 f"-artifact_prefix={findings}/", "-print_final_stats=1", *extra, *inputs]
     atheris.Setup(libfuzzer, target.one_input)
     atheris.Fuzz()  # exits the process: 0 when the time is up, non-zero on a finding
     return 0
