@@ -68,6 +68,7 @@ _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, 
 _FINAL = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
           grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION}
 _LIST_PAGE = 1000  # the collector's largest page
+_WATCH_PAGE = 1000  # events per watch response at most (the collector's largest): one message per page
 # A watch is idle for as long as nothing happens: ping the collector so that one which vanished (no FIN, no
 # RST) is noticed within about 40 s and the watch reconnects (the collector accepts pings every 10 s).
 _CHANNEL_OPTIONS = (
@@ -297,19 +298,39 @@ class _Stop(Exception):
     """SIGINT or SIGTERM: the watch ends, and exits 0."""
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop
+class _Stopper:
+    """The SIGINT/SIGTERM handler of a watch: it raises _Stop (which interrupts the wait for the next
+    response), except while a response is being printed and its token taken, when the stop waits for the
+    end of that: a token printed at the stop must stand for exactly the events printed before it."""
+
+    def __init__(self) -> None:
+        self.printing = False
+        self.asked = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.printing:
+            self.asked = True
+            return
+        raise _Stop
+
+    def printed(self) -> None:
+        """The response is printed and its token taken: a stop asked meanwhile happens now."""
+        self.printing = False
+        if self.asked:
+            raise _Stop
 
 
 def _watch_events(args: argparse.Namespace) -> int:
     """Follow events until SIGINT/SIGTERM: connect, follow, and when the stream breaks back off and resume
     from the last token received (the first message of a stream already carries one)."""
-    request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token)
+    request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token,
+                                            max_events=_WATCH_PAGE)
     widths = [20, 30, 40, 16, 5]
     printed_header = False
     answered = False
     backoff = _BACKOFF_MIN_SECONDS
-    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    stopper = _Stopper()
+    previous = {signum: signal.signal(signum, stopper) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
             call = None
@@ -317,17 +338,23 @@ def _watch_events(args: argparse.Namespace) -> int:
                 with _open_channel(args) as channel:
                     call = events_pb2_grpc.EventsStub(channel).Watch(request)
                     for message in call:
+                        stopper.printing = True
                         answered = True
                         backoff = _BACKOFF_MIN_SECONDS
-                        if message.HasField("event"):
+                        if message.events:
+                            # A page at a time: one write and one flush per response, not per event.
                             if args.output == "json":
-                                print(_json_line(message.event), flush=True)
+                                lines = [_json_line(event) for event in message.events]
                             else:
+                                lines = [_fixed(event_row(event_from_pb(event)), widths)
+                                         for event in message.events]
                                 if not printed_header:
-                                    print(_fixed(EVENT_COLUMNS, widths))
+                                    lines.insert(0, _fixed(EVENT_COLUMNS, widths))
                                     printed_header = True
-                                print(_fixed(event_row(event_from_pb(message.event)), widths), flush=True)
+                            sys.stdout.write("\n".join(lines) + "\n")
+                            sys.stdout.flush()
                         request.resume_token = message.resume_token
+                        stopper.printed()
                     raise _Broken("the collector ended the stream")
             except _Stop:
                 if call is not None:

@@ -59,6 +59,9 @@ _LOOKUP_CHUNK = _MAX_PARAMETERS
 # bigger group would only hold back the answers to its first batches.
 _GROUP_MAX_EVENTS = 20_000
 
+MAX_CHANGES_READ = _GROUP_MAX_EVENTS
+"""event_changes returns at most this many changes per call: as many as one group commit writes."""
+
 _ROW_COLUMNS = ("id, seq, time, first_seen, last_seen, count, type, host, namespace, pod, pod_aggr, body, "
                 "stored_at")
 _NEW_EVENT_COLUMNS = ("id", "time", "first_seen", "last_seen", "count", "type", "host", "namespace", "pod",
@@ -289,6 +292,93 @@ def _side_filters(where: EventFilter) -> list[tuple[str, str, str]]:
     return sides
 
 
+class EventChange:
+    """One row of the change sequence as a watch reads it: the filter's columns beside the body, so that one
+    read of new rows can serve watches with any filter (`change_filter`). The feeds and domains are read from
+    the body, and only when a filter asks for them: most watches never do."""
+
+    __slots__ = ("seq", "id", "body", "time", "type", "host", "namespace", "pod", "pod_aggr", "_sides")
+
+    def __init__(self, seq: int, id: str, body: bytes | str, time: float, type: str, host: str, namespace: str,
+                 pod: str, pod_aggr: str) -> None:
+        self.seq = seq
+        """The row's change sequence number."""
+        self.id = id
+        """The event's id: a later change of the same id supersedes this one."""
+        self.body = body
+        """The event's JSON text as stored: UTF-8 bytes when read from the store (what the wire takes: no
+        decoding and encoding again), the text itself when handed over by the ingest that wrote it."""
+        self.time = time
+        """The event's `time`, epoch seconds."""
+        self.type = type
+        self.host = host
+        self.namespace = namespace
+        self.pod = pod
+        self.pod_aggr = pod_aggr
+        self._sides: tuple[frozenset[str], frozenset[str]] | None = None
+
+    @property
+    def feeds(self) -> frozenset[str]:
+        """record.feeds, as the event_feeds side table holds them."""
+        return self._side_values()[0]
+
+    @property
+    def domains(self) -> frozenset[str]:
+        """record.suspicious_domains, as the event_domains side table holds them."""
+        return self._side_values()[1]
+
+    def _side_values(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self._sides is None:
+            try:
+                row = json_event_row(self.body)
+                self._sides = (row.feeds, row.domains)
+            except BadEvent:  # stored before the store checked events: what _side_values reads
+                side = _side_values("", 0.0, "", self.body)
+                self._sides = (side.feeds, side.domains)
+        return self._sides
+
+    def __repr__(self) -> str:
+        return f"EventChange(seq={self.seq}, body={self.body[:40]!r}...)"
+
+
+_CHANGE_COLUMNS = "e.seq, e.id, {body}, e.time, e.type, e.host, e.namespace, e.pod, e.pod_aggr"
+
+
+def change_filter(where: EventFilter) -> Callable[[EventChange], bool] | None:
+    """The test an EventChange passes when its event matches `where`, exactly as filter_sql's conditions
+    select rows; None when `where` filters nothing (every change matches)."""
+    tests: list[Callable[[EventChange], bool]] = []
+    if where.namespace is not None:
+        namespace = where.namespace
+        tests.append(lambda change: change.namespace == namespace)
+    if where.pod is not None:
+        pod = where.pod
+        tests.append(lambda change: change.pod == pod or change.pod_aggr == pod)
+    if where.type is not None:
+        event_type = where.type
+        tests.append(lambda change: change.type == event_type)
+    if where.host is not None:
+        host = where.host
+        tests.append(lambda change: change.host == host)
+    if where.since is not None:
+        since = _epoch(where.since, "since")
+        tests.append(lambda change: change.time >= since)
+    if where.until is not None:
+        until = _epoch(where.until, "until")
+        tests.append(lambda change: change.time < until)
+    # The side tables' tests parse the body: they come last, after every column's.
+    for table, _, value in _side_filters(where):
+        if table == "event_domains":
+            tests.append(lambda change, domain=value: domain in change.domains)
+        else:
+            tests.append(lambda change, feed=value: feed in change.feeds)
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda change: all(test(change) for test in tests)
+
+
 def encode_page_token(event_time: float, event_id: str) -> str:
     """The opaque token for the page after the event at (time, id): url-safe, no padding."""
     raw = json.dumps([1, event_time, event_id], separators=(",", ":")).encode()
@@ -308,11 +398,11 @@ def decode_page_token(token: str) -> tuple[float, str]:
     return float(event_time), event_id
 
 
-def check_limit(value: int, what: str) -> int:
-    """`value` capped at MAX_PAGE_SIZE; ValueError unless it is a positive int."""
+def check_limit(value: int, what: str, cap: int = MAX_PAGE_SIZE) -> int:
+    """`value` capped at `cap`; ValueError unless it is a positive int."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return min(value, MAX_PAGE_SIZE)
+    return min(value, cap)
 
 
 def _epoch(value: dt.datetime, what: str) -> float:
@@ -385,7 +475,7 @@ def _prepared(rows: list[EventRow]) -> PreparedBatch:
                                      for domain in sorted(r.domains))))
 
 
-def _side_values(event_id: str, event_time: float, namespace: str, body: str) -> EventRow:
+def _side_values(event_id: str, event_time: float, namespace: str, body: str | bytes) -> EventRow:
     """What the side tables hold for a stored event (its feeds and domains read back from its body)."""
     try:
         record = json.loads(body).get("record")
@@ -409,6 +499,7 @@ class EventStoreMixin:
     # Provided by SqlStore.
     _dialect: Any
     _call: Callable[..., Any]
+    _call_reading: Callable[..., Any]
     _exec: Callable[..., Any]
     _transaction: Callable[..., Any]
 
@@ -467,11 +558,14 @@ class EventStoreMixin:
                     group.append(waiting)
                     size += len(waiting.rows.rows)  # type: ignore[union-attr]
                 try:
-                    results = await self._call(self._ingest_group, [waiting.rows for waiting in group])
+                    written = await self._call(self._ingest_group, [waiting.rows for waiting in group])
                 except Exception as error:  # noqa: BLE001 - every caller of the group gets it
                     for waiting in group:
                         waiting.fail(error)
                     continue
+                results = written.results
+                if written.rows:
+                    self._publish_changes(written)
                 for waiting, result in zip(group, results):
                     if not waiting.done.done():
                         waiting.done.set_result(result)
@@ -503,6 +597,22 @@ class EventStoreMixin:
                                 "ORDER BY e.seq LIMIT ?", (int(seq), *params, size))
         return [_stored(row) for row in rows]
 
+    async def event_changes(self, seq: int, limit: int,
+                            filter: EventFilter | None = None) -> tuple[int, list[EventChange]]:
+        """(latest, changes): the latest change sequence number handed out, read first, then at most `limit`
+        rows changed after `seq` (matching `filter`, if given), in sequence order. Writers commit in sequence
+        order, so when fewer than `limit` come back, no matching change up to `latest` is left unread.
+
+        `limit` is capped at MAX_CHANGES_READ, not MAX_PAGE_SIZE: one reader serving every watch reads what
+        a whole group commit wrote at once, or it falls behind the ingest, one read per commit."""
+        size = check_limit(limit, "limit", cap=MAX_CHANGES_READ)
+        conditions, params = filter_sql(filter) if filter is not None else ([], [])
+        conditions.insert(0, "e.seq > ?")
+        return await self._call_reading(self._read_changes,
+                                f"SELECT {_CHANGE_COLUMNS.format(body=self._dialect.utf8_of('e.body'))} "
+                                f"FROM events e WHERE {' AND '.join(conditions)} "
+                                "ORDER BY e.seq LIMIT ?", (int(seq), *params, size))
+
     async def latest_event_seq(self) -> int:
         rows = await self._call(self._fetch_events, "SELECT last_seq FROM event_sequence WHERE one = 1", ())
         return int(rows[0][0])
@@ -515,15 +625,49 @@ class EventStoreMixin:
     def _fetch_events(self, conn: Any, statement: str, params: tuple[Any, ...]) -> list[Any]:
         return self._exec(conn, statement, params).fetchall()
 
+    def _read_changes(self, conn: Any, statement: str, params: tuple[Any, ...]) -> tuple[int, list[EventChange]]:
+        # Two statements, each its own snapshot: the number first, so the rows read after it hold every change
+        # it counts.
+        latest = int(self._exec(conn, "SELECT last_seq FROM event_sequence WHERE one = 1", ()).fetchone()[0])
+        return latest, [EventChange(*row) for row in self._exec(conn, statement, params).fetchall()]
+
     def _lock_sequence(self, conn: Any) -> int:
         return int(self._exec(conn, "SELECT last_seq FROM event_sequence WHERE one = 1"
                                     f"{self._dialect.for_update}", ()).fetchone()[0])
 
-    def _ingest_group(self, conn: Any, batches: list[PreparedBatch]) -> list[tuple[int, int]]:
+    def add_change_listener(self, listener: Callable[[int, list[EventRow]], None]) -> None:
+        """Call `listener(first_seq, rows)` on the event loop after each group commit of this store, with
+        every row it wrote, numbered first_seq, first_seq + 1, ... in order: the event watches of the process
+        take new rows from here rather than reading them back (other writers' rows they still read)."""
+        self.__dict__.setdefault("_change_listeners", []).append(listener)
+
+    def remove_change_listener(self, listener: Callable[[int, list[EventRow]], None]) -> None:
+        listeners = self.__dict__.get("_change_listeners", [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def _publish_changes(self, written: "_GroupWritten") -> None:
+        for listener in list(self.__dict__.get("_change_listeners", ())):
+            listener(written.first_seq, written.rows)
+
+    def _ingest_group(self, conn: Any, batches: list[PreparedBatch]) -> "_GroupWritten":
         """Apply the batches in order in one transaction: insert the new ids, replace the grown ones; each
-        batch's (inserted, updated), as if each had been written alone. Only the last change of an id is
-        written (with one sequence number): a watcher reads rows, and the row ends as the last change left it.
-        Idempotent, so a retry after a lost connection that had in fact committed finds everything unchanged."""
+        batch's (inserted, updated), as if each had been written alone, and the rows written in sequence
+        order. Only the last change of an id is written (with one sequence number): a watcher reads rows,
+        and the row ends as the last change left it. Idempotent, so a retry after a lost connection that had
+        in fact committed finds everything unchanged."""
+        results = self._write_group(conn, batches)
+        written = self.__dict__.pop("_group_rows", None)
+        if written is None:
+            return _GroupWritten(results, 0, [])
+        return _GroupWritten(results, *written)
+
+    def _written(self, first_seq: int, rows: list[EventRow]) -> None:
+        """Note the rows a group numbered from first_seq, for _ingest_group (on the store's thread)."""
+        self.__dict__["_group_rows"] = (first_seq, rows)
+
+    def _write_group(self, conn: Any, batches: list[PreparedBatch]) -> list[tuple[int, int]]:
+        self.__dict__.pop("_group_rows", None)
         if not any(batch.rows for batch in batches):
             return [(0, 0)] * len(batches)
         with self._transaction(conn):
@@ -586,6 +730,7 @@ class EventStoreMixin:
                 self._insert_many(conn, "event_domains (event_id, domain, time, namespace)", 4, domains)
             self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1",
                        (last_seq + len(new) + len(grown),))
+            self._written(last_seq + 1, new + grown)  # numbered in that order above
             return results
 
     def _insert_new_group(self, conn: Any, last_seq: int,
@@ -628,6 +773,7 @@ class EventStoreMixin:
             if side:
                 self._insert_flat(conn, f"{table} (event_id, {column}, time, namespace)", 4, side)
         self._exec(conn, "UPDATE event_sequence SET last_seq = ? WHERE one = 1", (last_seq + count,))
+        self._written(last_seq + 1, [row for batch in batches for row in batch.rows])  # in VALUES order
         return [(len(batch.rows), 0) for batch in batches]
 
     def _seq_is_rowid(self, conn: Any) -> bool:
@@ -691,6 +837,15 @@ class EventStoreMixin:
             self._exec(conn, f"DELETE FROM event_feeds WHERE event_id IN ({doomed})", (cutoff,))
             self._exec(conn, f"DELETE FROM event_domains WHERE event_id IN ({doomed})", (cutoff,))
             return int(self._exec(conn, "DELETE FROM events WHERE last_seen < ?", (cutoff,)).rowcount)
+
+
+class _GroupWritten(NamedTuple):
+    """What one group commit did: each batch's (inserted, updated), and the rows it numbered from first_seq
+    on, one after the other."""
+
+    results: list[tuple[int, int]]
+    first_seq: int
+    rows: list[EventRow]
 
 
 class _PendingWrite:

@@ -23,6 +23,7 @@ class PostgresDialect:
     bytes_type = "BYTEA"
     begin_write = "BEGIN"
     for_update = " FOR UPDATE"
+    separate_reads = True
     errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
     def __init__(self, url: str) -> None:
@@ -43,6 +44,9 @@ class PostgresDialect:
 
     def is_broken(self, conn: Any) -> bool:
         return bool(conn.closed or conn.broken)
+
+    def utf8_of(self, column: str) -> str:
+        return f"convert_to({column}, 'UTF8')"
 
     @functools.lru_cache(maxsize=256)
     def sql(self, text: str) -> str:

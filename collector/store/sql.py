@@ -43,6 +43,8 @@ class Dialect(Protocol):
     """Suffix locking the selected row until commit (empty on SQLite, whose writers are serialized)."""
     errors: tuple[type[BaseException], ...]
     """The driver's exception classes, turned into StoreError."""
+    separate_reads: bool
+    """Whether a second connection sees the same database (not so for SQLite's :memory:)."""
 
     def connect(self) -> Any:
         """A new connection in autocommit mode (transactions are opened explicitly)."""
@@ -55,6 +57,9 @@ class Dialect(Protocol):
 
     def sql(self, text: str) -> str:
         """The statement in the driver's parameter style (written with `?`)."""
+
+    def utf8_of(self, column: str) -> str:
+        """The SQL expression of a text column's UTF-8 bytes (read without decoding them)."""
 
 
 class SqlStore(EventStoreMixin):
@@ -72,6 +77,7 @@ class SqlStore(EventStoreMixin):
         self._closed = False
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"dnswatch-store-{dialect.backend}")
+        self._reader: _Reader | None = None
 
     async def open(self) -> "SqlStore":
         """Connect and bring the schema up to date."""
@@ -95,6 +101,9 @@ class SqlStore(EventStoreMixin):
 
         await asyncio.get_running_loop().run_in_executor(self._thread, close_connection)
         self._thread.shutdown(wait=True)
+        if self._reader is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader.thread, self._reader.close)
+            self._reader.thread.shutdown(wait=True)
         self._close_ingest_line()
 
     async def __aenter__(self) -> "SqlStore":
@@ -246,6 +255,20 @@ class SqlStore(EventStoreMixin):
         return await asyncio.get_running_loop().run_in_executor(
             self._thread, functools.partial(self._run, work, *args))
 
+    async def _call_reading(self, work: Callable[..., T], *args: Any) -> T:
+        """`_call` for a read that may run on a connection and thread of its own, beside the writes: the
+        event watches' reads of new rows, which on the store's one thread waited behind the ingest's group
+        commits and made the next commit wait behind them. A database only one connection can see (SQLite's
+        :memory:) has no second reader: the read queues on the store's thread."""
+        if not self._dialect.separate_reads:
+            return await self._call(work, *args)
+        if self._closed:
+            raise StoreError(f"the {self.backend} store is closed")
+        if self._reader is None:
+            self._reader = _Reader(self._dialect, f"dnswatch-store-{self.backend}-read")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader.thread, functools.partial(self._reader.run, work, *args))
+
     def _run(self, work: Callable[..., T], *args: Any) -> T:
         """On the store's thread: (re)connect if needed, run one unit of work, translate driver errors.
 
@@ -261,9 +284,42 @@ class SqlStore(EventStoreMixin):
             except self._dialect.errors as error:
                 if attempt == 1 and self._conn is not None and self._dialect.is_broken(self._conn):
                     continue
-                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                raise StoreError(f"{self.backend} store at {self._dialect.where}: {first_line}") from error
+                raise _store_error(self._dialect, error) from error
         raise AssertionError("unreachable")
+
+
+class _Reader:
+    """A second connection, for reads only, and the thread that uses it."""
+
+    def __init__(self, dialect: Dialect, name: str) -> None:
+        self.dialect = dialect
+        self.conn: Any = None
+        self.thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def run(self, work: Callable[..., T], *args: Any) -> T:
+        """SqlStore._run on this connection (reads are safe to run again on a new one)."""
+        for attempt in (1, 2):
+            try:
+                if self.conn is None or self.dialect.is_broken(self.conn):
+                    self.conn = None
+                    self.conn = self.dialect.connect()
+                return work(self.conn, *args)
+            except self.dialect.errors as error:
+                if attempt == 1 and self.conn is not None and self.dialect.is_broken(self.conn):
+                    continue
+                raise _store_error(self.dialect, error) from error
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(*self.dialect.errors):
+                self.conn.close()
+            self.conn = None
+
+
+def _store_error(dialect: Dialect, error: BaseException) -> StoreError:
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return StoreError(f"{dialect.backend} store at {dialect.where}: {first_line}")
 
 
 def _prefixed(prefix: str) -> str:

@@ -34,6 +34,8 @@ class SqliteDialect:
         self.path = path
         """The database file, or `:memory:`."""
         self.where = path
+        self.separate_reads = path != ":memory:"
+        """A file is shared by connections (WAL: readers do not wait for the writer); :memory: is not."""
 
     def connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -73,6 +75,9 @@ class SqliteDialect:
 
     def sql(self, text: str) -> str:
         return text
+
+    def utf8_of(self, column: str) -> str:
+        return f"CAST({column} AS BLOB)"  # the database's encoding is UTF-8 (SQLite's default)
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:

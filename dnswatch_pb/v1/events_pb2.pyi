@@ -76,17 +76,21 @@ class ListEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("filter", "resume_token")
+    __slots__ = ("filter", "resume_token", "max_events")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
     filter: EventFilter
     resume_token: str
-    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+    max_events: int
+    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ...) -> None: ...
 
 class EventWatchResponse(_message.Message):
-    __slots__ = ("event", "resume_token")
+    __slots__ = ("event", "resume_token", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: Event
     resume_token: str
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., resume_token: _Optional[str] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...

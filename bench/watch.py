@@ -1,0 +1,327 @@
+"""Event watches (`dnswatch events watch`): how fast one catches up, and what attached watches cost the ingest.
+
+Every part is real: a `dnswatch-collector` process (SQLite on disk, --insecure, 127.0.0.1), agents as
+EventIngest.Send streams from this process (bench/ingest.py's), and watchers that are either real
+`dnswatch events watch -o json` processes, whose stdout lines this script counts, or, for a hundred of them,
+Events.Watch streams in one separate process (`--watchers`), each on its own connection.
+
+- catch-up: N events stored, then one `dnswatch events watch -o json` resumes from before the first; its
+  rate from the first line to the N-th. The baseline, in the same script and on the same store: a client
+  asking one event per response (`max_events` 0, what every watch got before responses held pages).
+- 20 watchers: 20 `events watch` processes attached from now while 4 agents ship 32,000 events; how long
+  after the last ack every one of them has printed every event.
+- 100 watchers: the ingest rate (first batch sent to last ack, 4 agents) into a fresh collector with none
+  attached, and into another fresh one with 100 attached (following from now, every event to each); the
+  ratio of the two, and how long after the last ack all 100 have every event. Runs alternate, median shown.
+
+    python -m bench.watch [--events 60000] [--runs 3]
+    python -m bench.watch --watchers N ADDRESS     (the watchers' process: used by the above)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from bench.ingest import ROOT, Collector, _count, _send_all, agent_batches
+from collector.shell.grpc_events import decode_resume_token, encode_resume_token
+from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
+
+CATCH_UP_TARGET = 20_000
+SLOWDOWN_TARGET = 0.20
+DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
+
+
+def ingest(address: str, agents: int, events: int, batch: int = 500, first: int = 0) -> dict:
+    """`events` events shipped by `agents` streams; events/s from the first batch to the last ack."""
+    streams = [agent_batches(first + agent, events // agents, batch) for agent in range(agents)]
+    errors: list[str] = []
+    threads = [threading.Thread(target=_send_all, args=(address, batches, 32, errors)) for batches in streams]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"ingest failed: {errors[0]}")
+    return {"events": events // agents * agents, "seconds": seconds, "rate": events // agents * agents / seconds,
+            "ended": time.monotonic()}
+
+
+def latest_seq(collector: Collector) -> int:
+    """The store's latest change number, read from its file as another replica would."""
+    return asyncio.run(_count(collector.db))
+
+
+# -- a real `dnswatch events watch` -----------------------------------------------------------------------------
+
+
+class CliWatch:
+    """`dnswatch events watch -o json` as a process; a thread counts its stdout lines."""
+
+    def __init__(self, address: str, *args: str) -> None:
+        self.process = subprocess.Popen([*DNSWATCH, "--collector", address, "--insecure", "events", "watch",
+                                         "-o", "json", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+        self.lines = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.started = threading.Event()
+        self.changed = threading.Condition()
+        threading.Thread(target=self._count, daemon=True).start()
+        threading.Thread(target=self._stderr, daemon=True).start()
+
+    def _count(self) -> None:
+        assert self.process.stdout is not None
+        for _ in self.process.stdout:
+            now = time.monotonic()
+            with self.changed:
+                self.lines += 1
+                self.first_at = self.first_at or now
+                self.last_at = now
+                self.changed.notify_all()
+
+    def _stderr(self) -> None:
+        assert self.process.stderr is not None
+        self.stderr = self.process.stderr.read()
+
+    def wait_for(self, lines: int, seconds: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.lines >= lines, timeout=seconds):
+                raise RuntimeError(f"the watch printed {self.lines} of {lines} events in {seconds:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure_catch_up(folder: Path, events: int) -> dict:
+    collector = Collector(folder)
+    try:
+        ingest(collector.address, 4, events)
+        stored = latest_seq(collector)
+        watch = CliWatch(collector.address, "--resume-token", encode_resume_token(0))
+        try:
+            watch.wait_for(stored, 600)
+        finally:
+            watch.stop()
+        assert watch.first_at is not None and watch.last_at is not None
+        cli_rate = (stored - 1) / max(watch.last_at - watch.first_at, 1e-9)
+        single_rate = _one_event_per_response(collector.address, stored)
+    finally:
+        collector.close()
+    return {"events": stored, "cli_rate": cli_rate, "single_rate": single_rate}
+
+
+def _one_event_per_response(address: str, stored: int) -> float:
+    """The baseline: a client that takes one event per response, from the first stored to the last."""
+    request = events_pb2.WatchEventsRequest(resume_token=encode_resume_token(0))
+    got, first_at = 0, None
+    with grpc.insecure_channel(address) as channel:
+        call = events_pb2_grpc.EventsStub(channel).Watch(request)
+        for response in call:
+            if response.HasField("event"):
+                got += 1
+                first_at = first_at or time.monotonic()
+                if got == stored:
+                    break
+        call.cancel()
+    return (stored - 1) / max(time.monotonic() - first_at, 1e-9) if first_at else 0.0
+
+
+def measure_twenty(folder: Path, events: int = 32_000, watchers: int = 20) -> dict:
+    collector = Collector(folder)
+    watches: list[CliWatch] = []
+    try:
+        # From the empty store's token: a watch still starting when the marker is stored gets it all the same.
+        watches = [CliWatch(collector.address, "--resume-token", encode_resume_token(0)) for _ in range(watchers)]
+        # Attached once each has printed one event (from a node of its own).
+        ingest(collector.address, 1, 1, batch=1, first=99)
+        for watch in watches:
+            watch.wait_for(1, 120)
+        done = ingest(collector.address, 4, events)
+        for watch in watches:
+            watch.wait_for(1 + done["events"], 900)
+        caught_up = max(watch.last_at for watch in watches if watch.last_at) - done["ended"]
+    finally:
+        for watch in watches:
+            watch.stop()
+        collector.close()
+    return {"events": done["events"], "watchers": watchers, "ingest_rate": done["rate"],
+            "caught_up_s": max(caught_up, 0.0)}
+
+
+# -- a hundred watchers in one process --------------------------------------------------------------------------
+
+
+class WatchersProcess:
+    """`python -m bench.watch --watchers N ADDRESS`: says `attached` once every stream has its first response,
+    then, told the last seq on stdin, `done SECONDS` once every stream has reached it."""
+
+    def __init__(self, address: str, watchers: int, pods: int = 0) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.watch", "--watchers", str(watchers), address,
+                                         "--pods", str(pods)],
+                                        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        if line != "attached":
+            raise RuntimeError(f"the watchers did not attach: {line!r}")
+
+    def finish(self, last_seq: int) -> float:
+        """Seconds (monotonic clock) at which the last watcher reached `last_seq`."""
+        self.process.stdin.write(f"{last_seq}\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        line = self.process.stdout.readline().split()  # type: ignore[union-attr]
+        self.process.wait(60)
+        if line[:1] != ["done"]:
+            raise RuntimeError(f"the watchers failed: {line}")
+        return float(line[1])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _resume_point(response: bytes) -> int:
+    """The resume token's number of an encoded EventWatchResponse. The collector puts the token first, as
+    protobuf's encoder does (field 2 before field 3), so it is read from the head: a watcher that parsed
+    every event it gets would measure its own parsing, a hundred times over, on the collector's cores."""
+    if response[:1] == b"\x12" and response[1] < 0x80:
+        return decode_resume_token(response[2:2 + response[1]].decode())
+    return decode_resume_token(events_pb2.EventWatchResponse.FromString(response).resume_token)
+
+
+async def _run_watchers(address: str, count: int, pods: int = 0) -> int:
+    reached = [0] * count
+    received = [0] * count
+    attached = [asyncio.Event() for _ in range(count)]
+    target: list[int | None] = [None]
+    all_there = asyncio.Event()
+
+    async def follow(index: int) -> None:
+        # A channel of its own, on a connection of its own, as separate consumers would have.
+        channel = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        watch = channel.unary_stream("/dnswatch.v1.Events/Watch",
+                                     request_serializer=events_pb2.WatchEventsRequest.SerializeToString,
+                                     response_deserializer=None)  # the bytes as they came
+        # With `pods`, watcher i follows the pod i % pods of bench_event's 50 (1/50 of the events each).
+        where = events_pb2.EventFilter(pod=f"web-7d4b9c-{index % pods:05d}") if pods else None
+        call = watch(events_pb2.WatchEventsRequest(filter=where, max_events=1000))
+        try:
+            async for response in call:
+                received[index] += len(response)
+                reached[index] = _resume_point(response)
+                attached[index].set()
+                if target[0] is not None and reached[index] >= target[0]:
+                    if all(seq >= target[0] for seq in reached):
+                        all_there.set()
+                    break
+        finally:
+            call.cancel()
+            await channel.close()
+
+    tasks = [asyncio.create_task(follow(index)) for index in range(count)]
+    await asyncio.gather(*(event.wait() for event in attached))
+    print("attached", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    target[0] = int(line)
+    if all(seq >= target[0] for seq in reached):
+        all_there.set()
+    await all_there.wait()
+    at = time.monotonic()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(f"done {at} {min(received)} {max(received)}", flush=True)
+    return 0
+
+
+def measure_hundred(folder: Path, events: int, watchers: int = 100, pods: int = 0) -> dict:
+    """One run with `watchers` attached (0: none), each following every event or, with `pods`, one pod's:
+    the ingest rate and when they all had everything."""
+    collector = Collector(folder)
+    crowd = None
+    try:
+        if watchers:
+            crowd = WatchersProcess(collector.address, watchers, pods)
+        done = ingest(collector.address, 4, events)
+        caught_up = None
+        if crowd is not None:
+            caught_up = max(0.0, crowd.finish(latest_seq(collector)) - done["ended"])
+    finally:
+        if crowd is not None:
+            crowd.close()
+        collector.close()
+    return {"rate": done["rate"], "caught_up_s": caught_up}
+
+
+def measure(events: int = 60_000, runs: int = 3, hundred: int = 100) -> list[tuple]:
+    """Rows for the bench table: (what, measured, target, ok or None)."""
+    with tempfile.TemporaryDirectory(prefix="dnswatch-bench-watch-", dir=os.environ.get("BENCH_TMP")) as tmp:
+        folder = Path(tmp)
+
+        def fresh(name: str) -> Path:
+            path = folder / name
+            path.mkdir()
+            return path
+
+        catch_up = measure_catch_up(fresh("catch-up"), events)
+        twenty = measure_twenty(fresh("twenty"))
+        alone, crowded = [], []
+        for run in range(runs):  # alternated, so that a slow spell of the machine does not hit one alone
+            alone.append(measure_hundred(fresh(f"none-{run}"), events, 0))
+            crowded.append(measure_hundred(fresh(f"hundred-{run}"), events, hundred))
+    rate_alone = statistics.median(one["rate"] for one in alone)
+    rate_crowded = statistics.median(one["rate"] for one in crowded)
+    slowdown = 1 - rate_crowded / rate_alone
+    caught = statistics.median(one["caught_up_s"] for one in crowded)
+    ratio = catch_up["cli_rate"] / max(catch_up["single_rate"], 1e-9)
+    return [
+        ("events watch catch-up, one `dnswatch events watch -o json`",
+         f"{catch_up['cli_rate']:,.0f} events/s ({catch_up['events']:,} stored events; {ratio:.0f}× one event "
+         "per response)", f"≥ {CATCH_UP_TARGET:,} events/s", catch_up["cli_rate"] >= CATCH_UP_TARGET),
+        ("  one event per response (max_events 0), the baseline", f"{catch_up['single_rate']:,.0f} events/s", "",
+         None),
+        (f"  {twenty['watchers']} `events watch` processes, 4 agents ship {twenty['events']:,} events",
+         f"all caught up {twenty['caught_up_s']:.1f} s after the last ack (ingest {twenty['ingest_rate']:,.0f} "
+         "events/s)", "", None),
+        (f"ingest with {hundred} watchers attached vs none", f"{slowdown * 100:+.0f} % slower ({rate_crowded:,.0f} "
+         f"vs {rate_alone:,.0f} events/s, medians of {runs}; {events:,} events, 4 agents)",
+         f"≤ {SLOWDOWN_TARGET * 100:.0f} % slower", slowdown <= SLOWDOWN_TARGET),
+        (f"  {hundred} watchers had every event", f"{caught:.1f} s after the last ack (median)", "", None),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.run import print_table
+
+    options = argparse.ArgumentParser(prog="python -m bench.watch")
+    options.add_argument("--events", type=int, default=60_000)
+    options.add_argument("--runs", type=int, default=3)
+    options.add_argument("--hundred", type=int, default=100, help="watchers attached in the ingest comparison")
+    options.add_argument("--watchers", nargs=2, metavar=("N", "ADDRESS"), help=argparse.SUPPRESS)
+    options.add_argument("--pods", type=int, default=0, help=argparse.SUPPRESS)
+    args = options.parse_args(argv)
+    if args.watchers:
+        return asyncio.run(_run_watchers(args.watchers[1], int(args.watchers[0]), args.pods))
+    print_table(measure(args.events, args.runs, args.hundred))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
