@@ -273,9 +273,11 @@ class EventTail:
                 await self._bell.wait(settings.poll_seconds)
                 continue
             self._failure = None
+            full = len(changes) >= settings.read_batch
+            # This process's commits may have been handed over while the read ran: those rows are held.
+            changes = [change for change in changes if change.seq > self._head]
             if changes:
                 self._append(changes, [change.seq for change in changes])
-            full = len(changes) >= settings.read_batch
             if not full and latest > self._head:
                 self._head = latest
                 self._pages.clear()

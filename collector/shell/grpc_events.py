@@ -275,7 +275,8 @@ def encode_watched_event(change: EventChange) -> bytes:
     every new event once); tests/collector/test_events_wire.py checks it against protobuf's encoder."""
     event_id = change.id.encode()
     body = change.body if isinstance(change.body, bytes) else change.body.encode()
-    event = b"".join((b"\x0a", _varint(len(event_id)), event_id, b"\x12", _varint(len(body)), body))
+    event = b"".join((b"\x0a", _varint(len(event_id)), event_id) if event_id else ()) + b"".join(
+        (b"\x12", _varint(len(body)), body) if body else ())  # proto3 leaves empty strings out
     return b"".join((b"\x1a", _varint(len(event)), event))
 
 

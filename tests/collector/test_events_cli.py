@@ -367,3 +367,58 @@ def test_parse_when_takes_rfc3339_and_durations_before_now():
     for bad in ("", "15", "m", "1y", "2026-11-27", "2026-11-27T20:00:00", "yesterday", "-5m"):
         with pytest.raises(ValueError):
             parse_when(bad, now)
+
+
+def ship(address: str, node: str, batches: list[list[dict]]) -> None:
+    """One agent's EventIngest.Send stream: every batch, each acknowledged before this returns."""
+    import grpc
+
+    from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
+
+    requests = [events_pb2.EventBatch(batch_id=n + 1, node=node, events=[
+        events_pb2.Event(id=e["id"], json=compact(e)) for e in batch]) for n, batch in enumerate(batches)]
+    with grpc.insecure_channel(address) as channel:
+        acks = list(events_pb2_grpc.EventIngestStub(channel).Send(iter(requests), timeout=60))
+    assert [ack.batch_id for ack in acks] == [r.batch_id for r in requests]
+
+
+def test_many_watches_with_agents_shipping_at_once_print_every_event_once(collector, db_url):  # noqa: F811
+    """Five `events watch` processes (pages, a filter, a table) while two agents ship through the collector
+    and another replica writes to the same database: each prints every emission once, in order."""
+    start = encode_resume_token(latest_seq(db_url))
+    watches = [Watch(collector.address, "-o", "json", "--resume-token", start) for _ in range(3)]
+    watches.append(Watch(collector.address, "-o", "json", "--namespace", "bank", "--resume-token", start))
+    table = Watch(collector.address, "--resume-token", start)
+    agents = {node: [[event(1000 + 100 * a + 10 * b + i, namespace=("bank" if i % 3 == 0 else "shop"),
+                            host=node) for i in range(10)] for b in range(8)]
+              for a, node in enumerate(["node-a", "node-b"])}
+    # Re-emissions of some of the first batch's events, grown, in a later batch of the same agent.
+    agents["node-a"].append([event(1000 + i, count=3, namespace=("bank" if i % 3 == 0 else "shop"),
+                                   host="node-a") for i in range(0, 10, 2)])
+    replica = [event(5000 + i, namespace="bank") for i in range(20)]
+    try:
+        threads = [threading.Thread(target=ship, args=(collector.address, node, batches))
+                   for node, batches in agents.items()]
+        threads.append(threading.Thread(target=ingest, args=(db_url, replica)))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        emitted = [e for batches in agents.values() for batch in batches for e in batch] + replica
+        final = {e["id"]: e for e in emitted if e["record"]["count"] == 1}
+        final.update({e["id"]: e for e in emitted if e["record"]["count"] > 1})
+        for watch, where in zip(watches, [None, None, None, "bank"]):
+            wanted = {i: e["record"]["count"] for i, e in final.items()
+                      if where is None or e["source_namespace"] == where}
+            # Every event once, and a re-emission once more unless the watch came to it after it grew.
+            counts: dict[str, int] = {}
+            while counts != wanted:
+                got = json.loads(watch.take(1)[0])
+                assert got["id"] in wanted, f"{got['id']} does not match"
+                assert got["record"]["count"] > counts.get(got["id"], 0), f"{got['id']} printed twice"
+                counts[got["id"]] = got["record"]["count"]
+        rows = table.take(1 + len(final))  # the header, then a row per event at least
+        assert rows[0].split()[:2] == ["TIME", "SOURCE"]
+    finally:
+        for watch in [*watches, table]:
+            watch.close()

@@ -434,3 +434,198 @@ async def test_a_database_from_before_the_side_table_namespaces_is_filled_in(tmp
                     [e for e in events if e["source_namespace"] == namespace and feed in e["record"]["feeds"]])
     finally:
         await store.close()
+
+
+# -- many watches, pages, the shared tail ---------------------------------------------------------------------
+
+
+class PageWatcher:
+    """One Watch call asking up to `max_events` per response (0: one each): (event dict, token seq) for each
+    event received, in order; the token is the response's (after its last event)."""
+
+    def __init__(self, stub, where: events_pb2.EventFilter | None = None, token: str = "",
+                 max_events: int = 1000) -> None:
+        self.call = stub.Watch(events_pb2.WatchEventsRequest(filter=where, resume_token=token,
+                                                             max_events=max_events))
+        self.max_events = max_events
+        self.received: list[tuple[dict, int]] = []
+        self.reached = decode_resume_token(token) if token else -1
+        self.sizes: list[int] = []
+
+    async def until(self, seq: int, timeout: float = 30.0) -> None:
+        """Read until the resume point is at `seq` or past it."""
+        async def read() -> None:
+            while self.reached < seq:
+                message = await self.call.read()
+                assert message is not grpc.aio.EOF, "the watch ended"
+                if self.max_events:
+                    assert not message.HasField("event")
+                    assert len(message.events) <= self.max_events
+                    events = list(message.events)
+                else:
+                    assert not message.events
+                    events = [message.event] if message.HasField("event") else []
+                self.sizes.append(len(events))
+                reached = decode_resume_token(message.resume_token)
+                assert reached >= self.reached, "the resume point went back"
+                self.reached = reached
+                self.received += [(event_from_pb(e), reached) for e in events]
+
+        await asyncio.wait_for(read(), timeout)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+
+def check_once_in_order(received: list[dict], expected: dict[str, int]) -> None:
+    """Every event of `expected` (id -> last count) came, its emissions each once with a growing count,
+    and nothing else came."""
+    counts: dict[str, int] = {}
+    for got in received:
+        assert got["id"] in expected, f"{got['id']} does not match the filter"
+        assert got["record"]["count"] > counts.get(got["id"], 0), f"{got['id']}: an emission came twice"
+        counts[got["id"]] = got["record"]["count"]
+    assert counts == expected, "an event or its last emission was missed"
+
+
+FILTERS = [
+    None,
+    events_pb2.EventFilter(namespace="bank"),
+    events_pb2.EventFilter(pod="web-7d4b9c-3"),
+    events_pb2.EventFilter(pod="web-7d4b9c-*", host="node-1"),
+    events_pb2.EventFilter(feed="malware"),
+    events_pb2.EventFilter(domain="EVIL2.example."),
+    events_pb2.EventFilter(namespace="shop", feed="c2", since=ts(100)),
+]
+
+
+@pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3, watch_batch=7,
+                                                     tail_events=40)])
+async def test_many_watches_with_concurrent_ingest_get_every_event_once_in_order(served, store_url) -> None:
+    """Three writers at once, two through this store (their rows reach the watches without a read back) and
+    one through another store on the same database (read by polling), new events and re-emissions; watches
+    of every kind: filtered or not, pages large and small or one event each, from the start or from later,
+    and one that waits until everything is written and catches up from the store (the tail holds 40)."""
+    from collector.store import open_store
+
+    rng = random.Random(11)
+    made: dict[int, dict] = {}
+    other = await open_store(store_url)
+
+    def next_batch() -> list[dict]:
+        batch = []
+        for _ in range(rng.randint(1, 15)):
+            if made and rng.random() < 0.3:
+                number = rng.choice(sorted(made))
+                before = made[number]
+                grown = event(number, count=before["record"]["count"] + rng.randint(1, 3),
+                              namespace=before["source_namespace"], feeds=tuple(before["record"]["feeds"]),
+                              seconds=number % 300)
+            else:
+                number = len(made) + 1000 * rng.randint(0, 2)
+                while number in made:
+                    number += 1
+                grown = event(number, namespace=rng.choice(["shop", "bank"]),
+                              feeds=rng.choice([("c2",), ("malware",), ("c2", "malware")]), seconds=number % 300)
+            made[number] = grown
+            batch.append(grown)
+        return batch
+
+    async def produce(store, rounds: int, ring: bool) -> None:
+        for _ in range(rounds):
+            await store.ingest_events(next_batch())
+            if ring:
+                served.bell.ring()
+            await asyncio.sleep(rng.random() * 0.01)
+
+    try:
+        watchers = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=size)
+                    for where in FILTERS for size in (1000, 3, 0)]
+        await asyncio.gather(*(watcher.until(0) for watcher in watchers))
+        writers = [asyncio.create_task(produce(served.store, 25, True)),
+                   asyncio.create_task(produce(served.store, 25, False)),
+                   asyncio.create_task(produce(other, 15, False))]
+        await asyncio.sleep(0.05)
+        late = [PageWatcher(served.stub, where, token=encode_resume_token(0)) for where in FILTERS]  # joining
+        await asyncio.gather(*writers)
+        latest = await served.store.latest_event_seq()
+        slow = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=5) for where in FILTERS]
+        everyone = watchers + late + slow
+        await asyncio.gather(*(watcher.until(latest) for watcher in everyone))
+    finally:
+        await other.close()
+    wheres = [where for where in FILTERS for _ in (1000, 3, 0)] + FILTERS + FILTERS
+    for watcher, where in zip(everyone, wheres, strict=True):
+        matching = await served.store.events_since(0, filter_from_pb(where or events_pb2.EventFilter()),
+                                                   MAX_PAGE_SIZE)
+        expected = {stored.event["id"]: stored.event["record"]["count"] for stored in matching}
+        assert expected or where is not None
+        check_once_in_order([got for got, _ in watcher.received], expected)
+        watcher.cancel()
+    assert max(max(w.sizes) for w in watchers[::3]) > 3  # pages of several events were sent
+
+
+@pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3, watch_batch=7,
+                                                     max_response_bytes=3000)])
+async def test_a_response_stays_within_the_byte_budget_but_holds_at_least_one_event(served) -> None:
+    watcher = PageWatcher(served.stub, token=encode_resume_token(0), max_events=1000)
+    big = event(1)
+    big["source_labels"] = {"padding": "x" * 5000}  # larger than the budget alone
+    await served.store.ingest_events([big] + [event(n) for n in range(2, 40)])
+    await watcher.until(await served.store.latest_event_seq())
+    check_once_in_order([got for got, _ in watcher.received], {f"{n:032x}": 1 for n in range(1, 40)})
+    sizes = [size for size in watcher.sizes if size]
+    assert sizes[0] == 1 and max(sizes) > 1  # the large one alone; the others a few to a response
+    assert max(sizes) * 1200 < 3000 * 2
+    watcher.cancel()
+
+
+async def test_a_watch_resumed_inside_the_tail_gets_no_superseded_emission(served) -> None:
+    # A watch attached keeps the tail reading; the other resumes from before an event that grew since.
+    keeper = PageWatcher(served.stub)
+    await keeper.until(0)
+    await served.store.ingest_events([event(1), event(2)])  # seqs 1, 2
+    served.bell.ring()
+    await keeper.until(2)
+    await served.store.ingest_events([event(1, count=4)])  # seq 3: event 1's seq 1 is no longer a row
+    served.bell.ring()
+    await keeper.until(3)
+    resumed = PageWatcher(served.stub, token=encode_resume_token(0))
+    await resumed.until(3)
+    assert [(got["id"][-1], got["record"]["count"]) for got, _ in resumed.received] == [("2", 1), ("1", 4)]
+    keeper.cancel()
+    resumed.cancel()
+
+
+async def test_watch_filters_and_the_store_filters_agree(served) -> None:
+    """The tail's test of a filter (on the columns, the side values from the JSON) and its column indexes
+    select what the store's SQL selects, for random events and filters."""
+    from collector.shell.eventtail import EventTail
+    from collector.shell.grpc_events import _page, encode_watched_event
+
+    rng = random.Random(5)
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page)
+    async with tail.attached():
+        while not tail.holds(0):
+            await tail.wait(0)
+        events = [event(n, namespace=rng.choice(["a", "b", "c"]), pod=rng.choice(["p-1", "p-2", "q-1"]),
+                        feeds=tuple(rng.sample(["f1", "f2", "f3"], rng.randint(0, 2))),
+                        domains=tuple(rng.sample(["x.example", "Y.example", "z.example"], rng.randint(0, 2))),
+                        host=rng.choice(["n1", "n2"]), type_=rng.choice(["t1", "t2"]), seconds=rng.randint(0, 50))
+                  for n in range(300)]
+        for start in range(0, 300, 50):
+            await served.store.ingest_events(events[start:start + 50])
+        latest = await served.store.latest_event_seq()
+        assert tail.head == latest  # handed over by the store, not read back
+        for _ in range(200):
+            where = EventFilter(
+                namespace=rng.choice([None, "a", "b"]), pod=rng.choice([None, "p-1", "q-*", "q-1"]),
+                feed=rng.choice([None, "f1", "f3"]), domain=rng.choice([None, "y.example", "x.example."]),
+                type=rng.choice([None, "t1"]), host=rng.choice([None, "n2"]),
+                since=rng.choice([None, T0 + dt.timedelta(seconds=rng.randint(0, 50))]),
+                until=rng.choice([None, T0 + dt.timedelta(seconds=rng.randint(0, 50))]))
+            stored = await served.store.events_since(0, where, MAX_PAGE_SIZE)
+            encoded, seqs, reached = tail.after(0, where, limit=1000, max_bytes=1 << 30, with_seqs=True)
+            sent = events_pb2.EventWatchResponse.FromString(b"".join(encoded)).events
+            assert [(s.seq, json.loads(s.body)["id"]) for s in stored] == list(zip(seqs, (e.id for e in sent)))
+            assert reached == latest
