@@ -2,9 +2,10 @@
 
 The detection core runs in this one process, one after the other, so that the dnslib-per-packet baseline and
 our replay see the same machine: this machine is shared and noisy, and the ratio is the figure to trust.
-Then the collector's event path (bench/ingest.py, bench/eventlist.py) and, where network namespaces can be
-made (root), live capture under dnsperf load (bench/live.py) and the latency from a packet to an
-`events watch` (bench/e2e.py). `--only core,feeds,ingest,list,live,e2e` picks sections.
+Then the collector's event path (bench/ingest.py, bench/eventlist.py), its event watches (bench/watch.py)
+and, where network namespaces can be made (root), live capture under dnsperf load (bench/live.py) and the
+latency from a packet to an `events watch` (bench/e2e.py). `--only core,feeds,ingest,list,watch,live,e2e`
+picks sections.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.eventlist import measure as measure_list
 
         rows += measure_list()
+    if "watch" in chosen:
+        from bench.watch import measure as measure_watch
+
+        rows += measure_watch()
     if "live" in chosen:
         rows += _live_rows()
     if "e2e" in chosen:
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SECTIONS = ("core", "feeds", "ingest", "list", "live", "e2e")
+SECTIONS = ("core", "feeds", "ingest", "list", "watch", "live", "e2e")
 
 
 def _live_rows() -> list[tuple]:

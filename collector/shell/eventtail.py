@@ -91,6 +91,8 @@ class EventTail:
         self._attached = 0
         self._reader: asyncio.Task[None] | None = None
         self._read_done: asyncio.Future[None] | None = None  # resolved after each read
+        self._signalled_at = 0.0
+        self._signal_timer: asyncio.TimerHandle | None = None
         self._plans: dict[EventFilter, tuple[Callable[[EventChange], bool] | None, tuple[str, ...]]] = {}
         self._indexes: dict[str, dict[str, list[int]]] = {}  # column -> value -> seqs held with it
 
@@ -245,8 +247,21 @@ class EventTail:
 
     def _signal(self) -> None:
         """A read happened (or failed, or the bell closed): wake every waiting watch."""
+        self._signalled_at = time.monotonic()
+        if self._signal_timer is not None:
+            self._signal_timer.cancel()
+            self._signal_timer = None
         if self._read_done is not None and not self._read_done.done():
             self._read_done.set_result(None)
+
+    def _signal_soon(self) -> None:
+        """`_signal`, but not sooner than read_interval_seconds after the last: rows handed over after each
+        commit would otherwise wake every watch 30-50 times a second, each to send a small page."""
+        wait = self._settings.read_interval_seconds - (time.monotonic() - self._signalled_at)
+        if wait <= 0:
+            self._signal()
+        elif self._signal_timer is None:
+            self._signal_timer = asyncio.get_running_loop().call_later(wait, self._signal)
 
     # -- the reader -----------------------------------------------------------------------------------------
 
@@ -299,7 +314,7 @@ class EventTail:
         skip = self._head + 1 - first_seq
         if skip < len(rows):
             self._append(rows[skip:], range(first_seq + skip, first_seq + len(rows)))
-            self._signal()
+            self._signal_soon()
 
     def _append(self, changes: list[Row], numbers: Iterable[int]) -> None:
         held, seqs = self._held, self._seqs
