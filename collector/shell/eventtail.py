@@ -32,6 +32,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -319,21 +320,23 @@ class EventTail:
     def _append(self, changes: list[Row], numbers: Iterable[int]) -> None:
         held, seqs = self._held, self._seqs
         new_seqs = list(numbers)
-        for change, seq in zip(changes, new_seqs):
-            # The store holds one row per id, at its newest number: an older change of the id held here is
-            # superseded, and dropped (its encoding emptied), so that a watch reading here gets what it
-            # would have read from the store.
-            before = held.get(change.id)
-            if before is not None:
-                index = bisect.bisect_left(seqs, before)
-                self._encoded[index] = b""
-            held[change.id] = seq
+        ids = [change.id for change in changes]
+        # The store holds one row per id, at its newest number: an older change of an id held here is
+        # superseded, and dropped (its encoding emptied), so that a watch reading here gets what it would
+        # have read from the store. Most new rows are new ids: looked for all at once.
+        if not held.keys().isdisjoint(ids):
+            for event_id in ids:
+                before = held.get(event_id)
+                if before is not None:
+                    self._encoded[bisect.bisect_left(seqs, before)] = b""
+        held.update(zip(ids, new_seqs))
         self._changes += changes
         self._encoded += [None] * len(changes)
         seqs += new_seqs
         for column, index in self._indexes.items():
+            value_of = operator.attrgetter(column)
             for change, seq in zip(changes, new_seqs):
-                index.setdefault(getattr(change, column), []).append(seq)
+                index.setdefault(value_of(change), []).append(seq)
         self._head = new_seqs[-1]
         self._pages.clear()
         self._trim()

@@ -275,14 +275,20 @@ def encode_watched_event(change: EventChange) -> bytes:
     every new event once); tests/collector/test_events_wire.py checks it against protobuf's encoder."""
     event_id = change.id.encode()
     body = change.body if isinstance(change.body, bytes) else change.body.encode()
-    event = b"".join((b"\x0a", _varint(len(event_id)), event_id) if event_id else ()) + b"".join(
-        (b"\x12", _varint(len(body)), body) if body else ())  # proto3 leaves empty strings out
-    return b"".join((b"\x1a", _varint(len(event)), event))
+    # proto3 leaves empty strings out
+    event = ((b"\x0a" + _varint(len(event_id)) + event_id if event_id else b"")
+             + (b"\x12" + _varint(len(body)) + body if body else b""))
+    return b"\x1a" + _varint(len(event)) + event
+
+
+_ONE_BYTE = [bytes((number,)) for number in range(0x80)]
 
 
 def _varint(number: int) -> bytes:
     if number < 0x80:
-        return bytes((number,))
+        return _ONE_BYTE[number]
+    if number < 0x4000:  # an event's usual length: 1-2 kB
+        return bytes((number & 0x7F | 0x80, number >> 7))
     out = bytearray()
     while number >= 0x80:
         out.append(number & 0x7F | 0x80)
