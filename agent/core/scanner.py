@@ -54,6 +54,10 @@ class Damaged(ValueError):
 
 MAX_NAME_OCTETS = 255  # RFC 1035 §3.1, in wire form with the root label
 MAX_POINTER_JUMPS = 127  # a 255-octet name has at most 127 labels, so no honest name needs more jumps
+# read_names_once reads a message's first names as read_name does: remembering costs a few times a plain walk,
+# honest messages have a few names, and the first 16 walks of a hostile one cost at most 16 × 254 steps.
+PLAIN_NAMES = 16
+_NAMES_READ = -1  # the key under which `walked` counts them (positions are 0 or more)
 
 
 def read_name(message: bytes, offset: int) -> tuple[bytes, int]:
@@ -116,6 +120,10 @@ def read_names_once(message: bytes, offset: int, walked: dict) -> tuple[bytes, i
     still see that pointer land before its start), and the offset after that run.
     Names, offsets and errors are `read_name`'s: the same rules, counted over the whole name.
     """
+    names_read = walked.get(_NAMES_READ, 0)
+    if names_read < PLAIN_NAMES:
+        walked[_NAMES_READ] = names_read + 1
+        return read_name(message, offset)
     start = offset
     parts = []
     jumps = 0
@@ -262,6 +270,7 @@ class Matcher:
         found = None
         damaged = False
         offset = 12
+        walked = None  # one per message, shared by its questions and records: see read_names_once
         try:
             if qdcount == 1 and message[12] < 64:
                 # The question is almost never compressed: try the slice up to the first zero byte.
@@ -290,7 +299,7 @@ class Matcher:
                     if offset > size:
                         raise Damaged("question truncated")
             if other_records:
-                found = self._scan_records(message, offset, qdcount, found)
+                found = self._scan_records(message, offset, qdcount, found, walked)
         except (IndexError, Damaged):
             damaged = True
         except _DamagedWith as stop:
@@ -299,7 +308,8 @@ class Matcher:
             return DAMAGED if damaged else CLEAN
         return damaged, self._matches(found)
 
-    def _scan_records(self, message: bytes, offset: int, qdcount: int, found: list | None) -> list | None:
+    def _scan_records(self, message: bytes, offset: int, qdcount: int, found: list | None,
+                      walked: dict | None) -> list | None:
         size = len(message)
         ancount = message[6] << 8 | message[7]
         nscount = message[8] << 8 | message[9]
@@ -311,7 +321,8 @@ class Matcher:
             return found
         ip_feeds = self._ip_feeds
         lookup = self._lookup
-        walked: dict = {}  # see read_names_once: the names of one message cost steps in proportion to its length
+        if walked is None:
+            walked = {}
         # Where the names already checked start: an owner that is just a pointer to one of them (the
         # question, the previous CNAME's target: the usual shape of an answer) needs no second look.
         checked = {12} if qdcount else set()
