@@ -1,9 +1,9 @@
 """A doorbell between the event ingest and the event watches of one collector process.
 
-The ingest rings it after every durable write; each `Events.Watch` stream waits on it between two reads of
-the store's change sequence. It only shortens the wait: with several replicas on one PostgreSQL database the
-other replicas' writes ring no bell here, so a watch also re-reads the store every so often whatever the bell
-says (collector/shell/grpc_events.py).
+The ingest rings it after every durable write; the reader of new rows that every `Events.Watch` stream of
+the process shares waits on it between two reads of the store's change sequence. It only shortens the wait:
+with several replicas on one PostgreSQL database the other replicas' writes ring no bell here, so the reader
+also re-reads the store every so often whatever the bell says (collector/shell/eventtail.py).
 
     bell = EventBell()
     ticket = bell.ticket()               # before reading the store

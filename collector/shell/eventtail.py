@@ -20,7 +20,8 @@ before the rows, and writers commit in number order). So a watch that has consid
 `head` may move its resume point to `head`.
 
     tail = EventTail(store, bell, encode, frame)
-    async with tail.attached():                  # the reader runs while a watch is attached
+    async with tail.attached() as place:         # the reader runs while a watch is attached
+        place.cursor = cursor                    # what it still needs is kept for it
         if tail.holds(cursor):
             response, count, cursor = tail.page(cursor, where, limit=500, max_bytes=1 << 20)
         await tail.wait(cursor)                  # until the next read, if nothing after cursor is held
@@ -43,7 +44,7 @@ from collector.store import StoreError
 from collector.store.base import EventFilter
 from collector.store.events import MAX_CHANGES_READ, EventChange, EventRow, change_filter
 
-__all__ = ["EventTail", "TailSettings"]
+__all__ = ["EventTail", "Place", "TailSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,11 @@ class TailSettings:
     """How much the tail keeps and how often it reads."""
 
     window_events: int = 20_000
-    """Rows kept in memory (each about twice its JSON: the text and its encoding); a watch further behind
-    reads the store itself. 20,000 events of 1 kB are about 50 MB, a second of ingest at full speed."""
+    """Rows always kept in memory (each about twice its JSON: the text and its encoding): 20,000 events of
+    1 kB are about 50 MB, a second of ingest at full speed."""
+    max_held_bytes: int = 64 << 20
+    """Older rows are kept too while an attached watch still needs them, up to this much JSON in all; a watch
+    behind what is held reads the store itself."""
     poll_seconds: float = 1.0
     """The longest wait between two reads when the bell stays silent: other replicas writing to the same
     PostgreSQL database ring no bell here, and their writes are seen within this."""
@@ -68,6 +72,15 @@ class TailSettings:
     after each of the 30-50 commits a second of a busy ingest cost it a fifth of its rate here)."""
     read_batch: int = MAX_CHANGES_READ
     """Rows read per query at most: what one group commit writes, so that one read per commit keeps up."""
+
+
+class Place:
+    """Where one attached watch is: `cursor`, its resume point, which it keeps up to date."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self) -> None:
+        self.cursor = 1 << 62  # not yet known: needs nothing
 
 
 class EventTail:
@@ -90,6 +103,8 @@ class EventTail:
         self._head = 0
         self._failure: StoreError | None = None
         self._attached = 0
+        self._places: set[Place] = set()
+        self._bytes = 0  # the JSON held, for max_held_bytes
         self._reader: asyncio.Task[None] | None = None
         self._read_done: asyncio.Future[None] | None = None  # resolved after each read
         self._signalled_at = 0.0
@@ -113,16 +128,20 @@ class EventTail:
         return self._bell.closed
 
     @contextlib.asynccontextmanager
-    async def attached(self) -> AsyncIterator["EventTail"]:
-        """One watch attached for the duration; the reader runs while at least one is."""
+    async def attached(self) -> AsyncIterator[Place]:
+        """One watch attached for the duration; the reader runs while at least one is. The watch keeps its
+        resume point in the Place it is given, so that what it still needs is kept for it."""
+        place = Place()
+        self._places.add(place)
         self._attached += 1
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read(), name="event tail")
             if hasattr(self._store, "add_change_listener"):
                 self._store.add_change_listener(self._published)
         try:
-            yield self
+            yield place
         finally:
+            self._places.discard(place)
             self._attached -= 1
             if self._attached == 0 and self._reader is not None:
                 self._reader.cancel()
@@ -131,7 +150,7 @@ class EventTail:
                     self._store.remove_change_listener(self._published)
                 # Nothing keeps what is held up to date now: the next reader starts afresh.
                 self._changes, self._encoded, self._seqs, self._floor = [], [], [], None
-                self._held, self._pages, self._indexes = {}, {}, {}
+                self._held, self._pages, self._indexes, self._bytes = {}, {}, {}, 0
                 self._signal()
 
     def holds(self, cursor: int) -> bool:
@@ -331,6 +350,7 @@ class EventTail:
                     self._encoded[bisect.bisect_left(seqs, before)] = b""
         held.update(zip(ids, new_seqs))
         self._changes += changes
+        self._bytes += sum(len(change.body) for change in changes)
         self._encoded += [None] * len(changes)
         seqs += new_seqs
         for column, index in self._indexes.items():
@@ -342,12 +362,25 @@ class EventTail:
         self._trim()
 
     def _trim(self) -> None:
-        """Keep the newest window_events rows; trimmed a quarter of the window at a time, so that the lists
-        are not shifted on every read."""
+        """Keep the newest window_events rows, and older ones while an attached watch still needs them and
+        what is held stays within max_held_bytes; trimmed a quarter of the window at a time, so that the
+        lists are not shifted on every read."""
         window = self._settings.window_events
         excess = len(self._seqs) - window
         if excess <= window // 4:
             return
+        # A watch behind the window (a slow consumer, or a burst) keeps what it has still to send: read
+        # here, its pages are shared with the watches at the same place, where from the store each of a
+        # hundred laggards read and encoded every event again, for itself.
+        slowest = min((place.cursor for place in self._places), default=self._head)
+        excess = min(excess, bisect.bisect_right(self._seqs, slowest))
+        bytes_after = self._bytes - sum(len(change.body) for change in self._changes[:excess])
+        while bytes_after > self._settings.max_held_bytes and excess < len(self._seqs) - window:
+            bytes_after -= len(self._changes[excess].body)
+            excess += 1
+        if excess <= 0:
+            return
+        self._bytes = bytes_after
         self._floor = self._seqs[excess - 1]
         for change, seq in zip(self._changes[:excess], self._seqs[:excess]):
             if self._held.get(change.id) == seq:

@@ -187,7 +187,8 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
         where = filter_from_pb(request.filter)
         settings, store = self._settings, self._store
         per_response = min(request.max_events, settings.max_events)  # 0: one event per response, in `event`
-        async with self._tail.attached() as tail:
+        tail = self._tail
+        async with tail.attached() as place:
             try:
                 # From now: the store's latest number, not what the tail has read, which may lag it a little.
                 cursor = (decode_resume_token(request.resume_token) if request.resume_token
@@ -200,6 +201,7 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the event store failed: {error}")
             # The first message says where this stream starts, so a client stopped before any event can still
             # resume from here.
+            place.cursor = cursor
             yield _token_field(cursor)
             last_sent = time.monotonic()
             while not tail.closed:
@@ -212,7 +214,7 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, f"the event store failed: {error}")
                 for response in responses:
                     yield response
-                cursor = max(cursor, reached)
+                cursor = place.cursor = max(cursor, reached)
                 if responses:
                     last_sent = time.monotonic()
                 if more:

@@ -311,10 +311,15 @@ class EventChange:
         self.time = time
         """The event's `time`, epoch seconds."""
         self.type = type
+        """The event's `type`."""
         self.host = host
+        """The node that reported it (`host`)."""
         self.namespace = namespace
+        """`source_namespace`."""
         self.pod = pod
+        """`source_name`."""
         self.pod_aggr = pod_aggr
+        """`source_name_aggr`."""
         self._sides: tuple[frozenset[str], frozenset[str]] | None = None
 
     @property

@@ -629,3 +629,30 @@ async def test_watch_filters_and_the_store_filters_agree(served) -> None:
             sent = events_pb2.EventWatchResponse.FromString(b"".join(encoded)).events
             assert [(s.seq, json.loads(s.body)["id"]) for s in stored] == list(zip(seqs, (e.id for e in sent)))
             assert reached == latest
+
+
+@pytest.mark.parametrize("max_held_bytes", [1 << 30, 100_000])
+async def test_the_tail_keeps_what_a_watch_behind_still_needs_within_its_budget(served, max_held_bytes) -> None:
+    from collector.shell.eventtail import EventTail, TailSettings
+    from collector.shell.grpc_events import _page, encode_watched_event
+
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page,
+                     TailSettings(window_events=40, max_held_bytes=max_held_bytes))
+    async with tail.attached() as behind, tail.attached() as ahead:
+        while not tail.holds(0):
+            await tail.wait(0)
+        behind.cursor = ahead.cursor = tail.head
+        for start in range(0, 400, 20):
+            await served.store.ingest_events([event(n) for n in range(start, start + 20)])
+            ahead.cursor = tail.head  # one watch keeps up, the other sends nothing
+        assert tail.head == 400
+        if max_held_bytes > 1 << 20:
+            assert tail.holds(behind.cursor)  # all 400 kept for the watch behind
+            encoded, _, reached = tail.after(behind.cursor, EventFilter(), limit=1000, max_bytes=1 << 30)
+            assert len(encoded) == 400 and reached == 400
+        else:
+            assert not tail.holds(behind.cursor)  # it reads the store; what is held stays within the budget
+            assert tail.holds(400 - 40) and tail._bytes <= max_held_bytes
+        behind.cursor = tail.head
+        await served.store.ingest_events([event(n) for n in range(400, 420)])
+        assert not tail.holds(0) and tail.holds(420 - 40)  # nobody behind: back to the window
