@@ -341,13 +341,14 @@ def _watch_events(args: argparse.Namespace) -> int:
                         stopper.printing = True
                         answered = True
                         backoff = _BACKOFF_MIN_SECONDS
-                        if message.events:
+                        # A collector from before pages sends one event per response, in `event`.
+                        events = message.events or ([message.event] if message.HasField("event") else [])
+                        if events:
                             # A page at a time: one write and one flush per response, not per event.
                             if args.output == "json":
-                                lines = [_json_line(event) for event in message.events]
+                                lines = [_json_line(event) for event in events]
                             else:
-                                lines = [_fixed(event_row(event_from_pb(event)), widths)
-                                         for event in message.events]
+                                lines = [_fixed(event_row(event_from_pb(event)), widths) for event in events]
                                 if not printed_header:
                                     lines.insert(0, _fixed(EVENT_COLUMNS, widths))
                                     printed_header = True

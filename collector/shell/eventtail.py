@@ -1,23 +1,22 @@
 """The newest rows of the event store's change sequence, held once for every event watch of the process.
 
-A watch used to read the store itself, twice per ring of the bell (the latest number, then its rows): with
-a hundred watches that was two hundred queries per ingest commit, queued on the store's one thread in front
-of the next commit. The tail is the one reader instead: after each ring (or each `poll_seconds`, for the
-writes of other replicas) it reads what was stored since its last read, unfiltered, and keeps the newest
-`window_events` rows in memory with each row's wire encoding, made once. Every watch whose resume point is
-inside the window takes its pages from here (a filter is tested on the row's columns, `change_filter`); one
-that is further behind (an old resume token, or a consumer too slow for the window) reads its own pages
-from the store with the filter in SQL until it reaches the window.
+Each watch reading the store itself cost two queries per ring of the bell (the latest number, then its
+rows): with a hundred watches, two hundred queries per ingest commit, queued on the store's one thread in
+front of the next commit. The tail is the one reader instead. The rows this process's ingest commits are
+handed over by the store, numbered (`add_change_listener`), and held as they are, with no read back; after
+each ring, or each `poll_seconds` for other replicas' writes, it reads what else was stored since (on the
+store's reading connection, beside the writes). Watches are woken at most every `read_interval_seconds`.
 
-The rows this process's ingest writes are not even read back: the store hands each group commit's rows,
-numbered, to the tail (`add_change_listener`), so that with one collector the reads after each ring find
-nothing new and cost a query that returns no row. Reading every new row back (its JSON decoded, and encoded
-again for the wire) had cost the ingest a fifth of its rate with a single watch attached.
+It keeps the newest `window_events` rows, and older ones while an attached watch still needs them (within
+`max_held_bytes`), each with its wire encoding made once, when first asked for. A watch whose resume point is
+held takes its pages from here: unfiltered watches at the same place share one response, and a filter on the
+namespace, pod, host or type reads only its rows through a column index; its test (`change_filter`) is the
+SQL filter's. A watch further behind reads its own pages from the store, filtered there, until it is held.
 
-The guarantee a watch gives rests on what the reader keeps: every row changed after `floor` and up to `head`
-is held, in sequence order, and no change numbered at or below `head` can still appear (the number is read
-before the rows, and writers commit in number order). So a watch that has considered every held row up to
-`head` may move its resume point to `head`.
+The guarantee a watch gives rests on what is held: every row changed after `floor` and up to `head` is
+held, in sequence order, and no change numbered at or below `head` can still appear (a read takes the number
+before the rows, writers commit in number order, and a commit is handed over whole). So a watch that has
+considered every held row up to `head` may move its resume point to `head`.
 
     tail = EventTail(store, bell, encode, frame)
     async with tail.attached() as place:         # the reader runs while a watch is attached

@@ -422,3 +422,42 @@ def test_many_watches_with_agents_shipping_at_once_print_every_event_once(collec
     finally:
         for watch in [*watches, table]:
             watch.close()
+
+
+def test_watch_prints_the_single_events_of_a_collector_from_before_pages():
+    """A collector that predates pages answers `max_events` with one event per response, in `event`: a
+    stand-in for it (a real gRPC server sending what such a collector sent) is still followed."""
+    from concurrent import futures
+
+    import grpc
+
+    from dnswatch_pb.v1 import events_pb2
+
+    singles = [event(70), event(71, count=2)]
+
+    def watch(request, context):
+        assert request.max_events > 0  # asked for pages, and gets singles all the same
+        yield events_pb2.EventWatchResponse(resume_token=encode_resume_token(0))
+        for n, one in enumerate(singles, 1):
+            yield events_pb2.EventWatchResponse(event=events_pb2.Event(id=one["id"], json=compact(one)),
+                                                resume_token=encode_resume_token(n))
+        while context.is_active():
+            context_done.wait(0.5)
+
+    context_done = threading.Event()
+    handler = grpc.method_handlers_generic_handler("dnswatch.v1.Events", {
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=events_pb2.WatchEventsRequest.FromString,
+            response_serializer=events_pb2.EventWatchResponse.SerializeToString)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    watcher = Watch(f"127.0.0.1:{port}", "-o", "json")
+    try:
+        assert watcher.take(2) == [compact(one) for one in singles]
+        code, err = watcher.stop()
+        assert code == 0 and f"--resume-token {encode_resume_token(2)}" in err
+    finally:
+        watcher.close()
+        context_done.set()
+        server.stop(None)
