@@ -108,12 +108,9 @@ def capture_windows(data: bytes) -> Iterator[bytes]:
         yield (preamble + b"".join(packets[start:start + WINDOW]))[:MAX_SEED]
 
 
-def pcapng_with(frames, tsresol: bytes | None = None, tsoffset: int | None = None, linktype: int = 1,
-                ticks: list[int] | None = None) -> bytes:
-    """A pcapng capture whose one interface says `if_tsresol` / `if_tsoffset` (wire.py's writer says neither).
-
-    Packets are stamped `ticks` (in the interface's resolution) when given, else their frames' times in
-    microseconds."""
+def pcapng_with(frames, tsresol: bytes | None = None, tsoffset: int | None = None, linktype: int = 1) -> bytes:
+    """A pcapng capture whose one interface says `if_tsresol` / `if_tsoffset` (wire.py's writer says neither),
+    its packets stamped with their frames' times in microseconds, whatever the resolution says."""
     options = b""
     if tsresol is not None:
         options += struct.pack("<HH", 9, 1) + tsresol + b"\x00\x00\x00"
@@ -123,8 +120,8 @@ def pcapng_with(frames, tsresol: bytes | None = None, tsoffset: int | None = Non
     out = io.BytesIO()
     wire.PcapngWriter(out)  # the section header block
     out.write(_block(1, idb))
-    for index, (ts, _linktype, frame) in enumerate(frames):
-        stamp = ticks[index] if ticks is not None else int(ts * 1_000_000)
+    for ts, _linktype, frame in frames:
+        stamp = int(ts * 1_000_000)
         body = struct.pack("<IIIII", 0, stamp >> 32 & 0xFFFFFFFF, stamp & 0xFFFFFFFF, len(frame), len(frame))
         out.write(_block(6, body + frame + b"\x00" * (-len(frame) % 4)))
     return out.getvalue()
