@@ -92,6 +92,8 @@ class CollectorSettings:
     """`text` for people, `json` for one object per line (log shippers)."""
     metrics_port: int | None = None
     """Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port); None: not at all."""
+    pull_timeout: float = 60.0
+    """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
 
     @property
     def insecure(self) -> bool:
@@ -120,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between looks at --feeds-dir (default: 5)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus /metrics and the /healthz, /readyz probes over HTTP on this port")
+    parser.add_argument("--pull-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds one feed pull may take in all, retries included, and so the longest a "
+                        "`dnswatch feeds sync` waits (default: 60)")
     add_log_arguments(parser)
     add_security_arguments(parser)
     return parser
@@ -137,13 +142,16 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.feeds_dir_poll <= 0:
         raise UsageError("--feeds-dir-poll must be more than 0 seconds")
+    if not 0 < args.pull_timeout < float("inf"):
+        raise UsageError(f"--pull-timeout {args.pull_timeout:g}: expected a number of seconds, more than 0")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected a port number, 0 to 65535")
     security = server_security_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
-                             log_format=args.log_format, metrics_port=args.metrics_port)
+                             log_format=args.log_format, metrics_port=args.metrics_port,
+                             pull_timeout=args.pull_timeout)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -190,8 +198,9 @@ def _kube_api_client(settings: CollectorSettings):
 
 async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 on_listening: Callable[[int], None] | None = None,
-                puller_settings: PullerSettings = PullerSettings()) -> None:
+                puller_settings: PullerSettings | None = None) -> None:
     """Run the collector until `stop` is set. `on_listening(port)` is called once the server takes calls.
+    `puller_settings` replaces the pulling settings the flags describe (tests shorten every timeout).
 
     Raises StoreError for an unusable --db and UsageError for an unusable source or address, before serving.
     """
@@ -213,6 +222,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     try:
         hub = FeedHub(store, status_sink=source.status_sink)
         metrics.read_feeds_from(hub.feeds)
+        if puller_settings is None:
+            puller_settings = PullerSettings(pull_timeout=settings.pull_timeout)
         async with FeedPuller(puller_settings, resolve=source.resolve,
                               on_result=metrics.counting_pulls(hub.record_pull)) as puller:
             hub.attach(puller)
@@ -291,6 +302,8 @@ def _check_listen(flag: str, address: str) -> None:
             try:
                 probe.bind(where)
             except OSError as error:
+                if error.errno == errno.EAFNOSUPPORT:
+                    continue  # no IPv6 here: gRPC listens on IPv4 for [::] then
                 why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
                        errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
                     error.errno, error.strerror)

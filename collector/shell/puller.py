@@ -74,7 +74,7 @@ class PullerSettings:
     """Seconds to open a connection (TCP and TLS)."""
     read_timeout: float = 30.0
     """Seconds to wait for any one read of the answer."""
-    pull_timeout: float = 300.0
+    pull_timeout: float = 60.0
     """Seconds one pull may take in all: header lookups, every attempt, the backoff between them and the whole
     body. Read timeouts alone do not bound a pull: a server that sends a byte every few seconds satisfies
     each read. A sync (`sync_now`) returns within it too, counted from when it was asked."""

@@ -12,6 +12,7 @@ The feeds folder is polled every 0.1 s so a manifest change shows within a test'
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,13 @@ NAMES = [f"host{i}.bad{i % 97}.example" for i in range(2000)]
 BODY_V1 = ("# a test feed\n" + "\n".join(NAMES) + "\n*.wild.example\n0.0.0.0 hosts.example\nnot a name\n").encode()
 BODY_V2 = BODY_V1.replace(b"host7.bad7.example\n", b"") + b"new.bad.example\n"
 IPS = b"192.0.2.1\n198.51.100.0/24\n2001:db8::1\n"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a process that must be told its port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def manifest(name: str, url: str, content: str = DOMAIN_NAME_SET, mode: str = "Enabled") -> str:

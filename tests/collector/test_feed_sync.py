@@ -4,15 +4,21 @@ with what the pull did, however the server stalls (silent, or trickling a byte a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from collector.core.pulling import RetryPolicy
 from collector.shell import cli
 from collector.shell.puller import PullerSettings
-from tests.collector.running import BODY_V1, RunningCollector, db_url, manifest  # noqa: F401
+from tests.collector.running import BODY_V1, RunningCollector, db_url, free_port, manifest  # noqa: F401
 from tests.feedserver import TIMEOUT, TRICKLE, FeedServer
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Four attempts of up to 1 s each, and backoff between them, would hold a sync about 4 s (123 s with the
 # defaults): the pull timeout of 1.5 s must end it, and the sync with it.
@@ -46,3 +52,35 @@ def test_a_sync_of_a_stalled_feed_returns_within_the_pull_timeout(tmp_path, caps
     shown = json.loads(out)
     assert shown["name"] == "c2" and shown["errorConditions"][-1]["type"] == "PullFailed"
     assert recovered.err == "" and "c2" in recovered.out and "PullFailed" not in recovered.out
+
+
+def test_the_collector_flag_sets_the_pull_timeout_a_sync_waits_for(tmp_path, capsys):
+    """`dnswatch-collector --pull-timeout` reaches the puller: a real collector process, its defaults
+    otherwise (a 30 s read timeout), answers a sync of a silent feed server once its pull timeout is over."""
+    with FeedServer() as server:
+        server.serve("/c2.txt", BODY_V1)
+        server.fault("/c2.txt", TIMEOUT)
+        folder = tmp_path / "feeds"
+        folder.mkdir()
+        (folder / "c2.yaml").write_text(manifest("c2", server.url("/c2.txt")))
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "collector.shell.main", "--db", f"sqlite:///{tmp_path / 'db.sqlite'}",
+             "--listen", f"127.0.0.1:{port}", "--feeds-dir", str(folder), "--insecure", "--pull-timeout", "2"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        try:
+            address = ["--collector", f"127.0.0.1:{port}", "--insecure"]
+            deadline = time.monotonic() + 30
+            while cli.main([*address, "feeds", "get", "c2", "-o", "json"]) != 0:
+                assert process.poll() is None and time.monotonic() < deadline, "the collector did not start"
+                time.sleep(0.1)
+            capsys.readouterr()
+            code = cli.main([*address, "feeds", "sync", "c2", "-o", "json"])
+            _, err = capsys.readouterr()
+        finally:
+            process.kill()
+            process.communicate()
+    assert code == 1
+    assert "within 2 s, the pull timeout" in err and err.count("\n") == 1
