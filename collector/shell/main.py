@@ -296,18 +296,18 @@ def _check_listen(flag: str, address: str) -> None:
         raise UsageError(f"{flag} {address}: cannot listen there (no such host: give an address of this "
                          "machine, e.g. 0.0.0.0 or [::])") from None
     for family, kind, protocol, _, where in places:
-        with socket.socket(family, kind, protocol) as probe:
-            # As gRPC binds: a port whose last connections are still in TIME_WAIT is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
+        try:
+            with socket.socket(family, kind, protocol) as probe:
+                # As gRPC binds: a port whose last connections are still in TIME_WAIT is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(where)
-            except OSError as error:
-                if error.errno == errno.EAFNOSUPPORT:
-                    continue  # no IPv6 here: gRPC listens on IPv4 for [::] then
-                why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
-                       errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
-                    error.errno, error.strerror)
-                raise UsageError(f"{flag} {address}: cannot listen there ({why})") from None
+        except OSError as error:
+            if error.errno == errno.EAFNOSUPPORT:
+                continue  # no IPv6 here: gRPC listens on IPv4 for [::] then
+            why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
+                   errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
+                error.errno, error.strerror)
+            raise UsageError(f"{flag} {address}: cannot listen there ({why})") from None
 
 
 def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
