@@ -164,19 +164,24 @@ class EventTail:
         when `holds(cursor)`."""
         test, driver = self._plan(where)
         if test is None:
+            # Such pages end at the next multiple of `limit` (in sequence numbers) after the cursor: watches
+            # at different places, laggards catching up, meet there after their first page and then share
+            # every page (see `page`) instead of each joining its own copy of every event.
             start = bisect.bisect_right(self._seqs, cursor)
-            end = min(len(self._seqs), start + limit)
+            boundary = (cursor // limit + 1) * limit
+            end = bisect.bisect_right(self._seqs, boundary, start)
+            resume = boundary if end < len(self._seqs) else max(cursor, self._head)
             size = 0
             for index in range(start, end):
                 size += len(self._encoding(index))
                 if size > max_bytes and index > start:
-                    end = index
+                    end, resume = index, self._seqs[index - 1]
                     break
             # Superseded changes are held as empty encodings.
             picked = [encoded for encoded in self._encoded[start:end] if encoded]
             seqs = ([seq for seq, encoded in zip(self._seqs[start:end], self._encoded[start:end]) if encoded]
                     if with_seqs else [])
-            return picked, seqs, (self._seqs[end - 1] if end < len(self._seqs) else max(cursor, self._head))
+            return picked, seqs, resume
         picked, seqs, size = [], [], 0
         for seq in self._candidates(cursor, driver):
             index = bisect.bisect_left(self._seqs, seq)

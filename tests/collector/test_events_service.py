@@ -656,3 +656,27 @@ async def test_the_tail_keeps_what_a_watch_behind_still_needs_within_its_budget(
         behind.cursor = tail.head
         await served.store.ingest_events([event(n) for n in range(400, 420)])
         assert not tail.holds(0) and tail.holds(420 - 40)  # nobody behind: back to the window
+
+
+async def test_unfiltered_watches_at_different_places_meet_and_share_their_pages(served) -> None:
+    from collector.shell.eventtail import EventTail
+    from collector.shell.grpc_events import _page, encode_watched_event
+
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page)
+    async with tail.attached():
+        while not tail.holds(0):
+            await tail.wait(0)
+        await served.store.ingest_events([event(n) for n in range(250)])
+        everything = EventFilter()
+        pages = {}
+        for start in (0, 37, 99):  # three laggards
+            cursor, made = start, []
+            while cursor < 250:
+                response, count, cursor = tail.page(cursor, everything, limit=100, max_bytes=1 << 30)
+                made.append((response, count, cursor))
+            pages[start] = made
+        assert [(count, cursor) for _, count, cursor in pages[0]] == [(100, 100), (100, 200), (50, 250)]
+        assert [(count, cursor) for _, count, cursor in pages[37]] == [(63, 100), (100, 200), (50, 250)]
+        assert [(count, cursor) for _, count, cursor in pages[99]] == [(1, 100), (100, 200), (50, 250)]
+        for later in (37, 99):  # from the first boundary on, the very same responses
+            assert all(a is b for (a, _, _), (b, _, _) in zip(pages[0][1:], pages[later][1:]))
