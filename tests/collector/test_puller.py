@@ -779,6 +779,7 @@ def test_credentials_in_the_url_are_sent_and_the_pull_succeeds(server):
 
 def test_a_urls_credentials_reach_no_log_message_or_status(server, caplog):
     caplog.set_level(logging.DEBUG)  # httpx logs each request's URL at INFO: redacted all the same
+    caplog.set_level(logging.DEBUG, logger="httpx")  # a collector main() run earlier quiets it to WARNING
     server.serve("/c2.txt", lines(200), basic_auth=("reader", URL_PASSWORD), query={"token": URL_TOKEN})
     results = run(pulls(spec(secret_url(server))))  # a good pull first: the URL was used, and logged
     results += run(pulls(spec(secret_url(server, "/wrong-path.txt"))))  # 404
