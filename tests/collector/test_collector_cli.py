@@ -93,6 +93,8 @@ def test_an_unreachable_collector_is_one_line_and_exit_2(capsys):
         (["--listen", "127.0.0.1:0"], "TLS needs --tls-cert FILE and --tls-key FILE (or --insecure"),
         (["--listen", "nowhere", "--insecure"], "--listen"),
         (["--listen", "127.0.0.1:0", "--insecure", "--feeds-dir", "/no/such/folder"], "--feeds-dir"),
+        (["--listen", "127.0.0.1:0", "--insecure", "--pull-timeout", "0"], "--pull-timeout 0: expected"),
+        (["--listen", "127.0.0.1:0", "--insecure", "--pull-timeout", "nan"], "--pull-timeout nan: expected"),
     ],
 )
 def test_bad_collector_flags_are_one_line_and_exit_2(capsys, tmp_path, flags, says):
