@@ -237,6 +237,15 @@ def run_live(config: RunConfig) -> int:
         log.info("metrics, /healthz and /readyz on port %d", metrics_server.port)
 
     next_progress = time.monotonic() + config.stats_every
+    build_errors_logged = 0
+
+    def report_build_errors() -> None:
+        """One warning line for the events that could not be built since the last one (at most one a second)."""
+        nonlocal build_errors_logged
+        if pipeline.build_errors > build_errors_logged:
+            log.warning("%d events could not be built and were left out; the last error: %s",
+                        pipeline.build_errors - build_errors_logged, pipeline.last_build_error)
+            build_errors_logged = pipeline.build_errors
 
     def every_second(now: float) -> None:
         nonlocal next_progress
@@ -247,6 +256,7 @@ def run_live(config: RunConfig) -> int:
         for event in pipeline.tick(now):
             stats.events += 1
             emit(event)
+        report_build_errors()
         if metrics is not None:
             _observe(metrics, capture, decoder, stats, pipeline)
             if link is not None:
@@ -266,6 +276,7 @@ def run_live(config: RunConfig) -> int:
         for event in pipeline.finish():
             stats.events += 1
             emit(event)
+        report_build_errors()
         if link is not None:
             link.finish(config.collector_timeout)
     except PermissionError as error:
