@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,9 @@ def run_target(args: argparse.Namespace, extra: list[str]) -> int:
     limit = [f"-runs={args.runs}"] if args.runs is not None else [f"-max_total_time={args.seconds}"]
     # Files after `--` (a crash to minimise, inputs to run) replace the corpus, as libFuzzer expects.
     inputs = [] if any(not arg.startswith("-") for arg in extra) else [str(corpus)]
-    libfuzzer = [sys.argv[0], *limit, f"-max_len={target.max_len}", f"-timeout={NEVER_RETURNS_S}",
+    # libFuzzer runs argv[0] again (through the shell) to minimise a crash or run -jobs: make it this command.
+    again = f"{shlex.quote(sys.executable)} -m fuzz {target.name} --"
+    libfuzzer = [again, *limit, f"-max_len={target.max_len}", f"-timeout={NEVER_RETURNS_S}",
                  f"-artifact_prefix={findings}/", "-print_final_stats=1", *extra, *inputs]
     atheris.Setup(libfuzzer, target.one_input)
     atheris.Fuzz()  # exits the process: 0 when the time is up, non-zero on a finding
