@@ -18,15 +18,12 @@ regenerates into a temporary directory and compares with the committed files.
 
 from __future__ import annotations
 
-import argparse
-import filecmp
 import hashlib
 import io
 import ipaddress
 import json
 import random
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ import idna
 from dnslib import AAAA, QTYPE, RCODE, RR, SOA, TXT, A, CNAME, DNSHeader, DNSQuestion, DNSRecord
 
 from pcaps import wire
+from pcaps.generated import generator_main, stale_files
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
@@ -737,26 +735,11 @@ def generate(directory: Path) -> list[str]:
 
 def check(directory: Path = HERE) -> list[str]:
     """Names of the committed files that differ from a fresh generation (empty when all match)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        generate(Path(scratch))
-        return [name for name in OUTPUTS
-                if not (directory / name).is_file() or not filecmp.cmp(Path(scratch) / name, directory / name, shallow=False)]
+    return stale_files(generate, directory)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pcaps.make_demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files in pcaps/ are not what this script generates")
-    parser.add_argument("--out", type=Path, default=HERE, help="directory to write into (default: pcaps/)")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = check(args.out)
-        for name in stale:
-            print(f"pcaps/make_demo: {args.out / name} differs from a fresh generation; "
-                  f"run `python -m pcaps.make_demo` and commit", file=sys.stderr)
-        return 1 if stale else 0
-    for name in generate(args.out):
-        print(args.out / name)
-    return 0
+    return generator_main(argv, module="make_demo", description=__doc__.splitlines()[0], generate=generate, default=HERE)
 
 
 if __name__ == "__main__":

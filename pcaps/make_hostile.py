@@ -15,17 +15,15 @@ directory and compares.
 
 from __future__ import annotations
 
-import argparse
-import filecmp
 import io
 import struct
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pcaps import wire
+from pcaps.generated import generator_main, stale_files
 
 HERE = Path(__file__).resolve().parent / "hostile"
 START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z, as the demo
@@ -224,26 +222,11 @@ def generate(directory: Path) -> list[str]:
 
 def check(directory: Path = HERE) -> list[str]:
     """Names of the committed files that differ from a fresh generation (empty when all match)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        names = generate(Path(scratch))
-        return [name for name in names
-                if not (directory / name).is_file() or not filecmp.cmp(Path(scratch) / name, directory / name, shallow=False)]
+    return stale_files(generate, directory)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pcaps.make_hostile", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if pcaps/hostile/ is not what this script generates")
-    parser.add_argument("--out", type=Path, default=HERE, help="directory to write into (default: pcaps/hostile/)")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = check(args.out)
-        for name in stale:
-            print(f"pcaps/make_hostile: {args.out / name} differs from a fresh generation; "
-                  f"run `python -m pcaps.make_hostile` and commit", file=sys.stderr)
-        return 1 if stale else 0
-    for name in generate(args.out):
-        print(args.out / name)
-    return 0
+    return generator_main(argv, module="make_hostile", description=__doc__.splitlines()[0], generate=generate, default=HERE)
 
 
 if __name__ == "__main__":

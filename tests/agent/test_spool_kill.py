@@ -9,12 +9,14 @@ collector's store holds an emission at least as recent as the last one printed: 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from agent.shell.spool import Spool
@@ -83,20 +85,27 @@ def assert_kept(printed: list[bytes], spool_dir: Path, db_url: str) -> int:  # n
     return len(latest)
 
 
-def test_kill_9_of_a_replay_while_printing_loses_no_printed_event(tmp_path, db_url):  # noqa: F811
-    capture = tmp_path / "many.pcap"
-    write_capture(capture, 40_000)
-    spool_dir = tmp_path / "spool"
+@contextlib.contextmanager
+def collector_with_tunnel_feed(tmp_path: Path, db_url: str, *flags: str) -> Iterator[RunningCollector]:  # noqa: F811
+    """A collector (this process, SQLite) whose feed c2, `*.tunnel.example`, has been pulled from a feed server."""
     with FeedServer() as feed_server:
         feed_server.serve("/c2.txt", b"*.tunnel.example\n")
         feeds_dir = tmp_path / "feeds"
         feeds_dir.mkdir()
         (feeds_dir / "c2.yaml").write_text(manifest("c2", feed_server.url("/c2.txt")))
-        with RunningCollector(db_url, feeds_dir) as collector:
+        with RunningCollector(db_url, feeds_dir, *flags) as collector:
             collector.wait_for(pulled("c2"), "the c2 feed pulled")
-            printed = killed_while_printing(
-                [AGENT, "replay", str(capture), "--collector", collector.address, "--insecure", "--spool",
-                 str(spool_dir), "-o", "json"], after=5000)
+            yield collector
+
+
+def test_kill_9_of_a_replay_while_printing_loses_no_printed_event(tmp_path, db_url):  # noqa: F811
+    capture = tmp_path / "many.pcap"
+    write_capture(capture, 40_000)
+    spool_dir = tmp_path / "spool"
+    with collector_with_tunnel_feed(tmp_path, db_url) as collector:
+        printed = killed_while_printing(
+            [AGENT, "replay", str(capture), "--collector", collector.address, "--insecure", "--spool",
+             str(spool_dir), "-o", "json"], after=5000)
     assert 5000 <= assert_kept(printed, spool_dir, db_url) < 40_000, "killed in the middle of the replay"
 
 
@@ -108,27 +117,21 @@ def test_kill_9_of_a_live_agent_while_printing_loses_no_printed_event(testbed, t
     queries = tmp_path / "queries.txt"
     queries.write_text("".join(f"h{i:06d}.tunnel.example A\n" for i in range(60_000)))
     spool_dir = tmp_path / "spool"
-    with FeedServer() as feed_server:
-        feed_server.serve("/c2.txt", b"*.tunnel.example\n")
-        feeds_dir = tmp_path / "feeds"
-        feeds_dir.mkdir()
-        (feeds_dir / "c2.yaml").write_text(manifest("c2", feed_server.url("/c2.txt")))
-        with RunningCollector(db_url, feeds_dir, "--listen", "0.0.0.0:0") as collector:
-            collector.wait_for(pulled("c2"), "the c2 feed pulled")
-            argv = [AGENT, "run", "--interfaces", "cali*", "--collector", f"{host_address}:{collector.port}",
-                    "--insecure", "--spool-dir", str(spool_dir), "-o", "json"]
-            # dnsperf starts once the first line is printed: the agent captures by then (an event needs it).
-            load_started: list[subprocess.Popen] = []
+    with collector_with_tunnel_feed(tmp_path, db_url, "--listen", "0.0.0.0:0") as collector:
+        argv = [AGENT, "run", "--interfaces", "cali*", "--collector", f"{host_address}:{collector.port}",
+                "--insecure", "--spool-dir", str(spool_dir), "-o", "json"]
+        # dnsperf starts once the first line is printed: the agent captures by then (an event needs it).
+        load_started: list[subprocess.Popen] = []
 
-            def agent_then_load(argv, **kwargs):
-                agent = bed.popen_in_node(argv, **kwargs)
-                load_started.append(bed.popen_in_pod(load, ["dnsperf", "-s", DNS_IPV4, "-d", str(queries), "-n",
-                                                             "1", "-c", "4", "-Q", "4000", "-q", "200"],
-                                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                return agent
+        def agent_then_load(argv, **kwargs):
+            agent = bed.popen_in_node(argv, **kwargs)
+            load_started.append(bed.popen_in_pod(load, ["dnsperf", "-s", DNS_IPV4, "-d", str(queries), "-n",
+                                                         "1", "-c", "4", "-Q", "4000", "-q", "200"],
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            return agent
 
-            printed = killed_while_printing(argv, after=3000, popen=agent_then_load)
-            for process in load_started:
-                process.kill()
-                process.wait()
+        printed = killed_while_printing(argv, after=3000, popen=agent_then_load)
+        for process in load_started:
+            process.kill()
+            process.wait()
     assert assert_kept(printed, spool_dir, db_url) >= 3000
