@@ -90,6 +90,16 @@ def agent_batches(agent: int, events: int, batch: int) -> list[events_pb2.EventB
 # -- the collector process --------------------------------------------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL if it is still there 15 s later."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Collector:
     def __init__(self, folder: Path) -> None:
         self.db = f"sqlite:///{folder / 'ingest.sqlite'}"
@@ -105,12 +115,7 @@ class Collector:
             grpc.channel_ready_future(channel).result(timeout=60)
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def _free_port() -> int:

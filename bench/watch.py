@@ -37,7 +37,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.ingest import ROOT, Collector, _count, _cpu_seconds, _send_all, agent_batches
+from bench.ingest import ROOT, Collector, _count, _cpu_seconds, _send_all, agent_batches, stop_process
 from collector.shell.grpc_events import decode_resume_token, encode_resume_token
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
@@ -106,12 +106,7 @@ class CliWatch:
                 raise RuntimeError(f"the watch printed {self.lines} of {lines} events in {seconds:.0f} s")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def measure_catch_up(folder: Path, events: int) -> dict:
