@@ -1,4 +1,4 @@
-"""End-to-end latency (issue 4): from a DNS packet on a pod's interface to the event in `events watch`.
+"""End-to-end latency: from a DNS packet on a pod's interface to the event in `events watch`.
 
     python -m bench.e2e [--trials 20]
 
