@@ -90,6 +90,22 @@ def agent_batches(agent: int, events: int, batch: int) -> list[events_pb2.EventB
 # -- the collector process --------------------------------------------------------------------------------------
 
 
+def ship_concurrently(address: str, streams: list, in_flight: int) -> float:
+    """Send each stream's batches on a connection of its own, all at once; seconds from the first batch sent to
+    the last acknowledged. RuntimeError when any stream failed."""
+    errors: list[str] = []
+    threads = [threading.Thread(target=_send_all, args=(address, batches, in_flight, errors)) for batches in streams]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"ingest failed: {errors[0]}")
+    return seconds
+
+
 def stop_process(process: subprocess.Popen) -> None:
     """SIGTERM, and SIGKILL if it is still there 15 s later."""
     process.terminate()
@@ -161,21 +177,11 @@ def measure_grpc(folder: Path, agents: int, events: int, batch: int,
     collector = Collector(folder)
     held_before = asyncio.run(_count(collector.db))
     try:
-        errors: list[str] = []
-        threads = [threading.Thread(target=_send_all, args=(collector.address, batches, in_flight, errors))
-                   for batches in streams]
         cpu_before = _cpu_seconds(collector.process.pid)
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - started
+        seconds = ship_concurrently(collector.address, streams, in_flight)
         cpu = _cpu_seconds(collector.process.pid) - cpu_before
     finally:
         collector.close()
-    if errors:
-        raise RuntimeError(f"ingest failed: {errors[0]}")
     stored = asyncio.run(_count(collector.db)) - held_before
     if stored != per_agent * agents:
         raise RuntimeError(f"{stored} events stored, {per_agent * agents} sent")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.ingest import ROOT, Collector, _count, _cpu_seconds, _send_all, agent_batches, stop_process
+from bench.ingest import ROOT, Collector, _count, _cpu_seconds, agent_batches, ship_concurrently, stop_process
 from collector.shell.grpc_events import decode_resume_token, encode_resume_token
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
@@ -49,16 +49,7 @@ DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
 def ingest(address: str, agents: int, events: int, batch: int = 500, first: int = 0) -> dict:
     """`events` events shipped by `agents` streams; events/s from the first batch to the last ack."""
     streams = [agent_batches(first + agent, events // agents, batch) for agent in range(agents)]
-    errors: list[str] = []
-    threads = [threading.Thread(target=_send_all, args=(address, batches, 32, errors)) for batches in streams]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"ingest failed: {errors[0]}")
+    seconds = ship_concurrently(address, streams, 32)
     return {"events": events // agents * agents, "seconds": seconds, "rate": events // agents * agents / seconds,
             "ended": time.monotonic()}
 

@@ -1,1 +1,1 @@
-"""dnswatch collector (issues 3 and 4)."""
+"""The dnswatch collector: feeds pulled and distributed to agents, events stored and served to consumers."""

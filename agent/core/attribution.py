@@ -3,7 +3,7 @@
 The directory is an address history: for every address, the tenures (from, to, pod) of the pods that held
 it. A static pod list (`kubectl get pods -A -o json`) has no times, so every tenure there is open-ended and
 ties are broken by phase: a Running pod wins over a Succeeded or Failed one that still lists the address
-(completed pods keep `status.podIP` after the address went back to the pool). A pod watch (issue 5) opens
+(completed pods keep `status.podIP` after the address went back to the pool). A pod watch opens
 tenures with `claim(pod, since=ts)` (which also cuts the previous holder's tenure: an address has one holder at
 a time), closes them with `release(pod, at=ts)`, updates a pod's details with `refresh(pod)` and forgets old
 tenures with `prune` (agent/core/podevents.py decides which of these a watch event means).

@@ -1,4 +1,4 @@
-"""`dnswatch`: the consumer's command against a collector (SPEC §5).
+"""`dnswatch`: the consumer's command against a collector.
 
     dnswatch --collector HOST:PORT feeds list [-o json|table|yaml]
     dnswatch --collector HOST:PORT feeds get NAME [-o ...]
@@ -9,9 +9,9 @@
     filters: --namespace N --pod P --feed F --domain D --type T --node H --since T --until T
              (T: RFC 3339, e.g. 2026-11-27T20:00:00Z, or a duration before now: 30s, 15m, 2h, 1d, 1h30m)
 
-`-o json` prints one object per line: for feeds the SPEC §5 fields (name, content, mode, entries,
+`-o json` prints one object per line: for feeds the fields (name, content, mode, entries,
 rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get` and `sync` add the spec's safe
-fields), for events each SPEC §3 event exactly as stored. `events list` prints the newest `--limit` events
+fields), for events each event exactly as stored. `events list` prints the newest `--limit` events
 (default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.

@@ -1,4 +1,4 @@
-"""The collector's event ingest over grpc.aio (SPEC §6): `EventIngest.Send`, agents' batches into the store.
+"""The collector's event ingest over grpc.aio: `EventIngest.Send`, agents' batches into the store.
 
 Delivery is at-least-once and the store holds each event once: a batch is acknowledged only after the
 store's transaction that holds it has committed (durable), acks go back in the order the batches came, and
@@ -12,7 +12,7 @@ at most `max_events_held` events are read and not yet written: past that, stream
 control holds their agents back) until writes free room, so a thousand agents reconnecting with a backlog
 cannot hold a thousand windows in the collector's memory.
 
-The servicer only translates (STYLE habit 3): a batch goes to the store as its events' JSON texts and ids
+The servicer only translates: a batch goes to the store as its events' JSON texts and ids
 (`Store.ingest_json`, which parses them off the event loop and stores each text as it came). A batch that
 cannot be stored (JSON that does not parse, an `id` that differs from `Event.id`, an event the store
 refuses) ends the stream with INVALID_ARGUMENT naming the batch and the event; the batches before it are

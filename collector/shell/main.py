@@ -1,4 +1,4 @@
-"""`dnswatch-collector`: the collector process, assembled in one place (STYLE habits 5 and 7).
+"""`dnswatch-collector`: the collector process, assembled in one place.
 
     dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
                        [--feeds-dir DIR | --kubeconfig F | (in-cluster)] \\
@@ -9,7 +9,7 @@ feed hub restored from it, the puller, the feed source (a folder, or the Kuberne
 write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
 end, pulls are cancelled, the store is closed, and the process exits 0.
 
-gRPC is TLS unless `--insecure`; who may call what is collector/shell/security.py's business (SPEC §6).
+gRPC is TLS unless `--insecure`; who may call what is collector/shell/security.py's business.
 """
 
 from __future__ import annotations

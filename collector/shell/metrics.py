@@ -1,4 +1,4 @@
-"""The collector's Prometheus series (SPEC §8): events ingested, feeds and their pulls, streams open.
+"""The collector's Prometheus series: events ingested, feeds and their pulls, streams open.
 
     metrics = CollectorMetrics()
     server = serve_metrics(metrics.registry, port=9090, ready=lambda: started.is_set())

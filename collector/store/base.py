@@ -2,7 +2,7 @@
 
 Feeds: one row per feed (its current good set's version, sha256 and size, and its status), and the sets
 themselves per version, so the distribution can compute "from version A to B" after a restart. Events
-(issue 4) come next to them behind the same interface.
+come next to them behind the same interface.
 """
 
 from __future__ import annotations

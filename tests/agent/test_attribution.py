@@ -129,7 +129,7 @@ def test_the_controller_reference_wins_over_other_owners():
     assert pod_info(item).workload == Workload("StatefulSet", "db")
 
 
-# --- address history (what the API watch of issue 5 drives) -----------------------------------------
+# --- address history (what the API pod watch drives) -----------------------------------------
 
 
 def test_a_reused_address_belongs_to_the_pod_that_held_it_at_the_time():
