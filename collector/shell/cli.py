@@ -50,7 +50,7 @@ from collector.core.eventview import parse_when
 from collector.core.eventview import table_row as event_row
 from collector.core.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
 from collector.core.pulling import FAILED, REFUSED
-from collector.shell.grpc_events import event_from_pb, filter_to_pb
+from collector.shell.grpc_events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
 from collector.shell.pbconvert import feed_from_pb, sync_from_pb
 from collector.store.base import EventFilter
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
@@ -68,7 +68,7 @@ _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, 
 _FINAL = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
           grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION}
 _LIST_PAGE = 1000  # the collector's largest page
-_WATCH_PAGE = 1000  # events per watch response at most (the collector's largest): one message per page
+_WATCH_PAGE = 10_000  # events per compressed watch response at most (the collector's largest)
 # A watch is idle for as long as nothing happens: ping the collector so that one which vanished (no FIN, no
 # RST) is noticed within about 40 s and the watch reconnects (the collector accepts pings every 10 s).
 _CHANNEL_OPTIONS = (
@@ -324,7 +324,8 @@ def _watch_events(args: argparse.Namespace) -> int:
     """Follow events until SIGINT/SIGTERM: connect, follow, and when the stream breaks back off and resume
     from the last token received (the first message of a stream already carries one)."""
     request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token,
-                                            max_events=_WATCH_PAGE)
+                                            max_events=_WATCH_PAGE,
+                                            compression=events_pb2.WATCH_COMPRESSION_ZSTD)
     widths = [20, 30, 40, 16, 5]
     printed_header = False
     answered = False
@@ -338,11 +339,15 @@ def _watch_events(args: argparse.Namespace) -> int:
                 with _open_channel(args) as channel:
                     call = events_pb2_grpc.EventsStub(channel).Watch(request)
                     for message in call:
+                        # A collector from before pages sends one event per response, in `event`, and one
+                        # from before compression sends `events`.
+                        try:
+                            events = decompressed_events(message)
+                        except BadWatchResponse as error:
+                            raise _Broken(str(error)) from None
                         stopper.printing = True
                         answered = True
                         backoff = _BACKOFF_MIN_SECONDS
-                        # A collector from before pages sends one event per response, in `event`.
-                        events = message.events or ([message.event] if message.HasField("event") else [])
                         if events:
                             # A page at a time: one write and one flush per response, not per event.
                             if args.output == "json":

@@ -5,7 +5,9 @@ rows): with a hundred watches, two hundred queries per ingest commit, queued on 
 front of the next commit. The tail is the one reader instead. The rows this process's ingest commits are
 handed over by the store, numbered (`add_change_listener`), and held as they are, with no read back; after
 each ring, or each `poll_seconds` for other replicas' writes, it reads what else was stored since (on the
-store's reading connection, beside the writes). Watches are woken at most every `read_interval_seconds`.
+store's reading connection, beside the writes). Watches are woken at most every `read_interval_seconds`,
+and what they are given ends where they were woken (`shown`), not at the newest row: the watches of one
+wake-up then all take the same page, made once, however many rows arrive while they take it.
 
 It keeps the newest `window_events` rows, and older ones while an attached watch still needs them (within
 `max_held_bytes`), each with its wire encoding made once, when first asked for. A watch whose resume point is
@@ -22,7 +24,7 @@ considered every held row up to `head` may move its resume point to `head`.
     async with tail.attached() as place:         # the reader runs while a watch is attached
         place.cursor = cursor                    # what it still needs is kept for it
         if tail.holds(cursor):
-            response, count, cursor = tail.page(cursor, where, limit=500, max_bytes=1 << 20)
+            response, count, cursor = tail.page(cursor, where, limit=500, max_bytes=1 << 20, compress=True)
         await tail.wait(cursor)                  # until the next read, if nothing after cursor is held
 """
 
@@ -86,20 +88,22 @@ class EventTail:
     """The shared reader and what it holds. Only the event loop that runs the watches may call it."""
 
     def __init__(self, store: Any, bell: EventBell, encode: Callable[[EventChange], bytes],
-                 frame: Callable[[int, list[bytes]], bytes], settings: TailSettings = TailSettings()) -> None:
-        """`encode` makes a change's wire encoding, once; `frame(resume, encodings)` a response of several."""
+                 frame: Callable[[int, list[bytes], bool], bytes], settings: TailSettings = TailSettings()) -> None:
+        """`encode` makes a change's wire encoding, once; `frame(resume, encodings, compress)` a response of
+        several, compressed or not."""
         self._store = store
         self._bell = bell
         self._encode = encode
         self._frame = frame
         self._settings = settings
-        self._pages: dict[tuple[int, int, int], tuple[bytes, int, int]] = {}
+        self._pages: dict[tuple[int, EventFilter, int, int, bool], tuple[bytes, int, int]] = {}
         self._changes: list[Row] = []
         self._encoded: list[bytes | None] = []  # None: not encoded yet; b"": superseded
         self._seqs: list[int] = []
         self._held: dict[str, int] = {}  # event id -> the seq of its change held
         self._floor: int | None = None  # None: nothing read since the reader (re)started
         self._head = 0
+        self._shown = 0  # `head` when the watches were last woken: what they are given ends there
         self._failure: StoreError | None = None
         self._attached = 0
         self._places: set[Place] = set()
@@ -115,6 +119,11 @@ class EventTail:
     def head(self) -> int:
         """Every change numbered up to this has been read (and those after `floor` are held)."""
         return self._head
+
+    @property
+    def shown(self) -> int:
+        """Where what the watches are given ends: `head` when they were last woken."""
+        return self._shown
 
     @property
     def failure(self) -> StoreError | None:
@@ -153,15 +162,15 @@ class EventTail:
                 self._signal()
 
     def holds(self, cursor: int) -> bool:
-        """Whether every change after `cursor` up to `head` is held here."""
+        """Whether every change after `cursor` up to `head` (and so up to `shown`) is held here."""
         return self._floor is not None and cursor >= self._floor
 
     def after(self, cursor: int, where: EventFilter, *, limit: int, max_bytes: int,
               with_seqs: bool = False) -> tuple[list[bytes], list[int], int]:
         """The encodings of the held changes after `cursor` that match `where`, oldest first: at most `limit`
-        of them and, past the first, at most `max_bytes` in all; their seqs if `with_seqs` (else an empty
-        list); and the resume point after them (`head` when every held change was considered). Call only
-        when `holds(cursor)`."""
+        of them and, past the first, at most `max_bytes` in all, none after `shown`; their seqs if
+        `with_seqs` (else an empty list); and the resume point after them (`shown` when every change up to
+        it was considered). Call only when `holds(cursor)`."""
         test, driver = self._plan(where)
         if test is None:
             # Such pages end at the next multiple of `limit` (in sequence numbers) after the cursor: watches
@@ -169,8 +178,8 @@ class EventTail:
             # every page (see `page`) instead of each joining its own copy of every event.
             start = bisect.bisect_right(self._seqs, cursor)
             boundary = (cursor // limit + 1) * limit
-            end = bisect.bisect_right(self._seqs, boundary, start)
-            resume = boundary if end < len(self._seqs) else max(cursor, self._head)
+            resume = boundary if boundary < self._shown else max(cursor, self._shown)
+            end = bisect.bisect_right(self._seqs, resume, start)
             size = 0
             for index in range(start, end):
                 size += len(self._encoding(index))
@@ -184,6 +193,8 @@ class EventTail:
             return picked, seqs, resume
         picked, seqs, size = [], [], 0
         for seq in self._candidates(cursor, driver):
+            if seq > self._shown:
+                break
             index = bisect.bisect_left(self._seqs, seq)
             if self._encoded[index] == b"" or not test(self._changes[index]):
                 continue
@@ -194,26 +205,28 @@ class EventTail:
             if with_seqs:
                 seqs.append(seq)
             size += len(encoded)
-        return picked, seqs, max(cursor, self._head)
+        return picked, seqs, max(cursor, self._shown)
 
-    def page(self, cursor: int, where: EventFilter, *, limit: int, max_bytes: int) -> tuple[bytes, int, int]:
-        """One response made of `after`'s changes: `frame(resume, encodings)`, how many events it holds and
-        its resume point. Watches with the same filter at the same place get the same response, made once:
-        most of them follow at the head, and a page made per watch was a copy of every event per watch."""
-        key = (cursor, where, limit, max_bytes)
+    def page(self, cursor: int, where: EventFilter, *, limit: int, max_bytes: int,
+             compress: bool = False) -> tuple[bytes, int, int]:
+        """One response made of `after`'s changes: `frame(resume, encodings, compress)`, how many events it
+        holds and its resume point. Watches with the same filter at the same place get the same response,
+        made (and compressed) once: most of them follow at the head, and a page made per watch was a copy of
+        every event per watch."""
+        key = (cursor, where, limit, max_bytes, compress)
         made = self._pages.get(key)
         if made is None:
             encoded, _, resume = self.after(cursor, where, limit=limit, max_bytes=max_bytes)
-            made = (self._frame(resume, encoded), len(encoded), resume)
+            made = (self._frame(resume, encoded, compress), len(encoded), resume)
             if len(self._pages) >= 256:  # watches spread out while they catch up: keep the newest only
                 self._pages.clear()
             self._pages[key] = made
         return made
 
     async def wait(self, cursor: int) -> None:
-        """Until the reader's next read (at least every poll_seconds) if nothing after `cursor` has been read
-        yet; at once if something has, a read failed or the bell is closed."""
-        if self._head > cursor or self._failure is not None or self.closed:
+        """Until the watches are next woken (after a read, at least every poll_seconds) if nothing after
+        `cursor` is shown yet; at once if something is, a read failed or the bell is closed."""
+        if self._shown > cursor or self._failure is not None or self.closed:
             return
         # One future for every waiting watch, not a timer each: the reader resolves it after every read.
         await asyncio.shield(self._next_read())
@@ -270,7 +283,10 @@ class EventTail:
         return self._read_done
 
     def _signal(self) -> None:
-        """A read happened (or failed, or the bell closed): wake every waiting watch."""
+        """A read happened (or failed, or the bell closed): wake every waiting watch, showing what is held."""
+        if self._shown != self._head:
+            self._shown = self._head
+            self._pages.clear()
         self._signalled_at = time.monotonic()
         if self._signal_timer is not None:
             self._signal_timer.cancel()
@@ -319,7 +335,6 @@ class EventTail:
                 self._append(changes, [change.seq for change in changes])
             if not full and latest > self._head:
                 self._head = latest
-                self._pages.clear()
             self._signal()
             if not full and await self._bell.wait(settings.poll_seconds, after=ticket):
                 # A busy ingest rings after every commit: reads, and the response each watch sends after
@@ -352,6 +367,7 @@ class EventTail:
                 before = held.get(event_id)
                 if before is not None:
                     self._encoded[bisect.bisect_left(seqs, before)] = b""
+            self._pages.clear()  # a page made before may hold what is superseded now
         held.update(zip(ids, new_seqs))
         self._changes += changes
         self._bytes += sum(len(change.body) for change in changes)
@@ -362,7 +378,6 @@ class EventTail:
             for change, seq in zip(changes, new_seqs):
                 index.setdefault(value_of(change), []).append(seq)
         self._head = new_seqs[-1]
-        self._pages.clear()
         self._trim()
 
     def _trim(self) -> None:

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64nswatch/v1/events.proto\x12\x0b\x64nswatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"P\n\nEventBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\";\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08inserted\x18\x02 \x01(\r\x12\x10\n\x08replaced\x18\x03 \x01(\r\"\xbd\x01\n\x0b\x45ventFilter\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x65\x65\x64\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04host\x18\x06 \x01(\t\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x11ListEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"h\n\x12WatchEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\x12\n\nmax_events\x18\x03 \x01(\r\"q\n\x12\x45ventWatchResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.dnswatch.v1.Event\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event2D\n\x0b\x45ventIngest\x12\x35\n\x04Send\x12\x17.dnswatch.v1.EventBatch\x1a\x10.dnswatch.v1.Ack(\x01\x30\x01\x32\x9e\x01\n\x06\x45vents\x12G\n\x04List\x12\x1e.dnswatch.v1.ListEventsRequest\x1a\x1f.dnswatch.v1.ListEventsResponse\x12K\n\x05Watch\x12\x1f.dnswatch.v1.WatchEventsRequest\x1a\x1f.dnswatch.v1.EventWatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64nswatch/v1/events.proto\x12\x0b\x64nswatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"P\n\nEventBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\";\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08inserted\x18\x02 \x01(\r\x12\x10\n\x08replaced\x18\x03 \x01(\r\"\xbd\x01\n\x0b\x45ventFilter\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x65\x65\x64\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04host\x18\x06 \x01(\t\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x11ListEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x12WatchEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\x12\n\nmax_events\x18\x03 \x01(\r\x12\x32\n\x0b\x63ompression\x18\x04 \x01(\x0e\x32\x1d.dnswatch.v1.WatchCompression\"\x8c\x01\n\x12\x45ventWatchResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.dnswatch.v1.Event\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x19\n\x11\x63ompressed_events\x18\x04 \x01(\x0c*J\n\x10WatchCompression\x12\x1a\n\x16WATCH_COMPRESSION_NONE\x10\x00\x12\x1a\n\x16WATCH_COMPRESSION_ZSTD\x10\x01\x32\x44\n\x0b\x45ventIngest\x12\x35\n\x04Send\x12\x17.dnswatch.v1.EventBatch\x1a\x10.dnswatch.v1.Ack(\x01\x30\x01\x32\x9e\x01\n\x06\x45vents\x12G\n\x04List\x12\x1e.dnswatch.v1.ListEventsRequest\x1a\x1f.dnswatch.v1.ListEventsResponse\x12K\n\x05Watch\x12\x1f.dnswatch.v1.WatchEventsRequest\x1a\x1f.dnswatch.v1.EventWatchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dnswatch_pb.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WATCHCOMPRESSION']._serialized_start=931
+  _globals['_WATCHCOMPRESSION']._serialized_end=1005
   _globals['_EVENT']._serialized_start=74
   _globals['_EVENT']._serialized_end=107
   _globals['_EVENTBATCH']._serialized_start=109
@@ -44,12 +46,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEVENTSREQUEST']._serialized_end=544
   _globals['_LISTEVENTSRESPONSE']._serialized_start=546
   _globals['_LISTEVENTSRESPONSE']._serialized_end=627
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=629
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=733
-  _globals['_EVENTWATCHRESPONSE']._serialized_start=735
-  _globals['_EVENTWATCHRESPONSE']._serialized_end=848
-  _globals['_EVENTINGEST']._serialized_start=850
-  _globals['_EVENTINGEST']._serialized_end=918
-  _globals['_EVENTS']._serialized_start=921
-  _globals['_EVENTS']._serialized_end=1079
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=630
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=786
+  _globals['_EVENTWATCHRESPONSE']._serialized_start=789
+  _globals['_EVENTWATCHRESPONSE']._serialized_end=929
+  _globals['_EVENTINGEST']._serialized_start=1007
+  _globals['_EVENTINGEST']._serialized_end=1075
+  _globals['_EVENTS']._serialized_start=1078
+  _globals['_EVENTS']._serialized_end=1236
 # @@protoc_insertion_point(module_scope)

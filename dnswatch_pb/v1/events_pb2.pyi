@@ -2,12 +2,20 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class WatchCompression(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_COMPRESSION_NONE: _ClassVar[WatchCompression]
+    WATCH_COMPRESSION_ZSTD: _ClassVar[WatchCompression]
+WATCH_COMPRESSION_NONE: WatchCompression
+WATCH_COMPRESSION_ZSTD: WatchCompression
 
 class Event(_message.Message):
     __slots__ = ("id", "json")
@@ -76,21 +84,25 @@ class ListEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("filter", "resume_token", "max_events")
+    __slots__ = ("filter", "resume_token", "max_events", "compression")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     filter: EventFilter
     resume_token: str
     max_events: int
-    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ...) -> None: ...
+    compression: WatchCompression
+    def __init__(self, filter: _Optional[_Union[EventFilter, _Mapping]] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ..., compression: _Optional[_Union[WatchCompression, str]] = ...) -> None: ...
 
 class EventWatchResponse(_message.Message):
-    __slots__ = ("event", "resume_token", "events")
+    __slots__ = ("event", "resume_token", "events", "compressed_events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: Event
     resume_token: str
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., resume_token: _Optional[str] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    compressed_events: bytes
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., resume_token: _Optional[str] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., compressed_events: _Optional[bytes] = ...) -> None: ...

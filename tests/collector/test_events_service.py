@@ -14,8 +14,8 @@ import pytest
 
 from collector.shell.eventbell import EventBell
 from collector.shell.grpc_events import (DEFAULT_PAGE_SIZE, BadResumeToken, EventsSettings, add_events_service,
-                                         decode_resume_token, encode_resume_token, event_from_pb, filter_from_pb,
-                                         filter_to_pb)
+                                         decode_resume_token, decompressed_events, encode_resume_token,
+                                         event_from_pb, filter_from_pb, filter_to_pb)
 from collector.store import EventFilter
 from collector.store.events import MAX_PAGE_SIZE
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
@@ -304,6 +304,19 @@ async def test_a_bad_resume_token_is_invalid_argument(served) -> None:
         assert "resume_token" in caught.value.details()
 
 
+@pytest.mark.parametrize(("max_events", "compression", "said"), [
+    (0, events_pb2.WATCH_COMPRESSION_ZSTD, "set max_events too"),
+    (100, 7, "is not a WatchCompression"),
+])
+async def test_compression_the_collector_cannot_give_is_invalid_argument(served, max_events, compression,
+                                                                         said) -> None:
+    call = served.stub.Watch(events_pb2.WatchEventsRequest(max_events=max_events, compression=compression))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert said in caught.value.details()
+
+
 async def test_closing_the_bell_ends_watches_with_unavailable(served) -> None:
     watcher = Watcher(served.stub)
     await watcher.next()
@@ -440,14 +453,16 @@ async def test_a_database_from_before_the_side_table_namespaces_is_filled_in(tmp
 
 
 class PageWatcher:
-    """One Watch call asking up to `max_events` per response (0: one each): (event dict, token seq) for each
-    event received, in order; the token is the response's (after its last event)."""
+    """One Watch call asking up to `max_events` per response (0: one each), compressed or not: (event dict,
+    token seq) for each event received, in order; the token is the response's (after its last event)."""
 
     def __init__(self, stub, where: events_pb2.EventFilter | None = None, token: str = "",
-                 max_events: int = 1000) -> None:
+                 max_events: int = 1000, compressed: bool = False) -> None:
+        compression = events_pb2.WATCH_COMPRESSION_ZSTD if compressed else events_pb2.WATCH_COMPRESSION_NONE
         self.call = stub.Watch(events_pb2.WatchEventsRequest(filter=where, resume_token=token,
-                                                             max_events=max_events))
+                                                             max_events=max_events, compression=compression))
         self.max_events = max_events
+        self.compressed = compressed
         self.received: list[tuple[dict, int]] = []
         self.reached = decode_resume_token(token) if token else -1
         self.sizes: list[int] = []
@@ -458,8 +473,12 @@ class PageWatcher:
             while self.reached < seq:
                 message = await self.call.read()
                 assert message is not grpc.aio.EOF, "the watch ended"
-                if self.max_events:
-                    assert not message.HasField("event")
+                if self.compressed:
+                    assert not message.HasField("event") and not message.events
+                    events = decompressed_events(message)
+                    assert len(events) <= self.max_events
+                elif self.max_events:
+                    assert not message.HasField("event") and not message.compressed_events
                     assert len(message.events) <= self.max_events
                     events = list(message.events)
                 else:
@@ -499,13 +518,17 @@ FILTERS = [
 ]
 
 
+PAGINGS = [(1000, False), (3, False), (0, False), (1000, True)]  # (max_events, compressed)
+
+
 @pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3, watch_batch=7,
                                                      tail_events=40)])
 async def test_many_watches_with_concurrent_ingest_get_every_event_once_in_order(served, store_url) -> None:
     """Three writers at once, two through this store (their rows reach the watches without a read back) and
     one through another store on the same database (read by polling), new events and re-emissions; watches
-    of every kind: filtered or not, pages large and small or one event each, from the start or from later,
-    and one that waits until everything is written and catches up from the store (the tail holds 40)."""
+    of every kind: filtered or not, pages large and small, compressed or not, or one event each, from the start
+    or from later, and one that waits until everything is written and catches up from the store (the tail
+    holds 40), in small compressed pages."""
     from collector.store import open_store
 
     rng = random.Random(11)
@@ -539,8 +562,9 @@ async def test_many_watches_with_concurrent_ingest_get_every_event_once_in_order
             await asyncio.sleep(rng.random() * 0.01)
 
     try:
-        watchers = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=size)
-                    for where in FILTERS for size in (1000, 3, 0)]
+        watchers = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=size,
+                                compressed=compressed)
+                    for where in FILTERS for size, compressed in PAGINGS]
         await asyncio.gather(*(watcher.until(0) for watcher in watchers))
         writers = [asyncio.create_task(produce(served.store, 25, True)),
                    asyncio.create_task(produce(served.store, 25, False)),
@@ -549,12 +573,13 @@ async def test_many_watches_with_concurrent_ingest_get_every_event_once_in_order
         late = [PageWatcher(served.stub, where, token=encode_resume_token(0)) for where in FILTERS]  # joining
         await asyncio.gather(*writers)
         latest = await served.store.latest_event_seq()
-        slow = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=5) for where in FILTERS]
+        slow = [PageWatcher(served.stub, where, token=encode_resume_token(0), max_events=5, compressed=True)
+                for where in FILTERS]
         everyone = watchers + late + slow
         await asyncio.gather(*(watcher.until(latest) for watcher in everyone))
     finally:
         await other.close()
-    wheres = [where for where in FILTERS for _ in (1000, 3, 0)] + FILTERS + FILTERS
+    wheres = [where for where in FILTERS for _ in PAGINGS] + FILTERS + FILTERS
     for watcher, where in zip(everyone, wheres, strict=True):
         matching = await served.store.events_since(0, filter_from_pb(where or events_pb2.EventFilter()),
                                                    MAX_PAGE_SIZE)
@@ -562,7 +587,7 @@ async def test_many_watches_with_concurrent_ingest_get_every_event_once_in_order
         assert expected or where is not None
         check_once_in_order([got for got, _ in watcher.received], expected)
         watcher.cancel()
-    assert max(max(w.sizes) for w in watchers[::3]) > 3  # pages of several events were sent
+    assert max(max(w.sizes) for w in watchers[::len(PAGINGS)]) > 3  # pages of several events were sent
 
 
 @pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3, watch_batch=7,
@@ -577,6 +602,33 @@ async def test_a_response_stays_within_the_byte_budget_but_holds_at_least_one_ev
     sizes = [size for size in watcher.sizes if size]
     assert sizes[0] == 1 and max(sizes) > 1  # the large one alone; the others a few to a response
     assert max(sizes) * 1200 < 3000 * 2
+    watcher.cancel()
+
+
+@pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=0.05, bookmark_seconds=0.3,
+                                                     max_compressed_bytes=10_000, max_shared_page_bytes=1 << 20)])
+async def test_a_compressed_page_that_hardly_compresses_is_made_again_within_the_limit(served) -> None:
+    watcher = PageWatcher(served.stub, token=encode_resume_token(0), max_events=1000, compressed=True)
+    await served.store.ingest_events([event(1)])
+    await watcher.until(1)  # the tail holds from here on: the next pages are its shared pages
+    noise = random.Random(5)
+    events = [event(n) for n in range(2, 30)]
+    for one in events:  # 2 kB of hex that no compressor shrinks much below 1 kB
+        one["source_labels"] = {"noise": noise.randbytes(1000).hex()}
+    await served.store.ingest_events(events)
+    sizes = []
+    original = watcher.call.read
+
+    async def read_and_measure():
+        message = await original()
+        if message is not grpc.aio.EOF:
+            sizes.append(len(message.compressed_events))
+        return message
+
+    watcher.call.read = read_and_measure
+    await watcher.until(await served.store.latest_event_seq())
+    check_once_in_order([got for got, _ in watcher.received], {f"{n:032x}": 1 for n in range(1, 30)})
+    assert max(sizes) <= 10_000 and max(watcher.sizes) > 1  # several events to a page, each within the limit
     watcher.cancel()
 
 
@@ -600,11 +652,12 @@ async def test_a_watch_resumed_inside_the_tail_gets_no_superseded_emission(serve
 async def test_watch_filters_and_the_store_filters_agree(served) -> None:
     """The tail's test of a filter (on the columns, the side values from the JSON) and its column indexes
     select what the store's SQL selects, for random events and filters."""
-    from collector.shell.eventtail import EventTail
+    from collector.shell.eventtail import EventTail, TailSettings
     from collector.shell.grpc_events import _page, encode_watched_event
 
     rng = random.Random(5)
-    tail = EventTail(served.store, served.bell, encode_watched_event, _page)
+    # Watches woken at every commit: what they are given ends at the newest row at once.
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page, TailSettings(read_interval_seconds=0))
     async with tail.attached():
         while not tail.holds(0):
             await tail.wait(0)
@@ -637,7 +690,7 @@ async def test_the_tail_keeps_what_a_watch_behind_still_needs_within_its_budget(
     from collector.shell.grpc_events import _page, encode_watched_event
 
     tail = EventTail(served.store, served.bell, encode_watched_event, _page,
-                     TailSettings(window_events=40, max_held_bytes=max_held_bytes))
+                     TailSettings(window_events=40, max_held_bytes=max_held_bytes, read_interval_seconds=0))
     async with tail.attached() as behind, tail.attached() as ahead:
         while not tail.holds(0):
             await tail.wait(0)
@@ -659,10 +712,10 @@ async def test_the_tail_keeps_what_a_watch_behind_still_needs_within_its_budget(
 
 
 async def test_unfiltered_watches_at_different_places_meet_and_share_their_pages(served) -> None:
-    from collector.shell.eventtail import EventTail
+    from collector.shell.eventtail import EventTail, TailSettings
     from collector.shell.grpc_events import _page, encode_watched_event
 
-    tail = EventTail(served.store, served.bell, encode_watched_event, _page)
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page, TailSettings(read_interval_seconds=0))
     async with tail.attached():
         while not tail.holds(0):
             await tail.wait(0)
@@ -680,3 +733,28 @@ async def test_unfiltered_watches_at_different_places_meet_and_share_their_pages
         assert [(count, cursor) for _, count, cursor in pages[99]] == [(1, 100), (100, 200), (50, 250)]
         for later in (37, 99):  # from the first boundary on, the very same responses
             assert all(a is b for (a, _, _), (b, _, _) in zip(pages[0][1:], pages[later][1:]))
+
+
+async def test_watches_woken_together_share_one_page_while_rows_arrive(served) -> None:
+    """What the watches are given ends where they were woken: rows handed over meanwhile wait for the next
+    wake-up, so every watch of one wake-up takes the very same page (a hundred watches each making their own,
+    a little longer each time, was most of what they cost)."""
+    from collector.shell.eventtail import EventTail, TailSettings
+    from collector.shell.grpc_events import _page, encode_watched_event
+
+    # Woken at most every 2 s, and no reads but the first: the rows come only from the store's hand-over.
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page,
+                     TailSettings(read_interval_seconds=2, poll_seconds=600))
+    async with tail.attached():
+        while not tail.holds(0):
+            await tail.wait(0)
+        await served.store.ingest_events([event(n) for n in range(1, 11)])
+        assert (tail.head, tail.shown) == (10, 0)
+        await tail.wait(0)  # woken once the interval has passed
+        first = tail.page(0, EventFilter(), limit=1000, max_bytes=1 << 30, compress=True)
+        await served.store.ingest_events([event(n) for n in range(11, 21)])
+        assert (tail.head, tail.shown) == (20, 10)
+        again = tail.page(0, EventFilter(), limit=1000, max_bytes=1 << 30, compress=True)
+        assert again is first and first[1:] == (10, 10)
+        await tail.wait(10)
+        assert tail.page(10, EventFilter(), limit=1000, max_bytes=1 << 30, compress=True)[1:] == (10, 20)
