@@ -20,9 +20,9 @@ from pathlib import Path
 
 import grpc
 
-from agent.core.feedspec import feed_spec_from_manifest
+from dnswatch.feeds.spec import feed_spec_from_manifest
 from agent.shell.feedclient import FeedStream, FeedStreamSettings
-from agent.shell.grpcchannel import PLAINTEXT, connector
+from dnswatch.grpcchannel import PLAINTEXT, connector
 from collector.shell.main import serve, settings_from_args
 from collector.shell.puller import FeedPuller
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc

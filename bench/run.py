@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from agent.core.decode import Decoder
-from agent.core.domainset import DomainSet
+from dnswatch.feeds.domainset import DomainSet
 from agent.core.eventpipeline import EventPipeline
-from agent.core.feedlines import parse_domain_lines
+from dnswatch.feeds.lines import parse_domain_lines
 from agent.core.pcapformat import FrameReader
 from agent.core.scanner import Matcher
 from agent.shell.replay import open_capture, replay

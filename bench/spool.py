@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.core.domainset import DomainSet
+from dnswatch.feeds.domainset import DomainSet
 from agent.core.eventpipeline import EventPipeline
-from agent.core.feedlines import parse_domain_lines
+from dnswatch.feeds.lines import parse_domain_lines
 from agent.core.scanner import Matcher
 from agent.shell.output import JsonLines
 from agent.shell.replay import replay

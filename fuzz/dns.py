@@ -15,10 +15,10 @@ import json
 from functools import cache
 
 from agent.core.answerslice import displayable_prefix
-from agent.core.domainset import DomainSet
+from dnswatch.feeds.domainset import DomainSet
 from agent.core.eventpipeline import EventPipeline
-from agent.core.feedlines import parse_domain_lines, parse_ip_lines
-from agent.core.ipset import IPSet
+from dnswatch.feeds.lines import parse_domain_lines, parse_ip_lines
+from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import SECTIONS, Damaged, Matcher, NameCollector, dotted, question_of, read_name, wire_labels
 from agent.shell.replay import sighting_of
 from fuzz import seeds

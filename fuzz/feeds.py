@@ -1,4 +1,4 @@
-"""Feed bodies: the line parser (`agent.core.feedlines`) and the structured formats (`agent.core.feedformats`).
+"""Feed bodies: the line parser (`dnswatch.feeds.lines`) and the structured formats (`dnswatch.feeds.formats`).
 
 `feedlines` inputs are a content byte (DomainNameSet or IPSet) and a body, seeded with the demo and hostile
 feeds in every encoding and line format of SPEC §4. `feedformats` inputs are a format byte and a body: one
@@ -10,8 +10,8 @@ canonical form (parsing it again gives itself), entries are distinct, and the re
 
 from __future__ import annotations
 
-from agent.core.feedformats import CsvFormat, JsonFormat, JsonPathError, compile_json_path, parse_feed_body
-from agent.core.feedlines import (CONTENTS, DOMAIN_NAME_SET, MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, domain_entry,
+from dnswatch.feeds.formats import CsvFormat, JsonFormat, JsonPathError, compile_json_path, parse_feed_body
+from dnswatch.feeds.lines import (CONTENTS, DOMAIN_NAME_SET, MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, domain_entry,
                                   ip_entry, parse_lines)
 from fuzz import seeds
 from fuzz.oracle import Target, bounded, check
@@ -89,8 +89,8 @@ def format_seeds() -> list[bytes]:
 
 
 TARGETS = [
-    Target("feedlines", "agent/core/feedlines.py: newline-delimited bodies of both contents, every line format",
+    Target("feedlines", "dnswatch/feeds/lines.py: newline-delimited bodies of both contents, every line format",
            bounded(lines_one), line_seeds),
-    Target("feedformats", "agent/core/feedformats/: JSON (JSONPath, compiled too) and CSV bodies",
+    Target("feedformats", "dnswatch/feeds/formats/: JSON (JSONPath, compiled too) and CSV bodies",
            bounded(formats_one), format_seeds),
 ]

@@ -1,5 +1,5 @@
 """GlobalThreatFeed manifests: YAML text as `--feed-manifest` and the collector's `--feeds-dir` read it, then
-`feed_specs_from_yaml_documents` (agent/core/feedspec.py), the pure part both share.
+`feed_specs_from_yaml_documents` (dnswatch/feeds/spec.py), the pure part both share.
 
 Inputs are YAML streams, seeded with the demo's manifests and variants using every spec field (headers from
 Secrets and ConfigMaps, JSON and CSV formats, a List). PyYAML's documented rejection is `yaml.YAMLError`;
@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from agent.core.feedlines import CONTENTS
-from agent.core.feedspec import MIN_PERIOD_SECONDS, MODES, FeedSpecError, feed_specs_from_yaml_documents
+from dnswatch.feeds.lines import CONTENTS
+from dnswatch.feeds.spec import MIN_PERIOD_SECONDS, MODES, FeedSpecError, feed_specs_from_yaml_documents
 from fuzz import seeds
 from fuzz.oracle import Target, bounded, check
 
@@ -39,6 +39,6 @@ def manifest_one(data: bytes) -> None:
 
 
 TARGETS = [
-    Target("manifest", "agent/core/feedspec.py: GlobalThreatFeed YAML streams through feed_specs_from_yaml_documents",
+    Target("manifest", "dnswatch/feeds/spec.py: GlobalThreatFeed YAML streams through feed_specs_from_yaml_documents",
            bounded(manifest_one), seeds.manifest_seeds),
 ]

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 
 @dataclass(frozen=True, slots=True)

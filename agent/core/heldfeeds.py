@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.core.domainset import DomainSet
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import (FeedDelta, FeedSnapshot, WireError, apply_domain_delta, apply_ip_delta,
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, WireError, apply_domain_delta, apply_ip_delta,
                                  domains_from_snapshot, ip_entries_from_snapshot, join_snapshot_parts)
-from agent.core.ipset import IPSet
+from dnswatch.feeds.ipset import IPSet
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 if TYPE_CHECKING:
     import mmap

@@ -19,8 +19,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from agent.core.domainset import APEX, DomainSet
-from agent.core.ipset import IPSet
+from dnswatch.feeds.domainset import APEX, DomainSet
+from dnswatch.feeds.ipset import IPSet
 from agent.core.sighting import Match
 
 SECTIONS = ("question", "answer", "authority", "additional")

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from agent.core.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 from agent.shell import bpf
 from agent.shell.ring import PacketRing
 

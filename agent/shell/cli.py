@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import DnswatchError
-from agent.shell.grpcchannel import (ChannelSecurity, add_channel_arguments, channel_security_from_args,
+from dnswatch.errors import DnswatchError
+from dnswatch.grpcchannel import (ChannelSecurity, add_channel_arguments, channel_security_from_args,
                                      security_flags_given)
 
 DEFAULT_PORTS = frozenset({53})
@@ -221,7 +221,7 @@ def _collector_matcher(config: ReplayConfig):
     """
     from agent.core.scanner import Matcher
     from agent.shell.feedclient import FeedStream, FeedStreamSettings
-    from agent.shell.grpcchannel import connector
+    from dnswatch.grpcchannel import connector
 
     if not config.collector:
         raise DnswatchError("--collector needs the collector's address, HOST:PORT")
@@ -242,7 +242,7 @@ def _collector_matcher(config: ReplayConfig):
 
 def _event_shipper(config: ReplayConfig):
     """Ships the replay's events to the collector (agent/shell/shipper.py), over the channel the feeds used."""
-    from agent.shell.grpcchannel import connector
+    from dnswatch.grpcchannel import connector
     from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
 
     # A replay reports the stream's trouble in its last line (_wait_for_acks); without this, Python's
@@ -284,7 +284,7 @@ def _wait_for_acks(config: ReplayConfig, shipper) -> None:
 
 def read_pod_list(path: Path) -> dict:
     """`--pods`: the JSON of `kubectl get pods -A -o json`; BadInput with one line when it is not."""
-    from agent.errors import BadInput
+    from dnswatch.errors import BadInput
 
     try:
         pod_list = json.loads(path.read_bytes())

@@ -25,7 +25,7 @@ class CollectorLink:
         """`config`: a RunConfig (collector, collector_timeout, channel, node, spool_dir)."""
         from agent.core.scanner import Matcher
         from agent.shell.feedclient import CollectorUnavailable, FeedStream, FeedStreamSettings
-        from agent.shell.grpcchannel import connector
+        from dnswatch.grpcchannel import connector
         from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
 
         self._matcher_class = Matcher

@@ -12,7 +12,7 @@ The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this 
 turns the messages into feedwire's dataclasses (protobuf types stop here, STYLE habit 3). The agent imports
 nothing of the collector, so the conversion is its own (the collector's is collector/shell/pbconvert.py).
 
-Channels come from a `connect(address, options)` factory (agent/shell/grpcchannel.py): TLS with the system's
+Channels come from a `connect(address, options)` factory (dnswatch/grpcchannel.py): TLS with the system's
 CAs unless the caller says otherwise, e.g. `connector(channel_security_from_args(args))` or `connector(PLAINTEXT)`.
 """
 
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
 from agent.core.heldfeeds import FeedRemoved, FeedUpdate, HeldFeeds, UnusableFeed
-from agent.errors import BadInput
-from agent.shell.grpcchannel import ChannelSecurity, Connect, connector
+from dnswatch.errors import BadInput
+from dnswatch.grpcchannel import ChannelSecurity, Connect, connector
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2
 
 __all__ = ["CollectorUnavailable", "FeedStream", "FeedStreamSettings", "update_from_pb"]

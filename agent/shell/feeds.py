@@ -1,6 +1,6 @@
 """Loading feeds from the replay flags: files and GlobalThreatFeed manifests, into a `Matcher`.
 
-The parsing itself is the core's (`agent.core.feedlines`, `feedformats`, `feedspec`): this module only reads
+The parsing itself is the core's (`dnswatch.feeds.lines`, `feedformats`, `feedspec`): this module only reads
 files (or fetches a manifest's URL) and reports what it loaded. Nothing is read past the feed size limit
 (`DEFAULT_MAX_BYTES`): a larger file is refused by its size before it is read, and a pipe or a download after
 the limit and one byte.
@@ -16,14 +16,14 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from agent.core.domainset import DomainSet
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DEFAULT_MAX_BYTES, ParsedFeed, parse_domain_lines, parse_ip_lines
-from agent.core.feedspec import FeedSpec, feed_specs_from_yaml_documents
-from agent.core.ipset import IPSet
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, ParsedFeed, parse_domain_lines, parse_ip_lines
+from dnswatch.feeds.spec import FeedSpec, feed_specs_from_yaml_documents
+from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import Matcher
-from agent.core.urlredact import redact_urls, redacted_url
-from agent.errors import BadInput
+from dnswatch.urlredact import redact_urls, redacted_url
+from dnswatch.errors import BadInput
 
 
 @dataclass(frozen=True)

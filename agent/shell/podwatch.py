@@ -4,7 +4,7 @@ The watch has the shape of every long-lived stream here (STYLE habit 4): list th
 (fieldSelector `spec.nodeName`, all namespaces) — sync —, watch from the list's resourceVersion with bookmarks
 — follow —, and on failure back off (exponential, with jitter) and resume: from the last resourceVersion seen
 after a dropped connection, a 5xx or a stall, and with a fresh list after 410 Gone, whether the server says so
-with an ERROR event or an HTTP 410. `agent.core.kubewatch` keeps the position and reads the lines;
+with an ERROR event or an HTTP 410. `dnswatch.kubewatch` keeps the position and reads the lines;
 `agent.core.podevents.PodTracker` turns pods and times into address history.
 
     directory, watcher = pod_directory_from_api(kubeconfig=None, node=os.environ["NODE_NAME"])  # in-cluster
@@ -41,9 +41,9 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from agent.core.attribution import PodDirectory
-from agent.core.kubewatch import GONE, Backoff, WatchError, WatchExpired, WatchPosition, decode_watch_line
+from dnswatch.kubewatch import GONE, Backoff, WatchError, WatchExpired, WatchPosition, decode_watch_line
 from agent.core.podevents import PodTracker
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 __all__ = ["PodWatchSettings", "PodWatcher", "pod_directory_from_api"]
 

@@ -18,7 +18,7 @@ from agent.core.eventpipeline import EventPipeline
 from agent.core.pcapformat import FrameReader
 from agent.core.scanner import CLEAN, Matcher, question_of
 from agent.core.sighting import Sighting
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 TICK_SECONDS = 1.0  # how often, in capture time, transactions and aggregation windows are expired
 

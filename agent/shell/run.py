@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.errors import BadInput, DnswatchError
+from dnswatch.errors import BadInput, DnswatchError
 from agent.shell.cli import PipelineOptions, pipeline_options
 
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
@@ -63,7 +63,7 @@ class RunConfig(PipelineOptions):
     """/healthz fails once the capture loop has made no progress for this many seconds (it comes round about
     once a second, quiet or not), so that the liveness probe restarts an agent stuck inside one packet."""
     channel: object = None
-    """How to reach the collector (agent.shell.grpcchannel.ChannelSecurity); None without a collector."""
+    """How to reach the collector (dnswatch.grpcchannel.ChannelSecurity); None without a collector."""
     spool_dir: Path | None = None
     """With a collector: keep unacknowledged events here, so that a restarted agent resends them."""
 
@@ -71,8 +71,8 @@ class RunConfig(PipelineOptions):
 def add_run_parser(commands) -> None:
     """Register `run` on the `dnswatch-agent` subcommand parsers (called from agent.shell.cli)."""
     from agent.shell.cli import add_feed_arguments, add_pipeline_arguments, parse_window
-    from agent.shell.grpcchannel import add_channel_arguments
-    from agent.shell.logfmt import add_log_arguments
+    from dnswatch.grpcchannel import add_channel_arguments
+    from dnswatch.logfmt import add_log_arguments
 
     run = commands.add_parser("run", help="capture DNS on the node's pod interfaces")
     run.add_argument("--interfaces", default=DEFAULT_INTERFACES, metavar="PATTERNS",
@@ -119,7 +119,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         raise BadInput("--ring-mb must be between 0 (no ring) and 1024")
     if args.liveness_timeout < 2:
         raise BadInput("--liveness-timeout must be at least 2 seconds: the capture loop comes round once a second")
-    from agent.shell.grpcchannel import channel_security_from_args, security_flags_given
+    from dnswatch.grpcchannel import channel_security_from_args, security_flags_given
 
     if args.collector is None:
         if security_flags_given(args):
@@ -170,7 +170,7 @@ def run_live(config: RunConfig) -> int:
     from agent.shell.capture import CaptureSettings, LiveCapture
     from agent.shell.cli import local_matcher, read_pod_list
     from agent.shell.collectorlink import CollectorLink
-    from agent.shell.logfmt import configure_logging
+    from dnswatch.logfmt import configure_logging
     from agent.shell.output import renderer
 
     configure_logging(config.log_level, config.log_format)
@@ -220,7 +220,7 @@ def run_live(config: RunConfig) -> int:
     metrics = None
     if config.metrics_port is not None:
         from agent.shell.metrics import AgentMetrics
-        from agent.shell.metricsserver import serve_metrics
+        from dnswatch.metricsserver import serve_metrics
 
         metrics = AgentMetrics(node=config.node)
         metrics.set_liveness_timeout(config.liveness_timeout)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 
 MAGIC = b"DNSWSPL1"
 LOG_NAME = "spool.log"

@@ -29,7 +29,7 @@ class FeedInfo:
     description: str = ""
     """`spec.description`."""
     url: str = ""
-    """`spec.pull.http.url` as it may be shown (`agent.core.urlredact.redacted_url`: no password, no query
+    """`spec.pull.http.url` as it may be shown (`dnswatch.urlredact.redacted_url`: no password, no query
     values); empty when the spec is not known yet."""
     period_seconds: float | None = None
     """`spec.pull.period` in seconds; None when the spec is not known yet."""

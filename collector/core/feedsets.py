@@ -5,16 +5,16 @@ thousand agents connecting at once cost one encoding, not a thousand. `update_fr
 agent holding some version up to date: nothing, a delta, or the snapshot (in parts).
 
 Why the whole snapshot is kept encoded and not rebuilt per subscriber: encoding 1M domains takes about 0.2 s
-(agent/core/feedwire.py), while keeping it costs about 5.5 MB per such feed.
+(dnswatch/feeds/wire.py), while keeping it costs about 5.5 MB per such feed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.core.domainset import DomainSet
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import (FeedDelta, FeedSnapshot, delta_worth_sending, domain_delta, domain_snapshot,
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, delta_worth_sending, domain_delta, domain_snapshot,
                                  ip_delta, ip_snapshot, snapshot_parts)
 
 __all__ = ["CompiledFeed", "FeedGone", "FeedUpdate", "compile_feed", "delta_between", "held_after", "update_from"]

@@ -13,8 +13,8 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from agent.core.feedformats import FeedFormat, parse_feed_body
-from agent.core.feedlines import DEFAULT_MAX_BYTES, FeedError, ParsedFeed
+from dnswatch.feeds.formats import FeedFormat, parse_feed_body
+from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, FeedError, ParsedFeed
 from collector.core.status import PARSE_FAILED, PULL_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
 from collector.core.status import entries_sha256
 

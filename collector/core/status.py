@@ -7,7 +7,7 @@ Error conditions are kept one per type (Calico's `{type, message}`, plus how man
 and when last), so a feed failing every minute shows one PullFailed with a growing count rather than ten copies.
 They are grouped by the operation that raises them: a successful pull clears every pull type
 (`PULL_CONDITION_TYPES`) and leaves the others (a later piece's, e.g. a failed status write) alone.
-Messages never carry a URL's credentials: they are redacted on the way in (`agent.core.urlredact`).
+Messages never carry a URL's credentials: they are redacted on the way in (`dnswatch.urlredact`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from agent.core.feedlines import ParsedFeed
-from agent.core.urlredact import redact_urls
+from dnswatch.feeds.lines import ParsedFeed
+from dnswatch.urlredact import redact_urls
 
 __all__ = [
     "HEADER_RESOLUTION",

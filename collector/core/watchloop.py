@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.core.feedspec import FeedSpec, FeedSpecError, feed_spec_from_manifest
-from agent.core.kubewatch import Backoff  # one backoff for every long-lived stream, agent and collector
+from dnswatch.feeds.spec import FeedSpec, FeedSpecError, feed_spec_from_manifest
+from dnswatch.kubewatch import Backoff  # one backoff for every long-lived stream, agent and collector
 
 __all__ = [
     "INVALID_SPEC",

@@ -16,7 +16,7 @@ fields), for events each event exactly as stored. `events list` prints the newes
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
 
-The connection flags (--insecure, --ca, --token-file, ...) are the agent's (agent/shell/grpcchannel.py): TLS
+The connection flags (--insecure, --ca, --token-file, ...) are the agent's (dnswatch/grpcchannel.py): TLS
 unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
 by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, or a
 `feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr says why),
@@ -43,8 +43,8 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 import grpc  # noqa: E402
 import yaml
 
-from agent.errors import BadInput
-from agent.shell.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
+from dnswatch.errors import BadInput
+from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
 from collector.core.eventview import TABLE_COLUMNS as EVENT_COLUMNS
 from collector.core.eventview import parse_when
 from collector.core.eventview import table_row as event_row

@@ -22,10 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from agent.core.feedspec import FeedSpec
-from agent.core.feedwire import FeedDelta
-from agent.core.urlredact import redact_urls, redacted_url
-from agent.errors import DnswatchError
+from dnswatch.feeds.spec import FeedSpec
+from dnswatch.feeds.wire import FeedDelta
+from dnswatch.urlredact import redact_urls, redacted_url
+from dnswatch.errors import DnswatchError
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import CompiledFeed, FeedGone, FeedUpdate, compile_feed, delta_between, update_from
 from collector.core.pulling import UPDATED, Validators

@@ -35,7 +35,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from agent.core.urlredact import redact_urls
+from dnswatch.urlredact import redact_urls
 from collector.core.watchloop import Backoff, FeedChange, FeedTracker, invalid_spec_status_patch
 
 __all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings"]

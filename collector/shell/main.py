@@ -29,7 +29,7 @@ from pathlib import Path
 
 import grpc
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink

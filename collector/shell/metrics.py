@@ -32,8 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from agent.shell.logfmt import add_log_arguments, configure_logging
-from agent.shell.metricsserver import MetricsServer, serve_metrics
+from dnswatch.logfmt import add_log_arguments, configure_logging
+from dnswatch.metricsserver import MetricsServer, serve_metrics
 from collector.core.feedinfo import FeedInfo
 
 __all__ = ["CollectorMetrics", "MetricsServer", "PREFIX", "STREAM_KINDS", "add_log_arguments",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
-from agent.core.urlredact import redact_urls, redacted_url
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from dnswatch.urlredact import redact_urls, redacted_url
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import FeedGone, FeedUpdate
 from collector.core.status import ErrorCondition, FeedStatus

@@ -5,7 +5,7 @@ the headers, GETs the URL (conditional when a good set is held, redirects follow
 never follow a redirect to another origin), unpacks the body as it arrives within the size limit
 (`BodyReader`), retries what the policy says may pass, all within one deadline (the pull timeout), and hands
 the body to `judge_body`. The result says what happened; the caller keeps the sets. Every message and log
-line shows the feed's URL redacted (`agent.core.urlredact`): its password and query values go to the server
+line shows the feed's URL redacted (`dnswatch.urlredact`): its password and query values go to the server
 only.
 
     async with FeedPuller(settings, resolve=kube_lookup, on_result=store_and_push) as puller:
@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 
 import httpx
 
-from agent.core.feedlines import ParsedFeed
-from agent.core.feedspec import FeedSpec, HeaderSpec
-from agent.core.urlredact import redact_urls, redacted_url, url_secrets
+from dnswatch.feeds.lines import ParsedFeed
+from dnswatch.feeds.spec import FeedSpec, HeaderSpec
+from dnswatch.urlredact import redact_urls, redacted_url, url_secrets
 from collector.core.pulling import (
     CONNECTION,
     DISABLED,

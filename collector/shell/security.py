@@ -42,7 +42,7 @@ from pathlib import Path
 
 import grpc
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 from dnswatch_pb.v1 import distribution_pb2, events_pb2, feeds_pb2
 
 __all__ = [

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 
 # Every version of a set is kept whole (not as a delta) up to this many per feed: the current one and the
 # ones before it, enough to send an agent that reconnects with a recent version a delta instead of a

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 
 import msgspec
 
-from agent.core.names import canonical_name
+from dnswatch.names import canonical_name
 from collector.store.base import BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from agent.core.attribution import (
     is_dns_server,
     pod_info,
 )
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 from tests.agent.make_sightings import COREDNS_POD, WEB, ip, pod, pod_list
 
 T = 1795824696.0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.core.domainset import DomainSet
+from dnswatch.feeds.domainset import DomainSet
 
 
 def match(domains: DomainSet, name: str) -> str | None:

@@ -15,14 +15,14 @@ from dataclasses import replace
 import grpc
 import pytest
 
-from agent.core.domainset import DomainSet
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DOMAIN_NAME_SET
-from agent.core.feedwire import domain_delta, domain_snapshot, ip_snapshot
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DOMAIN_NAME_SET
+from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_snapshot
 from agent.core.heldfeeds import HeldFeeds
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 from agent.shell.feedclient import FeedStream, FeedStreamSettings
-from agent.shell.grpcchannel import PLAINTEXT, connector
+from dnswatch.grpcchannel import PLAINTEXT, connector
 from collector.shell.pbconvert import SYNCED, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 from tests.collector.running import (BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401

@@ -1,4 +1,4 @@
-"""Feed body formats (agent.core.feedformats): newlineDelimited, json with Calico's JSONPath subset, csv."""
+"""Feed body formats (dnswatch.feeds.formats): newlineDelimited, json with Calico's JSONPath subset, csv."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.core.feedformats import (
+from dnswatch.feeds.formats import (
     NEWLINE_DELIMITED,
     CsvFormat,
     JsonFormat,
@@ -17,7 +17,7 @@ from agent.core.feedformats import (
     format_names,
     parse_feed_body,
 )
-from agent.core.feedlines import FeedError, ParsedFeed
+from dnswatch.feeds.lines import FeedError, ParsedFeed
 
 DOMAINS = "DomainNameSet"
 IPS = "IPSet"

@@ -1,4 +1,4 @@
-"""Feed line parsing (agent.core.feedlines): every line format of SPEC §4, decoding, rejected counting."""
+"""Feed line parsing (dnswatch.feeds.lines): every line format of SPEC §4, decoding, rejected counting."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core import feedlines
-from agent.core.feedlines import (
+from dnswatch.feeds import lines as feedlines
+from dnswatch.feeds.lines import (
     FeedError,
     ParsedFeed,
     domain_entry,
@@ -20,7 +20,7 @@ from agent.core.feedlines import (
     parse_lines,
     parse_values,
 )
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 
 IGNORED = "ignored"
 REJECTED = "rejected"

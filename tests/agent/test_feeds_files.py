@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 from agent.shell.feeds import load_manifest, read_file
 from tests.feedserver import FeedServer
 

@@ -1,4 +1,4 @@
-"""GlobalThreatFeed specs (agent.core.feedspec): defaults, every validation rule and its message."""
+"""GlobalThreatFeed specs (dnswatch.feeds.spec): defaults, every validation rule and its message."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 import pytest
 import yaml
 
-from agent.core.feedformats import NEWLINE_DELIMITED, CsvFormat, JsonFormat
-from agent.core.feedspec import (
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, JsonFormat
+from dnswatch.feeds.spec import (
     FeedSpec,
     FeedSpecError,
     HeaderSpec,
@@ -18,7 +18,7 @@ from agent.core.feedspec import (
     feed_specs_from_yaml_documents,
     parse_go_duration,
 )
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 MINIMAL = {
     "apiVersion": "dnswatch.dev/v1",

@@ -1,4 +1,4 @@
-"""Feed sets on the wire (agent/core/feedwire.py): snapshots and deltas round-trip exactly, stay small, and a
+"""Feed sets on the wire (dnswatch/feeds/wire.py): snapshots and deltas round-trip exactly, stay small, and a
 delta that does not fit the held set is refused rather than silently applied."""
 
 import random
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core import feedwire
-from agent.core.domainset import DomainSet
-from agent.core.feedwire import WireError
+from dnswatch.feeds import wire as feedwire
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.wire import WireError
 
 # ------------------------------------------------------------------------------------------------ helpers
 

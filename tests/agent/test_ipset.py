@@ -1,4 +1,4 @@
-"""IP sets (agent.core.ipset): lookups of raw A/AAAA rdata, most specific entry first."""
+"""IP sets (dnswatch.feeds.ipset): lookups of raw A/AAAA rdata, most specific entry first."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core.feedlines import FeedError, parse_ip_lines
-from agent.core.ipset import IPSet, _ipv4_ints
+from dnswatch.feeds.lines import FeedError, parse_ip_lines
+from dnswatch.feeds.ipset import IPSet, _ipv4_ints
 
 
 def raw(text: str) -> bytes:

@@ -20,9 +20,9 @@ from agent.core.eventpipeline import EventPipeline
 from agent.core.heldfeeds import HeldFeed
 from agent.core.outbox import Outbox, queued_event
 from agent.shell import feeds as feed_loading
-from agent.shell.logfmt import JsonFormatter, configure_logging
+from dnswatch.logfmt import JsonFormatter, configure_logging
 from agent.shell.metrics import AgentMetrics, InterfaceCounters
-from agent.shell.metricsserver import serve_metrics
+from dnswatch.metricsserver import serve_metrics
 from agent.shell.replay import replay
 from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import Spool

@@ -16,7 +16,7 @@ from scapy.packet import Raw
 from scapy.utils import PcapNgWriter, RawPcapNgReader, RawPcapReader
 
 from agent.core.pcapformat import CaptureFormatError, FrameReader
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 from pcaps import wire
 
 from tests.corpus import CORPUS

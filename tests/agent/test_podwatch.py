@@ -11,8 +11,8 @@ from kubernetes import client
 
 from agent.core.attribution import PodDirectory, Workload
 from agent.core.eventpipeline import EventPipeline
-from agent.core.kubewatch import Backoff
-from agent.errors import BadInput
+from dnswatch.kubewatch import Backoff
+from dnswatch.errors import BadInput
 from agent.shell.podwatch import PodWatcher, PodWatchSettings, pod_directory_from_api
 from tests.agent.make_sightings import ip, pod, query, response
 from tests.kubeapi import FakeKubeAPI

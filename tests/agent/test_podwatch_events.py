@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agent.core.attribution import PodDirectory, pod_info
-from agent.core.kubewatch import Backoff, WatchError, WatchExpired, WatchPosition, decode_watch_line
+from dnswatch.kubewatch import Backoff, WatchError, WatchExpired, WatchPosition, decode_watch_line
 from agent.core.podevents import PodTracker, claim_time
 from tests.agent.make_sightings import pod
 

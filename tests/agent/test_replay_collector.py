@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.domainset import DomainSet
-from agent.core.feedwire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
 from agent.core.heldfeeds import FeedRemoved, HeldFeeds, UnusableFeed
 from tests.collector.running import RunningCollector, db_url, pulled  # noqa: F401
 from tests.feedserver import FeedServer

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.core.domainset import DomainSet
-from agent.core.ipset import IPSet
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import CLEAN, Damaged, Matcher, NameCollector, question_of, read_name
 
 

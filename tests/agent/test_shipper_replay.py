@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 from agent.shell.cli import ReplayConfig, _wait_for_acks
 from agent.shell.shipper import EventShipper, ShipperSettings
 from tests.agent.test_replay_collector import PCAPS, demo_collector, run_cli  # noqa: F401

@@ -1,4 +1,4 @@
-"""URL redaction (agent/core/urlredact.py): credentials never shown, everything else as written."""
+"""URL redaction (dnswatch/urlredact.py): credentials never shown, everything else as written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.core.urlredact import MASK, redact_urls, redacted_url, url_secrets
+from dnswatch.urlredact import MASK, redact_urls, redacted_url, url_secrets
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -21,8 +21,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.shell.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
 from collector.shell.main import serve, settings_from_args
 from collector.shell.puller import PullerSettings
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc

@@ -14,7 +14,7 @@ import grpc
 import pytest
 import trustme
 
-from agent.shell.grpcchannel import ChannelSecurity, open_channel
+from dnswatch.grpcchannel import ChannelSecurity, open_channel
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 AGENT_TOKENS = ("agent-token-1-5f0c9e", "agent-token-2-77ab01")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DOMAIN_NAME_SET
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from collector.core.status import entries_sha256
 from collector.shell import cli
 from collector.shell import main as collector_main

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DOMAIN_NAME_SET
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from collector.core.status import entries_sha256
 from tests.collector.running import BODY_V1, RunningCollector, db_url, feed_server, pulled  # noqa: F401
 from tests.kubeapi import FakeKubeAPI

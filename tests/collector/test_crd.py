@@ -16,7 +16,7 @@ import pytest
 import re2
 import yaml
 
-from agent.core.feedspec import FeedSpecError, feed_spec_from_manifest
+from dnswatch.feeds.spec import FeedSpecError, feed_spec_from_manifest
 from collector.core.status import ErrorCondition, FeedStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from agent.core.domainset import DomainSet
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import (FeedDelta, FeedSnapshot, apply_domain_delta, domains_from_snapshot,
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, apply_domain_delta, domains_from_snapshot,
                                  ip_entries_from_snapshot, join_snapshot_parts)
 from collector.core.feedsets import FeedGone
 from collector.core.status import entries_sha256

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from agent.core.domainset import DomainSet
-from agent.core.feedformats import parse_feed_body
-from agent.core.feedlines import DOMAIN_NAME_SET
-from agent.core.feedspec import FeedSpec
-from agent.core.feedwire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.lines import DOMAIN_NAME_SET
+from dnswatch.feeds.spec import FeedSpec
+from dnswatch.feeds.wire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
 from collector.core.feedsets import FeedGone
 from collector.core.status import entries_sha256
 from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted

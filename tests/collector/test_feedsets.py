@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedwire import FeedDelta, FeedSnapshot, apply_ip_delta, ip_entries_from_snapshot
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.wire import FeedDelta, FeedSnapshot, apply_ip_delta, ip_entries_from_snapshot
 from collector.core.feedinfo import FeedInfo, table_row
 from collector.core.feedsets import FeedGone, compile_feed, delta_between, held_after, update_from
 from collector.core.status import ErrorCondition, FeedStatus, entries_sha256

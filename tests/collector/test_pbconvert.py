@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from collector.core.feedinfo import FeedInfo
 from collector.core.feedsets import FeedGone, compile_feed, delta_between
 from collector.core.status import ErrorCondition, FeedStatus, entries_sha256

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.feedformats import CsvFormat, JsonFormat
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.core.feedspec import FeedSpec, HeaderSpec, KeyRef
+from dnswatch.feeds.formats import CsvFormat, JsonFormat
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.spec import FeedSpec, HeaderSpec, KeyRef
 from collector.core.pulling import (
     DISABLED,
     FAILED,
@@ -889,7 +889,7 @@ def test_a_sync_that_cannot_get_a_pull_slot_in_time_fails_and_changes_nothing(se
 BOMB_LIMIT = 32 * 1024 * 1024
 _MEASURE = """
 import asyncio, json, sys, tracemalloc
-from agent.core.feedspec import FeedSpec
+from dnswatch.feeds.spec import FeedSpec
 from collector.core.pulling import RetryPolicy
 from collector.shell.puller import FeedPuller, PullerSettings
 from tests import feedserver

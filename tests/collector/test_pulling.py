@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent.core.feedformats import NEWLINE_DELIMITED, JsonFormat
-from agent.core.feedlines import DOMAIN_NAME_SET, ParsedFeed
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, JsonFormat
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, ParsedFeed
 from collector.core.pulling import (
     CONNECTION,
     FAILED,

@@ -22,7 +22,7 @@ import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from agent.shell.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
+from dnswatch.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
 from collector.shell import cli
 from tests.collector.running import RunningCollector, pulled
 from tests.collector.securitykit import (AGENT_CALLS, AGENT_TOKENS, CALLS, CONSUMER_CALLS, CONSUMER_TOKENS, Pki,
@@ -172,7 +172,7 @@ def test_tls_needs_the_right_ca_and_name(secure):
 def test_the_asyncio_channel_carries_the_same_credentials(secure):
     import asyncio
 
-    from agent.shell.grpcchannel import open_aio_channel
+    from dnswatch.grpcchannel import open_aio_channel
     from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
 
     async def list_feeds(security: ChannelSecurity) -> grpc.StatusCode:

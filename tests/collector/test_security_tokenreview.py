@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.shell.grpcchannel import ChannelSecurity
+from dnswatch.grpcchannel import ChannelSecurity
 from tests.collector.running import RunningCollector
 from tests.collector.securitykit import AGENT_CALLS, CALLS, CONSUMER_CALLS, call_status, pki, tls_flags, token_file  # noqa: F401
 from tests.collector.test_collector_kube import kubeconfig

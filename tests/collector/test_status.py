@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent.core.feedlines import ParsedFeed
+from dnswatch.feeds.lines import ParsedFeed
 from collector.core.status import (
     HEADER_RESOLUTION,
     MAX_ERROR_CONDITIONS,

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.core.feedformats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonPathError
-from agent.core.feedformats import compile_json_path
-from agent.core.feedlines import CONTENTS, DOMAIN_NAME_SET, IP_SET
-from agent.errors import BadInput
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonPathError
+from dnswatch.feeds.formats import compile_json_path
+from dnswatch.feeds.lines import CONTENTS, DOMAIN_NAME_SET, IP_SET
+from dnswatch.errors import BadInput
 
 API_VERSIONS = ("dnswatch.dev/v1", "projectcalico.org/v3")
 KIND = "GlobalThreatFeed"
@@ -103,7 +103,7 @@ class FeedSpec:
     headers: tuple[HeaderSpec, ...] = ()
     """`pull.http.headers`, in order."""
     format: FeedFormat = NEWLINE_DELIMITED
-    """`pull.http.format`: how the body is read (`agent.core.feedformats`)."""
+    """`pull.http.format`: how the body is read (`dnswatch.feeds.formats`)."""
     match_subdomains: bool = False
     """Ours: each plain entry also covers its subdomains (`evil.com` matches `a.evil.com`)."""
 

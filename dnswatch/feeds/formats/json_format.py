@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.core.feedformats.base import JsonFormat
-from agent.core.feedformats.jsonpath import JsonPathError, compile_json_path
-from agent.core.feedlines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
+from dnswatch.feeds.formats.base import JsonFormat
+from dnswatch.feeds.formats.jsonpath import JsonPathError, compile_json_path
+from dnswatch.feeds.lines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
 
 
 def parse(body: bytes, content: str, fmt: JsonFormat, max_bytes: int) -> ParsedFeed:

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import DnswatchError
+from dnswatch.errors import DnswatchError
 
 __all__ = ["GONE", "Backoff", "WatchError", "WatchEvent", "WatchExpired", "WatchPosition", "decode_watch_line"]
 

@@ -8,7 +8,7 @@ average one comparison. The 61 remaining hash bits make a false match on a 1M-en
 lookups; the cost of that is a spurious alert, never a missed one. The hash is stable across processes, so
 the table itself can be what the collector ships to agents.
 
-The sorted tagged hashes are also the set's wire form (agent/core/feedwire.py): `to_bytes` / `from_bytes`
+The sorted tagged hashes are also the set's wire form (dnswatch/feeds/wire.py): `to_bytes` / `from_bytes`
 carry them as little-endian uint64s, and `with_changes` applies a delta with numpy merges, never a Python
 loop per entry; the directory is rebuilt from them in milliseconds.
 
@@ -48,7 +48,7 @@ class DomainSet:
 
     @classmethod
     def from_names(cls, names: Iterable[str], match_subdomains: bool = False) -> DomainSet:
-        """Build from canonical names (as `agent.core.feedlines` returns them); `*.x` entries are wildcards."""
+        """Build from canonical names (as `dnswatch.feeds.lines` returns them); `*.x` entries are wildcards."""
         names = names if isinstance(names, (list, tuple)) else list(names)
         wildcards = [name[2:] for name in names if name.startswith("*.")]
         plain = [name for name in names if not name.startswith("*.")] if wildcards else names

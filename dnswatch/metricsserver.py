@@ -5,7 +5,7 @@
     server.close()
 
 Shared by the agent and the collector (the import contract lets `collector.shell.metrics` use this module and
-`agent.shell.logfmt`, nothing else of the agent's shell): the series differ, the endpoint does not.
+`dnswatch.logfmt`, nothing else of the agent's shell): the series differ, the endpoint does not.
 
 - `/metrics` is prometheus_client's exposition of the registry given: each process (and each test) has its own
   `CollectorRegistry`, never the global one, so two collectors in one test process do not share counters.

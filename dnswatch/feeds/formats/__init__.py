@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.core.feedformats import csv_format, json_format, newline_format
-from agent.core.feedformats.base import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, NewlineDelimitedFormat
-from agent.core.feedformats.jsonpath import JsonPathError, compile_json_path
-from agent.core.feedlines import CONTENTS, DEFAULT_MAX_BYTES, ParsedFeed
+from dnswatch.feeds.formats import csv_format, json_format, newline_format
+from dnswatch.feeds.formats.base import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, NewlineDelimitedFormat
+from dnswatch.feeds.formats.jsonpath import JsonPathError, compile_json_path
+from dnswatch.feeds.lines import CONTENTS, DEFAULT_MAX_BYTES, ParsedFeed
 
 __all__ = [
     "NEWLINE_DELIMITED",
@@ -42,7 +42,7 @@ def parse_feed_body(
 ) -> ParsedFeed:
     """The canonical entries of a feed body in format `fmt`, for `content` DomainNameSet or IPSet.
 
-    Raises FeedError (`agent.core.feedlines`) for a body that cannot be read at all; bad lines or values are
+    Raises FeedError (`dnswatch.feeds.lines`) for a body that cannot be read at all; bad lines or values are
     counted in `rejected`.
     """
     if content not in CONTENTS:

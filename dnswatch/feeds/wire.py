@@ -4,7 +4,7 @@ Pure: sets and bytes in, frozen dataclasses and sets out. The protobuf messages 
 distribution.proto carry these fields one for one; converting to and from them is the shells' business.
 
 What travels is the compiled form, so an agent never parses a feed:
-- a DomainNameSet is its sorted tagged hashes (agent/core/domainset.py), the same 8 bytes per entry the
+- a DomainNameSet is its sorted tagged hashes (dnswatch/feeds/domainset.py), the same 8 bytes per entry the
   agent keeps in memory. They go through the GAPS_ZLIB encoding: differences between neighbours, their bytes
   regrouped by significance, zlib level 1. Sorted uniform hashes differ by about 2^64/n, so the top bytes of
   every difference are nearly constant and zlib squeezes them out, while the low bytes stay random. Measured
@@ -37,9 +37,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from xxhash import xxh3_64_intdigest
 
-from agent.core.domainset import DomainSet
-from agent.core.feedlines import DOMAIN_NAME_SET, IP_SET
-from agent.errors import DnswatchError
+from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.errors import DnswatchError
 
 GAPS_ZLIB = "GAPS_ZLIB"  # DomainNameSet payloads: distribution.proto SET_ENCODING_GAPS_ZLIB
 LINES = "LINES"  # IPSet payloads: distribution.proto SET_ENCODING_LINES
@@ -184,7 +184,7 @@ def apply_domain_delta(held: DomainSet, change: FeedDelta) -> DomainSet:
 
 
 def ip_snapshot(name: str, version: int, sha256: str, entries: Iterable[str]) -> FeedSnapshot:
-    """The snapshot of an IPSet from its canonical entries (as agent/core/feedlines.py gives them)."""
+    """The snapshot of an IPSet from its canonical entries (as dnswatch/feeds/lines.py gives them)."""
     payload = _lines(entries)
     return FeedSnapshot(
         name=name,

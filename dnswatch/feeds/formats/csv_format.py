@@ -11,8 +11,8 @@ import csv
 import io
 from collections.abc import Iterator
 
-from agent.core.feedformats.base import CsvFormat
-from agent.core.feedlines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
+from dnswatch.feeds.formats.base import CsvFormat
+from dnswatch.feeds.lines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
 
 
 def parse(body: bytes, content: str, fmt: CsvFormat, max_bytes: int) -> ParsedFeed:

@@ -6,7 +6,7 @@ CIDR sizes), so the loop is short, and no object is made on a miss. The matching
 on a hit, so the sets hold bare ints.
 
 An IPv4-mapped IPv6 answer (`::ffff:192.0.2.7`) is looked up as the IPv4 address it carries, and entries are
-stored in the form `agent.core.feedlines` gives them (mapped IPv6 networks already turned into IPv4 ones).
+stored in the form `dnswatch.feeds.lines` gives them (mapped IPv6 networks already turned into IPv4 ones).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from itertools import filterfalse
 
 import numpy as np
 
-from agent.core.feedlines import IPV4_ADDRESS, FeedError, ip_entry
+from dnswatch.feeds.lines import IPV4_ADDRESS, FeedError, ip_entry
 
 _MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _IPV4_HOST = re.compile(rf"(?:{IPV4_ADDRESS.pattern})(?:/32)?")

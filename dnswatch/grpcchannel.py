@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import BadInput
+from dnswatch.errors import BadInput
 
 if TYPE_CHECKING:
     import grpc

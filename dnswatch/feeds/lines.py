@@ -2,7 +2,7 @@
 
 A domain feed may mix plain names, `#`/`!`/`;` comments, hosts-file lines, adblock `||name^` rules, `*.name`
 wildcards, dnsmasq `address=/name/…` (also `server=/…/` and `local=/…/`), RPZ zone records and URLs. Each
-line yields canonical entries (`agent.core.names.canonical_name`), is ignored (blank, comment, zone
+line yields canonical entries (`dnswatch.names.canonical_name`), is ignored (blank, comment, zone
 structure, localhost names) or is counted as rejected; no line is ever fatal. Only a body that cannot be read
 at all (a gzip bomb, a truncated gzip stream) raises `FeedError`.
 
@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from agent.core.names import canonical_name
-from agent.errors import DnswatchError
+from dnswatch.names import canonical_name
+from dnswatch.errors import DnswatchError
 
 DOMAIN_NAME_SET = "DomainNameSet"
 IP_SET = "IPSet"

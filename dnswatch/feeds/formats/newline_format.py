@@ -1,0 +1,10 @@
+"""`newlineDelimited`: the line formats of SPEC §4, which `dnswatch.feeds.lines` parses."""
+
+from __future__ import annotations
+
+from dnswatch.feeds.formats.base import NewlineDelimitedFormat
+from dnswatch.feeds.lines import ParsedFeed, parse_lines
+
+
+def parse(body: bytes, content: str, fmt: NewlineDelimitedFormat, max_bytes: int) -> ParsedFeed:
+    return parse_lines(body, content, max_bytes)
