@@ -38,7 +38,7 @@ import grpc
 from collector.shell.eventbell import EventBell
 from collector.shell.grpc_events import add_events_service
 from collector.store import open_store
-from collector.store.events import encode_page_token
+from collector.store.eventqueries import encode_page_token
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
 CACHE = Path(__file__).resolve().parent / ".cache"

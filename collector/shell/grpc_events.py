@@ -42,7 +42,7 @@ from google.protobuf.message import DecodeError
 from collector.shell.eventbell import EventBell
 from collector.shell.eventtail import EventTail, TailSettings
 from collector.store import BadPageToken, EventFilter, StoredEvent, StoreError
-from collector.store.events import MAX_PAGE_SIZE, EventChange
+from collector.store.eventqueries import MAX_PAGE_SIZE, EventChange
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
 __all__ = ["BadResumeToken", "BadWatchResponse", "EventsServicer", "EventsSettings", "add_events_service",

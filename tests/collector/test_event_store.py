@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from collector.store import (BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError,
                              open_store)
-from collector.store.events import (MAX_PAGE_SIZE, decode_page_token, encode_page_token, event_row,
-                                    json_event_row, merge_batch)
+from collector.store.eventqueries import MAX_PAGE_SIZE, decode_page_token, encode_page_token
+from collector.store.eventrows import event_row, json_event_row, merge_batch
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from collector.shell.grpc_events import (DEFAULT_PAGE_SIZE, BadResumeToken, Even
                                          decode_resume_token, decompressed_events, encode_resume_token,
                                          event_from_pb, filter_from_pb, filter_to_pb)
 from collector.store import EventFilter
-from collector.store.events import MAX_PAGE_SIZE
+from collector.store.eventqueries import MAX_PAGE_SIZE
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.eventdata import T0, event, newest_first
 
@@ -417,7 +417,7 @@ async def test_a_database_from_before_the_side_table_namespaces_is_filled_in(tmp
     import time as time_
 
     from collector.store import open_store
-    from collector.store.events import event_row
+    from collector.store.eventrows import event_row
     from collector.store.schema import MIGRATIONS, SCHEMA_VERSION_TABLE
 
     path = tmp_path / "v2.sqlite"
