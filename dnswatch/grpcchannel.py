@@ -11,7 +11,7 @@ an agent or a consumer on its main port. The token file is re-read whenever it c
 ServiceAccount tokens are rotated by the kubelet while the agent runs; certificates are read when a channel
 is opened (a long-lived stream opens a new one on each reconnection).
 
-The collector's side is collector/shell/security.py. grpc is imported only to open a channel: the flags and
+The collector's side is collector/shell/security/. grpc is imported only to open a channel: the flags and
 their checks cost a command that never talks to the collector nothing.
 """
 

@@ -2,14 +2,14 @@
 
     dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
                        [--feeds-dir DIR | --kubeconfig F | (in-cluster)] \\
-                       (--tls-cert F --tls-key F [credentials, see collector/shell/security.py] | --insecure)
+                       (--tls-cert F --tls-key F [credentials, see collector/shell/security/] | --insecure)
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
 write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
 end, pulls are cancelled, the store is closed, and the process exits 0.
 
-gRPC is TLS unless `--insecure`; who may call what is collector/shell/security.py's business.
+gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from collector.shell.grpc_ingest import add_ingest_service
 # place the import contract lets the collector reach into agent.shell for them).
 from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
 from collector.shell.puller import FeedPuller, PullerSettings, Resolver
-from collector.shell.security import (AuthInterceptor, ServerSecurity, add_secure_ports, add_security_arguments,
-                                      authenticator_for, server_security_from_args)
+from collector.shell.security.interceptor import AuthInterceptor, authenticator_for
+from collector.shell.security.ports import add_secure_ports
+from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
 from collector.store import BadStoreUrl, StoreError, open_store
 
 __all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
