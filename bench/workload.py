@@ -17,7 +17,8 @@ free-hosting subdomains, deeper names, `*.` wildcards), none of which covers a b
 construction, so every match in the capture is one this module planted and counted (`Workload.hit_messages`).
 
 Deterministic (one seeded `random.Random`, no set iteration) and fast: DNS messages are packed once per
-distinct (name, type) with dnslib and reused with the id patched in; frames are built by `pcaps.wire`.
+distinct (name, type) with dnslib and reused with the id patched in; frames are built by `pcaps.wire`,
+and what the cluster's DNS has in common with the demo's comes from `pcaps.synth`.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dnslib import AAAA, EDNS0, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, CNAME, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import EDNS0, PTR, QTYPE, RCODE, RR, SRV, TXT, DNSRecord
 
 from pcaps import wire
+from pcaps.synth import (CLUSTER_SOA, KUBE_DNS_SERVICE, ROOT_SOA, START_US, UPSTREAM_RESOLVER, chain_answers,
+                         dns_query, dns_response, ephemeral_port, search_list, service_answer, soa)
 
 GENERATOR_VERSION = 3  # bump when the output changes, so cached workloads are regenerated
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
-START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z, as the demo
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,10 @@ PREFIXES = ("api", "www", "cdn", "static", "auth", "login", "s3", "sts", "ec2", 
             "oauth2", "accounts", "storage", "pubsub", "sqs", "sns", "dynamodb", "ecr", "mail", "smtp", "metrics")
 LONG_TAIL = ("{h}.s3.us-east-1.amazonaws.com", "{h}.ingest.sentry.io", "{h}.cloudfront.net", "{h}.execute-api.eu-west-1.amazonaws.com",
              "{h}.blob.core.windows.net", "{h}-{h}.a.run.app.googleapis.com", "x-{h}.api.datadoghq.com", "{h}.mongodb.net")
-CLUSTER_SOA = ("cluster.local", "ns.dns.cluster.local", "hostmaster.cluster.local", (1795800000, 7200, 1800, 86400, 30))
-KUBE_DNS = (wire.ip_bytes("10.96.0.10"), wire.ip_bytes("fd00:10:96::a"))
+KUBE_DNS = (wire.ip_bytes(KUBE_DNS_SERVICE), wire.ip_bytes("fd00:10:96::a"))
 COREDNS = (wire.ip_bytes("10.244.0.5"), wire.ip_bytes("fd00:10:244::5"))
 COREDNS_MAC = bytes.fromhex("2a51a9c0e305")
-UPSTREAM = wire.ip_bytes("192.168.10.2")
+UPSTREAM = wire.ip_bytes(UPSTREAM_RESOLVER)
 HOST_MAC = wire.CALICO_HOST_MAC
 NOT_DNS, DNS, HIT = 0, 1, 2
 
@@ -182,12 +183,11 @@ class _Answers:
         return found
 
     def _build(self, qname: str, qtype: str, edns: bool) -> tuple[bytes, bytes, bool]:
-        q = DNSRecord(DNSHeader(id=0, rd=1), q=DNSQuestion(qname, getattr(QTYPE, qtype)))
+        q = dns_query(0, qname, qtype)
         if edns:
             q.add_ar(EDNS0(udp_len=1232))
         rcode, answers, authority, aa = self._resolve(qname.lower(), qtype)
-        r = DNSRecord(DNSHeader(id=0, qr=1, aa=int(aa), rd=1, ra=1, rcode=rcode), questions=list(q.questions),
-                      rr=answers, auth=authority)
+        r = dns_response(q, rcode, answers, authority, aa)
         if edns:
             r.add_ar(EDNS0(udp_len=1232))
         return q.pack(), r.pack(), rcode == RCODE.NOERROR
@@ -198,46 +198,28 @@ class _Answers:
             return self._cluster(name, qtype)
         entry = self.external.get(name)
         if entry is None:
-            return RCODE.NXDOMAIN, [], [_soa(("", "a.root-servers.net", "nstld.verisign-grs.com",
-                                                (2026112700, 1800, 900, 604800, 86400)))], False
+            return RCODE.NXDOMAIN, [], [soa(ROOT_SOA)], False
         chain, v4, v6, base = entry
-        answers, owner = [], name
-        for target in chain:
-            answers.append(RR(owner, QTYPE.CNAME, ttl=300, rdata=CNAME(target)))
-            owner = target
-        if qtype == "A":
-            answers += [RR(owner, QTYPE.A, ttl=60, rdata=A(a)) for a in v4]
-        elif qtype == "AAAA":
-            answers += [RR(owner, QTYPE.AAAA, ttl=60, rdata=AAAA(a)) for a in v6]
-        elif qtype == "TXT":
+        answers, owner = chain_answers(name, chain, qtype, v4, v6, cname_ttl=300, address_ttl=60)
+        if qtype == "TXT":
             answers.append(RR(owner, QTYPE.TXT, ttl=30, rdata=TXT(_hex(self.rng, 48))))
         authority = []
         if len(answers) == len(chain):  # no data of that type: the zone's SOA says for how long
-            authority = [_soa((base, f"ns1.{base}", f"hostmaster.{base}", (2026112001, 7200, 3600, 1209600, 300)))]
+            authority = [soa((base, f"ns1.{base}", f"hostmaster.{base}", (2026112001, 7200, 3600, 1209600, 300)))]
         return RCODE.NOERROR, answers, authority, False
 
     def _cluster(self, name: str, qtype: str):
         if qtype == "PTR":
             target = self.ptr.get(name)
             if target is None:
-                return RCODE.NXDOMAIN, [], [_soa(CLUSTER_SOA)], True
+                return RCODE.NXDOMAIN, [], [soa(CLUSTER_SOA)], True
             return RCODE.NOERROR, [RR(name, QTYPE.PTR, ttl=5, rdata=PTR(target))], [], True
         if qtype == "SRV":
             service = name.split(".", 2)[2]  # _grpc._tcp.<svc>.<ns>.svc.cluster.local
             if service not in self.services:
-                return RCODE.NXDOMAIN, [], [_soa(CLUSTER_SOA)], True
+                return RCODE.NXDOMAIN, [], [soa(CLUSTER_SOA)], True
             return RCODE.NOERROR, [RR(name, QTYPE.SRV, ttl=5, rdata=SRV(0, 100, 9090, service))], [], True
-        addresses = self.services.get(name)
-        if addresses is None:
-            return RCODE.NXDOMAIN, [], [_soa(CLUSTER_SOA)], True
-        if qtype != "A":
-            return RCODE.NOERROR, [], [_soa(CLUSTER_SOA)], True
-        return RCODE.NOERROR, [RR(name, QTYPE.A, ttl=5, rdata=A(a)) for a in addresses], [], True
-
-
-def _soa(spec: tuple) -> RR:
-    owner, mname, rname, times = spec
-    return RR(owner or ".", QTYPE.SOA, ttl=times[4], rdata=SOA(mname, rname, times))
+        return service_answer(self.services, name, qtype)
 
 
 def _zipf_weights(n: int, s: float = 1.1) -> list[float]:
@@ -369,7 +351,7 @@ class _Capture:
     def _forward(self, t: int, qname: str, qtype: str, hit_query: bool, hit_response: bool) -> int:
         query, response, _ = self.answers.messages(qname, qtype, True)
         qid = struct.pack("!H", self.rng.getrandbits(16))
-        sport = self.rng.randrange(32768, 61000)
+        sport = ephemeral_port(self.rng)
         rtt = self.rng.randrange(1_500, 40_000)
         core = COREDNS[0]
         self._udp(t, COREDNS_MAC, HOST_MAC, core, UPSTREAM, sport, 53, qid + query[2:], hit_query)
@@ -383,7 +365,7 @@ class _Capture:
         self.client_queries += 1
         q, r = wire.dns_over_tcp(qid + query[2:]), wire.dns_over_tcp(qid + response[2:])
         client, server = pod.ip4, KUBE_DNS[0]
-        sport = self.rng.randrange(32768, 61000)
+        sport = ephemeral_port(self.rng)
         c, s = self.rng.getrandbits(32), self.rng.getrandbits(32)
         syn, ack, psh, fin = wire.TCP_SYN, wire.TCP_ACK, wire.TCP_PSH | wire.TCP_ACK, wire.TCP_FIN | wire.TCP_ACK
         steps = ((0, 1, syn, c, 0, b""), (80, 0, syn | ack, s, c + 1, b""), (40, 1, ack, c + 1, s + 1, b""),
@@ -405,10 +387,7 @@ class _Capture:
         """getaddrinfo as glibc does it: ndots:5 search list unless the name is absolute, A+AAAA in parallel."""
         absolute = name.endswith(".")
         name = name.rstrip(".")
-        if absolute or name.count(".") >= 5:
-            candidates = [name]
-        else:
-            candidates = [f"{name}.{pod.ns}.svc.cluster.local", f"{name}.svc.cluster.local", f"{name}.cluster.local", name]
+        candidates = search_list(name, pod.ns, absolute)
         rng = self.rng
         for candidate in candidates:
             final = candidate == name
@@ -420,7 +399,7 @@ class _Capture:
                 continue
             local = rng.random() < 0.5
             v6 = rng.random() < self.spec.ipv6_share
-            sport = rng.randrange(32768, 61000)
+            sport = ephemeral_port(rng)
             done, ok = t, False
             for i, qtype in enumerate(qtypes):
                 hq, hr = hit if final else (False, False)

@@ -29,24 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import idna
-from dnslib import AAAA, QTYPE, RCODE, RR, SOA, TXT, A, CNAME, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
 
 from pcaps import wire
 from pcaps.generated import generator_main, stale_files
+from pcaps.synth import (KUBE_DNS_SERVICE, ROOT_SOA, START_US, UPSTREAM_RESOLVER, chain_answers, dns_query,
+                         dns_response, ephemeral_port, search_list, service_answer, soa)
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
-START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z
 NODE = "node-1"
 OUTPUTS = ("demo.pcapng", "demo-pods.json", "demo-c2.txt", "demo-exfil.txt", "demo-badips.txt",
            "demo-feeds.yaml", "demo-expected.json")
 
-KUBE_DNS_SERVICE = "10.96.0.10"
-UPSTREAM_RESOLVER = "192.168.10.2"  # the node's resolver, where CoreDNS forwards names outside the cluster
 PUBLIC_RESOLVER6 = "2001:4860:4860::8888"
-SEARCH_SUFFIXES = ("svc.cluster.local", "cluster.local")
-CLUSTER_SOA = ("cluster.local", "ns.dns.cluster.local", "hostmaster.cluster.local", (1795800000, 7200, 1800, 86400, 30))
-ROOT_SOA = ("", "a.root-servers.net", "nstld.verisign-grs.com", (2026112700, 1800, 900, 604800, 86400))
 EXTERNAL_TTL = 60
 IDN_C2 = "bücher-c2.example"
 IDN_C2_WIRE = idna.encode("bücher-c2", uts46=True).decode() + ".example"
@@ -266,44 +262,18 @@ def naive_matches(messages: list[bytes]) -> tuple[set[str], set[str], set[str]]:
 
 # --- DNS answers -----------------------------------------------------------------------------------------
 
-def _soa(spec: tuple) -> RR:
-    owner, mname, rname, times = spec
-    return RR(owner or ".", QTYPE.SOA, ttl=times[4], rdata=SOA(mname, rname, times))
-
-
 def authoritative_answer(qname: str, qtype: str, ttl_left: int | None = None) -> tuple[int, list[RR], list[RR], bool]:
     """(rcode, answers, authority, authoritative) for a name as CoreDNS (or upstream, via CoreDNS) answers it."""
     if qname.endswith(".cluster.local") or qname == "cluster.local":
-        addresses = SERVICES.get(qname)
-        if addresses is None:
-            return RCODE.NXDOMAIN, [], [_soa(CLUSTER_SOA)], True
-        if qtype != "A":  # single-stack Services: NOERROR, no data, the SOA says for how long
-            return RCODE.NOERROR, [], [_soa(CLUSTER_SOA)], True
-        return RCODE.NOERROR, [RR(qname, QTYPE.A, ttl=5, rdata=A(a)) for a in addresses], [], True
+        return service_answer(SERVICES, qname, qtype)
     if qname not in EXTERNAL:
-        return RCODE.NXDOMAIN, [], [_soa(ROOT_SOA)], False
+        return RCODE.NXDOMAIN, [], [soa(ROOT_SOA)], False
     chain, v4, v6, txt = EXTERNAL[qname]
     ttl = EXTERNAL_TTL if ttl_left is None else ttl_left  # CoreDNS's cache counts the TTL down
-    answers, owner = [], qname
-    for target in chain:
-        answers.append(RR(owner, QTYPE.CNAME, ttl=ttl, rdata=CNAME(target)))
-        owner = target
-    if qtype == "A":
-        answers += [RR(owner, QTYPE.A, ttl=ttl, rdata=A(a)) for a in v4]
-    elif qtype == "AAAA":
-        answers += [RR(owner, QTYPE.AAAA, ttl=ttl, rdata=AAAA(a)) for a in v6]
-    elif qtype == "TXT":
+    answers, owner = chain_answers(qname, chain, qtype, v4, v6, cname_ttl=ttl, address_ttl=ttl)
+    if qtype == "TXT":
         answers += [RR(owner, QTYPE.TXT, ttl=ttl, rdata=TXT(t)) for t in txt]
     return RCODE.NOERROR, answers, [], False
-
-
-def dns_query(qid: int, qname: str, qtype: str) -> DNSRecord:
-    return DNSRecord(DNSHeader(id=qid, qr=0, rd=1), q=DNSQuestion(qname, getattr(QTYPE, qtype)))
-
-
-def dns_response(query: DNSRecord, rcode: int, answers: list[RR], authority: list[RR], aa: bool) -> DNSRecord:
-    header = DNSHeader(id=query.header.id, qr=1, aa=int(aa), rd=1, ra=1, rcode=rcode)
-    return DNSRecord(header, questions=[query.q], rr=list(answers), auth=list(authority))
 
 
 # --- the capture ------------------------------------------------------------------------------------------
@@ -407,7 +377,7 @@ class Capture:
         core = COREDNS_LOCAL
         query = dns_query(self.rng.randrange(1, 65536), qname, qtype)
         rcode, answers, authority, aa = authoritative_answer(qname, qtype)
-        sport = self.rng.randrange(32768, 61000)
+        sport = ephemeral_port(self.rng)
         delay = self.rng.randrange(1_800, 4_500)
         self.udp(t, core.iface, core.mac, wire.CALICO_HOST_MAC, core.ip, UPSTREAM_RESOLVER, sport, 53, query.pack())
         self.udp(t + delay, core.iface, wire.CALICO_HOST_MAC, core.mac, UPSTREAM_RESOLVER, core.ip, 53, sport,
@@ -417,12 +387,9 @@ class Capture:
     def lookup(self, t: int, client: Pod, name: str, qtypes=("A", "AAAA"), *, fqdn: bool = False,
                via: str | None = None, server: str = KUBE_DNS_SERVICE, expect: dict | None = None) -> int:
         """A glibc-style getaddrinfo: ndots:5 search list first, A and AAAA in parallel from one socket."""
-        dots = name.count(".")
-        candidates = [name] if fqdn or dots >= 5 else [f"{name}.{client.namespace}.svc.cluster.local"] + [
-            f"{name}.{suffix}" for suffix in SEARCH_SUFFIXES] + [name]
-        for candidate in candidates:
+        for candidate in search_list(name, client.namespace, absolute=fqdn):
             path = via or self.rng.choice(("local", "local", "remote"))  # kube-proxy picks a CoreDNS per socket
-            sport = self.rng.randrange(32768, 61000)
+            sport = ephemeral_port(self.rng)
             done = t
             for i, qtype in enumerate(qtypes):
                 hit = expect if candidate == name else None
@@ -444,7 +411,7 @@ class Capture:
         assert naive_matches([q_bytes, response]) == (set(expect["domains"]), set(), set(expect["feeds"]))
         self.record_qname(qname)
         self.declare(client, client.ip, **expect)
-        sport = self.rng.randrange(32768, 61000)
+        sport = ephemeral_port(self.rng)
         cseq, sseq = self.rng.randrange(2**32), self.rng.randrange(2**32)
         framed_q = wire.dns_over_tcp(q_bytes)
         framed_r = wire.dns_over_tcp(response)
@@ -545,7 +512,7 @@ def build_capture() -> Capture:
 
     # An answer address in the IPSet feed, for A and for AAAA (two transactions, two matched addresses).
     t = t0 + 7 * s + 100_000
-    sport = cap.rng.randrange(32768, 61000)
+    sport = ephemeral_port(cap.rng)
     cap.transaction(t, WEB_B, "img.cdn-static.test", "A", sport, via="local",
                     expect={"ips": ["192.0.2.9"], "feeds": ["badips"], "note": "A answer inside 192.0.2.0/28"})
     cap.transaction(t + 25, WEB_B, "img.cdn-static.test", "AAAA", sport, via="local",
@@ -558,7 +525,7 @@ def build_capture() -> Capture:
     cap.lookup(t0 + 14 * s + 300_000, CART, "q1w2e3.dropzone.test", ("A",), fqdn=True, via="remote",
                expect={"domains": ["q1w2e3.dropzone.test"], "feeds": ["exfil"], "note": "matchSubdomains: true"})
     # A truncated response whose query was not captured: its question is intact and still checked.
-    cap.transaction(t0 + 9 * s + 400_000, CART, "stager.evil-cdn.test", "A", cap.rng.randrange(32768, 61000),
+    cap.transaction(t0 + 9 * s + 400_000, CART, "stager.evil-cdn.test", "A", ephemeral_port(cap.rng),
                     via="remote", mangle=truncate_mid_answer, query_lost=True)
     cap.declare(CART, CART.ip, domains=["stager.evil-cdn.test"], feeds=["c2"], note="response only, truncated inside its answer")
 
@@ -579,13 +546,13 @@ def build_capture() -> Capture:
                    expect=_c2("beacon.malware.test", "client is no pod: reported by address"))
 
     # Malformed: a compression loop and a bogus count in answers to clean questions, and a runt.
-    sport = cap.rng.randrange(32768, 61000)
+    sport = ephemeral_port(cap.rng)
     cap.transaction(t0 + 6 * s + 500_000, WEB_A, "redis.shop.svc.cluster.local", "A", sport, via="remote",
                     mangle=compression_loop)
     cap.transaction(t0 + 15 * s + 100_000, EXPORTER, "prometheus.monitoring.svc.cluster.local", "A",
-                    cap.rng.randrange(32768, 61000), via="remote", mangle=bogus_answer_count)
+                    ephemeral_port(cap.rng), via="remote", mangle=bogus_answer_count)
     cap.udp(t0 + 17 * s + 250_000, WEB_B.iface, WEB_B.mac, wire.CALICO_HOST_MAC, WEB_B.ip, KUBE_DNS_SERVICE,
-            cap.rng.randrange(32768, 61000), 53, b"\x13\x37\x01\x00\x00")  # shorter than a DNS header
+            ephemeral_port(cap.rng), 53, b"\x13\x37\x01\x00\x00")  # shorter than a DNS header
     cap.malformed += 1
     return cap
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from pcaps import wire
 from pcaps.generated import generator_main, stale_files
+from pcaps.synth import START_US
 
 HERE = Path(__file__).resolve().parent / "hostile"
-START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z, as the demo
 FEED = ("# the names the hostile captures ask for: their ordinary queries, and names decoded intact before damage\n"
         "before.evil.example\nafter.evil.example\nloop.evil.example\na.b.evil.example\n")
 POD_MAC, GATEWAY_MAC = wire.mac_bytes("0a:58:0a:f4:01:0a"), wire.mac_bytes("ee:ee:ee:ee:ee:ee")
