@@ -2,7 +2,7 @@
 
     python -m bench.e2e [--trials 20]
 
-The whole path, every part real: the netns testbed (tests/netns.py) gives a pod and the cluster DNS; a
+The whole path, every part real: the netns testbed (harness/netns.py) gives a pod and the cluster DNS; a
 collector (SQLite, plaintext, in this process's namespace, reached over a veth) pulls a feed from a local
 HTTP server; `dnswatch-agent run --collector` captures in the node namespace; this script holds an
 Events.Watch stream open, as `dnswatch events watch` does. Each trial is one `dig` from the pod for a name
@@ -39,9 +39,9 @@ def measure(trials: int = 20) -> list[dict]:
     import grpc
 
     from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
-    from tests.collector.running import RunningCollector, manifest, pulled
-    from tests.feedserver import FeedServer
-    from tests.netns import NamespacesUnavailable, Testbed
+    from harness.collector import RunningCollector, manifest, pulled
+    from harness.feedserver import FeedServer
+    from harness.netns import NamespacesUnavailable, Testbed
 
     try:
         bed = Testbed.create()

@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.netns import DNS_IPV4, NamespacesUnavailable, Pod, Testbed
+from harness.netns import DNS_IPV4, NamespacesUnavailable, Pod, Testbed
 
 RATES = (5_000, 10_000, 20_000, 30_000)
 AGENT = str(Path(sys.executable).with_name("dnswatch-agent"))

@@ -119,7 +119,7 @@ SECTIONS = ("core", "feeds", "ingest", "list", "watch", "live", "e2e")
 
 def _live_rows() -> list[tuple]:
     from bench.live import highest_clean_rate, measure
-    from tests.netns import NamespacesUnavailable
+    from harness.netns import NamespacesUnavailable
 
     try:
         runs = measure(rates=(5_000, 10_000, 20_000, 30_000), capture_only=False)

@@ -33,6 +33,7 @@ from agent.shell.replay import replay
 from agent.shell.shipper import CHANNEL_OPTIONS, EventShipper, ShipperSettings
 from bench.ingest import Collector
 from bench.workload import ensure_workload
+from pcaps.synth import write_tunnel_capture
 
 CONFIGURATIONS = ("print", "ship", "spool")
 
@@ -70,15 +71,13 @@ def _run_once(capture: Path, matcher: Matcher, configuration: str, collector: Co
 
 
 def measure(runs: int = 5) -> list[dict]:
-    from tests.agent.test_spool_kill import write_capture
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="dnswatch-bench-spool-") as folder:
         work = Path(folder)
         workload = ensure_workload()
         realistic = Matcher([("bench", DomainSet.from_names(parse_domain_lines(workload.feed.read_bytes()).entries))])
         every_event = work / "every-exchange-an-event.pcap"
-        write_capture(every_event, 20_000)
+        write_tunnel_capture(every_event, 20_000)
         tunnel = Matcher([("c2", DomainSet.from_names(parse_domain_lines(b"*.tunnel.example\n").entries))])
         collector = Collector(work)
         try:

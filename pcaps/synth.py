@@ -3,16 +3,21 @@ workload (`bench.workload`) share what a Kubernetes node's DNS looks like, whate
 
 Here: when the captures start, the cluster's fixed resolvers, glibc's ndots:5 search list, the zones' SOA
 records, DNS messages and the answers CoreDNS gives (its kubernetes plugin for Service names, a CNAME chain
-and its addresses for the rest), and the client ports. Deterministic: randomness comes from the caller's
-seeded `random.Random`, drawn exactly as each generator always drew it, so their output stays byte for byte
-what it was.
+and its addresses for the rest), and the client ports; and a capture of nothing but new names, every
+exchange an event (`write_tunnel_capture`), for the spool's tests and benchmark. Deterministic: randomness
+comes from the caller's seeded `random.Random`, drawn exactly as each generator always drew it, so their
+output stays byte for byte what it was.
 """
 
 from __future__ import annotations
 
 import random
+import struct
+from pathlib import Path
 
 from dnslib import AAAA, QTYPE, RCODE, RR, SOA, A, CNAME, DNSHeader, DNSQuestion, DNSRecord
+
+from pcaps import wire
 
 START_US = 1_795_810_296 * 1_000_000  # 2026-11-27T20:11:36Z
 """When the captures start, in µs since the epoch."""
@@ -79,3 +84,29 @@ def chain_answers(qname: str, chain: list[str], qtype: str, v4: list[str], v6: l
     elif qtype == "AAAA":
         answers += [RR(owner, QTYPE.AAAA, ttl=address_ttl, rdata=AAAA(a)) for a in v6]
     return answers, owner
+
+
+# --- a capture of nothing but new names ------------------------------------------------------------
+
+# The tunnel capture's client and resolver: (address, MAC) each.
+_TUNNEL_CLIENT = (wire.ip_bytes("10.244.1.10"), wire.mac_bytes("02:42:0a:f4:01:0a"))
+_TUNNEL_SERVER = (wire.ip_bytes(KUBE_DNS_SERVICE), wire.CALICO_HOST_MAC)
+
+
+def _question(name: str) -> bytes:
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0" + b"\0\1\0\1"
+
+
+def write_tunnel_capture(path: Path, names: int) -> None:
+    """`names` exchanges, each a query for a new name under tunnel.example and its NXDOMAIN answer, 1 ms apart."""
+    (client, client_mac), (server, server_mac) = _TUNNEL_CLIENT, _TUNNEL_SERVER
+    with open(path, "wb") as out:
+        writer = wire.PcapWriter(out)
+        for i in range(names):
+            body = _question(f"h{i:06d}.tunnel.example")
+            ident, sport, ts = i & 0xFFFF, 20000 + i % 40000, 1_790_000_000_000_000 + i * 1000
+            query = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + body
+            answer = struct.pack("!HHHHHH", ident, 0x8183, 1, 0, 0, 0) + body
+            writer.write(ts, wire.udp_frame(client_mac, server_mac, client, server, sport, 53, query))
+            writer.write(ts + 200, wire.udp_frame(server_mac, client_mac, server, client, 53, sport, answer))
+        writer.flush()

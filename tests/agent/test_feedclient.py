@@ -25,8 +25,8 @@ from agent.shell.feedclient import FeedStream, FeedStreamSettings
 from dnswatch.grpcchannel import PLAINTEXT, connector
 from collector.shell.pbconvert import SYNCED, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
-from tests.collector.running import (BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401
-                                     feeds_dir, pulled)
+from harness.collector import RunningCollector, pulled
+from tests.collector.running import BODY_V2, db_url, feed_server, feeds_dir  # noqa: F401
 
 OLD = DomainSet.from_names([f"n{i}.example" for i in range(300)])
 NEW = DomainSet.from_names([f"n{i}.example" for i in range(5, 310)])

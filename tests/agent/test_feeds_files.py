@@ -14,7 +14,7 @@ import pytest
 
 from dnswatch.errors import BadInput
 from agent.shell.feeds import load_manifest, read_file
-from tests.feedserver import FeedServer
+from harness.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1024**3

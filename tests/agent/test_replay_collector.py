@@ -15,8 +15,9 @@ import pytest
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
 from agent.core.heldfeeds import FeedRemoved, HeldFeeds, UnusableFeed
-from tests.collector.running import RunningCollector, db_url, pulled  # noqa: F401
-from tests.feedserver import FeedServer
+from harness.collector import RunningCollector, pulled
+from harness.feedserver import FeedServer
+from tests.collector.running import db_url  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAPS = ROOT / "pcaps"

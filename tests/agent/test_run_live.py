@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import DNS_IPV4, Testbed, testbed  # noqa: F401  (testbed is a fixture)
+from harness.netns import DNS_IPV4, Testbed
+from tests.netns import testbed  # noqa: F401  (testbed is a fixture)
 
 AGENT = str(Path(sys.executable).with_name("dnswatch-agent"))
 SUMMARY = re.compile(
@@ -340,8 +341,8 @@ def test_loopback_packets_are_read_once_and_a_downed_interface_comes_back(testbe
 def test_feeds_from_and_events_to_the_collector(testbed, tmp_path):
     """--collector: the feeds come from a real collector (pulling from a feed server), a feed changed while
     the agent runs is followed, and the events are acknowledged and stored (as `dnswatch events list` shows)."""
-    from tests.collector.running import RunningCollector, manifest, pulled
-    from tests.feedserver import FeedServer
+    from harness.collector import RunningCollector, manifest, pulled
+    from harness.feedserver import FeedServer
 
     bed = testbed
     host_address, _ = bed.link_to_host()
@@ -388,8 +389,8 @@ def test_feeds_from_and_events_to_the_collector(testbed, tmp_path):
 def test_an_agent_started_before_its_collector_waits_for_it(testbed, tmp_path):
     """A node can boot before the collector is scheduled: the agent warns, captures with no feeds (not ready),
     and takes the feeds, then ships events, once the collector answers on the address it was given."""
-    from tests.collector.running import RunningCollector, manifest, pulled
-    from tests.feedserver import FeedServer
+    from harness.collector import RunningCollector, manifest, pulled
+    from harness.feedserver import FeedServer
 
     bed = testbed
     host_address, _ = bed.link_to_host()

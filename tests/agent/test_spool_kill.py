@@ -13,40 +13,21 @@ import contextlib
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from agent.shell.spool import Spool
-from pcaps import wire
+from pcaps.synth import write_tunnel_capture
+from harness.collector import RunningCollector, manifest, pulled
+from harness.feedserver import FeedServer
+from harness.netns import DNS_IPV4
 from tests.agent.test_shipper import stored
-from tests.collector.running import RunningCollector, db_url, manifest, pulled  # noqa: F401
-from tests.feedserver import FeedServer
-from tests.netns import DNS_IPV4, testbed  # noqa: F401  (testbed is a fixture)
+from tests.collector.running import db_url  # noqa: F401
+from tests.netns import testbed  # noqa: F401  (testbed is a fixture)
 
 AGENT = str(Path(sys.executable).with_name("dnswatch-agent"))
-CLIENT, SERVER = wire.ip_bytes("10.244.1.10"), wire.ip_bytes("10.96.0.10")
-CLIENT_MAC, SERVER_MAC = wire.mac_bytes("02:42:0a:f4:01:0a"), wire.CALICO_HOST_MAC
-
-
-def question(name: str) -> bytes:
-    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0" + b"\0\1\0\1"
-
-
-def write_capture(path: Path, names: int) -> None:
-    """`names` exchanges, each a query for a new name under tunnel.example and its NXDOMAIN answer, 1 ms apart."""
-    with open(path, "wb") as out:
-        writer = wire.PcapWriter(out)
-        for i in range(names):
-            body = question(f"h{i:06d}.tunnel.example")
-            ident, sport, ts = i & 0xFFFF, 20000 + i % 40000, 1_790_000_000_000_000 + i * 1000
-            query = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + body
-            answer = struct.pack("!HHHHHH", ident, 0x8183, 1, 0, 0, 0) + body
-            writer.write(ts, wire.udp_frame(CLIENT_MAC, SERVER_MAC, CLIENT, SERVER, sport, 53, query))
-            writer.write(ts + 200, wire.udp_frame(SERVER_MAC, CLIENT_MAC, SERVER, CLIENT, 53, sport, answer))
-        writer.flush()
 
 
 def killed_while_printing(argv: list[str], after: int, popen=subprocess.Popen) -> list[bytes]:
@@ -100,7 +81,7 @@ def collector_with_tunnel_feed(tmp_path: Path, db_url: str, *flags: str) -> Iter
 
 def test_kill_9_of_a_replay_while_printing_loses_no_printed_event(tmp_path, db_url):  # noqa: F811
     capture = tmp_path / "many.pcap"
-    write_capture(capture, 40_000)
+    write_tunnel_capture(capture, 40_000)
     spool_dir = tmp_path / "spool"
     with collector_with_tunnel_feed(tmp_path, db_url) as collector:
         printed = killed_while_printing(

@@ -20,8 +20,8 @@ from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from collector.core.status import entries_sha256
 from collector.shell import cli
 from collector.shell import main as collector_main
-from tests.collector.running import (BODY_V1, BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401
-                                     feeds_dir, pulled)
+from harness.collector import RunningCollector, pulled
+from tests.collector.running import BODY_V1, BODY_V2, db_url, feed_server, feeds_dir  # noqa: F401
 from tests.collector.securitykit import pki, tls_flags  # noqa: F401
 
 SPEC_FIELDS = ["name", "content", "mode", "entries", "rejectedLines", "lastSuccessfulSync", "errorConditions",

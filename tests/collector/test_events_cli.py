@@ -22,8 +22,9 @@ import pytest
 
 from collector.shell.grpc_events import encode_resume_token
 from collector.store import open_store
+from harness.collector import RunningCollector
 from tests.collector.eventdata import T0, event, newest_first, stamp
-from tests.collector.running import RunningCollector, db_url  # noqa: F401
+from tests.collector.running import db_url  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 

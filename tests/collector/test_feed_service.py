@@ -17,9 +17,9 @@ from collector.core.feedsets import FeedGone
 from collector.core.status import entries_sha256
 from collector.shell.pbconvert import update_from_pb
 from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
-from tests.collector.running import (BODY_V1, BODY_V2, IPS, RunningCollector, db_url, feed_server,  # noqa: F401
-                                     feeds_dir, manifest, pulled)
-from tests.feedserver import ERROR
+from harness.collector import RunningCollector, manifest, pulled
+from harness.feedserver import ERROR
+from tests.collector.running import BODY_V1, BODY_V2, IPS, db_url, feed_server, feeds_dir  # noqa: F401
 
 
 def initial_state(call) -> list:

@@ -15,8 +15,9 @@ import pytest
 from collector.core.pulling import RetryPolicy
 from collector.shell import cli
 from collector.shell.puller import PullerSettings
-from tests.collector.running import BODY_V1, RunningCollector, db_url, free_port, manifest  # noqa: F401
-from tests.feedserver import TIMEOUT, TRICKLE, FeedServer
+from harness.collector import RunningCollector, free_port, manifest
+from harness.feedserver import TIMEOUT, TRICKLE, FeedServer
+from tests.collector.running import BODY_V1, db_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,8 +19,8 @@ from collector.core.status import entries_sha256
 from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
 from collector.shell.puller import FeedPuller
+from harness.feedserver import FeedServer
 from tests.collector.running import BODY_V1
-from tests.feedserver import FeedServer
 
 pytestmark = pytest.mark.anyio
 

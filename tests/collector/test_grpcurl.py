@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from collector.store import open_store
+from harness.collector import RunningCollector
 from tests.collector.eventdata import event, newest_first
-from tests.collector.running import RunningCollector, db_url  # noqa: F401
+from tests.collector.running import db_url  # noqa: F401
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 

@@ -1,4 +1,4 @@
-"""The feed puller (collector.shell.puller) against a real HTTP server on 127.0.0.1 (tests/feedserver.py)."""
+"""The feed puller (collector.shell.puller) against a real HTTP server on 127.0.0.1 (harness/feedserver.py)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from collector.core.pulling import (
 from collector.core.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
 from collector.core.status import FeedStatus
 from collector.shell.puller import FeedPuller, FeedState, PullerSettings, PullResult
-from tests import feedserver
-from tests.feedserver import FeedServer
+from harness import feedserver
+from harness.feedserver import FeedServer
 
 API_KEY = "s3cr3t-api-key-9f8e7d"
 SETTINGS = PullerSettings(
@@ -892,7 +892,7 @@ import asyncio, json, sys, tracemalloc
 from dnswatch.feeds.spec import FeedSpec
 from collector.core.pulling import RetryPolicy
 from collector.shell.puller import FeedPuller, PullerSettings
-from tests import feedserver
+from harness import feedserver
 
 limit, encoded = int(sys.argv[1]), sys.argv[2] == "encoded"
 with feedserver.FeedServer() as server:

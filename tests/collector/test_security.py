@@ -24,10 +24,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dnswatch.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
 from collector.shell import cli
-from tests.collector.running import RunningCollector, pulled
+from harness.collector import RunningCollector, pulled
+from harness.feedserver import FeedServer
 from tests.collector.securitykit import (AGENT_CALLS, AGENT_TOKENS, CALLS, CONSUMER_CALLS, CONSUMER_TOKENS, Pki,
                                         call_status, pki, tls_flags, token_file, token_files)  # noqa: F401
-from tests.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAPS = ROOT / "pcaps"

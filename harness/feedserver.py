@@ -1,4 +1,5 @@
-"""A real HTTP feed server on 127.0.0.1 for tests: serves feed bodies per path, with faults set per path.
+"""A real HTTP feed server on 127.0.0.1 for tests and benchmarks: serves feed bodies per path, with faults
+set per path.
 
     with FeedServer() as server:
         server.serve("/c2.txt", b"evil.example\\n")
