@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agent.shell.spool import Spool
-from pcaps.synth import write_tunnel_capture
 from harness.collector import RunningCollector, manifest, pulled
 from harness.feedserver import FeedServer
 from harness.netns import DNS_IPV4
+from pcaps.synth import write_tunnel_capture
 from tests.agent.test_shipper import stored
 from tests.collector.running import db_url  # noqa: F401
 from tests.netns import testbed  # noqa: F401  (testbed is a fixture)

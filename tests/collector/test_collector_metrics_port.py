@@ -14,7 +14,6 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
-from harness.collector import manifest
 from tests.collector.eventdata import event
 from tests.collector.running import feed_server, feeds_dir  # noqa: F401  (fixtures)
 
