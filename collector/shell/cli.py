@@ -48,8 +48,8 @@ from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_ar
 from collector.core.eventview import TABLE_COLUMNS as EVENT_COLUMNS
 from collector.core.eventview import parse_when
 from collector.core.eventview import table_row as event_row
-from collector.core.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
-from collector.core.pulling import FAILED, REFUSED
+from dnswatch.feeds.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
+from dnswatch.feeds.outcomes import FAILED, REFUSED
 from collector.shell.grpc_events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
 from collector.shell.pbconvert import feed_from_pb, sync_from_pb
 from collector.store.base import EventFilter

@@ -11,9 +11,9 @@ from datetime import timedelta
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
 from dnswatch.urlredact import redact_urls, redacted_url
-from collector.core.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo
 from collector.core.feedsets import FeedGone, FeedUpdate
-from collector.core.status import ErrorCondition, FeedStatus
+from dnswatch.feeds.status import ErrorCondition, FeedStatus
 from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
 
 __all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "sync_from_pb", "sync_to_pb", "update_from_pb", "update_to_pb"]
@@ -82,7 +82,7 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
 
 
 def sync_to_pb(feed: FeedInfo, outcome: str, message: str) -> feeds_pb2.SyncFeedResponse:
-    """The answer to a sync: the feed afterwards, and what the pull did (`collector.core.pulling.OUTCOMES`)."""
+    """The answer to a sync: the feed afterwards, and what the pull did (`dnswatch.feeds.outcomes.OUTCOMES`)."""
     return feeds_pb2.SyncFeedResponse(feed=feed_to_pb(feed), outcome=outcome, message=redact_urls(message))
 
 

@@ -30,18 +30,13 @@ import httpx
 from dnswatch.feeds.lines import ParsedFeed
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec
 from dnswatch.urlredact import redact_urls, redacted_url, url_secrets
+from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import (
     CONNECTION,
-    DISABLED,
-    FAILED,
     HTTP_STATUS,
-    NOT_MODIFIED,
     PROTOCOL,
-    REFUSED,
     TIMEOUT,
     TOO_LARGE,
-    UNCHANGED,
-    UPDATED,
     BodyReader,
     BodyRefused,
     HeaderRef,
@@ -54,7 +49,7 @@ from collector.core.pulling import (
     header_value_problem,
     judge_body,
 )
-from collector.core.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
+from dnswatch.feeds.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
                                    after_not_modified)
 
 __all__ = ["FeedPuller", "FeedState", "PullResult", "PullerSettings", "Resolver"]

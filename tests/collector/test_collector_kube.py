@@ -13,7 +13,7 @@ import yaml
 
 from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
-from collector.core.status import entries_sha256
+from dnswatch.feeds.status import entries_sha256
 from tests.collector.running import BODY_V1, RunningCollector, db_url, feed_server, pulled  # noqa: F401
 from tests.kubeapi import FakeKubeAPI
 

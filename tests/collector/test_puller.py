@@ -17,21 +17,16 @@ import pytest
 from dnswatch.feeds.formats import CsvFormat, JsonFormat
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec, KeyRef
+from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import (
-    DISABLED,
-    FAILED,
-    NOT_MODIFIED,
-    REFUSED,
-    UNCHANGED,
-    UPDATED,
     HeaderRef,
     RetryPolicy,
     SchedulePolicy,
     Secret,
     Validators,
 )
-from collector.core.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
-from collector.core.status import FeedStatus
+from dnswatch.feeds.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
+from dnswatch.feeds.status import FeedStatus
 from collector.shell.puller import FeedPuller, FeedState, PullerSettings, PullResult
 from tests import feedserver
 from tests.feedserver import FeedServer

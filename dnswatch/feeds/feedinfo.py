@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from collector.core.status import FeedStatus
+from dnswatch.feeds.status import FeedStatus
 
 __all__ = ["FeedInfo", "TABLE_COLUMNS", "table_row"]
 
