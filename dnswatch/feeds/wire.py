@@ -104,6 +104,28 @@ class FeedDelta:
     """GAPS_ZLIB or LINES, as `ENCODINGS[content]`."""
 
 
+@dataclass(frozen=True, slots=True)
+class FeedGone:
+    """The collector withdrew a feed (deleted or Disabled): an agent stops matching it (distribution.proto
+    FeedRemoved)."""
+
+    name: str
+    """The feed's name."""
+
+
+FeedUpdate = FeedSnapshot | FeedDelta | FeedGone
+"""One message of a feed stream other than `synced` (which only marks where the initial state ends)."""
+
+
+class UnusableFeed(WireError):
+    """A snapshot or delta of feed `feed` that cannot be read or applied: an agent forgets the feed and
+    resubscribes without it, which brings a fresh snapshot."""
+
+    def __init__(self, feed: str, message: str) -> None:
+        super().__init__(message)
+        self.feed = feed
+
+
 # ------------------------------------------------------------------------------------------- DomainNameSet
 
 

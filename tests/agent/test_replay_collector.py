@@ -14,7 +14,8 @@ import pytest
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
-from agent.core.heldfeeds import FeedRemoved, HeldFeeds, UnusableFeed
+from dnswatch.feeds.wire import FeedGone, UnusableFeed
+from agent.core.heldfeeds import HeldFeeds
 from tests.collector.running import RunningCollector, db_url, pulled  # noqa: F401
 from tests.feedserver import FeedServer
 
@@ -106,7 +107,7 @@ def test_held_feeds_join_parts_apply_deltas_and_forget():
     domain_feeds, ip_feeds = held.matcher_feeds()
     assert [(name, domains.to_bytes()) for name, domains in domain_feeds] == [("c2", NEW.to_bytes())]
     assert [name for name, _ in ip_feeds] == ["ips"] and held.feeds()[1].ips == frozenset({"192.0.2.1"})
-    held.apply(FeedRemoved("ips"))
+    held.apply(FeedGone("ips"))
     assert held.versions() == {"c2": 2}
 
 

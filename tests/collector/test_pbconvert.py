@@ -1,4 +1,4 @@
-"""Protobuf conversions (collector/shell/pbconvert.py): every domain value survives the round trip."""
+"""Feed conversions (dnswatch/pbconvert/feeds.py): every domain value survives the round trip."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import pytest
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.feedinfo import FeedInfo
-from collector.core.feedsets import FeedGone, compile_feed, delta_between
+from dnswatch.feeds.wire import FeedGone
+from collector.core.feedsets import compile_feed, delta_between
 from dnswatch.feeds.status import ErrorCondition, FeedStatus, entries_sha256
-from collector.shell.pbconvert import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
+from dnswatch.pbconvert.feeds import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2
 
 NAMES = [f"n{i}.example" for i in range(300)]
