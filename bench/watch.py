@@ -40,7 +40,7 @@ from pathlib import Path
 import grpc
 
 from bench.ingest import ROOT, Collector, _count, _cpu_seconds, agent_batches, ship_concurrently, stop_process
-from collector.shell.grpc_events import decode_resume_token, encode_resume_token
+from dnswatch.pbconvert.events import decode_resume_token, encode_resume_token
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
 CATCH_UP_TARGET = 20_000

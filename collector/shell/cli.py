@@ -50,9 +50,9 @@ from collector.core.eventview import parse_when
 from collector.core.eventview import table_row as event_row
 from dnswatch.feeds.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
 from dnswatch.feeds.outcomes import FAILED, REFUSED
-from collector.shell.grpc_events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
+from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
 from dnswatch.pbconvert.feeds import feed_from_pb, sync_from_pb
-from collector.store.base import EventFilter
+from dnswatch.eventfilter import EventFilter
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]

@@ -42,7 +42,7 @@ from typing import Any
 
 from collector.shell.eventbell import EventBell
 from collector.store import StoreError
-from collector.store.base import EventFilter
+from dnswatch.eventfilter import EventFilter
 from collector.store.events import MAX_CHANGES_READ, EventChange, EventRow, change_filter
 
 __all__ = ["EventTail", "Place", "TailSettings"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dnswatch.errors import DnswatchError
+from dnswatch.eventfilter import EventFilter
 
 # Every version of a set is kept whole (not as a delta) up to this many per feed: the current one and the
 # ones before it, enough to send an agent that reconnects with a recent version a delta instead of a
@@ -177,28 +178,6 @@ class BadEvent(StoreError):
 
 class BadPageToken(StoreError):
     """list_events was given a page token it never handed out (or a damaged one)."""
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events list_events and events_since return; every field set must match (None: any)."""
-
-    namespace: str | None = None
-    """The event's source_namespace."""
-    pod: str | None = None
-    """The pod's name (source_name) or its aggregated name (source_name_aggr, e.g. `web-7d4b9c-*`)."""
-    feed: str | None = None
-    """A feed named in record.feeds."""
-    domain: str | None = None
-    """A name in record.suspicious_domains (canonicalized before matching: case, trailing dot, IDN)."""
-    type: str | None = None
-    """The event's type, e.g. `gtf_suspicious_dns_query`."""
-    host: str | None = None
-    """The node that reported the event (`host`)."""
-    since: dt.datetime | None = None
-    """Events whose time is at or after this instant (timezone-aware)."""
-    until: dt.datetime | None = None
-    """Events whose time is before this instant (timezone-aware)."""
 
 
 @dataclass(frozen=True)

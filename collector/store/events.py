@@ -39,7 +39,8 @@ from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 import msgspec
 
 from dnswatch.names import canonical_name
-from collector.store.base import BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError
+from dnswatch.eventfilter import EventFilter
+from collector.store.base import BadEvent, BadPageToken, IngestResult, StoredEvent, StoreError
 
 T = TypeVar("T")
 

@@ -21,7 +21,8 @@ import pytest
 from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import LOG_NAME, Spool, SpoolError
 from collector.shell.grpc_ingest import add_ingest_service
-from collector.store import EventFilter, open_store
+from dnswatch.eventfilter import EventFilter
+from collector.store import open_store
 from tests.collector.test_event_store import make_event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.store import (BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError,
-                             open_store)
+from dnswatch.eventfilter import EventFilter
+from collector.store import BadEvent, BadPageToken, IngestResult, StoredEvent, StoreError, open_store
 from collector.store.events import (MAX_PAGE_SIZE, decode_page_token, encode_page_token, event_row,
                                     json_event_row, merge_batch)
 

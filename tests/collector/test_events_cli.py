@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.shell.grpc_events import encode_resume_token
+from dnswatch.pbconvert.events import encode_resume_token
 from collector.store import open_store
 from tests.collector.eventdata import T0, event, newest_first, stamp
 from tests.collector.running import RunningCollector, db_url  # noqa: F401

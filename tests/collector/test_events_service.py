@@ -13,10 +13,10 @@ import grpc
 import pytest
 
 from collector.shell.eventbell import EventBell
-from collector.shell.grpc_events import (DEFAULT_PAGE_SIZE, BadResumeToken, EventsSettings, add_events_service,
-                                         decode_resume_token, decompressed_events, encode_resume_token,
-                                         event_from_pb, filter_from_pb, filter_to_pb)
-from collector.store import EventFilter
+from collector.shell.grpc_events import DEFAULT_PAGE_SIZE, EventsSettings, add_events_service
+from dnswatch.pbconvert.events import (BadResumeToken, decode_resume_token, decompressed_events, encode_resume_token,
+                                      event_from_pb, filter_from_pb, filter_to_pb)
+from dnswatch.eventfilter import EventFilter
 from collector.store.events import MAX_PAGE_SIZE
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.eventdata import T0, event, newest_first

@@ -9,8 +9,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.shell.grpc_events import (BadWatchResponse, _as_single, _page, _token_field, decompressed_events,
-                                         encode_watched_event)
+from collector.shell.grpc_events import _as_single, _page, _token_field, encode_watched_event
+from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events
 from collector.store.events import EventChange
 from dnswatch_pb.v1 import events_pb2
 
