@@ -45,7 +45,7 @@ from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
 CATCH_UP_TARGET = 20_000
 SLOWDOWN_TARGET = 0.20
-DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
+DNSWATCH = [sys.executable, "-m", "consumer.cli"]
 
 
 def ingest(address: str, agents: int, events: int, batch: int = 500, first: int = 0) -> dict:

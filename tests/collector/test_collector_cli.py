@@ -18,7 +18,7 @@ import yaml
 from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from dnswatch.feeds.status import entries_sha256
-from collector.shell import cli
+from consumer import cli
 from collector.shell import main as collector_main
 from tests.collector.running import (BODY_V1, BODY_V2, RunningCollector, db_url, feed_server,  # noqa: F401
                                      feeds_dir, pulled)

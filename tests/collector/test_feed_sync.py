@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector.core.pulling import RetryPolicy
-from collector.shell import cli
+from consumer import cli
 from collector.shell.puller import PullerSettings
 from tests.collector.running import BODY_V1, RunningCollector, db_url, free_port, manifest  # noqa: F401
 from tests.feedserver import TIMEOUT, TRICKLE, FeedServer
