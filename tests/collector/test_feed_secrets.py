@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from collector.core.pulling import RetryPolicy
-from collector.shell import cli
+from consumer import cli
 from collector.shell.puller import PullerSettings
 from tests.collector.running import BODY_V1, RunningCollector, db_url, manifest  # noqa: F401
 from tests.collector.test_collector_kube import kubeconfig, wait_until
