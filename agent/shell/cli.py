@@ -23,7 +23,7 @@ class PipelineOptions:
     """What `replay` and `run` are both told: the feeds, the pods, and how events are made and printed."""
 
     feeds: tuple[str, ...] = ()
-    """`NAME=PATH` DomainNameSet files (any SPEC §4 line format)."""
+    """`NAME=PATH` DomainNameSet files (any line format of docs/feeds.md)."""
     ip_feeds: tuple[str, ...] = ()
     """`NAME=PATH` IPSet files."""
     manifests: tuple[Path, ...] = ()
@@ -61,7 +61,7 @@ class ReplayConfig(PipelineOptions):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, never the usage block: SPEC §5 bad input
+    def error(self, message: str):  # one line, never the usage block, for bad input
         raise DnswatchError(message)
 
 
