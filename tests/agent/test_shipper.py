@@ -22,7 +22,7 @@ from agent.shell.spool import LOG_NAME, Spool, SpoolError
 from collector.shell.grpc_ingest import add_ingest_service
 from collector.store import open_store
 from tests.agent.storedevents import free_port, stored
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
