@@ -1,6 +1,6 @@
-"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, SPEC §4 "Distribution", §6).
+"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, docs/grpc-api.md).
 
-It has the shape of every dnswatch stream (STYLE habit 4): connect, sync, follow, and on failure back off and
+It has the shape of every dnswatch stream: connect, sync, follow, and on failure back off and
 resume from what is held. `FeedStream.sync_once` stops at the first `synced` (what `replay --collector`
 needs); `FeedStream.follow` keeps going and hands back the held feeds after every change (the live agent).
 
@@ -9,7 +9,7 @@ needs); `FeedStream.follow` keeps going and hands back the held feeds after ever
     matcher = Matcher(*held.matcher_feeds())
 
 The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this module only talks gRPC and
-turns the messages into feedwire's dataclasses (protobuf types stop here, STYLE habit 3). The agent imports
+turns the messages into feedwire's dataclasses (protobuf types stop here). The agent imports
 nothing of the collector, so the conversion is its own (the collector's is collector/shell/pbconvert.py).
 
 Channels come from a `connect(address, options)` factory (dnswatch/grpcchannel.py): TLS with the system's
@@ -79,7 +79,7 @@ SYNCED = object()
 
 def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | object:
     """The dataclass of one stream message, or `SYNCED`. A content or encoding this agent does not know raises
-    `UnusableFeed` (the feed is then dropped and asked for again, SPEC §4: new encodings get new values)."""
+    `UnusableFeed` (the feed is then dropped and asked for again: new encodings get new values)."""
     kind = message.WhichOneof("update")
     if kind == "snapshot":
         m = message.snapshot

@@ -1,6 +1,6 @@
-"""This node's pods from the Kubernetes API, kept in a PodDirectory for attribution (SPEC §2, §5 `run`).
+"""This node's pods from the Kubernetes API, kept in a PodDirectory for attribution (docs/detection.md).
 
-The watch has the shape of every long-lived stream here (STYLE habit 4): list the pods of this node
+The watch has the shape of every long-lived stream here: list the pods of this node
 (fieldSelector `spec.nodeName`, all namespaces) — sync —, watch from the list's resourceVersion with bookmarks
 — follow —, and on failure back off (exponential, with jitter) and resume: from the last resourceVersion seen
 after a dropped connection, a 5xx or a stall, and with a fresh list after 410 Gone, whether the server says so

@@ -1,7 +1,7 @@
-"""The consumer's event service over grpc.aio (SPEC §6): `Events.List` and `Events.Watch`.
+"""The consumer's event service over grpc.aio (docs/grpc-api.md): `Events.List` and `Events.Watch`.
 
 The servicer only translates: a request's filter to the store's `EventFilter`, stored events to `Event`
-messages (the SPEC §3 JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
+messages (the event JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
 
 List is the store's keyset pages (`list_events`), the page token passed through as it is.
 
@@ -142,7 +142,7 @@ def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
 
 
 def event_to_pb(stored: StoredEvent) -> events_pb2.Event:
-    """The message of a stored event: its id and its SPEC §3 JSON text exactly as stored (never parsed here:
+    """The message of a stored event: its id and its event JSON text exactly as stored (never parsed here:
     on a List page that would be most of the call's time)."""
     return events_pb2.Event(id=_id_of(stored.body), json=stored.body)
 
@@ -158,7 +158,7 @@ def _id_of(body: str) -> str:
 
 
 def event_from_pb(message: events_pb2.Event) -> dict[str, Any]:
-    """The SPEC §3 object a message carries; ValueError if its JSON is not an object."""
+    """The event object a message carries; ValueError if its JSON is not an object."""
     event = json.loads(message.json)
     if not isinstance(event, dict):
         raise ValueError(f"event {message.id!r} is not a JSON object")

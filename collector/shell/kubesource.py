@@ -1,6 +1,6 @@
-"""GlobalThreatFeeds from the Kubernetes API (SPEC §4): list, then watch from the resourceVersion, for ever.
+"""GlobalThreatFeeds from the Kubernetes API: list, then watch from the resourceVersion, for ever.
 
-The stream has the shape of every long-lived stream here (STYLE habit 4): connect and list (sync), watch from
+The stream has the shape of every long-lived stream here: connect and list (sync), watch from
 the list's resourceVersion (follow), and on failure back off and resume — from the last resourceVersion seen
 after a dropped connection, a 5xx or a stall, and with a fresh list after 410 Gone (the server compacted its
 history). `collector.core.watchloop.FeedTracker` turns lists and events into changes, so a relist or a

@@ -1,4 +1,4 @@
-"""Between protobuf messages (dnswatch_pb.v1) and the domain types, both ways, in one place (STYLE habit 3).
+"""Between protobuf messages (dnswatch_pb.v1) and the domain types, both ways, in one place.
 
 The servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` into messages; the
 consumer CLI and the agents' feed stream turn messages back. Nothing else sees a `*_pb2` type.

@@ -14,10 +14,10 @@ from dnswatch.errors import DnswatchError
 from agent.shell.collectorlink import LinkSettings, acknowledged
 from dnswatch.grpcchannel import ChannelSecurity
 from agent.shell.shipper import EventShipper, ShipperSettings
-from tests.agent.test_replay_collector import PCAPS, demo_collector, run_cli  # noqa: F401
-from tests.agent.test_shipper import free_port, stored
+from tests.agent.replaying import PCAPS, demo_collector, run_cli  # noqa: F401
+from tests.agent.storedevents import free_port, stored
 from tests.collector.running import db_url  # noqa: F401
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 
 def replay_to(collector, *extra: str) -> tuple[list[dict], str]:
