@@ -5,7 +5,6 @@ resends what an earlier agent left unacknowledged; a collector that does not ack
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import grpc
 import pytest
