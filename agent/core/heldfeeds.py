@@ -1,4 +1,4 @@
-"""The feed sets an agent holds, kept up to date from the collector's feed stream (SPEC §4 "Distribution").
+"""The feed sets an agent holds, kept up to date from the collector's feed stream (docs/grpc-api.md).
 
 Pure: feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` in, sets out. The shell (agent/shell/
 feedclient.py) reads the gRPC stream, turns its messages into these values and hands them to `HeldFeeds.apply`

@@ -1,6 +1,6 @@
-"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, SPEC §4 "Distribution", §6).
+"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, docs/grpc-api.md).
 
-It has the shape of every dnswatch stream (STYLE habit 4): connect, sync, follow, and on failure back off and
+It has the shape of every dnswatch stream: connect, sync, follow, and on failure back off and
 resume from what is held. `FeedStream.sync_once` stops at the first `synced` (what `replay --collector`
 needs); `FeedStream.follow` keeps going and hands back the held feeds after every change (the live agent).
 

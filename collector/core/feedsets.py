@@ -1,4 +1,4 @@
-"""A feed's set in force as the collector distributes it (SPEC §4 "Distribution"): compiled once per version.
+"""A feed's set in force as the collector distributes it (docs/grpc-api.md): compiled once per version.
 
 Pure: entries in, a `CompiledFeed` out, holding what every agent that subscribes will be sent, so that a
 thousand agents connecting at once cost one encoding, not a thousand. `update_from` decides what brings an

@@ -1,4 +1,4 @@
-"""Pull policy (SPEC §4 "Pulling"): which failures are retried and after how long, when a feed is pulled next,
+"""Pull policy (docs/feeds.md): which failures are retried and after how long, when a feed is pulled next,
 how a body is unpacked as it arrives within its size limit, which bodies are refused as suspect, and header
 values that cannot leak.
 

@@ -1,7 +1,7 @@
-"""The consumer's event service over grpc.aio (SPEC §6): `Events.List` and `Events.Watch`.
+"""The consumer's event service over grpc.aio (docs/grpc-api.md): `Events.List` and `Events.Watch`.
 
 The servicer only translates: a request's filter to the store's `EventFilter`, stored events to `Event`
-messages (the SPEC §3 JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
+messages (the event JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
 
 List is the store's keyset pages (`list_events`), the page token passed through as it is.
 

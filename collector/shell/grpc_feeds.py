@@ -1,4 +1,4 @@
-"""The collector's feed services over grpc.aio (SPEC §6): `Feeds` for consumers, `FeedDistribution` for agents.
+"""The collector's feed services over grpc.aio: `Feeds` for consumers, `FeedDistribution` for agents.
 
 The servicers only translate: requests to FeedHub calls, domain values to messages (`pbconvert`), hub errors
 to gRPC status codes. `feed_services_server` assembles them with the standard health service and server

@@ -1,4 +1,4 @@
-"""Pulling GlobalThreatFeeds over HTTP(S) (SPEC §4 "Pulling"): the I/O around `collector.core.pulling`.
+"""Pulling GlobalThreatFeeds over HTTP(S) (docs/feeds.md): the I/O around `collector.core.pulling`.
 
 One `httpx.AsyncClient` for every feed (the collector runs asyncio, with grpc.aio beside it). A pull resolves
 the headers, GETs the URL (conditional when a good set is held, redirects followed by hand so header values
@@ -239,7 +239,7 @@ class FeedPuller:
     # ------------------------------------------------------------------------------------------ pulling
 
     async def sync_now(self, name: str, *, accept_shrink: bool = False) -> PullResult:
-        """Pull `name` now (SPEC §4 "sync now"), then count its period from now; KeyError for an unknown feed.
+        """Pull `name` now (`dnswatch feeds sync`), then count its period from now; KeyError for an unknown feed.
 
         `accept_shrink` is an operator's word that the feed really shrank (or emptied): the body is taken
         without the shrink and empty checks. A web page is refused all the same.

@@ -1,4 +1,4 @@
-"""Who may call the collector (SPEC §6): TLS, client certificates for agents, bearer tokens, roles.
+"""Who may call the collector (docs/grpc-api.md): TLS, client certificates for agents, bearer tokens, roles.
 
     dnswatch-collector ... --tls-cert tls.crt --tls-key tls.key \\
         [--client-ca agents-ca.crt --mtls-listen 0.0.0.0:7444] \\
@@ -122,7 +122,7 @@ class ServerSecurity:
 
 
 def add_security_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("security (SPEC §6); plaintext only with --insecure")
+    group = parser.add_argument_group("security; plaintext only with --insecure")
     group.add_argument("--insecure", action="store_true",
                        help="serve plaintext gRPC with no authentication (tests and local demos only)")
     group.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")

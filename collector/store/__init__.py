@@ -1,4 +1,4 @@
-"""The collector's storage behind one interface: SQLite by default, PostgreSQL for several replicas (SPEC §7).
+"""The collector's storage behind one interface: SQLite by default, PostgreSQL for several replicas (docs/operations.md).
 
     store = await open_store("sqlite:///var/lib/dnswatch/db.sqlite")   # or postgresql://user@host/db
     await store.save_feed("malware", content="DomainNameSet", version=1, sha256=..., entries=[...],

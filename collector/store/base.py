@@ -138,7 +138,7 @@ class Store(Protocol):
     # -- events (collector/store/events.py) -----------------------------------------------------------
 
     async def ingest_events(self, events: list[dict[str, Any]]) -> "IngestResult":
-        """Store a batch of SPEC §3 events in one durable transaction, one row per event id.
+        """Store a batch of events (docs/event.md) in one durable transaction, one row per event id.
 
         A new id is inserted; a known id with a higher record.count replaces its row; a lower or equal count
         changes nothing. Inserted and replaced rows get new change sequence numbers. BadEvent (nothing
@@ -187,11 +187,11 @@ class StoredEvent:
     seq: int
     """Change sequence number of the row's last insert or update; a watch resumes after it."""
     body: str
-    """The event's SPEC §3 JSON text as last ingested; the Events service sends it on without parsing it."""
+    """The event's JSON text as last ingested; the Events service sends it on without parsing it."""
 
     @functools.cached_property
     def event(self) -> dict[str, Any]:
-        """The event as last ingested (SPEC §3 JSON), parsed on first use."""
+        """The event as last ingested (its JSON), parsed on first use."""
         return json.loads(self.body)
 
 

@@ -1,4 +1,4 @@
-"""Events in the store (SPEC §3, §6, §7): one row per event id, filters, pagination and a change sequence.
+"""Events in the store (docs/event.md): one row per event id, filters, pagination and a change sequence.
 
 The pure part (turning an event into a row, a filter into SQL, page tokens) comes first; `EventStoreMixin`
 holds the transactions and is mixed into SqlStore, so both backends share them.
@@ -16,7 +16,7 @@ and only then answers each call with its own result. While it writes, the next b
 event loop, so parsing and writing overlap. A failed transaction fails every call of its group, and none of
 them is acknowledged: an agent resends, and the per-id rules make that harmless.
 
-The ingest's cost per event is what bounds it (SPEC §9: 20,000 events/s into SQLite), so the work is split
+The ingest's cost per event is what bounds it (20,000 events/s into SQLite, docs/architecture.md), so the work is split
 by where it can run: agents' batches come as JSON texts (`ingest_json`), read field by field by msgspec on
 the parsing thread, which also flattens each batch's INSERT values in advance; the writer thread, which is
 the limit, then only runs SQLite, and a group whose ids are all new (the usual case) goes in as prepared,
@@ -91,7 +91,7 @@ class EventRow(NamedTuple):
 
 
 def event_row(event: dict[str, Any], body: str | None = None) -> EventRow:
-    """The row for one SPEC §3 event; BadEvent if it has no id or no parsable time.
+    """The row for one event; BadEvent if it has no id or no parsable time.
 
     `body` is the JSON text `event` was parsed from, when the caller has it: it is stored as it came, which
     spares encoding every event again."""

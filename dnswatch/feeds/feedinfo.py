@@ -1,7 +1,7 @@
 """A feed as consumers see it (`dnswatch feeds list|get`, the Feeds gRPC service): spec parts and status.
 
-The JSON form (`record`) has the SPEC §5 field names; `-o table` (consumer/feedtable.py) and `-o yaml` show the
-same record, so the three outputs never disagree.
+The JSON form (`record`) has the CRD status's field names; `-o table` (consumer/feedtable.py) and `-o yaml` show
+the same record, so the three outputs never disagree.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class FeedInfo:
     """`spec.matchSubdomains`."""
 
     def record(self) -> dict[str, Any]:
-        """The SPEC §5 JSON object of `dnswatch feeds list -o json`."""
+        """The JSON object of `dnswatch feeds list -o json`."""
         status = self.status.to_dict()
         return {
             "name": self.name,

@@ -73,7 +73,7 @@ def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
 
 
 def event_to_pb(body: str) -> events_pb2.Event:
-    """The message of a stored event's body: its id and its SPEC §3 JSON text exactly as stored (never parsed
+    """The message of a stored event's body: its id and its event JSON (docs/event.md) exactly as stored (never parsed
     here: on a List page that would be most of the call's time)."""
     return events_pb2.Event(id=_id_of(body), json=body)
 
@@ -89,7 +89,7 @@ def _id_of(body: str) -> str:
 
 
 def event_from_pb(message: events_pb2.Event) -> dict[str, Any]:
-    """The SPEC §3 object a message carries; ValueError if its JSON is not an object."""
+    """The event object (docs/event.md) a message carries; ValueError if its JSON is not an object."""
     event = json.loads(message.json)
     if not isinstance(event, dict):
         raise ValueError(f"event {message.id!r} is not a JSON object")

@@ -131,7 +131,7 @@ SYNCED = distribution_pb2.FeedUpdate(synced=distribution_pb2.Synced())
 
 def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | None:
     """The domain form of one stream message; None for `synced`. A content or encoding not known here raises
-    `UnusableFeed` (the agent then drops that feed and resubscribes for a snapshot, SPEC §4: new encodings
+    `UnusableFeed` (the agent then drops that feed and resubscribes for a snapshot: new encodings
     get new values)."""
     kind = message.WhichOneof("update")
     if kind == "snapshot":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from agent.shell.spool import Spool
 from pcaps import wire
-from tests.agent.test_shipper import stored
+from tests.agent.storedevents import stored
 from tests.collector.running import RunningCollector, db_url, manifest, pulled  # noqa: F401
 from tests.feedserver import FeedServer
 from tests.netns import DNS_IPV4, testbed  # noqa: F401  (testbed is a fixture)

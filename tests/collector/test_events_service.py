@@ -32,6 +32,7 @@ class Served:
     stub: events_pb2_grpc.EventsStub
     store: object
     bell: EventBell
+    servicer: object
 
 
 @pytest.fixture
@@ -43,12 +44,12 @@ def settings() -> EventsSettings:
 async def served(store, settings):
     bell = EventBell()
     server = grpc.aio.server()
-    add_events_service(server, store, bell, settings)
+    servicer = add_events_service(server, store, bell, settings)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Served(events_pb2_grpc.EventsStub(channel), store, bell)
+        yield Served(events_pb2_grpc.EventsStub(channel), store, bell, servicer)
     finally:
         bell.close()
         await channel.close()
@@ -271,11 +272,24 @@ async def test_a_filtered_watch_gets_only_its_events_and_bookmarks_move_past_the
 
 
 @pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=3600, bookmark_seconds=3600)])
-async def test_the_bell_wakes_a_watch_at_once(served) -> None:
+async def test_the_bell_wakes_a_watch_at_once(served, store_url) -> None:
+    from collector.store import open_store
+
     watcher = Watcher(served.stub)
     await watcher.next()
-    await asyncio.sleep(0.2)  # the watch is waiting on the bell by now (else it reads the event anyway)
-    await served.store.ingest_events([event(1)])
+    tail = served.servicer._tail
+    for _ in range(1000):  # until the tail's first read: from then on it polls only every hour
+        if tail.holds(0):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the tail never read the store")
+    # Another replica's write: the store hands nothing over, so only the bell can wake the tail in time.
+    other = await open_store(store_url)
+    try:
+        await other.ingest_events([event(1)])
+    finally:
+        await other.close()
     served.bell.ring()
     assert (await watcher.events(1, timeout=20))[0]["id"] == f"{1:032x}"
     watcher.cancel()

@@ -13,7 +13,7 @@ from collector.core.pulling import RetryPolicy
 from consumer import cli
 from collector.shell.puller import PullerSettings
 from tests.collector.running import BODY_V1, RunningCollector, db_url, manifest  # noqa: F401
-from tests.collector.test_collector_kube import kubeconfig, wait_until
+from tests.collector.kubesetup import kubeconfig, wait_until
 from tests.feedserver import TIMEOUT, FeedServer
 from tests.kubeapi import FakeKubeAPI
 

@@ -20,7 +20,7 @@ from collector.shell.grpc_ingest import add_ingest_service
 from collector.shell.metrics import CollectorMetrics, serve_metrics
 from collector.shell.puller import FeedState, PullResult
 from collector.store import BadEvent, open_store
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

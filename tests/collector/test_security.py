@@ -338,7 +338,7 @@ def test_replay_security_flags_need_a_collector():
 
 
 def test_replay_takes_its_feeds_over_mtls_and_over_tls_with_an_agent_token(pki, tmp_path, token_files):  # noqa: F811
-    from tests.agent.test_replay_collector import DEMO_FEEDS, replay_events
+    from tests.agent.replaying import DEMO_FEEDS, replay_events
 
     with FeedServer() as server:
         manifests = (PCAPS / "demo-feeds.yaml").read_text()
