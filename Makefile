@@ -28,8 +28,10 @@ demo: venv
 	$(PY) -m pcaps.make_demo --check
 	$(PY) -m pcaps.demo
 
+# The import contracts and ruff's checks ([tool.importlinter] and [tool.ruff] in pyproject.toml).
 lint: venv
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 test: apt venv lint
 	$(PY) -m pytest

@@ -1,4 +1,4 @@
-"""The "dnslib per packet" baseline of SPEC §9, run in the same process as our replay.
+"""The "dnslib per packet" baseline of the replay target (docs/architecture.md), run in our replay's process.
 
 An honest, straightforward implementation of what a Python engineer would write first: read the classic
 pcap with `struct`, peel Ethernet (and 802.1Q tags) / IPv4 / IPv6 / UDP or TCP by hand, hand EVERY DNS

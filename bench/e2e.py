@@ -7,7 +7,7 @@ collector (SQLite, plaintext, in this process's namespace, reached over a veth) 
 HTTP server; `dnswatch-agent run --collector` captures in the node namespace; this script holds an
 Events.Watch stream open, as `dnswatch events watch` does. Each trial is one `dig` from the pod for a name
 never asked before (`tN.lat.example`, under the feed's `*.lat.example`), so it is a new event, emitted at
-once (SPEC §2: the first occurrence is not held for the aggregation window).
+once (docs/detection.md: the first occurrence is not held for the aggregation window).
 
 Latency = the time the watch receives the event − the event's `record.first_seen`, which is the capture
 timestamp the kernel put on the query packet. Both are read from the same machine's clock. The figure

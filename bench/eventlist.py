@@ -1,4 +1,4 @@
-"""SPEC §9 "list p99 ≤ 50 ms over 1M stored events": Events.List through gRPC over a 1M-event SQLite store.
+"""The target "list p99 ≤ 50 ms over 1M stored events": Events.List through gRPC over a 1M-event SQLite store.
 
 The store is built once through `ingest_events` (a cluster's worth of namespaces, pods, nodes, feeds and
 domains over a week, skewed as real alerts are) and cached under bench/.cache, so reruns start at once. A real
@@ -76,7 +76,7 @@ def _zipf_weights(n: int, s: float = 1.0) -> list[float]:
 
 
 def generate(count: int, seed: int = 20261127) -> Iterator[dict]:
-    """`count` SPEC §3 events in time order."""
+    """`count` events in time order."""
     rng = random.Random(seed)
     ns_weights = _zipf_weights(len(NAMESPACES))
     feed_weights = _zipf_weights(len(FEEDS), 0.8)

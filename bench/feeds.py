@@ -1,4 +1,4 @@
-"""The feed path of SPEC §9, measured with the real parts: an HTTP server on 127.0.0.1 serving the 1M-domain
+"""The feed path (docs/architecture.md), measured with the real parts: an HTTP server on 127.0.0.1 serving the 1M-domain
 feed, the collector's puller, a real collector (SQLite, loopback) and the agent's feed stream client.
 
 - pull and parse: `FeedPuller.pull` of the 1M-line feed (HTTP, parse, canonical entries);

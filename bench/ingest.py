@@ -1,4 +1,4 @@
-"""Collector ingest (SPEC §9: ≥ 20,000 events/s into SQLite), measured through the real path.
+"""Collector ingest (target: ≥ 20,000 events/s into SQLite), measured through the real path.
 
 - gRPC: a real `dnswatch-collector` process (SQLite file on disk, synchronous=FULL as the store sets it,
   --insecure, an empty feeds folder) on 127.0.0.1; agents are client streams in this process sending
@@ -45,7 +45,7 @@ T0 = dt.datetime(2026, 11, 27, 20, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def bench_event(number: int, agent: int = 0) -> dict:
-    """A SPEC §3 event of the usual size (≈1 kB of JSON), unique per (agent, number)."""
+    """An event of the usual size (≈1 kB of JSON), unique per (agent, number)."""
     first = T0 + dt.timedelta(milliseconds=number * 7)
     stamp = first.strftime("%Y-%m-%dT%H:%M:%S.") + f"{first.microsecond // 1000:03d}Z"
     pod = f"web-7d4b9c-{number % 50:05d}"

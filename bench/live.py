@@ -1,4 +1,4 @@
-"""Live capture under load (SPEC §9: no kernel drops at 20,000 queries/s): dnsperf through the netns testbed.
+"""Live capture under load (target: no kernel drops at 20,000 queries/s): dnsperf through the netns testbed.
 
     python -m bench.live [--rates 5000,10000,20000,30000] [--seconds 5] [--servers 2]
 

@@ -1,4 +1,4 @@
-"""`make bench`: the SPEC §9 figures, printed as a table beside their targets.
+"""`make bench`: the performance figures, printed as a table beside their targets (docs/architecture.md).
 
 The detection core runs in this one process, one after the other, so that the dnslib-per-packet baseline and
 our replay see the same machine: this machine is shared and noisy, and the ratio is the figure to trust.
@@ -202,7 +202,7 @@ def _feed_rows(workload) -> list[tuple]:
 
 
 def print_table(rows) -> None:
-    header = ("what", "measured", "target (SPEC §9)", "")
+    header = ("what", "measured", "target", "")
     cells = [header] + [(what, measured, target, "" if ok is None else ("ok" if ok else "MISSED"))
                         for what, measured, target, ok in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]

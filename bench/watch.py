@@ -40,12 +40,12 @@ from pathlib import Path
 import grpc
 
 from bench.ingest import ROOT, Collector, _count, _cpu_seconds, agent_batches, ship_concurrently, stop_process
-from collector.shell.grpc_events import decode_resume_token, encode_resume_token
+from dnswatch.pbconvert.events import decode_resume_token, encode_resume_token
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
 CATCH_UP_TARGET = 20_000
 SLOWDOWN_TARGET = 0.20
-DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
+DNSWATCH = [sys.executable, "-m", "consumer.cli"]
 
 
 def ingest(address: str, agents: int, events: int, batch: int = 500, first: int = 0) -> dict:

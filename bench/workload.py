@@ -1,4 +1,4 @@
-"""The benchmark workload of SPEC §9: a realistic 200,000-packet node capture and a 1,000,000-domain feed.
+"""The benchmark workload (docs/architecture.md): a realistic 200,000-packet node capture and a 1,000,000-domain feed.
 
 `python -m bench.workload [--packets N] [--domains N] [--force]` writes them under bench/.cache/ (kept
 between runs: a directory per parameter set, complete once its meta.json exists); `ensure_workload()` does

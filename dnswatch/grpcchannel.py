@@ -1,4 +1,4 @@
-"""The client end of the collector's security (SPEC §6): one way to open a channel, for the agent and `dnswatch`.
+"""The client end of the collector's security (docs/grpc-api.md): one way to open a channel, for agent and `dnswatch`.
 
     security = ChannelSecurity(ca_file="ca.crt", token_file="/var/run/secrets/tokens/dnswatch")
     with open_channel("collector.dnswatch:7443", security) as channel: ...

@@ -3,11 +3,9 @@
 A list-then-watch client (kopf's `watching.py` has the same three layers) keeps one position, the
 resourceVersion it has seen up to: a list sets it, every event and BOOKMARK moves it on, a dropped connection
 resumes from it, and 410 Gone (the server compacted its history past it) throws it away so that the next round
-lists again. The shell does the HTTP (agent/shell/podwatch.py); this module only decides.
-
-`Backoff` has the same fields and numbers as collector.core.watchloop.Backoff; the collector may import the
-agent's pure core (the agent imports nothing of the collector), so this one is the one to share.
-"""
+lists again. The loop that does the requests is dnswatch/listwatch.py, used by the agent's pod watch and the
+collector's GlobalThreatFeed source; this module only decides. `Backoff` paces every long-lived stream of both
+processes."""
 
 from __future__ import annotations
 

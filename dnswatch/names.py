@@ -1,4 +1,4 @@
-"""Canonical domain names: the one form in which feeds and packets are compared (SPEC §2 "Names").
+"""Canonical domain names: the one form in which feeds and packets are compared (docs/detection.md).
 
 Canonical means lower-case ASCII, A-labels (punycode) for internationalised labels, no trailing dot and no
 empty labels. Labels are not otherwise validated, because attackers query odd names (underscores, binary

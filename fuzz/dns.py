@@ -20,7 +20,7 @@ from agent.core.eventpipeline import EventPipeline
 from dnswatch.feeds.lines import parse_domain_lines, parse_ip_lines
 from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import SECTIONS, Damaged, Matcher, NameCollector, dotted, question_of, read_name, wire_labels
-from agent.shell.replay import sighting_of
+from agent.shell.scanloop import sighting_of
 from fuzz import seeds
 from fuzz.oracle import Target, bounded, check
 

@@ -1,7 +1,7 @@
 """Feed bodies: the line parser (`dnswatch.feeds.lines`) and the structured formats (`dnswatch.feeds.formats`).
 
 `feedlines` inputs are a content byte (DomainNameSet or IPSet) and a body, seeded with the demo and hostile
-feeds in every encoding and line format of SPEC §4. `feedformats` inputs are a format byte and a body: one
+feeds in every encoding and line format of docs/feeds.md. `feedformats` inputs are a format byte and a body: one
 of the JSON paths and CSV layouts below, or a JSONPath of the input's own (its first line) over the rest,
 seeded with JSON and CSV documents of the demo feeds' entries. The documented rejections are `FeedError` (a
 body that cannot be read at all) and `JsonPathError` (a path that is none). Cross-checks: every entry is in

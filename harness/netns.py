@@ -1,4 +1,4 @@
-"""The live-capture testbed (SPEC §10): a "node" network namespace, "pod" namespaces joined to it by veth
+"""The live-capture testbed: a "node" network namespace, "pod" namespaces joined to it by veth
 pairs, dnsmasq in the node as the cluster DNS, dig/kdig in the pods as clients.
 
     with Testbed.create() as bed:              # or the tests' `testbed` fixture (tests/netns.py)

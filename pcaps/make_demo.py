@@ -6,7 +6,7 @@ really looks like — ndots:5 search-path expansion, NXDOMAIN with the cluster S
 parallel, CoreDNS on the same node so a transaction is seen on the client's veth (to the Service IP) and
 again on CoreDNS's veth (to the pod IP, after kube-proxy's DNAT), CoreDNS forwarding cache misses upstream.
 Among it are the suspicious transactions listed in `demo-expected.json`, each exercising one rule of
-SPEC §2, and a few malformed messages.
+docs/detection.md, and a few malformed messages.
 
 `demo-expected.json` is ground truth written from what this script put in, not from running the agent;
 as a guard, every transaction is re-decoded with dnslib and checked against the feeds with a naive matcher,
@@ -235,7 +235,7 @@ spec:
 
 
 def naive_matches(messages: list[bytes]) -> tuple[set[str], set[str], set[str]]:
-    """(domains, ips, feeds) a straightforward reading of SPEC §2 finds in these messages (the guard)."""
+    """(domains, ips, feeds) a straightforward reading of docs/detection.md finds in these messages (the guard)."""
     domains, ips, feeds = set(), set(), set()
     for wire_message in messages:
         record = DNSRecord.parse(wire_message)

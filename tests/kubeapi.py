@@ -103,6 +103,8 @@ class FakeKubeAPI:
         self.gone_as_http = False
         self.requests: list[tuple[str, str]] = []
         """(method, path with query) of every request, for assertions."""
+        self.watched: list[tuple[str, str]] = []
+        """(type, name) of every event written down a watch stream, for waiting on its delivery."""
         self.review_token = None
         """TokenReview: `review_token(spec) -> status` decides each review (None: nobody is authenticated)."""
         self._lock = threading.Condition()
@@ -569,6 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self._chunk(json.dumps(event).encode() + b"\n")
+                api.watched.append((event["type"], event["object"].get("metadata", {}).get("name", "")))
                 sent += 1
             pending = []
             if position is None:

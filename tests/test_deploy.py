@@ -484,7 +484,8 @@ def test_the_files_the_image_copies_build_a_wheel_with_the_console_scripts(tmp_p
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    for package in ("agent/shell/cli.py", "collector/shell/main.py", "collector/shell/cli.py"):
+    for package in ("agent/shell/cli.py", "collector/shell/main.py", "consumer/cli.py",
+                    "dnswatch/pbconvert/feeds.py"):
         assert package in names, package
     assert any(name.startswith("dnswatch_pb/") and name.endswith("_pb2.py") for name in names)
     assert not any(name.startswith("tests/") for name in names)

@@ -1,4 +1,4 @@
-"""Aggregation: transactions folded into events per client, names and feeds (SPEC §2 "Aggregation").
+"""Aggregation: transactions folded into events per client, names and feeds (docs/detection.md).
 
 A key is (client, matched names, feeds), the client being the pod (`--aggregate-by pod`), the pod's owning
 workload (`workload`, Calico's `dnsLogsFileAggregationKind` 1), or the address for a client that is no pod.
@@ -24,7 +24,7 @@ AggregateKey = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One emission of an aggregated event, before it is dressed as SPEC §3's dict (agent.core.events)."""
+    """One emission of an aggregated event, before it is dressed as the event dict (agent.core.events)."""
 
     identity: str
     """Who the key folds: `ns/pod`, `ns/Kind/workload`, or the client address."""

@@ -1,4 +1,4 @@
-"""Attribution: which pod held a client address at a packet's time (SPEC §2 "Attribution").
+"""Attribution: which pod held a client address at a packet's time (docs/detection.md).
 
 The directory is an address history: for every address, the tenures (from, to, pod) of the pods that held
 it. A static pod list (`kubectl get pods -A -o json`) has no times, so every tenure there is open-ended and

@@ -1,4 +1,4 @@
-"""The security event of SPEC §3, compatible with Calico's `gtf_suspicious_dns_query` events.
+"""The security event (docs/event.md), compatible with Calico's `gtf_suspicious_dns_query` events.
 
 The schema is the dataclasses below, each field described once in its metadata (`schema()` lists them all,
 so docs and tables are generated from here). `build_event` fills it from an aggregated event; only here is
@@ -102,7 +102,7 @@ def _describe(cls: type, prefix: str) -> list[tuple[str, str]]:
 
 
 def build_event(ev: Event, node: str) -> dict[str, Any]:
-    """SPEC §3's event dict for one emission of an aggregated event."""
+    """The event dict for one emission of an aggregated event."""
     return _security_event(ev, node).to_dict()
 
 

@@ -1,6 +1,6 @@
-"""The feed sets an agent holds, kept up to date from the collector's feed stream (SPEC §4 "Distribution").
+"""The feed sets an agent holds, kept up to date from the collector's feed stream (docs/grpc-api.md).
 
-Pure: feedwire's `FeedSnapshot` / `FeedDelta` and `FeedRemoved` in, sets out. The shell (agent/shell/
+Pure: feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` in, sets out. The shell (agent/shell/
 feedclient.py) reads the gRPC stream, turns its messages into these values and hands them to `HeldFeeds.apply`
 one by one; when the stream says `synced` it builds a `Matcher` from `matcher_feeds()`. Resubscribing after a
 lost stream announces `versions()`, so the collector sends only what changed meanwhile.
@@ -16,29 +16,10 @@ from dataclasses import dataclass
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, WireError, apply_domain_delta, apply_ip_delta,
-                                 domains_from_snapshot, ip_entries_from_snapshot, join_snapshot_parts)
+from dnswatch.feeds.wire import (FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, UnusableFeed, WireError,
+                                 apply_domain_delta, apply_ip_delta, domains_from_snapshot, ip_entries_from_snapshot,
+                                 join_snapshot_parts)
 from dnswatch.feeds.ipset import IPSet
-
-
-@dataclass(frozen=True, slots=True)
-class FeedRemoved:
-    """The collector withdrew a feed (deleted or Disabled): stop matching it (distribution.proto FeedRemoved)."""
-
-    name: str
-    """The feed's name."""
-
-
-FeedUpdate = FeedSnapshot | FeedDelta | FeedRemoved
-"""One message of the feed stream before `synced` or after it (`synced` itself is the shell's business)."""
-
-
-class UnusableFeed(WireError):
-    """A snapshot or delta of feed `feed` could not be applied; forget the feed and resubscribe without it."""
-
-    def __init__(self, feed: str, message: str) -> None:
-        super().__init__(message)
-        self.feed = feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +68,7 @@ class HeldFeeds:
 
     def apply(self, update: FeedUpdate) -> None:
         """Take one update into the held feeds. Raises `UnusableFeed` when it cannot be applied."""
-        if isinstance(update, FeedRemoved):
+        if isinstance(update, FeedGone):
             self.forget(update.name)
         elif isinstance(update, FeedSnapshot):
             self._take_part(update)

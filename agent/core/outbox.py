@@ -1,10 +1,10 @@
-"""The agent's outgoing event queue: emitted events waiting for the collector's acknowledgement (SPEC §6).
+"""The agent's outgoing event queue: emitted events waiting for the collector's acknowledgement (docs/grpc-api.md).
 
 Pure: event ids and JSON text in, batches and the ids they settle out; no I/O and no clock (nothing here
 depends on time: backoff and flush timers belong to the shell that drives the EventIngest stream).
 
 One entry per event id. A growing event is emitted again under the same id with its cumulative count
-(SPEC §2), and the latest emission supersedes: an emission of an id already queued replaces the queued one
+(docs/detection.md), and the latest emission supersedes: an emission of an id already queued replaces the queued one
 and moves to the back, so "oldest" always means "least recently emitted". An emission of an id whose older
 emission is in flight is queued beside it; it may travel in a later batch, which is safe because the
 collector writes and acknowledges batches in order, so the newer emission always lands last.
@@ -34,9 +34,9 @@ class QueuedEvent:
     """One emission of an event, as EventIngest carries it (events.proto `Event`)."""
 
     id: str
-    """The event's `id` (SPEC §3); re-emissions share it."""
+    """The event's `id` (docs/event.md); re-emissions share it."""
     json: str
-    """The SPEC §3 object as JSON text."""
+    """The event object as JSON text."""
     size: int
     """`json`'s length in UTF-8 bytes: what the byte bounds count."""
 

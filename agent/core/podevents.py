@@ -1,4 +1,4 @@
-"""Pod watch events as address history (SPEC §2 "Attribution"): the pure half of the pod watch.
+"""Pod watch events as address history (docs/detection.md): the pure half of the pod watch.
 
 `PodTracker` turns what the API says about this node's pods — a list, then ADDED / MODIFIED / DELETED — and the
 time the watch saw it into `PodDirectory` changes:

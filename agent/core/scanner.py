@@ -1,13 +1,13 @@
 """The DNS message scanner: finds every name and answer address of a message and matches them against feeds.
 
-This is the replay and capture hot path (SPEC §9: about 4 µs per packet for everything), so it does not decode
+This is the replay and capture hot path (docs/architecture.md: about 4 µs a packet in all), so it does not decode
 messages into objects. It walks the raw bytes once, takes each name as a raw slice of the packet (joining
 slices only when a compression pointer splits it), and looks the slice up in a cache of names already
 classified; only a name never seen before is lower-cased, turned into canonical text and looked up in the
 feeds' `DomainSet`s. Cluster DNS traffic repeats a small set of names, so most names cost one dict lookup.
 Records whose owner is a pointer to the question are skipped: that name was checked as the question.
 
-What is checked (SPEC §2): every question name; the owner of every record in the answer, authority and
+What is checked (docs/detection.md): every question name; the owner of every record in the answer, authority and
 additional sections; the names inside CNAME, DNAME, NS, PTR, MX, SRV, SOA (mname, rname) and SVCB/HTTPS
 rdata; every A/AAAA address of the answer section against the IP feeds. A malformed message (truncation,
 compression loops or forward pointers, extended label types, names over 255 octets, counts that overrun the

@@ -1,4 +1,4 @@
-"""Transactions: a DNS query and its response counted once (SPEC §2 "Transactions and clients").
+"""Transactions: a DNS query and its response counted once (docs/detection.md).
 
 A transaction is keyed by the client's address and port, the transport, the DNS id and the question — and
 deliberately not by the server's address: on a node the same exchange is often sighted twice, on the client

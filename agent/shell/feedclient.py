@@ -1,6 +1,6 @@
-"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, SPEC §4 "Distribution", §6).
+"""The agent's end of the collector's feed stream (FeedDistribution.Subscribe, docs/grpc-api.md).
 
-It has the shape of every dnswatch stream (STYLE habit 4): connect, sync, follow, and on failure back off and
+It has the shape of every dnswatch stream: connect, sync, follow, and on failure back off and
 resume from what is held. `FeedStream.sync_once` stops at the first `synced` (what `replay --collector`
 needs); `FeedStream.follow` keeps going and hands back the held feeds after every change (the live agent).
 
@@ -9,8 +9,8 @@ needs); `FeedStream.follow` keeps going and hands back the held feeds after ever
     matcher = Matcher(*held.matcher_feeds())
 
 The sets themselves are kept by the pure `agent.core.heldfeeds.HeldFeeds`; this module only talks gRPC and
-turns the messages into feedwire's dataclasses (protobuf types stop here, STYLE habit 3). The agent imports
-nothing of the collector, so the conversion is its own (the collector's is collector/shell/pbconvert.py).
+turns the messages into feedwire's dataclasses with the converter the collector's end uses too
+(dnswatch/pbconvert/feeds.py), so both ends read a message alike.
 
 Channels come from a `connect(address, options)` factory (dnswatch/grpcchannel.py): TLS with the system's
 CAs unless the caller says otherwise, e.g. `connector(channel_security_from_args(args))` or `connector(PLAINTEXT)`.
@@ -27,18 +27,16 @@ from dataclasses import dataclass
 
 import grpc
 
-from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
-from agent.core.heldfeeds import FeedRemoved, FeedUpdate, HeldFeeds, UnusableFeed
+from dnswatch.feeds.wire import FeedSnapshot, UnusableFeed
+from agent.core.heldfeeds import HeldFeeds
 from dnswatch.errors import BadInput
 from dnswatch.grpcchannel import ChannelSecurity, Connect, connector
-from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2
+from dnswatch.pbconvert.feeds import update_from_pb
+from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc
 
-__all__ = ["CollectorUnavailable", "FeedStream", "FeedStreamSettings", "update_from_pb"]
+__all__ = ["CollectorUnavailable", "FeedStream", "FeedStreamSettings"]
 
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
-_CONTENT_NAMES = {feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET: DOMAIN_NAME_SET, feeds_pb2.FEED_CONTENT_IP_SET: IP_SET}
-_ENCODING_NAMES = {distribution_pb2.SET_ENCODING_GAPS_ZLIB: GAPS_ZLIB, distribution_pb2.SET_ENCODING_LINES: LINES}
 
 # Resubscribing for a fresh snapshot mends a feed whose delta went wrong; if the same trouble comes back this
 # often within one `sync_once`, the collector keeps sending something this agent cannot use: say so and stop.
@@ -71,43 +69,6 @@ class FeedStreamSettings:
     """`follow`: seconds before the first reconnection after a failure."""
     backoff_max: float = 30.0
     """`follow`: the longest wait between reconnections (the wait doubles up to this, with jitter)."""
-
-
-SYNCED = object()
-"""What `update_from_pb` returns for the `synced` message."""
-
-
-def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | object:
-    """The dataclass of one stream message, or `SYNCED`. A content or encoding this agent does not know raises
-    `UnusableFeed` (the feed is then dropped and asked for again, SPEC §4: new encodings get new values)."""
-    kind = message.WhichOneof("update")
-    if kind == "snapshot":
-        m = message.snapshot
-        return FeedSnapshot(name=m.name, content=_content(m.name, m.content), version=m.version, sha256=m.sha256,
-                            payload=m.payload, entries=m.entries, digest=m.digest,
-                            encoding=_encoding(m.name, m.encoding), more=m.more)
-    if kind == "delta":
-        m = message.delta
-        return FeedDelta(name=m.name, content=_content(m.name, m.content), from_version=m.from_version,
-                         to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
-                         entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding))
-    if kind == "removed":
-        return FeedRemoved(message.removed.name)
-    if kind == "synced":
-        return SYNCED
-    raise UnusableFeed("", "a feed update with no known field set")
-
-
-def _content(name: str, number: int) -> str:
-    if number not in _CONTENT_NAMES:
-        raise UnusableFeed(name, f"feed {name!r}: unknown feed content {number}")
-    return _CONTENT_NAMES[number]
-
-
-def _encoding(name: str, number: int) -> str:
-    if number not in _ENCODING_NAMES:
-        raise UnusableFeed(name, f"feed {name!r}: unknown set encoding {number}")
-    return _ENCODING_NAMES[number]
 
 
 class FeedStream:
@@ -213,7 +174,7 @@ class FeedStream:
             synced = False
             for message in call:
                 update = update_from_pb(message)
-                if update is SYNCED:
+                if update is None:  # `synced`
                     synced = True
                     yield True
                     continue

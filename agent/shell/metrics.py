@@ -1,4 +1,4 @@
-"""The agent's Prometheus series (SPEC §8): what it captured, decoded, matched, emitted and shipped.
+"""The agent's Prometheus series (docs/operations.md): what it captured, decoded, matched, emitted and shipped.
 
     metrics = AgentMetrics(node="node-1")
     server = serve_metrics(metrics.registry, port=9478, ready=lambda: synced.is_set())
@@ -8,7 +8,7 @@
     metrics.observe_shipper(shipper.stats())  # or observe_outbox / observe_spool / observe_sent
     metrics.set_feeds(held.feeds())
 
-The per-packet loop never touches prometheus_client (SPEC §9: a few µs a packet for everything): it keeps
+The per-packet loop never touches prometheus_client (docs/architecture.md: a few µs a packet in all): it keeps
 plain integer counters, as replay's `ReplayStats` does, and the owner of those counters hands a *snapshot of
 the totals* here now and then (each tick). A scrape renders the latest snapshots, so a counter is exactly
 the pipeline's own count at the last tick, and no lock is shared with the hot path.

@@ -1,11 +1,9 @@
-"""This node's pods from the Kubernetes API, kept in a PodDirectory for attribution (SPEC §2, §5 `run`).
+"""This node's pods from the Kubernetes API, kept in a PodDirectory for attribution (docs/detection.md).
 
-The watch has the shape of every long-lived stream here (STYLE habit 4): list the pods of this node
-(fieldSelector `spec.nodeName`, all namespaces) — sync —, watch from the list's resourceVersion with bookmarks
-— follow —, and on failure back off (exponential, with jitter) and resume: from the last resourceVersion seen
-after a dropped connection, a 5xx or a stall, and with a fresh list after 410 Gone, whether the server says so
-with an ERROR event or an HTTP 410. `dnswatch.kubewatch` keeps the position and reads the lines;
-`agent.core.podevents.PodTracker` turns pods and times into address history.
+The watch is the loop of every list-and-watch here (dnswatch/listwatch.py): list the pods of this node
+(fieldSelector `spec.nodeName`, all namespaces), watch from the list's resourceVersion with bookmarks, list again
+after 410 Gone, and back off and resume after any other failure. `dnswatch.kubewatch` keeps the position and
+reads the lines; `agent.core.podevents.PodTracker` turns pods and times into address history.
 
     directory, watcher = pod_directory_from_api(kubeconfig=None, node=os.environ["NODE_NAME"])  # in-cluster
     watcher.start()
@@ -37,13 +35,13 @@ from pathlib import Path
 
 import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from agent.core.attribution import PodDirectory
-from dnswatch.kubewatch import GONE, Backoff, WatchError, WatchExpired, WatchPosition, decode_watch_line
 from agent.core.podevents import PodTracker
 from dnswatch.errors import BadInput
+from dnswatch.kubewatch import Backoff, WatchPosition, decode_watch_line
+from dnswatch.listwatch import ListWatch
 
 __all__ = ["PodWatchSettings", "PodWatcher", "pod_directory_from_api"]
 
@@ -161,43 +159,8 @@ class PodWatcher:
 
     def run(self) -> None:
         """List and watch until stop(); never raises for the API's faults (they are logged and retried)."""
-        failures = gone_in_a_row = 0
-        while not self._stopping.is_set():
-            try:
-                if self._position.must_list:
-                    self._list()
-                    failures = 0
-                if self._follow():
-                    failures = gone_in_a_row = 0  # the server ended the watch after its time: resume at once
-                elif not self._stopping.is_set():
-                    failures += 1  # ended at once with nothing: a proxy in the way? Do not hammer the server
-                    self._back_off(failures, "the server ended the watch at once")
-            except (WatchExpired, ApiException) as error:
-                if self._stopping.is_set():
-                    break
-                if isinstance(error, WatchExpired) or error.status == GONE:
-                    # The server compacted its history past our resourceVersion: list again. Once at once;
-                    # a server that keeps answering 410 is waited for like any other failure.
-                    log.info("pod watch: resourceVersion %s expired (410 Gone); listing again",
-                             self._position.resource_version)  # fmt: skip
-                    self._position.expired()
-                    gone_in_a_row += 1
-                    if gone_in_a_row > 1:
-                        self._back_off(gone_in_a_row - 1, "410 Gone again right after a list")
-                    continue
-                failures += 1
-                self._back_off(failures, f"HTTP {error.status} {error.reason or ''}".strip() + _HINTS.get(error.status, ""))
-            except (WatchError, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-                if self._stopping.is_set():
-                    break
-                failures += 1
-                self._back_off(failures, f"{type(error).__name__}: {error}")
-            except Exception:  # noqa: BLE001 - attribution must keep going; the traceback says what to fix
-                if self._stopping.is_set():
-                    break
-                log.exception("pod watch: unexpected error")
-                failures += 1
-                self._back_off(failures, "unexpected error")
+        ListWatch("pod watch", self._position, self._list, self._follow, self._stopping.is_set, self._back_off,
+                  log, _HINTS).run()
 
     def _list(self) -> None:
         s = self.settings

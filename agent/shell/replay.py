@@ -1,8 +1,5 @@
-"""`dnswatch-agent replay`: capture files through decode, match, attribution and aggregation, to events.
-
-The per-message loop lives here, flat, because it runs for every packet: it only scans; everything that
-happens to a matched message (transactions, attribution, events) happens in `EventPipeline`, off the hot path.
-"""
+"""`dnswatch-agent replay`'s source: capture files, read in order, through decode and the scan loop
+(agent/shell/scanloop.py) to events. Time is the captures': windows close as capture time passes them."""
 
 from __future__ import annotations
 
@@ -16,8 +13,8 @@ from pathlib import Path
 from agent.core.decode import Decoder
 from agent.core.eventpipeline import EventPipeline
 from agent.core.pcapformat import FrameReader
-from agent.core.scanner import CLEAN, Matcher, question_of
-from agent.core.sighting import Sighting
+from agent.core.scanner import CLEAN, Matcher
+from agent.shell.scanloop import ScanCounts, drain, scan_messages
 from dnswatch.errors import BadInput
 
 TICK_SECONDS = 1.0  # how often, in capture time, transactions and aggregation windows are expired
@@ -76,6 +73,7 @@ def replay(
 ) -> ReplayStats:
     """Replay captures in order; `emit` receives every event emission; `progress(file label, messages)`."""
     stats = ReplayStats()
+    counts = ScanCounts()
     decoder = Decoder(ports)
     started = time.perf_counter()
     paths = list(paths)
@@ -91,7 +89,7 @@ def replay(
         messages = decoder.capture_messages(reader, matcher.seen_messages.get, CLEAN)
         if progress is not None:
             messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})")
-        _scan_messages(messages, matcher, pipeline, emit, stats)
+        scan_messages(messages, matcher, pipeline, emit, counts, tick_seconds=TICK_SECONDS)
         if reader.truncated:
             stats.truncated_files.append(str(path))
         if reader.bad_timestamps:
@@ -99,10 +97,9 @@ def replay(
                         "9999, or an impossible fraction of a second or timestamp resolution)", path,
                         reader.bad_timestamps)
             stats.bad_timestamps += reader.bad_timestamps
-    for event in pipeline.finish():
-        stats.events += 1
-        emit(event)
+    drain(pipeline.finish(), emit, counts)
     stats.seconds = time.perf_counter() - started
+    stats.malformed, stats.matched_messages, stats.events = counts.malformed, counts.matched_messages, counts.events
     stats.packets = decoder.stats.frames + stats.bad_timestamps
     stats.malformed += stats.bad_timestamps
     stats.event_errors = pipeline.build_errors
@@ -112,50 +109,6 @@ def replay(
     stats.dns_messages = decoder.stats.udp_messages + decoder.stats.tcp.messages
     stats.decode = decoder.stats.as_dict()
     return stats
-
-
-def _scan_messages(messages, matcher: Matcher, pipeline: EventPipeline, emit, stats: ReplayStats) -> None:
-    scan_unseen = matcher.scan_unseen
-    # Most messages were seen before (see Matcher.scan): look them up here, without the method call.
-    seen_before = matcher.seen_messages.get
-    next_tick = 0.0
-    malformed = 0
-    for ts, src, sport, dst, dport, proto, payload in messages:
-        key = payload[2:]
-        damaged, matches = seen_before(key) or scan_unseen(payload, key)
-        if damaged:
-            malformed += 1
-        if matches:
-            stats.matched_messages += 1
-            for event in pipeline.observe(sighting_of(ts, src, sport, dst, dport, proto, payload, matches)):
-                stats.events += 1
-                emit(event)
-        if ts >= next_tick:
-            if next_tick:
-                for event in pipeline.tick(ts):
-                    stats.events += 1
-                    emit(event)
-            next_tick = ts + TICK_SECONDS
-    stats.malformed += malformed
-
-
-def sighting_of(ts, src, sport, dst, dport, proto, payload, matches) -> Sighting:
-    """A matched DNS message as the event pipeline takes it (replay and the live loop of `run`)."""
-    qname, qtype = question_of(payload)
-    return Sighting(
-        ts=ts,
-        src=src,
-        sport=sport,
-        dst=dst,
-        dport=dport,
-        transport="tcp" if proto == 6 else "udp",
-        payload=payload,
-        is_response=bool(payload[2] & 0x80),
-        dns_id=payload[0] << 8 | payload[1],
-        qname=qname,
-        qtype=qtype,
-        matches=matches,
-    )
 
 
 def _reporting(messages, progress, label: str, every: int = 65536):

@@ -3,7 +3,7 @@ per packet.
 
 Why, when one `recvfrom` per packet costs only a few µs (bench/live.py): the socket receive buffer that
 `recvfrom` reads from is capped by `net.core.rmem_max` (212,992 bytes on most distributions) unless the
-process holds CAP_NET_ADMIN, which the DaemonSet does not grant (NET_RAW only, SPEC §8); at ~800 bytes of
+process holds CAP_NET_ADMIN, which the DaemonSet does not grant (NET_RAW only); at ~800 bytes of
 kernel bookkeeping per small packet that is ~500 packets, a few milliseconds of DNS at 20k queries/s on the
 DNS server's interface. A ring's size is ours to choose with NET_RAW alone, packets sit in it back to back
 (~250 bytes for a DNS query), and the kernel hands over a block when it is full or `retire_ms` after its

@@ -1,6 +1,6 @@
-"""The agent's end of the event stream (EventIngest.Send, SPEC §6): events out, acknowledgements back.
+"""The agent's end of the event stream (EventIngest.Send, docs/grpc-api.md): events out, acknowledgements back.
 
-It has the shape of every dnswatch stream (STYLE habit 4): connect, send what is held, follow the acks, and
+It has the shape of every dnswatch stream: connect, send what is held, follow the acks, and
 on failure back off and resume from what is held. What is held is the pure `agent.core.outbox.Outbox`
 (one entry per event id, bounded, drops counted) and, with a spool directory, `agent.shell.spool.Spool`, so
 that unacknowledged events also survive an agent restart.
@@ -163,7 +163,7 @@ class EventShipper:
     # -- the capture side
 
     def offer(self, event: Mapping[str, Any]) -> None:
-        """Queue one emission of a SPEC §3 event (it must not be changed afterwards); with a spool, write it
+        """Queue one emission of an event (it must not be changed afterwards); with a spool, write it
         there first (one write system call, so it survives a kill once this returns). Never blocks on the
         network and never waits for an fsync; when a bound is hit the oldest events are dropped and counted."""
         queued = _queued(event)  # the JSON encoding, outside the locks

@@ -1,10 +1,10 @@
-"""The outbox's on-disk spool: unacknowledged events that survive an agent restart (SPEC §6).
+"""The outbox's on-disk spool: unacknowledged events that survive an agent restart (docs/operations.md).
 
 One directory, one append-only log file, `spool.log`:
 
     b"DNSWSPL1"                                   file magic and format version
     record*                                       each: length u32 | crc32 u32 | kind u8 | payload
-        kind E: event    payload = id length u16 | id (UTF-8) | the SPEC §3 JSON (UTF-8)
+        kind E: event    payload = id length u16 | id (UTF-8) | the event JSON (UTF-8)
         kind A: settled  payload = JSON list of ids acknowledged (or dropped): forget them
 
 Why a log and not SQLite: the spool is written as a queue (append an emission, later forget it), which a log
@@ -143,7 +143,7 @@ class Spool:
         return spool
 
     def recover(self) -> list[dict[str, Any]]:
-        """The events held (SPEC §3 dicts), least recently emitted first: what to queue again on start."""
+        """The events held (docs/event.md dicts), least recently emitted first: what to queue again on start."""
         events = []
         with open(self._path, "rb") as log:
             for offset, length in self._live.values():
@@ -165,7 +165,7 @@ class Spool:
                                 sync=sync)
 
     def append_json(self, events: Iterable[tuple[str, str]], *, sync: bool = True) -> tuple[str, ...]:
-        """`append` for emissions already encoded: (id, the SPEC §3 JSON text) pairs."""
+        """`append` for emissions already encoded: (id, the event's JSON text) pairs."""
         new: dict[str, bytes] = {}
         for event_id, json_text in events:
             new.pop(event_id, None)

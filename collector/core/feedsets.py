@@ -1,4 +1,4 @@
-"""A feed's set in force as the collector distributes it (SPEC §4 "Distribution"): compiled once per version.
+"""A feed's set in force as the collector distributes it (docs/grpc-api.md): compiled once per version.
 
 Pure: entries in, a `CompiledFeed` out, holding what every agent that subscribes will be sent, so that a
 thousand agents connecting at once cost one encoding, not a thousand. `update_from` decides what brings an
@@ -14,22 +14,10 @@ from dataclasses import dataclass
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, delta_worth_sending, domain_delta, domain_snapshot,
-                                 ip_delta, ip_snapshot, snapshot_parts)
+from dnswatch.feeds.wire import (FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, delta_worth_sending, domain_delta,
+                                 domain_snapshot, ip_delta, ip_snapshot, snapshot_parts)
 
-__all__ = ["CompiledFeed", "FeedGone", "FeedUpdate", "compile_feed", "delta_between", "held_after", "update_from"]
-
-
-@dataclass(frozen=True)
-class FeedGone:
-    """The feed was removed or disabled: an agent stops matching it (distribution.proto FeedRemoved)."""
-
-    name: str
-    """The feed's name."""
-
-
-FeedUpdate = FeedSnapshot | FeedDelta | FeedGone
-"""One message of a feed stream, before the servicer turns it into a protobuf FeedUpdate."""
+__all__ = ["CompiledFeed", "compile_feed", "delta_between", "held_after", "update_from"]
 
 
 @dataclass(frozen=True, eq=False)

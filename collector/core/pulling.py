@@ -1,4 +1,4 @@
-"""Pull policy (SPEC §4 "Pulling"): which failures are retried and after how long, when a feed is pulled next,
+"""Pull policy (docs/feeds.md): which failures are retried and after how long, when a feed is pulled next,
 how a body is unpacked as it arrives within its size limit, which bodies are refused as suspect, and header
 values that cannot leak.
 
@@ -15,18 +15,12 @@ from datetime import datetime, timezone
 
 from dnswatch.feeds.formats import FeedFormat, parse_feed_body
 from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, FeedError, ParsedFeed
-from collector.core.status import PARSE_FAILED, PULL_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
-from collector.core.status import entries_sha256
+from dnswatch.feeds.status import PARSE_FAILED, PULL_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
+from dnswatch.feeds.status import entries_sha256
+from dnswatch.feeds.outcomes import FAILED, REFUSED, UNCHANGED, UPDATED
 
 __all__ = [
     "CONNECTION",
-    "DISABLED",
-    "FAILED",
-    "NOT_MODIFIED",
-    "OUTCOMES",
-    "REFUSED",
-    "UNCHANGED",
-    "UPDATED",
     "BodyReader",
     "BodyRefused",
     "BodyVerdict",
@@ -415,23 +409,6 @@ def header_value_problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "has characters outside ISO-8859-1"
     return None
-
-
-# ---------------------------------------------------------------------------------------------- pull outcomes
-
-UPDATED = "Updated"
-"""A good body with a set that differs from the one in force: the caller installs, persists and pushes it."""
-UNCHANGED = "Unchanged"
-"""A good body with the set in force (same SHA-256): a successful sync, nothing to push."""
-NOT_MODIFIED = "NotModified"
-"""A 304 to a conditional GET: a successful sync that keeps the set in force."""
-REFUSED = "Refused"
-"""A suspect body: the set in force stays, a SuspectBody condition says why."""
-FAILED = "Failed"
-"""No usable body (request failed, headers unresolved, body unreadable): the set in force stays."""
-DISABLED = "Disabled"
-"""`mode: Disabled`: nothing was pulled."""
-OUTCOMES = (UPDATED, UNCHANGED, NOT_MODIFIED, REFUSED, FAILED, DISABLED)
 
 
 @dataclass(frozen=True)

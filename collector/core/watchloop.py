@@ -1,4 +1,4 @@
-"""Feed sources as changes (SPEC §4): what the Kubernetes watch and the feeds folder report, and when.
+"""Feed sources as changes (docs/architecture.md): what the Kubernetes watch and the feeds folder report, and when.
 
 Both sources read GlobalThreatFeed manifests from somewhere that can change under them and report the same
 four changes: a feed was added or changed (`FeedUpserted`), was deleted (`FeedRemoved`), has a manifest we

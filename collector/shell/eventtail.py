@@ -42,10 +42,10 @@ from typing import Any
 
 from collector.shell.eventbell import EventBell
 from collector.store import StoreError
-from collector.store.base import EventFilter
 from collector.store.eventqueries import EventChange, change_filter
 from collector.store.eventrows import EventRow
 from collector.store.events import MAX_CHANGES_READ
+from dnswatch.eventfilter import EventFilter
 
 __all__ = ["EventTail", "Place", "TailSettings"]
 

@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from dnswatch.feeds.spec import FeedSpec
-from dnswatch.feeds.wire import FeedDelta
+from dnswatch.feeds.wire import FeedDelta, FeedGone, FeedUpdate
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import DnswatchError
-from collector.core.feedinfo import FeedInfo
-from collector.core.feedsets import CompiledFeed, FeedGone, FeedUpdate, compile_feed, delta_between, update_from
-from collector.core.pulling import UPDATED, Validators
-from collector.core.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
+from dnswatch.feeds.feedinfo import FeedInfo
+from collector.core.feedsets import CompiledFeed, compile_feed, delta_between, update_from
+from dnswatch.feeds.outcomes import UPDATED
+from collector.core.pulling import Validators
+from dnswatch.feeds.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
 from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.puller import FeedPuller, FeedState, PullResult
 from collector.store import Store, StoreError, VersionConflict

@@ -1,7 +1,7 @@
-"""The consumer's event service over grpc.aio (SPEC §6): `Events.List` and `Events.Watch`.
+"""The consumer's event service over grpc.aio (docs/grpc-api.md): `Events.List` and `Events.Watch`.
 
 The servicer only translates: a request's filter to the store's `EventFilter`, stored events to `Event`
-messages (the SPEC §3 JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
+messages (the event JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
 
 List is the store's keyset pages (`list_events`), the page token passed through as it is.
 
@@ -25,9 +25,6 @@ pages from the store, with its filter in SQL, until it reaches the tail.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,25 +33,22 @@ from typing import Any
 
 import grpc
 import zstandard
-from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 
 from collector.shell.eventbell import EventBell
 from collector.shell.eventtail import EventTail, TailSettings
-from collector.store import BadPageToken, EventFilter, StoredEvent, StoreError
+from collector.store import BadPageToken, StoreError
 from collector.store.eventqueries import MAX_PAGE_SIZE, EventChange
+from dnswatch.eventfilter import EventFilter
+from dnswatch.pbconvert.events import (BadResumeToken, decode_resume_token, encode_resume_token, event_to_pb,
+                                      filter_from_pb)
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
-__all__ = ["BadResumeToken", "BadWatchResponse", "EventsServicer", "EventsSettings", "add_events_service",
-           "decode_resume_token", "decompressed_events", "encode_resume_token", "event_from_pb", "event_to_pb",
-           "filter_from_pb", "filter_to_pb"]
+__all__ = ["EventsServicer", "EventsSettings", "add_events_service"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 """Events per List page when the request says 0."""
-
-_RESUME_TAG = "w1"
 
 
 @dataclass(frozen=True)
@@ -92,85 +86,6 @@ class EventsSettings:
     """Watch: the newest events held in memory for every watch (see collector/shell/eventtail.py)."""
 
 
-class BadResumeToken(ValueError):
-    """A resume token this collector never handed out (or a damaged one)."""
-
-
-class BadWatchResponse(ValueError):
-    """A watch response whose compressed events cannot be read."""
-
-
-# ---------------------------------------------------------------------------------------------- conversions
-
-
-def encode_resume_token(seq: int) -> str:
-    """The opaque resume token for "after change sequence number `seq`"."""
-    raw = f"{_RESUME_TAG}:{int(seq)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_resume_token(token: str) -> int:
-    """The sequence number in a token made by encode_resume_token; BadResumeToken otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        tag, _, number = raw.partition(":")
-        if tag != _RESUME_TAG or not number.isdigit():
-            raise ValueError
-        return int(number)
-    except (ValueError, UnicodeDecodeError):
-        raise BadResumeToken(f"not a resume token of this collector: {token[:40]!r}") from None
-
-
-def filter_from_pb(message: events_pb2.EventFilter) -> EventFilter:
-    """The store's filter for a request's; empty strings and unset times do not filter."""
-    return EventFilter(namespace=message.namespace or None, pod=message.pod or None, feed=message.feed or None,
-                       domain=message.domain or None, type=message.type or None, host=message.host or None,
-                       since=_time_from_pb(message, "since"), until=_time_from_pb(message, "until"))
-
-
-def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
-    """The request's filter for a store filter (the client side of `filter_from_pb`)."""
-    message = events_pb2.EventFilter(namespace=where.namespace or "", pod=where.pod or "", feed=where.feed or "",
-                                     domain=where.domain or "", type=where.type or "", host=where.host or "")
-    for name in ("since", "until"):
-        moment = getattr(where, name)
-        if moment is not None:
-            stamp = timestamp_pb2.Timestamp()
-            stamp.FromDatetime(moment.astimezone(dt.timezone.utc))
-            getattr(message, name).CopyFrom(stamp)
-    return message
-
-
-def event_to_pb(stored: StoredEvent) -> events_pb2.Event:
-    """The message of a stored event: its id and its SPEC §3 JSON text exactly as stored (never parsed here:
-    on a List page that would be most of the call's time)."""
-    return events_pb2.Event(id=_id_of(stored.body), json=stored.body)
-
-
-def _id_of(body: str) -> str:
-    """The `id` of a stored body, which the store wrote with `id` first; parsed in full only otherwise."""
-    if body.startswith('{"id":"'):
-        end = body.find('"', 7)
-        if end > 7 and "\\" not in body[7:end]:
-            return body[7:end]
-    event_id = json.loads(body).get("id")
-    return event_id if isinstance(event_id, str) else ""
-
-
-def event_from_pb(message: events_pb2.Event) -> dict[str, Any]:
-    """The SPEC §3 object a message carries; ValueError if its JSON is not an object."""
-    event = json.loads(message.json)
-    if not isinstance(event, dict):
-        raise ValueError(f"event {message.id!r} is not a JSON object")
-    return event
-
-
-def _time_from_pb(message: events_pb2.EventFilter, name: str) -> dt.datetime | None:
-    if not message.HasField(name):
-        return None
-    return getattr(message, name).ToDatetime(tzinfo=dt.timezone.utc)
-
-
 # ---------------------------------------------------------------------------------------------- the servicer
 
 
@@ -198,7 +113,7 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
         except StoreError as error:
             log.warning("List: the store failed: %s", error)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"the event store failed: {error}")
-        return events_pb2.ListEventsResponse(events=[event_to_pb(stored) for stored in page],
+        return events_pb2.ListEventsResponse(events=[event_to_pb(stored.body) for stored in page],
                                              next_page_token=token)
 
     async def Watch(self, request: events_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
@@ -358,26 +273,6 @@ def _page(resume: int, encoded: list[bytes], compress: bool = False) -> bytes:
         return _token_field(resume)
     frame = _COMPRESSOR.compress(b"".join(encoded))
     return b"".join([_token_field(resume), bytes([_COMPRESSED_EVENTS_FIELD << 3 | 2]), _varint(len(frame)), frame])
-
-
-def decompressed_events(response: events_pb2.EventWatchResponse,
-                        max_bytes: int = 64 << 20) -> list[events_pb2.Event]:
-    """A watch response's events, wherever they are: `compressed_events` (BadWatchResponse when damaged, or
-    larger than `max_bytes` once decompressed), `events`, or `event` (one event per response)."""
-    if response.compressed_events:
-        try:
-            size = zstandard.frame_content_size(response.compressed_events)
-            if not 0 <= size <= max_bytes:
-                raise BadWatchResponse(f"compressed_events: a zstd frame of {size} bytes, where at most "
-                                       f"{max_bytes} with the size in its header are taken")
-            inner = events_pb2.EventWatchResponse.FromString(
-                zstandard.ZstdDecompressor().decompress(response.compressed_events, max_output_size=max_bytes))
-        except (zstandard.ZstdError, DecodeError) as error:
-            raise BadWatchResponse(f"compressed_events: {error}") from None
-        return list(inner.events)
-    if response.events:
-        return list(response.events)
-    return [response.event] if response.HasField("event") else []
 
 
 def _token_field(seq: int) -> bytes:

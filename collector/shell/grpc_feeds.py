@@ -1,4 +1,4 @@
-"""The collector's feed services over grpc.aio (SPEC §6): `Feeds` for consumers, `FeedDistribution` for agents.
+"""The collector's feed services over grpc.aio: `Feeds` for consumers, `FeedDistribution` for agents.
 
 The servicers only translate: requests to FeedHub calls, domain values to messages (`pbconvert`), hub errors
 to gRPC status codes. `feed_services_server` assembles them with the standard health service and server
@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from collector.core.feedsets import held_after
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
-from collector.shell.pbconvert import SYNCED, feed_to_pb, sync_to_pb, update_to_pb
+from dnswatch.pbconvert.feeds import SYNCED, feed_to_pb, sync_to_pb, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["FeedDistributionServicer", "FeedsServicer", "add_feed_services"]

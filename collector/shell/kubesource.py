@@ -1,9 +1,8 @@
-"""GlobalThreatFeeds from the Kubernetes API (SPEC §4): list, then watch from the resourceVersion, for ever.
+"""GlobalThreatFeeds from the Kubernetes API: list, then watch from the resourceVersion, for ever.
 
-The stream has the shape of every long-lived stream here (STYLE habit 4): connect and list (sync), watch from
-the list's resourceVersion (follow), and on failure back off and resume — from the last resourceVersion seen
-after a dropped connection, a 5xx or a stall, and with a fresh list after 410 Gone (the server compacted its
-history). `collector.core.watchloop.FeedTracker` turns lists and events into changes, so a relist or a
+The stream is the loop of every list-and-watch here (dnswatch/listwatch.py): list, watch from the list's
+resourceVersion, list again after 410 Gone (the server compacted its history), and back off and resume from
+the last resourceVersion seen after any other failure. `collector.core.watchloop.FeedTracker` turns lists and events into changes, so a relist or a
 resumed watch reports each real change once, and our own status writes (echoed back as MODIFIED) report none.
 
 The `kubernetes` client is blocking; the loop runs in a thread and `changes()` hands its changes to asyncio:
@@ -35,14 +34,15 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from dnswatch.urlredact import redact_urls
 from collector.core.watchloop import Backoff, FeedChange, FeedTracker, invalid_spec_status_patch
+from dnswatch.kubewatch import WatchEvent, WatchPosition
+from dnswatch.listwatch import ListWatch
+from dnswatch.urlredact import redact_urls
 
 __all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings"]
 
 log = logging.getLogger(__name__)
 
-_GONE = 410
 _NOT_FOUND = 404
 _HINTS = {
     _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/crd-globalthreatfeed.yaml)",
@@ -100,43 +100,25 @@ class GlobalThreatFeedSource:
         self._closed = threading.Event()
         self._watch: watch.Watch | None = None
         self._watch_lock = threading.Lock()
-        self.resource_version: str | None = None
-        """The resourceVersion the source has seen up to (None before the first list, and after 410 Gone)."""
+        self._position = WatchPosition()
 
     # -- the loop
 
     def run(self, emit: Callable[[FeedChange], None]) -> None:
         """List and watch, calling `emit` for every change, until `close()`; never raises for the API's faults."""
         tracker = FeedTracker()
-        failures = 0
-        gone_in_a_row = 0
-        while not self._closed.is_set():
-            try:
-                if self.resource_version is None:
-                    self._relist(tracker, emit)
-                    failures = 0
-                self._follow(tracker, emit)
-                failures = gone_in_a_row = 0  # the watch ran its time and ended: resume right away
-            except ApiException as error:
-                if error.status == _GONE:
-                    # The server compacted its history past our resourceVersion: list again. Once at once;
-                    # a server that keeps answering 410 is waited for like any other failure.
-                    log.info("GlobalThreatFeed watch: resourceVersion %s expired (410 Gone); listing again",
-                             self.resource_version)  # fmt: skip
-                    self.resource_version = None
-                    gone_in_a_row += 1
-                    if gone_in_a_row > 1:
-                        self._back_off(gone_in_a_row - 1, "410 Gone again right after a list")
-                    continue
-                failures += 1
-                self._back_off(failures, f"HTTP {error.status} {error.reason or ''}".strip() + _HINTS.get(error.status, ""))
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                failures += 1
-                self._back_off(failures, f"{type(error).__name__}: {error}")
-            except Exception:  # noqa: BLE001 - the feeds must keep flowing; the traceback says what to fix
-                log.exception("GlobalThreatFeed watch: unexpected error")
-                failures += 1
-                self._back_off(failures, "unexpected error")
+
+        def follow() -> bool:
+            self._follow(tracker, emit)
+            return True  # a watch the server ended, early or not, is resumed at once
+
+        ListWatch("GlobalThreatFeed watch", self._position, lambda: self._relist(tracker, emit), follow,
+                  self._closed.is_set, self._back_off, log, _HINTS).run()
+
+    @property
+    def resource_version(self) -> str | None:
+        """The resourceVersion the source has seen up to (None before the first list, and after 410 Gone)."""
+        return self._position.resource_version
 
     def close(self) -> None:
         """Stop `run()` (and so `changes()`) soon, interrupting a watch that is waiting for events."""
@@ -175,7 +157,7 @@ class GlobalThreatFeedSource:
             emit(change)
         for item in items:
             self._report_problem(tracker, item)
-        self.resource_version = listing["metadata"]["resourceVersion"]
+        self._position.listed(listing)
 
     def _follow(self, tracker: FeedTracker, emit: Callable[[FeedChange], None]) -> None:
         s = self.settings
@@ -187,7 +169,7 @@ class GlobalThreatFeedSource:
         try:
             events = follower.stream(
                 self._custom.list_cluster_custom_object, s.group, s.version, s.plural,
-                resource_version=self.resource_version, timeout_seconds=s.watch_timeout_seconds,
+                resource_version=self._position.resource_version, timeout_seconds=s.watch_timeout_seconds,
                 allow_watch_bookmarks=True,
                 _request_timeout=(s.request_timeout_seconds, s.watch_timeout_seconds + s.request_timeout_seconds),
             )  # fmt: skip
@@ -202,7 +184,7 @@ class GlobalThreatFeedSource:
                     for change in tracker.deleted(name):
                         emit(change)
                 # Only after the event is handled: a resume must not skip an event a crash interrupted.
-                self.resource_version = (obj.get("metadata") or {}).get("resourceVersion") or self.resource_version
+                self._position.handled(WatchEvent(kind, obj))
         finally:
             with self._watch_lock:
                 self._watch = None

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 from dnswatch.logfmt import add_log_arguments, configure_logging
 from dnswatch.metricsserver import MetricsServer, serve_metrics
-from collector.core.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo
 
 __all__ = ["CollectorMetrics", "MetricsServer", "PREFIX", "STREAM_KINDS", "add_log_arguments",
            "configure_logging", "serve_metrics"]
@@ -47,7 +47,7 @@ STREAM_KINDS = ("ingest", "feeds", "watch")
 """`ingest`: agents sending events (EventIngest.Send); `feeds`: agents subscribed to the feeds
 (FeedDistribution); `watch`: consumers following events (Events.Watch)."""
 
-# Outcomes of a pull (collector.core.pulling) after which the feed holds a set as fresh as the source's.
+# Outcomes of a pull (dnswatch.feeds.outcomes) after which the feed holds a set as fresh as the source's.
 _GOOD_PULLS = frozenset({"Updated", "Unchanged", "NotModified"})
 _BAD_PULLS = frozenset({"Refused", "Failed"})
 

@@ -1,4 +1,4 @@
-"""Pulling GlobalThreatFeeds over HTTP(S) (SPEC §4 "Pulling"): the I/O around `collector.core.pulling`.
+"""Pulling GlobalThreatFeeds over HTTP(S) (docs/feeds.md): the I/O around `collector.core.pulling`.
 
 One `httpx.AsyncClient` for every feed (the collector runs asyncio, with grpc.aio beside it). A pull resolves
 the headers, GETs the URL (conditional when a good set is held, redirects followed by hand so header values
@@ -30,18 +30,13 @@ import httpx
 from dnswatch.feeds.lines import ParsedFeed
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec
 from dnswatch.urlredact import redact_urls, redacted_url, url_secrets
+from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import (
     CONNECTION,
-    DISABLED,
-    FAILED,
     HTTP_STATUS,
-    NOT_MODIFIED,
     PROTOCOL,
-    REFUSED,
     TIMEOUT,
     TOO_LARGE,
-    UNCHANGED,
-    UPDATED,
     BodyReader,
     BodyRefused,
     HeaderRef,
@@ -54,7 +49,7 @@ from collector.core.pulling import (
     header_value_problem,
     judge_body,
 )
-from collector.core.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
+from dnswatch.feeds.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
                                    after_not_modified)
 
 __all__ = ["FeedPuller", "FeedState", "PullResult", "PullerSettings", "Resolver"]
@@ -244,7 +239,7 @@ class FeedPuller:
     # ------------------------------------------------------------------------------------------ pulling
 
     async def sync_now(self, name: str, *, accept_shrink: bool = False) -> PullResult:
-        """Pull `name` now (SPEC §4 "sync now"), then count its period from now; KeyError for an unknown feed.
+        """Pull `name` now (`dnswatch feeds sync`), then count its period from now; KeyError for an unknown feed.
 
         `accept_shrink` is an operator's word that the feed really shrank (or emptied): the body is taken
         without the shrink and empty checks. A web page is refused all the same.

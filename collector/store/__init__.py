@@ -1,4 +1,4 @@
-"""The collector's storage behind one interface: SQLite by default, PostgreSQL for several replicas (SPEC §7).
+"""The collector's storage behind one interface: SQLite by default, PostgreSQL for several replicas (docs/operations.md).
 
     store = await open_store("sqlite:///var/lib/dnswatch/db.sqlite")   # or postgresql://user@host/db
     await store.save_feed("malware", content="DomainNameSet", version=1, sha256=..., entries=[...],
@@ -17,12 +17,12 @@ from urllib.parse import unquote, urlsplit
 
 from collector.store.base import (DEFAULT_KEEP_VERSIONS, BadStoreUrl, FeedHeader, FeedVersion, Store,
                                   StoredFeed, StoreError, VersionConflict)
-from collector.store.base import BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent
+from collector.store.base import BadEvent, BadPageToken, IngestResult, StoredEvent
 from collector.store.sql import Dialect, SqlStore
 
 __all__ = ["BadStoreUrl", "DEFAULT_KEEP_VERSIONS", "FeedHeader", "FeedVersion", "Store", "StoreError",
            "StoredFeed", "VersionConflict", "open_store", "URL_FORMS",
-           "BadEvent", "BadPageToken", "EventFilter", "IngestResult", "StoredEvent"]
+           "BadEvent", "BadPageToken", "IngestResult", "StoredEvent"]
 
 URL_FORMS = ("sqlite:///ABSOLUTE/PATH.sqlite, sqlite:RELATIVE/PATH.sqlite or "
              "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB")

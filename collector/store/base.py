@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dnswatch.errors import DnswatchError
+from dnswatch.eventfilter import EventFilter
 
 # Every version of a set is kept whole (not as a delta) up to this many per feed: the current one and the
 # ones before it, enough to send an agent that reconnects with a recent version a delta instead of a
@@ -137,7 +138,7 @@ class Store(Protocol):
     # -- events (collector/store/events.py) -----------------------------------------------------------
 
     async def ingest_events(self, events: list[dict[str, Any]]) -> "IngestResult":
-        """Store a batch of SPEC §3 events in one durable transaction, one row per event id.
+        """Store a batch of events (docs/event.md) in one durable transaction, one row per event id.
 
         A new id is inserted; a known id with a higher record.count replaces its row; a lower or equal count
         changes nothing. Inserted and replaced rows get new change sequence numbers. BadEvent (nothing
@@ -180,39 +181,17 @@ class BadPageToken(StoreError):
 
 
 @dataclass(frozen=True)
-class EventFilter:
-    """Which events list_events and events_since return; every field set must match (None: any)."""
-
-    namespace: str | None = None
-    """The event's source_namespace."""
-    pod: str | None = None
-    """The pod's name (source_name) or its aggregated name (source_name_aggr, e.g. `web-7d4b9c-*`)."""
-    feed: str | None = None
-    """A feed named in record.feeds."""
-    domain: str | None = None
-    """A name in record.suspicious_domains (canonicalized before matching: case, trailing dot, IDN)."""
-    type: str | None = None
-    """The event's type, e.g. `gtf_suspicious_dns_query`."""
-    host: str | None = None
-    """The node that reported the event (`host`)."""
-    since: dt.datetime | None = None
-    """Events whose time is at or after this instant (timezone-aware)."""
-    until: dt.datetime | None = None
-    """Events whose time is before this instant (timezone-aware)."""
-
-
-@dataclass(frozen=True)
 class StoredEvent:
     """One stored event and its change sequence number."""
 
     seq: int
     """Change sequence number of the row's last insert or update; a watch resumes after it."""
     body: str
-    """The event's SPEC §3 JSON text as last ingested; the Events service sends it on without parsing it."""
+    """The event's JSON text as last ingested; the Events service sends it on without parsing it."""
 
     @functools.cached_property
     def event(self) -> dict[str, Any]:
-        """The event as last ingested (SPEC §3 JSON), parsed on first use."""
+        """The event as last ingested (its JSON), parsed on first use."""
         return json.loads(self.body)
 
 

@@ -46,7 +46,7 @@ class EventRow(NamedTuple):
 
 
 def event_row(event: dict[str, Any], body: str | None = None) -> EventRow:
-    """The row for one SPEC §3 event; BadEvent if it has no id or no parsable time.
+    """The row for one event; BadEvent if it has no id or no parsable time.
 
     `body` is the JSON text `event` was parsed from, when the caller has it: it is stored as it came, which
     spares encoding every event again."""

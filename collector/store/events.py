@@ -1,4 +1,4 @@
-"""Events in the store (SPEC §3, §6, §7): one row per event id, filters, pagination and a change sequence.
+"""Events in the store (docs/event.md): one row per event id, filters, pagination and a change sequence.
 
 `EventStoreMixin` holds the transactions and is mixed into SqlStore, so both backends share them; the rows
 it writes are collector/store/eventrows.py's, the queries it runs collector/store/eventqueries.py's, and its
@@ -8,7 +8,7 @@ Every insert or update takes the next number from the one-row `event_sequence` t
 event write: writers commit in sequence order, so a watcher that reads "seq > N" after a commit can never
 later see a smaller number appear (no gap).
 
-The ingest's cost per event is what bounds it (SPEC §9: 20,000 events/s into SQLite), so the work is split
+The ingest's cost per event is what bounds it (20,000 events/s into SQLite, docs/architecture.md), so the work is split
 by where it can run: agents' batches come as JSON texts (`ingest_json`), read field by field by msgspec on
 the parsing thread, which also flattens each batch's INSERT values in advance; the writer thread, which is
 the limit, then only runs SQLite, and a group whose ids are all new (the usual case) goes in as prepared,
@@ -23,11 +23,12 @@ import sqlite3
 import time
 from typing import Any, Callable
 
-from collector.store.base import EventFilter, StoredEvent
+from collector.store.base import StoredEvent
 from collector.store.eventqueries import (CHANGE_COLUMNS, EventChange, check_limit, decode_page_token,
                                           encode_page_token, epoch, filter_sql, list_sql, stored_event)
 from collector.store.eventrows import NEW_EVENT_COLUMNS, EventRow, PreparedBatch, side_values
 from collector.store.groupcommit import GROUP_MAX_EVENTS, GroupCommitMixin, GroupWritten
+from dnswatch.eventfilter import EventFilter
 
 # Parameters per statement at most: SQLite allows 32766 since 3.32 (999 before), PostgreSQL 65535. Few
 # statements per write matter more than small ones: the store's thread takes the GIL back after each

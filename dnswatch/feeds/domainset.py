@@ -1,6 +1,6 @@
-"""A feed's domain names, held as a compact hash table built for the matching hot path (SPEC §2 "Entries").
+"""A feed's domain names, held as a compact hash table built for the matching hot path (docs/detection.md).
 
-Why hashes and not the names: SPEC §9 asks for at most 16 bytes per feed domain in the agent, where a Python
+Why hashes and not the names: the target is at most 16 bytes per feed domain in the agent, where a Python
 set of str costs about 180. Each entry is kept as one 64-bit xxh3 hash of its canonical name whose three low
 bits are replaced by the entry's kind; the sorted hashes live in one `array('Q')` (8 bytes per entry) with a
 bucket directory of `array('I')` (about 2 bytes per entry) so that a lookup is a hash, two index reads and on

@@ -1,4 +1,4 @@
-"""An IPSet feed's addresses and CIDRs, for the per-answer lookup of raw A/AAAA rdata (SPEC §2 "Entries").
+"""An IPSet feed's addresses and CIDRs, for the per-answer lookup of raw A/AAAA rdata (docs/detection.md).
 
 Why one Python set of ints per prefix length: a lookup is then one `int.from_bytes`, and per prefix length
 present one shift and one set probe, most specific first. Real feeds use few lengths (/32 and a handful of

@@ -1,4 +1,4 @@
-"""Feed lines: every newline-delimited format of SPEC §4, detected line by line, shared by agent and collector.
+"""Feed lines: every newline-delimited format (docs/feeds.md), detected line by line, shared by agent and collector.
 
 A domain feed may mix plain names, `#`/`!`/`;` comments, hosts-file lines, adblock `||name^` rules, `*.name`
 wildcards, dnsmasq `address=/name/…` (also `server=/…/` and `local=/…/`), RPZ zone records and URLs. Each
@@ -21,7 +21,7 @@ Decisions a reader may look for:
   and IPv4-mapped IPv6 networks become IPv4 ones (`::ffff:192.0.2.0/120` is `192.0.2.0/24`);
 - rejected samples show the line lower-cased (the body is lower-cased once, for speed).
 
-Speed (SPEC §9 gives the whole 1M-domain load 2 s): the body is decoded and lower-cased once, and the line
+Speed (the whole 1M-domain load has 2 s: docs/architecture.md): the body is decoded and lower-cased once, and the line
 shape that dominates the file (plain names, `0.0.0.0 name` hosts lines, `||name^`, bare IPv4 addresses) is
 taken in whole runs by C-level regex and `str.split` calls; only the other lines go through the per-line
 parser below, in file order, so entries keep the order of their first appearance.
@@ -120,7 +120,7 @@ def _normalise_newlines(text: str) -> str:
 
 
 def parse_domain_lines(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedFeed:
-    """The canonical domain entries of a newline-delimited DomainNameSet body, in any line format of SPEC §4."""
+    """The canonical domain entries of a newline-delimited DomainNameSet body, in any line format (docs/feeds.md)."""
     text = _normalise_newlines(decode_body(body, max_bytes)).lower()
     return _scan(text, _DOMAIN_FORMS, _DomainLineParser())
 

@@ -1,4 +1,4 @@
-"""GlobalThreatFeed specs (SPEC §4): validated values built from already-parsed manifest dicts.
+"""GlobalThreatFeed specs (docs/globalthreatfeed.md): validated values built from already-parsed manifest dicts.
 
 The agent's `--feed-manifest`, the collector's `--feeds-dir` and its Kubernetes watch all read manifests
 through `feed_spec_from_manifest`, so one feed is valid or invalid the same way everywhere, and an invalid

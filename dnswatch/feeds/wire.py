@@ -1,4 +1,4 @@
-"""Feed sets as they travel from the collector to agents (SPEC §4 "Distribution"): snapshots and deltas.
+"""Feed sets as they travel from the collector to agents (docs/grpc-api.md): snapshots and deltas.
 
 Pure: sets and bytes in, frozen dataclasses and sets out. The protobuf messages of proto/dnswatch/v1/
 distribution.proto carry these fields one for one; converting to and from them is the shells' business.
@@ -15,7 +15,7 @@ What travels is the compiled form, so an agent never parses a feed:
 - a delta of a DomainNameSet sends the added entries' hashes the same way, and the removed ones as their
   positions in the agent's current table: positions of 1 % of a table are about 100 apart, so they cost
   about one byte each instead of six. Measured on 1M entries: replacing 1 % (10k out, 10k in) costs 77,600
-  bytes (6.6 per added entry, 1.2 per removed one; 1.4 % of the snapshot, 0.5 % of SPEC §9's 16 MB), 0.07 s
+  bytes (6.6 per added entry, 1.2 per removed one; 1.4 % of the snapshot, 0.5 % of the 16 MB target), 0.07 s
   to make and 0.03 s to apply; touching 1 % (5k out, 5k in) costs 40,981 bytes, 0.75 % of the snapshot.
   Loading a 1M snapshot in the agent (decode, validate, directory, digest check) takes 0.06–0.09 s.
 - an IPSet is small in practice, so it travels as its canonical entries, sorted, one per line (LINES), and
@@ -102,6 +102,28 @@ class FeedDelta:
     """xxh3-64 of the set at `to_version` (`set_digest`)."""
     encoding: str
     """GAPS_ZLIB or LINES, as `ENCODINGS[content]`."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedGone:
+    """The collector withdrew a feed (deleted or Disabled): an agent stops matching it (distribution.proto
+    FeedRemoved)."""
+
+    name: str
+    """The feed's name."""
+
+
+FeedUpdate = FeedSnapshot | FeedDelta | FeedGone
+"""One message of a feed stream other than `synced` (which only marks where the initial state ends)."""
+
+
+class UnusableFeed(WireError):
+    """A snapshot or delta of feed `feed` that cannot be read or applied: an agent forgets the feed and
+    resubscribes without it, which brings a fresh snapshot."""
+
+    def __init__(self, feed: str, message: str) -> None:
+        super().__init__(message)
+        self.feed = feed
 
 
 # ------------------------------------------------------------------------------------------- DomainNameSet

@@ -7,7 +7,6 @@ import json
 import random
 import re
 import struct
-from pathlib import Path
 
 import pytest
 from dnslib import DNSRecord

@@ -23,7 +23,7 @@ from agent.core.heldfeeds import HeldFeeds
 from dnswatch.errors import BadInput
 from agent.shell.feedclient import FeedStream, FeedStreamSettings
 from dnswatch.grpcchannel import PLAINTEXT, connector
-from collector.shell.pbconvert import SYNCED, update_to_pb
+from dnswatch.pbconvert.feeds import SYNCED, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 from harness.collector import RunningCollector, pulled
 from tests.collector.running import BODY_V2, db_url, feed_server, feeds_dir  # noqa: F401

@@ -4,9 +4,6 @@ of the shared corpus replays and yields the question names tshark finds, and bad
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,15 +12,8 @@ from agent.core.pcapformat import FrameReader
 from agent.core.scanner import question_of
 from agent.shell.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
-PCAPS = ROOT / "pcaps"
+from tests.agent.replaying import PCAPS, run_cli, summary
 from tests.corpus import CORPUS, MANIFEST
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.shell.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
 
 
 def demo_events(*extra: str) -> list[dict]:
@@ -37,15 +27,6 @@ def demo_events(*extra: str) -> list[dict]:
         event = json.loads(line)
         latest[event["id"]] = event  # a later emission of an id supersedes the earlier ones
     return list(latest.values())
-
-
-def summary(event: dict) -> tuple:
-    record = event["record"]
-    return (
-        event["source_namespace"], event["source_name"], event["source_ip"],
-        tuple(record["suspicious_domains"]), tuple(record["suspicious_ips"]), tuple(record["feeds"]),
-        record["count"],
-    )
 
 
 def test_demo_gives_exactly_the_ground_truth_events():

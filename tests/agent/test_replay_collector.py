@@ -4,54 +4,14 @@ cannot be reached, or local feed flags next to --collector, get one line and exi
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
-from agent.core.heldfeeds import FeedRemoved, HeldFeeds, UnusableFeed
-from harness.collector import RunningCollector, pulled
-from harness.feedserver import FeedServer
+from agent.core.heldfeeds import HeldFeeds
+from dnswatch.feeds.wire import FeedGone, UnusableFeed
+from tests.agent.replaying import DEMO_FEEDS, PCAPS, demo_collector, replay_events, run_cli  # noqa: F401
 from tests.collector.running import db_url  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[2]
-PCAPS = ROOT / "pcaps"
-DEMO_FEEDS = {"c2": "demo-c2.txt", "exfil": "demo-exfil.txt", "badips": "demo-badips.txt"}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent.shell.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
-
-
-def replay_events(*feed_flags: str) -> tuple[list[dict], str]:
-    """Every event the demo replay prints (SPEC §3 objects, in order), and its stderr."""
-    result = run_cli("replay", str(PCAPS / "demo.pcapng"), *feed_flags, "--pods", str(PCAPS / "demo-pods.json"),
-                     "--node", "node-1", "-o", "json")
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
-
-
-@pytest.fixture
-def demo_collector(tmp_path: Path, db_url: str) -> Iterator[RunningCollector]:  # noqa: F811
-    """A collector pulling the demo feeds (pcaps/demo-feeds.yaml, its URLs pointed at a feed server)."""
-    with FeedServer() as server:
-        manifests = (PCAPS / "demo-feeds.yaml").read_text()
-        for name, file in DEMO_FEEDS.items():
-            server.serve(f"/{file}", (PCAPS / file).read_bytes())
-            manifests = manifests.replace(f"url: file:{file}", f"url: {server.url('/' + file)}")
-        assert "url: file:" not in manifests and "matchSubdomains: true" in manifests
-        feeds_dir = tmp_path / "feeds"
-        feeds_dir.mkdir()
-        (feeds_dir / "demo-feeds.yaml").write_text(manifests)
-        with RunningCollector(db_url, feeds_dir) as collector:
-            collector.wait_for(pulled(*DEMO_FEEDS), "the demo feeds pulled")
-            yield collector
 
 
 def test_feeds_from_the_collector_give_the_same_events_as_the_local_manifest(demo_collector):
@@ -107,7 +67,7 @@ def test_held_feeds_join_parts_apply_deltas_and_forget():
     domain_feeds, ip_feeds = held.matcher_feeds()
     assert [(name, domains.to_bytes()) for name, domains in domain_feeds] == [("c2", NEW.to_bytes())]
     assert [name for name, _ in ip_feeds] == ["ips"] and held.feeds()[1].ips == frozenset({"192.0.2.1"})
-    held.apply(FeedRemoved("ips"))
+    held.apply(FeedGone("ips"))
     assert held.versions() == {"c2": 2}
 
 

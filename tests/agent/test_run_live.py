@@ -293,8 +293,9 @@ def test_pods_from_the_api_and_a_reused_address(testbed, feeds, tmp_path):
         worker = bed.add_pod("worker-0", namespace="batch", reuse=web)
         api.put(worker.as_kubernetes(bed.node_name))
         agent.wait_for_log(f"capturing on {worker.host_interface}")
-        # The watch event reaches the agent's watcher thread in milliseconds; give a loaded machine a second.
-        time.sleep(1.0)
+        # The new pod must have reached the agent's pod watch before its query: the agent applies a watch
+        # event as it reads it, well within the query's round trip.
+        wait_until(lambda: ("ADDED", "worker-0") in api.watched, "the new pod sent down the agent's pod watch")
         assert bed.dig(worker, "evil.example", tcp=True) == ["198.51.100.7"]
         status, events, summary = agent.stop()
     finally:

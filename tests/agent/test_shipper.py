@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +20,11 @@ import pytest
 from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import LOG_NAME, Spool, SpoolError
 from collector.shell.grpc_ingest import add_ingest_service
-from collector.store import EventFilter, open_store
-from tests.collector.test_event_store import make_event
+from collector.store import open_store
+from tests.agent.storedevents import free_port, stored
+from tests.collector.eventdata import event as make_event
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class IngestServer:
@@ -83,23 +77,6 @@ class IngestServer:
         finally:
             await server.stop(0)
             await store.close()
-
-
-def stored(db_url: str) -> tuple[dict[str, dict], int]:
-    """Every stored event by id, and the store's latest change sequence number (one per insert or update)."""
-    async def read() -> tuple[dict[str, dict], int]:
-        store = await open_store(db_url)
-        try:
-            found, token = {}, ""
-            while True:
-                page, token = await store.list_events(EventFilter(), 1000, token)
-                found.update((item.event["id"], item.event) for item in page)
-                if not token:
-                    return found, await store.latest_event_seq()
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
 
 
 def connect_to(address: str):

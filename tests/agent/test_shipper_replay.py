@@ -5,18 +5,18 @@ resends what an earlier agent left unacknowledged; a collector that does not ack
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import grpc
 import pytest
 
 from dnswatch.errors import DnswatchError
-from agent.shell.cli import ReplayConfig, _wait_for_acks
+from agent.shell.collectorlink import LinkSettings, acknowledged
+from dnswatch.grpcchannel import ChannelSecurity
 from agent.shell.shipper import EventShipper, ShipperSettings
-from tests.agent.test_replay_collector import PCAPS, demo_collector, run_cli  # noqa: F401
-from tests.agent.test_shipper import free_port, stored
+from tests.agent.replaying import PCAPS, demo_collector, run_cli  # noqa: F401
+from tests.agent.storedevents import free_port, stored
 from tests.collector.running import db_url  # noqa: F401
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 
 def replay_to(collector, *extra: str) -> tuple[list[dict], str]:
@@ -71,14 +71,14 @@ def test_spool_without_collector_is_refused(tmp_path) -> None:
 
 def test_a_collector_that_does_not_acknowledge_is_one_line(tmp_path) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    config = ReplayConfig(captures=(), collector=dead, collector_timeout=0.3, spool=tmp_path / "spool")
+    settings = LinkSettings(dead, "node-1", ChannelSecurity(), timeout=0.3, spool=tmp_path / "spool")
     with EventShipper(lambda: grpc.insecure_channel(dead),
-                      ShipperSettings(spool_dir=config.spool, backoff_min=0.05)) as shipper:
+                      ShipperSettings(spool_dir=settings.spool, backoff_min=0.05)) as shipper:
         for i in range(3):
             shipper.offer(make_event(i))
         with pytest.raises(DnswatchError) as refused:
-            _wait_for_acks(config, shipper)
+            acknowledged(shipper, settings)
     message = str(refused.value)
     assert message.startswith(f"the collector at {dead} did not acknowledge 3 events within 0.3s (UNAVAILABLE: ")
-    assert message.endswith(f": 0 acknowledged; they stay in the spool {config.spool}")
+    assert message.endswith(f": 0 acknowledged; they stay in the spool {settings.spool}")
     assert "\n" not in message

@@ -23,7 +23,7 @@ from harness.collector import RunningCollector, manifest, pulled
 from harness.feedserver import FeedServer
 from harness.netns import DNS_IPV4
 from pcaps.synth import write_tunnel_capture
-from tests.agent.test_shipper import stored
+from tests.agent.storedevents import stored
 from tests.collector.running import db_url  # noqa: F401
 from tests.netns import testbed  # noqa: F401  (testbed is a fixture)
 

@@ -14,10 +14,12 @@ def stamp(moment: dt.datetime) -> str:
 
 def event(number: int, *, count: int = 1, namespace: str = "shop", pod: str | None = None,
           feeds: tuple[str, ...] = ("c2",), domains: tuple[str, ...] | None = None, host: str | None = None,
-          type_: str = "gtf_suspicious_dns_query", seconds: float | None = None) -> dict:
-    """Event `number`: id from the number, time T0 + `number` seconds unless `seconds` says otherwise."""
+          type_: str = "gtf_suspicious_dns_query", seconds: float | None = None,
+          last_seconds: float | None = None) -> dict:
+    """Event `number`: id from the number, time T0 + `number` seconds unless `seconds` says otherwise, last
+    seen `count` seconds later unless `last_seconds` says otherwise."""
     first = T0 + dt.timedelta(seconds=number if seconds is None else seconds)
-    last = first + dt.timedelta(seconds=count)
+    last = first + dt.timedelta(seconds=count if last_seconds is None else last_seconds)
     pod = pod or f"web-7d4b9c-{number % 5}"
     domains = domains if domains is not None else (f"evil{number % 3}.example",)
     qname = domains[0] if domains else "x.example"

@@ -17,8 +17,8 @@ import yaml
 
 from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
-from collector.core.status import entries_sha256
-from collector.shell import cli
+from dnswatch.feeds.status import entries_sha256
+from consumer import cli
 from collector.shell import main as collector_main
 from harness.collector import RunningCollector, pulled
 from tests.collector.running import BODY_V1, BODY_V2, db_url, feed_server, feeds_dir  # noqa: F401

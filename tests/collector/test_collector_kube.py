@@ -5,16 +5,14 @@ to each GlobalThreatFeed's status subresource."""
 from __future__ import annotations
 
 import base64
-import time
-from pathlib import Path
 
 import pytest
-import yaml
 
 from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
-from collector.core.status import entries_sha256
+from dnswatch.feeds.status import entries_sha256
 from harness.collector import RunningCollector, pulled
+from tests.collector.kubesetup import kubeconfig, wait_until
 from tests.collector.running import BODY_V1, db_url, feed_server  # noqa: F401
 from tests.kubeapi import FakeKubeAPI
 
@@ -25,30 +23,12 @@ def api():
         yield server
 
 
-def kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "fake", "cluster": {"server": server}}],
-        "users": [{"name": "test", "user": {}}],
-        "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "test"}}],
-    }))
-    return path
-
-
 def global_threat_feed(name: str, url: str) -> dict:
     return {"apiVersion": "dnswatch.dev/v1", "kind": "GlobalThreatFeed", "metadata": {"name": name},
             "spec": {"content": "DomainNameSet", "pull": {"period": "1h", "http": {
                 "url": url,
                 "headers": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef": {"name": "feed-keys", "key": "c2"}}}],
             }}}}
-
-
-def wait_until(condition, what: str, deadline: float = 10.0):
-    end = time.monotonic() + deadline
-    while not (result := condition()):
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def test_feeds_from_the_kubernetes_api_are_pulled_with_secret_headers_and_report_status(

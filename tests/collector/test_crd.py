@@ -17,7 +17,7 @@ import re2
 import yaml
 
 from dnswatch.feeds.spec import FeedSpecError, feed_spec_from_manifest
-from collector.core.status import ErrorCondition, FeedStatus
+from dnswatch.feeds.status import ErrorCondition, FeedStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "deploy" / "crd-globalthreatfeed.yaml").read_text())

@@ -11,44 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.store import (BadEvent, BadPageToken, EventFilter, IngestResult, StoredEvent, StoreError,
-                             open_store)
+from collector.store import BadEvent, BadPageToken, IngestResult, StoredEvent, StoreError, open_store
 from collector.store.eventqueries import MAX_PAGE_SIZE, decode_page_token, encode_page_token
 from collector.store.eventrows import event_row, json_event_row, merge_batch
+from dnswatch.eventfilter import EventFilter
+from tests.collector.eventdata import T0
+from tests.collector.eventdata import event as make_event
 
 pytestmark = pytest.mark.anyio
 
-T0 = dt.datetime(2026, 11, 27, 20, 0, 0, tzinfo=dt.timezone.utc)
 ALL = EventFilter()
-
-
-def stamp(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def make_event(number: int, *, count: int = 1, namespace: str = "shop", pod: str | None = None,
-               feeds: tuple[str, ...] = ("c2",), domains: tuple[str, ...] | None = None,
-               type_: str = "gtf_suspicious_dns_query", seconds: float | None = None,
-               last_seconds: float | None = None) -> dict:
-    """A SPEC §3 event; its time is T0 + `number` seconds unless `seconds` says otherwise."""
-    first = T0 + dt.timedelta(seconds=number if seconds is None else seconds)
-    last = first + dt.timedelta(seconds=count if last_seconds is None else last_seconds)
-    pod = pod or f"web-7d4b9c-{number % 5}"
-    domains = domains if domains is not None else (f"evil{number % 3}.example",)
-    return {
-        "id": f"{number:032x}",
-        "time": stamp(first),
-        "type": type_,
-        "severity": 100,
-        "host": f"node-{number % 2}",
-        "source_ip": "10.244.1.10",
-        "source_namespace": namespace,
-        "source_name": pod,
-        "source_name_aggr": pod.rsplit("-", 1)[0] + "-*",
-        "source_labels": {"app": "web", "ünï": "cödé"},
-        "record": {"feeds": list(feeds), "suspicious_domains": list(domains), "suspicious_ips": [],
-                   "count": count, "first_seen": stamp(first), "last_seen": stamp(last)},
-    }
 
 
 async def ids(store, where: EventFilter = ALL, page_size: int = MAX_PAGE_SIZE) -> list[str]:

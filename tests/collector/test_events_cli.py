@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.shell.grpc_events import encode_resume_token
+from dnswatch.pbconvert.events import encode_resume_token
 from collector.store import open_store
 from harness.collector import RunningCollector
 from tests.collector.eventdata import T0, event, newest_first, stamp
@@ -29,7 +29,7 @@ from tests.collector.running import db_url  # noqa: F401
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
-DNSWATCH = [sys.executable, "-m", "collector.shell.cli"]
+DNSWATCH = [sys.executable, "-m", "consumer.cli"]
 TOKEN_LINE = re.compile(r"resume with --resume-token (\S+)")
 
 
@@ -331,11 +331,11 @@ def test_watch_reconnects_to_a_restarted_collector_and_misses_nothing(db_url, tm
     assert "reconnecting" in err and TOKEN_LINE.search(err) and "Traceback" not in err
 
 
-# -- the pure parts (collector/core/eventview.py) ------------------------------------------------------------
+# -- the pure parts (consumer/eventview.py) ------------------------------------------------------------------
 
 
 def test_table_row_shows_what_matched_beside_the_question():
-    from collector.core.eventview import table_row
+    from consumer.eventview import table_row
 
     cname = event(1, pod="web-a-1", domains=("cdn.bad.example",))
     cname["record"]["qname"] = "static.partner.example"
@@ -354,7 +354,7 @@ def test_table_row_shows_what_matched_beside_the_question():
 
 
 def test_parse_when_takes_rfc3339_and_durations_before_now():
-    from collector.core.eventview import parse_when
+    from consumer.eventview import parse_when
 
     now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
     assert parse_when("15m", now) == now - dt.timedelta(minutes=15)

@@ -13,11 +13,11 @@ import grpc
 import pytest
 
 from collector.shell.eventbell import EventBell
-from collector.shell.grpc_events import (DEFAULT_PAGE_SIZE, BadResumeToken, EventsSettings, add_events_service,
-                                         decode_resume_token, decompressed_events, encode_resume_token,
-                                         event_from_pb, filter_from_pb, filter_to_pb)
-from collector.store import EventFilter
+from collector.shell.grpc_events import DEFAULT_PAGE_SIZE, EventsSettings, add_events_service
 from collector.store.eventqueries import MAX_PAGE_SIZE
+from dnswatch.eventfilter import EventFilter
+from dnswatch.pbconvert.events import (BadResumeToken, decode_resume_token, decompressed_events, encode_resume_token,
+                                      event_from_pb, filter_from_pb, filter_to_pb)
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.eventdata import T0, event, newest_first
 
@@ -32,6 +32,7 @@ class Served:
     stub: events_pb2_grpc.EventsStub
     store: object
     bell: EventBell
+    servicer: object
 
 
 @pytest.fixture
@@ -43,12 +44,12 @@ def settings() -> EventsSettings:
 async def served(store, settings):
     bell = EventBell()
     server = grpc.aio.server()
-    add_events_service(server, store, bell, settings)
+    servicer = add_events_service(server, store, bell, settings)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Served(events_pb2_grpc.EventsStub(channel), store, bell)
+        yield Served(events_pb2_grpc.EventsStub(channel), store, bell, servicer)
     finally:
         bell.close()
         await channel.close()
@@ -271,11 +272,24 @@ async def test_a_filtered_watch_gets_only_its_events_and_bookmarks_move_past_the
 
 
 @pytest.mark.parametrize("settings", [EventsSettings(poll_seconds=3600, bookmark_seconds=3600)])
-async def test_the_bell_wakes_a_watch_at_once(served) -> None:
+async def test_the_bell_wakes_a_watch_at_once(served, store_url) -> None:
+    from collector.store import open_store
+
     watcher = Watcher(served.stub)
     await watcher.next()
-    await asyncio.sleep(0.2)  # the watch is waiting on the bell by now (else it reads the event anyway)
-    await served.store.ingest_events([event(1)])
+    tail = served.servicer._tail
+    for _ in range(1000):  # until the tail's first read: from then on it polls only every hour
+        if tail.holds(0):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the tail never read the store")
+    # Another replica's write: the store hands nothing over, so only the bell can wake the tail in time.
+    other = await open_store(store_url)
+    try:
+        await other.ingest_events([event(1)])
+    finally:
+        await other.close()
     served.bell.ring()
     assert (await watcher.events(1, timeout=20))[0]["id"] == f"{1:032x}"
     watcher.cancel()

@@ -9,9 +9,9 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.shell.grpc_events import (BadWatchResponse, _as_single, _page, _token_field, decompressed_events,
-                                         encode_watched_event)
+from collector.shell.grpc_events import _as_single, _page, _token_field, encode_watched_event
 from collector.store.eventqueries import EventChange
+from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events
 from dnswatch_pb.v1 import events_pb2
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)

@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from collector.core.pulling import RetryPolicy
-from collector.shell import cli
+from consumer import cli
 from collector.shell.puller import PullerSettings
 from harness.collector import RunningCollector, manifest
 from harness.feedserver import TIMEOUT, FeedServer
+from tests.collector.kubesetup import kubeconfig, wait_until
 from tests.collector.running import BODY_V1, db_url  # noqa: F401
-from tests.collector.test_collector_kube import kubeconfig, wait_until
 from tests.kubeapi import FakeKubeAPI
 
 PASSWORD = "pw-Q7v2-kT9x-secret"

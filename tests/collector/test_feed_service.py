@@ -13,9 +13,9 @@ from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, apply_domain_delta, domains_from_snapshot,
                                  ip_entries_from_snapshot, join_snapshot_parts)
-from collector.core.feedsets import FeedGone
-from collector.core.status import entries_sha256
-from collector.shell.pbconvert import update_from_pb
+from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.status import entries_sha256
+from dnswatch.pbconvert.feeds import update_from_pb
 from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
 from harness.collector import RunningCollector, manifest, pulled
 from harness.feedserver import ERROR

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector.core.pulling import RetryPolicy
-from collector.shell import cli
+from consumer import cli
 from collector.shell.puller import PullerSettings
 from harness.collector import RunningCollector, free_port, manifest
 from harness.feedserver import TIMEOUT, TRICKLE, FeedServer

@@ -14,8 +14,8 @@ from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from dnswatch.feeds.spec import FeedSpec
 from dnswatch.feeds.wire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
-from collector.core.feedsets import FeedGone
-from collector.core.status import entries_sha256
+from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.status import entries_sha256
 from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
 from collector.shell.puller import FeedPuller

@@ -1,12 +1,15 @@
-"""The pure distribution rules (collector/core/feedsets.py) and the consumer record (collector/core/feedinfo.py)."""
+"""The pure distribution rules (collector/core/feedsets.py) and the consumer record (dnswatch/feeds/feedinfo.py,
+consumer/feedtable.py)."""
 
 from __future__ import annotations
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.wire import FeedDelta, FeedSnapshot, apply_ip_delta, ip_entries_from_snapshot
-from collector.core.feedinfo import FeedInfo, table_row
-from collector.core.feedsets import FeedGone, compile_feed, delta_between, held_after, update_from
-from collector.core.status import ErrorCondition, FeedStatus, entries_sha256
+from consumer.feedtable import table_row
+from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.wire import FeedGone
+from collector.core.feedsets import compile_feed, delta_between, held_after, update_from
+from dnswatch.feeds.status import ErrorCondition, FeedStatus, entries_sha256
 
 NAMES = [f"n{i}.example" for i in range(500)]
 

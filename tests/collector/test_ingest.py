@@ -11,9 +11,10 @@ import grpc
 import pytest
 
 from collector.shell.grpc_ingest import EventBudget, IngestSettings, add_ingest_service
-from collector.store import EventFilter, IngestResult
+from dnswatch.eventfilter import EventFilter
+from collector.store import IngestResult
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 pytestmark = pytest.mark.anyio
 

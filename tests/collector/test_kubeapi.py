@@ -48,6 +48,14 @@ def watch_events(func, *args, **kwargs) -> list[tuple[str, str]]:
     return events
 
 
+def wait_for_a_watch(api: FakeKubeAPI, timeout: float = 10.0) -> None:
+    """Until a watch request has reached the server."""
+    deadline = time.monotonic() + timeout
+    while not any(method == "GET" and "watch=" in path for method, path in list(api.requests)):
+        assert time.monotonic() < deadline, f"no watch request within {timeout}s: {api.requests}"
+        time.sleep(0.01)
+
+
 def test_custom_objects_create_get_list_patch_delete(clients):
     custom, _ = clients
     created = custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, feed("c2"))
@@ -138,7 +146,7 @@ def test_watch_from_a_resource_version_streams_changes_and_bookmarks(api, client
     start = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["metadata"]["resourceVersion"]
 
     def change() -> None:
-        time.sleep(0.15)
+        wait_for_a_watch(api)  # the changes come while the watch streams
         custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, feed("c2"))
         custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "c2", {"spec": {"mode": "Disabled"}})
         custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, "c2")
@@ -228,7 +236,7 @@ def test_stop_ends_open_watches(api, clients):
         ended.set()
 
     threading.Thread(target=follow, daemon=True).start()
-    time.sleep(0.1)
+    wait_for_a_watch(api)
     api.stop()
     assert ended.wait(3)
 

@@ -12,15 +12,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.core.feedinfo import FeedInfo
-from collector.core.pulling import DISABLED, FAILED, NOT_MODIFIED, UPDATED
-from collector.core.status import ErrorCondition, FeedStatus
+from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, UPDATED
+from dnswatch.feeds.status import ErrorCondition, FeedStatus
 from agent.shell.shipper import EventShipper, ShipperSettings
 from collector.shell.grpc_ingest import add_ingest_service
 from collector.shell.metrics import CollectorMetrics, serve_metrics
 from collector.shell.puller import FeedState, PullResult
 from collector.store import BadEvent, open_store
-from tests.collector.test_event_store import make_event
+from tests.collector.eventdata import event as make_event
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

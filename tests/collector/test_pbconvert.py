@@ -1,14 +1,15 @@
-"""Protobuf conversions (collector/shell/pbconvert.py): every domain value survives the round trip."""
+"""Feed conversions (dnswatch/pbconvert/feeds.py): every domain value survives the round trip."""
 
 from __future__ import annotations
 
 import pytest
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from collector.core.feedinfo import FeedInfo
-from collector.core.feedsets import FeedGone, compile_feed, delta_between
-from collector.core.status import ErrorCondition, FeedStatus, entries_sha256
-from collector.shell.pbconvert import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
+from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.wire import FeedGone
+from collector.core.feedsets import compile_feed, delta_between
+from dnswatch.feeds.status import ErrorCondition, FeedStatus, entries_sha256
+from dnswatch.pbconvert.feeds import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2
 
 NAMES = [f"n{i}.example" for i in range(300)]

@@ -8,6 +8,7 @@ import logging
 import random
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,21 +18,16 @@ import pytest
 from dnswatch.feeds.formats import CsvFormat, JsonFormat
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec, KeyRef
+from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import (
-    DISABLED,
-    FAILED,
-    NOT_MODIFIED,
-    REFUSED,
-    UNCHANGED,
-    UPDATED,
     HeaderRef,
     RetryPolicy,
     SchedulePolicy,
     Secret,
     Validators,
 )
-from collector.core.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
-from collector.core.status import FeedStatus
+from dnswatch.feeds.status import HEADER_RESOLUTION, MAX_ERROR_CONDITIONS, PARSE_FAILED, PULL_FAILED, SUSPECT_BODY
+from dnswatch.feeds.status import FeedStatus
 from collector.shell.puller import FeedPuller, FeedState, PullerSettings, PullResult
 from harness import feedserver
 from harness.feedserver import FeedServer
@@ -529,8 +525,19 @@ FAST = PullerSettings(
 )
 
 
-async def scheduled(server: FeedServer, feeds: list[FeedSpec], seconds: float, during=None) -> list[PullResult]:
-    """Run the schedule for `seconds`; `during(puller)` is awaited once it runs. Returns every result."""
+async def eventually(condition, what: str, timeout: float = 10.0) -> None:
+    """Until `condition()` holds; fails naming `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def scheduled(server: FeedServer, feeds: list[FeedSpec], seconds: float = 0.0, during=None,
+                    until=None) -> list[PullResult]:
+    """Run the schedule until `until(results)` holds (if given), then `seconds` more; `during(puller)` is
+    awaited once it runs. Returns every result."""
     results: list[PullResult] = []
     async with FeedPuller(FAST, on_result=results.append, sleep=Sleeps()) as puller:
         for feed in feeds:
@@ -539,6 +546,8 @@ async def scheduled(server: FeedServer, feeds: list[FeedSpec], seconds: float, d
         await asyncio.sleep(0.05)
         if during is not None:
             await during(puller)
+        if until is not None:
+            await eventually(lambda: until(results), "the schedule's results")
         await asyncio.sleep(seconds)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -554,9 +563,9 @@ def test_the_schedule_pulls_each_enabled_feed_on_its_period(server):
         spec(server.url("/b.txt"), name="b", period_seconds=60.0),
         spec(server.url("/off.txt"), name="off", mode="Disabled", period_seconds=0.1),
     ]
-    results = run(scheduled(server, feeds, 0.7))
-    a_pulls = server.count("/a.txt")
-    assert 3 <= a_pulls <= 6  # at 0, ~0.2, ~0.4, ~0.6 s, each ±10 %
+    started = time.monotonic()
+    results = run(scheduled(server, feeds, until=lambda _: server.count("/a.txt") >= 4))
+    assert time.monotonic() - started >= 3 * 0.2 * 0.9  # at 0, ~0.2, ~0.4, ~0.6 s, each ±10 %: never sooner
     assert server.count("/b.txt") == 1  # at start only
     assert server.count("/off.txt") == 0
     assert {r.feed for r in results} == {"a", "b"}
@@ -569,7 +578,8 @@ def test_the_schedule_pulls_each_enabled_feed_on_its_period(server):
 def test_a_failing_feed_is_pulled_again_sooner_than_its_period(server):
     server.serve("/c2.txt", lines(3))
     server.fault("/c2.txt", feedserver.ERROR, times=2)
-    results = run(scheduled(server, [spec(server.url("/c2.txt"), period_seconds=3600.0)], 0.5))
+    results = run(scheduled(server, [spec(server.url("/c2.txt"), period_seconds=3600.0)],
+                            until=lambda results: len(results) >= 3))
     assert [r.outcome for r in results] == [FAILED, FAILED, UPDATED]
 
 

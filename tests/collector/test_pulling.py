@@ -13,16 +13,13 @@ import pytest
 
 from dnswatch.feeds.formats import NEWLINE_DELIMITED, JsonFormat
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, ParsedFeed
+from dnswatch.feeds.outcomes import FAILED, REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import (
     CONNECTION,
-    FAILED,
     HTTP_STATUS,
     PROTOCOL,
-    REFUSED,
     TIMEOUT,
     TOO_LARGE,
-    UNCHANGED,
-    UPDATED,
     PullFailure,
     RetryPolicy,
     SchedulePolicy,
@@ -34,7 +31,7 @@ from collector.core.pulling import (
     looks_like_html,
     suspect_reason,
 )
-from collector.core.status import PARSE_FAILED, SUSPECT_BODY, FeedStatus, after_success, entries_sha256
+from dnswatch.feeds.status import PARSE_FAILED, SUSPECT_BODY, FeedStatus, after_success, entries_sha256
 
 NOW = datetime(2026, 11, 27, 22, 0, 0, tzinfo=timezone.utc)
 
@@ -276,7 +273,7 @@ def test_a_gzip_body_over_the_limit_once_unpacked_fails():
 # ---------------------------------------------------------------------------------------------- reading bodies
 
 from collector.core.pulling import PROTOCOL, TOO_LARGE, BodyReader, BodyRefused  # noqa: E402
-from collector.core.status import PULL_FAILED  # noqa: E402
+from dnswatch.feeds.status import PULL_FAILED  # noqa: E402
 
 BODY = b"".join(b"n%d.example\n" % n for n in range(20000))  # 250 kB
 

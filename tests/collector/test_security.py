@@ -23,7 +23,7 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dnswatch.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
-from collector.shell import cli
+from consumer import cli
 from harness.collector import RunningCollector, pulled
 from harness.feedserver import FeedServer
 from tests.collector.securitykit import (AGENT_CALLS, AGENT_TOKENS, CALLS, CONSUMER_CALLS, CONSUMER_TOKENS, Pki,
@@ -301,7 +301,7 @@ def test_the_dnswatch_cli_over_tls_with_a_consumer_token(secure, capsys):
 def test_a_failed_handshake_is_one_line_from_each_command(secure):
     """gRPC's C core logs failed handshakes on stderr; the commands keep it to their own one line."""
     token = str(token_file(secure.folder, CONSUMER_TOKENS[0], "one-line"))
-    for command in (["collector.shell.cli", "--collector", secure.address, "--ca", str(secure.pki.stranger_ca),
+    for command in (["consumer.cli", "--collector", secure.address, "--ca", str(secure.pki.stranger_ca),
                      "--token-file", token, "feeds", "list"],
                     ["agent.shell.cli", "replay", str(PCAPS / "demo.pcapng"), "--collector", secure.address,
                      "--ca", str(secure.pki.stranger_ca), "--token-file", token, "--collector-timeout", "5"]):
@@ -338,7 +338,7 @@ def test_replay_security_flags_need_a_collector():
 
 
 def test_replay_takes_its_feeds_over_mtls_and_over_tls_with_an_agent_token(pki, tmp_path, token_files):  # noqa: F811
-    from tests.agent.test_replay_collector import DEMO_FEEDS, replay_events
+    from tests.agent.replaying import DEMO_FEEDS, replay_events
 
     with FeedServer() as server:
         manifests = (PCAPS / "demo-feeds.yaml").read_text()

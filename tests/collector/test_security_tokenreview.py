@@ -16,7 +16,7 @@ import pytest
 from dnswatch.grpcchannel import ChannelSecurity
 from harness.collector import RunningCollector
 from tests.collector.securitykit import AGENT_CALLS, CALLS, CONSUMER_CALLS, call_status, pki, tls_flags, token_file  # noqa: F401
-from tests.collector.test_collector_kube import kubeconfig
+from tests.collector.kubesetup import kubeconfig
 from tests.kubeapi import ApiError, FakeKubeAPI
 
 OK = grpc.StatusCode.OK

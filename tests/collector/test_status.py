@@ -1,4 +1,4 @@
-"""Feed status (collector.core.status): transitions, one condition per type with a count, the 10-condition cap,
+"""Feed status (dnswatch.feeds.status): transitions, one condition per type with a count, the 10-condition cap,
 per-type clearing, redaction, versions, JSON."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dnswatch.feeds.lines import ParsedFeed
-from collector.core.status import (
+from dnswatch.feeds.status import (
     HEADER_RESOLUTION,
     MAX_ERROR_CONDITIONS,
     PULL_FAILED,

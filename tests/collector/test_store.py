@@ -329,7 +329,7 @@ async def test_an_unreachable_postgresql_is_one_line_without_the_password() -> N
     with pytest.raises(StoreError) as error:
         await open_store(f"postgresql://dnswatch:s3cret@127.0.0.1:{free_port()}/dnswatch?connect_timeout=5")
     message = str(error.value)
-    assert message.startswith(f"postgresql store at 127.0.0.1:") and "\n" not in message
+    assert message.startswith("postgresql store at 127.0.0.1:") and "\n" not in message
     assert "s3cret" not in message
 
 

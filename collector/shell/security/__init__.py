@@ -1,4 +1,4 @@
-"""Who may call the collector (SPEC §6): TLS, client certificates for agents, bearer tokens, roles.
+"""Who may call the collector (docs/grpc-api.md): TLS, client certificates for agents, bearer tokens, roles.
 
     dnswatch-collector ... --tls-cert tls.crt --tls-key tls.key \\
         [--client-ca agents-ca.crt --mtls-listen 0.0.0.0:7444] \\

@@ -57,7 +57,7 @@ class ServerSecurity:
 
 
 def add_security_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("security (SPEC §6); plaintext only with --insecure")
+    group = parser.add_argument_group("security; plaintext only with --insecure")
     group.add_argument("--insecure", action="store_true",
                        help="serve plaintext gRPC with no authentication (tests and local demos only)")
     group.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")

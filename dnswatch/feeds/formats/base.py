@@ -1,4 +1,4 @@
-"""The `pull.http.format` variants of a GlobalThreatFeed, as values (SPEC §4; Calico's names and defaults)."""
+"""The `pull.http.format` variants of a GlobalThreatFeed, as values (docs/globalthreatfeed.md: Calico's names)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class NewlineDelimitedFormat:
-    """One entry per line, in any line format of SPEC §4 (`newlineDelimited: {}`, the default)."""
+    """One entry per line, in any line format of docs/feeds.md (`newlineDelimited: {}`, the default)."""
 
     kind: ClassVar[str] = "newlineDelimited"
 

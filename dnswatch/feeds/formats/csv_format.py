@@ -1,7 +1,7 @@
 """`csv: {fieldNum | fieldName, header, columnDelimiter, commentDelimiter, …}`: one column, each field a line.
 
 Calico reads CSV with Go's encoding/csv and fails the whole pull on a record of the wrong size; here such a
-record is counted as rejected (SPEC §2: a line that cannot be an entry is never fatal), as is a record too
+record is counted as rejected (a line that cannot be an entry is never fatal), as is a record too
 short to hold the column. A header without the named column is fatal: the spec does not fit the feed.
 """
 

@@ -1,4 +1,4 @@
-"""`newlineDelimited`: the line formats of SPEC §4, which `dnswatch.feeds.lines` parses."""
+"""`newlineDelimited`: the line formats of docs/feeds.md, which `dnswatch.feeds.lines` parses."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""A feed's status (SPEC §4, §5): what the last pulls did, as pure transitions from one status to the next.
+"""A feed's status (docs/globalthreatfeed.md): what the last pulls did, as pure transitions between statuses.
 
 The same value is written to the GlobalThreatFeed's status subresource, persisted with the last good set, and
-served by `dnswatch feeds list|get`; `to_dict` gives the SPEC §5 JSON field names for all three.
+served by `dnswatch feeds list|get`; `to_dict` gives the JSON field names of the CRD status for all three.
 
 Error conditions are kept one per type (Calico's `{type, message}`, plus how many times in a row it happened
 and when last), so a feed failing every minute shows one PullFailed with a growing count rather than ten copies.
@@ -95,7 +95,7 @@ class FeedStatus:
     """Bumped by one each time the set in force changes, never otherwise; 0 before the first good pull."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §5 JSON fields (`lastSuccessfulSync`, `errorConditions`, ...), as the CRD status holds them."""
+        """The JSON fields (`lastSuccessfulSync`, `errorConditions`, ...), as the CRD status holds them."""
         return {
             "lastSuccessfulSync": self.last_successful_sync,
             "errorConditions": [c.to_dict() for c in self.error_conditions],

@@ -1,6 +1,6 @@
 """Events as `dnswatch events list|watch` shows them, and the times its filters take (pure).
 
-`-o json` prints each event exactly as stored (SPEC §3); `-o table` is a compact view of the same event:
+`-o json` prints each event exactly as stored (docs/event.md); `-o table` is a compact view of the same event:
 time, who asked (namespace/pod, or the client address when no pod was found), what was asked (and what
 matched, in parentheses, when that was a CNAME target or an answer address rather than the question), which
 feeds, how many times.
@@ -45,7 +45,7 @@ def parse_when(text: str, now: dt.datetime) -> dt.datetime:
 
 
 def table_row(event: dict[str, Any]) -> tuple[str, ...]:
-    """The TABLE_COLUMNS cells of one SPEC §3 event (missing fields show as `-`)."""
+    """The TABLE_COLUMNS cells of one event (missing fields show as `-`)."""
     record = event.get("record") if isinstance(event.get("record"), dict) else {}
     namespace = _text(event.get("source_namespace"))
     name = _text(event.get("source_name"))

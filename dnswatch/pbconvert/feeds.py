@@ -1,7 +1,8 @@
-"""Between protobuf messages (dnswatch_pb.v1) and the domain types, both ways, in one place (STYLE habit 3).
+"""Feeds between protobuf messages (dnswatch_pb.v1 feeds and distribution) and the feed model, both ways.
 
-The servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` into messages; the
-consumer CLI and the agents' feed stream turn messages back. Nothing else sees a `*_pb2` type.
+The collector's servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` into
+messages; the consumer's command (`feed_from_pb`, `sync_from_pb`) and the agent's feed stream
+(`update_from_pb`) turn messages back.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedSnapshot
+from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.status import ErrorCondition, FeedStatus
+from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, UnusableFeed
 from dnswatch.urlredact import redact_urls, redacted_url
-from collector.core.feedinfo import FeedInfo
-from collector.core.feedsets import FeedGone, FeedUpdate
-from collector.core.status import ErrorCondition, FeedStatus
 from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
 
 __all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "sync_from_pb", "sync_to_pb", "update_from_pb", "update_to_pb"]
@@ -82,7 +82,7 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
 
 
 def sync_to_pb(feed: FeedInfo, outcome: str, message: str) -> feeds_pb2.SyncFeedResponse:
-    """The answer to a sync: the feed afterwards, and what the pull did (`collector.core.pulling.OUTCOMES`)."""
+    """The answer to a sync: the feed afterwards, and what the pull did (`dnswatch.feeds.outcomes.OUTCOMES`)."""
     return feeds_pb2.SyncFeedResponse(feed=feed_to_pb(feed), outcome=outcome, message=redact_urls(message))
 
 
@@ -130,33 +130,34 @@ SYNCED = distribution_pb2.FeedUpdate(synced=distribution_pb2.Synced())
 
 
 def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | None:
-    """The domain form of one stream message; None for `synced`. ValueError for an unknown content or
-    encoding (the agent then drops that feed's version and resubscribes for a snapshot)."""
+    """The domain form of one stream message; None for `synced`. A content or encoding not known here raises
+    `UnusableFeed` (the agent then drops that feed and resubscribes for a snapshot: new encodings
+    get new values)."""
     kind = message.WhichOneof("update")
     if kind == "snapshot":
         m = message.snapshot
-        return FeedSnapshot(name=m.name, content=_content(m.content), version=m.version, sha256=m.sha256,
-                            payload=m.payload, entries=m.entries, digest=m.digest, encoding=_encoding(m.encoding),
-                            more=m.more)
+        return FeedSnapshot(name=m.name, content=_content(m.name, m.content), version=m.version, sha256=m.sha256,
+                            payload=m.payload, entries=m.entries, digest=m.digest,
+                            encoding=_encoding(m.name, m.encoding), more=m.more)
     if kind == "delta":
         m = message.delta
-        return FeedDelta(name=m.name, content=_content(m.content), from_version=m.from_version,
+        return FeedDelta(name=m.name, content=_content(m.name, m.content), from_version=m.from_version,
                          to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
-                         entries=m.entries, digest=m.digest, encoding=_encoding(m.encoding))
+                         entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding))
     if kind == "removed":
         return FeedGone(message.removed.name)
     if kind == "synced":
         return None
-    raise ValueError("a feed update with no known field set")
+    raise UnusableFeed("", "a feed update with no known field set")
 
 
-def _content(number: int) -> str:
+def _content(name: str, number: int) -> str:
     if number not in _CONTENT_NAMES:
-        raise ValueError(f"unknown feed content {number}")
+        raise UnusableFeed(name, f"feed {name!r}: unknown feed content {number}")
     return _CONTENT_NAMES[number]
 
 
-def _encoding(number: int) -> str:
+def _encoding(name: str, number: int) -> str:
     if number not in _ENCODING_NAMES:
-        raise ValueError(f"unknown set encoding {number}")
+        raise UnusableFeed(name, f"feed {name!r}: unknown set encoding {number}")
     return _ENCODING_NAMES[number]

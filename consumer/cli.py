@@ -43,16 +43,17 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 import grpc  # noqa: E402
 import yaml
 
+from consumer.eventview import TABLE_COLUMNS as EVENT_COLUMNS
+from consumer.eventview import parse_when
+from consumer.eventview import table_row as event_row
+from consumer.feedtable import TABLE_COLUMNS, table_row
 from dnswatch.errors import BadInput
+from dnswatch.eventfilter import EventFilter
+from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.outcomes import FAILED, REFUSED
 from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
-from collector.core.eventview import TABLE_COLUMNS as EVENT_COLUMNS
-from collector.core.eventview import parse_when
-from collector.core.eventview import table_row as event_row
-from collector.core.feedinfo import TABLE_COLUMNS, FeedInfo, table_row
-from collector.core.pulling import FAILED, REFUSED
-from collector.shell.grpc_events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
-from collector.shell.pbconvert import feed_from_pb, sync_from_pb
-from collector.store.base import EventFilter
+from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
+from dnswatch.pbconvert.feeds import feed_from_pb, sync_from_pb
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]

@@ -1,7 +1,7 @@
 """A feed as consumers see it (`dnswatch feeds list|get`, the Feeds gRPC service): spec parts and status.
 
-The JSON form (`record`) has the SPEC §5 field names; `-o table` and `-o yaml` show the same record, so the
-three outputs never disagree.
+The JSON form (`record`) has the CRD status's field names; `-o table` (consumer/feedtable.py) and `-o yaml` show
+the same record, so the three outputs never disagree.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from collector.core.status import FeedStatus
+from dnswatch.feeds.status import FeedStatus
 
-__all__ = ["FeedInfo", "TABLE_COLUMNS", "table_row"]
+__all__ = ["FeedInfo"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class FeedInfo:
     """`spec.matchSubdomains`."""
 
     def record(self) -> dict[str, Any]:
-        """The SPEC §5 JSON object of `dnswatch feeds list -o json`."""
+        """The JSON object of `dnswatch feeds list -o json`."""
         status = self.status.to_dict()
         return {
             "name": self.name,
@@ -63,19 +63,3 @@ class FeedInfo:
             "format": self.format,
             "matchSubdomains": self.match_subdomains,
         }
-
-
-TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "VERSION", "LAST SYNC", "ERRORS")
-"""The columns of `-o table`."""
-
-
-def table_row(feed: FeedInfo) -> tuple[str, ...]:
-    """One `-o table` row; ERRORS shows the newest condition's type and how many times in a row it happened
-    (`PullFailed x3`), then how many other types there are (`PullFailed x3 +1`)."""
-    conditions = feed.status.error_conditions
-    errors = "-"
-    if conditions:
-        newest = conditions[-1]
-        errors = f"{newest.type} x{newest.count}" + (f" +{len(conditions) - 1}" if len(conditions) > 1 else "")
-    return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.version),
-            feed.status.last_successful_sync or "-", errors)
