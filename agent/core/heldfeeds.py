@@ -1,6 +1,6 @@
 """The feed sets an agent holds, kept up to date from the collector's feed stream (docs/grpc-api.md).
 
-Pure: feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` in, sets out. The shell (agent/shell/
+Pure: feedwire's `FeedSnapshot` / `FeedDelta` / `FeedRemoved` in, sets out. The shell (agent/shell/
 feedclient.py) reads the gRPC stream, turns its messages into these values and hands them to `HeldFeeds.apply`
 one by one; when the stream says `synced` it builds a `Matcher` from `matcher_feeds()`. Resubscribing after a
 lost stream announces `versions()`, so the collector sends only what changed meanwhile.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import (FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, UnusableFeed, WireError,
+from dnswatch.feeds.wire import (FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, UnusableFeed, WireError,
                                  apply_domain_delta, apply_ip_delta, domains_from_snapshot, ip_entries_from_snapshot,
                                  join_snapshot_parts)
 from dnswatch.feeds.ipset import IPSet
@@ -68,7 +68,7 @@ class HeldFeeds:
 
     def apply(self, update: FeedUpdate) -> None:
         """Take one update into the held feeds. Raises `UnusableFeed` when it cannot be applied."""
-        if isinstance(update, FeedGone):
+        if isinstance(update, FeedRemoved):
             self.forget(update.name)
         elif isinstance(update, FeedSnapshot):
             self._take_part(update)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.wire import (FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, delta_worth_sending, domain_delta,
+from dnswatch.feeds.wire import (FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, delta_worth_sending, domain_delta,
                                  domain_snapshot, ip_delta, ip_snapshot, snapshot_parts)
 
 __all__ = ["CompiledFeed", "compile_feed", "delta_between", "held_after", "update_from"]
@@ -96,7 +96,7 @@ def update_from(
 def held_after(held_version: int | None, updates: list[FeedUpdate]) -> int | None:
     """The version an agent holds once it has applied `updates`, starting from `held_version`."""
     for update in updates:
-        if isinstance(update, FeedGone):
+        if isinstance(update, FeedRemoved):
             held_version = None
         elif isinstance(update, FeedDelta):
             held_version = update.to_version

@@ -1,14 +1,14 @@
 """Feed sources as changes (docs/architecture.md): what the Kubernetes watch and the feeds folder report, and when.
 
 Both sources read GlobalThreatFeed manifests from somewhere that can change under them and report the same
-four changes: a feed was added or changed (`FeedUpserted`), was deleted (`FeedRemoved`), has a manifest we
+four changes: a feed was added or changed (`FeedUpserted`), was deleted (`FeedDeleted`), has a manifest we
 refuse (`FeedInvalid`), and "everything there is has now been reported" (`FeedsSynced`, after each full read).
 `FeedTracker` is the memory that makes this exact: it remembers what it has reported for every name, so a
 relist after 410 Gone, a watch resumed after a dropped connection, a status write echoed back as MODIFIED or a
 folder poll report only what really changed, once. `Backoff` is the delay between reconnection attempts.
 
 An invalid manifest never removes a feed: the consumer keeps whatever it has for that name (the last good spec
-and set) and shows the message; only `FeedRemoved` ends a feed.
+and set) and shows the message; only `FeedDeleted` ends a feed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = [
     "Backoff",
     "FeedChange",
     "FeedInvalid",
-    "FeedRemoved",
+    "FeedDeleted",
     "FeedSink",
     "FeedTracker",
     "FeedUpserted",
@@ -51,7 +51,7 @@ class FeedUpserted:
 
 
 @dataclass(frozen=True)
-class FeedRemoved:
+class FeedDeleted:
     """The feed's manifest is gone: stop pulling and matching it."""
 
     name: str
@@ -77,7 +77,7 @@ class FeedsSynced:
     """How many valid feeds the source holds now."""
 
 
-FeedChange = FeedUpserted | FeedRemoved | FeedInvalid | FeedsSynced
+FeedChange = FeedUpserted | FeedDeleted | FeedInvalid | FeedsSynced
 
 
 class FeedSink(Protocol):
@@ -92,7 +92,7 @@ def deliver(change: FeedChange, sink: FeedSink) -> Any:
     """Call the sink's method for one change (nothing for `FeedsSynced`); returns what the method returns."""
     if isinstance(change, FeedUpserted):
         return sink.upserted(change.spec)
-    if isinstance(change, FeedRemoved):
+    if isinstance(change, FeedDeleted):
         return sink.removed(change.name)
     if isinstance(change, FeedInvalid):
         return sink.invalid(change.name, change.message)
@@ -146,7 +146,7 @@ class FeedTracker:
             return []
         self._valid.discard(name)
         self._problems.pop(name, None)
-        return [FeedRemoved(name)]
+        return [FeedDeleted(name)]
 
     def problem(self, name: str) -> str | None:
         """Why the last manifest seen for `name` was refused; None when it was valid (or never seen)."""

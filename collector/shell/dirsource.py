@@ -6,7 +6,7 @@ as they are. The folder is polled (a stat per file, every `poll_seconds`); only 
 size or inode changed is read again. Polling needs no new dependency and sees a ConfigMap mounted as a folder
 update (kubelet swaps a symlink, which changes the inode behind each file).
 
-Changes are those of the Kubernetes source (`collector.core.watchloop`): `FeedUpserted`, `FeedRemoved`,
+Changes are those of the Kubernetes source (`collector.core.watchloop`): `FeedUpserted`, `FeedDeleted`,
 `FeedInvalid`, and `FeedsSynced` after every poll that changed something. A bad file never stops the others:
 a document that is no valid GlobalThreatFeed is reported, and a file that cannot be read or parsed at all
 (say, half written) is reported and its feeds stay as they were until it parses again. A name defined twice

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from dnswatch.feeds.spec import FeedSpec
-from dnswatch.feeds.wire import FeedDelta, FeedGone, FeedUpdate
+from dnswatch.feeds.wire import FeedDelta, FeedRemoved, FeedUpdate
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import DnswatchError
 from dnswatch.feeds.feedinfo import FeedInfo
@@ -31,7 +31,7 @@ from collector.core.feedsets import CompiledFeed, compile_feed, delta_between, u
 from dnswatch.feeds.outcomes import UPDATED
 from collector.core.pulling import Validators
 from dnswatch.feeds.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
-from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedDeleted, FeedInvalid, FeedsSynced, FeedUpserted
 from collector.shell.puller import FeedPuller, FeedState, PullResult
 from collector.store import Store, StoreError, VersionConflict
 
@@ -173,7 +173,7 @@ class FeedHub:
         """Take one change from the folder or Kubernetes source."""
         if isinstance(change, FeedUpserted):
             await self._upsert(change.spec)
-        elif isinstance(change, FeedRemoved):
+        elif isinstance(change, FeedDeleted):
             await self._remove(change.name)
         elif isinstance(change, FeedInvalid):
             message = redact_urls(change.message)  # it may quote the manifest's URL, credentials and all
@@ -347,7 +347,7 @@ class FeedHub:
         """What brings an agent holding `held_version` of `name` (None: nothing) up to date; [] when it is."""
         feed = self._feeds.get(name)
         if feed is None or not feed.distributed:
-            return [FeedGone(name)] if held_version is not None else []
+            return [FeedRemoved(name)] if held_version is not None else []
         current = feed.current
         assert current is not None
         delta = None

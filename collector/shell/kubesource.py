@@ -9,7 +9,7 @@ The `kubernetes` client is blocking; the loop runs in a thread and `changes()` h
 
     source = GlobalThreatFeedSource(api_client, KubeSourceSettings(namespace="dnswatch"))
     async with contextlib.aclosing(source.changes()) as changes:
-        async for change in changes:          # FeedUpserted / FeedRemoved / FeedInvalid / FeedsSynced
+        async for change in changes:          # FeedUpserted / FeedDeleted / FeedInvalid / FeedsSynced
             ...
     await source.write_status("c2", {"entries": 1200, "lastSuccessfulSync": "2026-11-27T21:00:00Z"})
     value = await source.resolve(header_ref)  # a header's ConfigMap or Secret key; None when missing

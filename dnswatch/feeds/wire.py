@@ -105,7 +105,7 @@ class FeedDelta:
 
 
 @dataclass(frozen=True, slots=True)
-class FeedGone:
+class FeedRemoved:
     """The collector withdrew a feed (deleted or Disabled): an agent stops matching it (distribution.proto
     FeedRemoved)."""
 
@@ -113,7 +113,7 @@ class FeedGone:
     """The feed's name."""
 
 
-FeedUpdate = FeedSnapshot | FeedDelta | FeedGone
+FeedUpdate = FeedSnapshot | FeedDelta | FeedRemoved
 """One message of a feed stream other than `synced` (which only marks where the initial state ends)."""
 
 

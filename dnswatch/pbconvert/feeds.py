@@ -1,6 +1,6 @@
 """Feeds between protobuf messages (dnswatch_pb.v1 feeds and distribution) and the feed model, both ways.
 
-The collector's servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedGone` into
+The collector's servicers turn `FeedInfo` and feedwire's `FeedSnapshot` / `FeedDelta` / `FeedRemoved` into
 messages; the consumer's command (`feed_from_pb`, `sync_from_pb`) and the agent's feed stream
 (`update_from_pb`) turn messages back.
 """
@@ -12,7 +12,7 @@ from datetime import timedelta
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.feedinfo import FeedInfo
 from dnswatch.feeds.status import ErrorCondition, FeedStatus
-from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedGone, FeedSnapshot, FeedUpdate, UnusableFeed
+from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, UnusableFeed
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
 
@@ -120,7 +120,7 @@ def update_to_pb(update: FeedUpdate) -> distribution_pb2.FeedUpdate:
             name=update.name, content=_CONTENTS[update.content], from_version=update.from_version,
             to_version=update.to_version, sha256=update.sha256, encoding=_ENCODINGS[update.encoding],
             added=update.added, removed=update.removed, entries=update.entries, digest=update.digest))
-    if isinstance(update, FeedGone):
+    if isinstance(update, FeedRemoved):
         return distribution_pb2.FeedUpdate(removed=distribution_pb2.FeedRemoved(name=update.name))
     raise TypeError(f"not a feed update: {update!r}")
 
@@ -145,7 +145,7 @@ def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | None:
                          to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
                          entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding))
     if kind == "removed":
-        return FeedGone(message.removed.name)
+        return FeedRemoved(message.removed.name)
     if kind == "synced":
         return None
     raise UnusableFeed("", "a feed update with no known field set")

@@ -9,7 +9,7 @@ import pytest
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.wire import domain_delta, domain_snapshot, ip_delta, ip_snapshot, snapshot_parts
 from agent.core.heldfeeds import HeldFeeds
-from dnswatch.feeds.wire import FeedGone, UnusableFeed
+from dnswatch.feeds.wire import FeedRemoved, UnusableFeed
 from tests.agent.replaying import DEMO_FEEDS, PCAPS, demo_collector, replay_events, run_cli  # noqa: F401
 from tests.collector.running import db_url  # noqa: F401
 
@@ -67,7 +67,7 @@ def test_held_feeds_join_parts_apply_deltas_and_forget():
     domain_feeds, ip_feeds = held.matcher_feeds()
     assert [(name, domains.to_bytes()) for name, domains in domain_feeds] == [("c2", NEW.to_bytes())]
     assert [name for name, _ in ip_feeds] == ["ips"] and held.feeds()[1].ips == frozenset({"192.0.2.1"})
-    held.apply(FeedGone("ips"))
+    held.apply(FeedRemoved("ips"))
     assert held.versions() == {"c2": 2}
 
 

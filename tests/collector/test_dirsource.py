@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.core.watchloop import FeedInvalid, FeedDeleted, FeedsSynced, FeedUpserted
 from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
@@ -41,7 +41,7 @@ def summary(changes) -> list[tuple]:
     for change in changes:
         if isinstance(change, FeedUpserted):
             out.append(("upserted", change.spec.name, change.spec.url))
-        elif isinstance(change, FeedRemoved):
+        elif isinstance(change, FeedDeleted):
             out.append(("removed", change.name))
         elif isinstance(change, FeedInvalid):
             out.append(("invalid", change.name))
@@ -192,7 +192,7 @@ def test_run_and_changes_follow_the_folder(tmp_path):
                 got += summary([change])
                 if isinstance(change, FeedsSynced) and change.count == 2:
                     (tmp_path / "b.yaml").unlink()
-                if isinstance(change, FeedRemoved):
+                if isinstance(change, FeedDeleted):
                     break
         return got
 

@@ -13,7 +13,7 @@ from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.wire import (FeedDelta, FeedSnapshot, apply_domain_delta, domains_from_snapshot,
                                  ip_entries_from_snapshot, join_snapshot_parts)
-from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.wire import FeedRemoved
 from dnswatch.feeds.status import entries_sha256
 from dnswatch.pbconvert.feeds import update_from_pb
 from dnswatch_pb.v1 import feeds_pb2, feeds_pb2_grpc
@@ -129,7 +129,7 @@ def test_a_resubscriber_holding_an_unknown_version_gets_a_snapshot(db_url, feeds
         with channel:
             updates = initial_state(call)
             call.cancel()
-    assert FeedGone("gone") in updates
+    assert FeedRemoved("gone") in updates
     assert set(snapshots(updates)) == {"c2", "ips"}
 
 
@@ -142,7 +142,7 @@ def test_a_removed_manifest_removes_the_feed_for_subscribers(db_url, feeds_dir):
             (feeds_dir / "ips.yaml").unlink()
             gone = update_from_pb(next(call))
             call.cancel()
-        assert gone == FeedGone("ips")
+        assert gone == FeedRemoved("ips")
         assert set(collector.feeds()) == {"c2"}
 
 

@@ -14,9 +14,9 @@ from dnswatch.feeds.formats import parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from dnswatch.feeds.spec import FeedSpec
 from dnswatch.feeds.wire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
-from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.wire import FeedRemoved
 from dnswatch.feeds.status import entries_sha256
-from collector.core.watchloop import FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.core.watchloop import FeedDeleted, FeedInvalid, FeedsSynced, FeedUpserted
 from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
 from collector.shell.puller import FeedPuller
 from harness.feedserver import FeedServer
@@ -99,7 +99,7 @@ async def test_a_disabled_feed_is_withdrawn_and_not_synced(store, feed_server):
         await hub.apply(FeedUpserted(spec(feed_server), "test"))
         await hub.sync("c2")
         await hub.apply(FeedUpserted(spec(feed_server, mode="Disabled"), "test"))
-        assert hub.distributed() == [] and await hub.updates_for("c2", 1) == [FeedGone("c2")]
+        assert hub.distributed() == [] and await hub.updates_for("c2", 1) == [FeedRemoved("c2")]
         assert hub.feed("c2").mode == "Disabled" and hub.feed("c2").status.version == 1
         with pytest.raises(FeedDisabled):
             await hub.sync("c2")
@@ -134,7 +134,7 @@ async def test_restored_feeds_without_a_manifest_are_dropped_once_the_source_has
         await hub.apply(FeedUpserted(spec(feed_server), "test"))
         await hub.apply(FeedsSynced(1))
         assert hub.distributed() == ["c2"] and await store.load_feed("gone") is None
-        await hub.apply(FeedRemoved("c2"))
+        await hub.apply(FeedDeleted("c2"))
         assert hub.feeds() == [] and await store.load_feed("c2") is None
     finally:
         await puller.__aexit__(None, None, None)

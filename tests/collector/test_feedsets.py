@@ -7,7 +7,7 @@ from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.wire import FeedDelta, FeedSnapshot, apply_ip_delta, ip_entries_from_snapshot
 from consumer.feedtable import table_row
 from dnswatch.feeds.feedinfo import FeedInfo
-from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.wire import FeedRemoved
 from collector.core.feedsets import compile_feed, delta_between, held_after, update_from
 from dnswatch.feeds.status import ErrorCondition, FeedStatus, entries_sha256
 
@@ -58,7 +58,7 @@ def test_held_after_follows_snapshots_deltas_and_removals():
                       removed=b"", entries=0, digest=0, encoding="GAPS_ZLIB")
     assert held_after(None, [snapshot]) == 4
     assert held_after(None, [snapshot, delta]) == 5
-    assert held_after(5, [FeedGone("c2")]) is None
+    assert held_after(5, [FeedRemoved("c2")]) is None
     assert held_after(2, []) == 2
     assert isinstance(snapshot, FeedSnapshot)
 

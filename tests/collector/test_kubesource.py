@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
-from collector.core.watchloop import INVALID_SPEC, Backoff, FeedInvalid, FeedRemoved, FeedsSynced, FeedUpserted
+from collector.core.watchloop import INVALID_SPEC, Backoff, FeedInvalid, FeedDeleted, FeedsSynced, FeedUpserted
 from collector.shell.kubesource import GlobalThreatFeedSource, KubeSourceSettings
 from tests.kubeapi import FakeKubeAPI
 
@@ -41,7 +41,7 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 def summary(change) -> tuple:
     if isinstance(change, FeedUpserted):
         return ("upserted", change.spec.name, change.spec.url)
-    if isinstance(change, FeedRemoved):
+    if isinstance(change, FeedDeleted):
         return ("removed", change.name)
     if isinstance(change, FeedInvalid):
         return ("invalid", change.name)

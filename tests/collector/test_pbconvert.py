@@ -6,7 +6,7 @@ import pytest
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.feedinfo import FeedInfo
-from dnswatch.feeds.wire import FeedGone
+from dnswatch.feeds.wire import FeedRemoved
 from collector.core.feedsets import compile_feed, delta_between
 from dnswatch.feeds.status import ErrorCondition, FeedStatus, entries_sha256
 from dnswatch.pbconvert.feeds import SYNCED, feed_from_pb, feed_to_pb, update_from_pb, update_to_pb
@@ -33,7 +33,7 @@ def test_updates_round_trip():
     old = compile_feed("c2", DOMAIN_NAME_SET, 1, entries_sha256(NAMES), NAMES)
     new = compile_feed("c2", DOMAIN_NAME_SET, 2, entries_sha256(NAMES[1:]), NAMES[1:])
     ips = compile_feed("ips", IP_SET, 1, "x", ["192.0.2.1", "2001:db8::/32"])
-    for update in (old.snapshot, ips.snapshot, delta_between(old, new), FeedGone("c2")):
+    for update in (old.snapshot, ips.snapshot, delta_between(old, new), FeedRemoved("c2")):
         assert update is not None and update_from_pb(update_to_pb(update)) == update
     assert update_from_pb(SYNCED) is None
 

@@ -8,7 +8,7 @@ from collector.core.watchloop import (
     INVALID_SPEC,
     Backoff,
     FeedInvalid,
-    FeedRemoved,
+    FeedDeleted,
     FeedsSynced,
     FeedTracker,
     FeedUpserted,
@@ -38,7 +38,7 @@ def test_relist_reports_only_differences_and_ends_synced():
     again = tracker.relisted(listing(feed("a", resourceVersion="9"), feed("b", url="https://f.example/b2"), feed("c")))
     assert kinds(again) == [("FeedUpserted", "b"), ("FeedUpserted", "c"), ("FeedsSynced", None)]
     gone = tracker.relisted(listing(feed("c")))
-    assert kinds(gone) == [("FeedRemoved", "a"), ("FeedRemoved", "b"), ("FeedsSynced", None)]
+    assert kinds(gone) == [("FeedDeleted", "a"), ("FeedDeleted", "b"), ("FeedsSynced", None)]
     assert gone[-1] == FeedsSynced(1) and tracker.names == {"c"}
 
 
@@ -46,7 +46,7 @@ def test_events_ignore_status_and_metadata_changes():
     tracker = FeedTracker()
     assert kinds(tracker.applied("a", feed("a"), "o")) == [("FeedUpserted", "a")]
     assert tracker.applied("a", {**feed("a", generation=2), "status": {"entries": 5}}, "o") == []
-    assert tracker.deleted("a") == [FeedRemoved("a")]
+    assert tracker.deleted("a") == [FeedDeleted("a")]
     assert tracker.deleted("a") == []
 
 
@@ -105,6 +105,6 @@ def test_deliver_calls_the_sink():
             calls.append(("invalid", name, message))
 
     [upserted] = FeedTracker().applied("a", feed("a"), "o")
-    for change in (upserted, FeedRemoved("a"), FeedInvalid(None, "m", "o"), FeedsSynced(0)):
+    for change in (upserted, FeedDeleted("a"), FeedInvalid(None, "m", "o"), FeedsSynced(0)):
         deliver(change, Sink())
     assert calls == [("upserted", "a"), ("removed", "a"), ("invalid", None, "m")]
