@@ -122,7 +122,7 @@ def connector(security: ChannelSecurity) -> Connect:
 
 def open_channel(address: str, security: ChannelSecurity, options: ChannelOptions = ()) -> grpc.Channel:
     """A channel to the collector at `address` (`HOST:PORT`), secured as `security` says."""
-    import grpc
+    import grpc  # here, not at the top: see the module docstring
 
     if security.insecure:
         return grpc.insecure_channel(address, options=list(options))
@@ -131,7 +131,7 @@ def open_channel(address: str, security: ChannelSecurity, options: ChannelOption
 
 def open_aio_channel(address: str, security: ChannelSecurity, options: ChannelOptions = ()) -> grpc.aio.Channel:
     """The asyncio flavour of `open_channel`."""
-    import grpc
+    import grpc  # here, not at the top: see the module docstring
 
     if security.insecure:
         return grpc.aio.insecure_channel(address, options=list(options))
@@ -146,7 +146,7 @@ def _options(security: ChannelSecurity, options: ChannelOptions) -> list[tuple[s
 
 
 def _credentials(security: ChannelSecurity) -> grpc.ChannelCredentials:
-    import grpc
+    import grpc  # here, not at the top: see the module docstring
 
     try:
         root = Path(security.ca_file).read_bytes() if security.ca_file is not None else None

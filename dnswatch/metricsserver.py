@@ -18,6 +18,7 @@ Shared by the agent and the collector (the import contract lets `collector.shell
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -121,3 +122,12 @@ def serve_metrics(registry: CollectorRegistry, port: int, *, host: str = "0.0.0.
                   ready: Probe = _always) -> MetricsServer:
     """Bind `host:port` (port 0: any free port, see `.port`) and serve in a daemon thread; OSError if it cannot bind."""
     return MetricsServer(registry, host=host, port=port, healthy=healthy, ready=ready).start()
+
+
+def package_version() -> str:
+    """The installed dnswatch's version, for the build-info metric of either process; `unknown` when run from a
+    tree that was never installed."""
+    try:
+        return importlib.metadata.version("dnswatch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

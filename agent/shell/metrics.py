@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from dnswatch.metricsserver import package_version
+
 __all__ = ["AgentMetrics", "InterfaceCounters", "PREFIX"]
 
 PREFIX = "dnswatch_agent"
@@ -101,7 +103,7 @@ class AgentMetrics:
         self.registry = CollectorRegistry()
         """This agent's own registry (never prometheus_client's global one: tests run several agents)."""
         self._lock = threading.Lock()
-        self._info = {"node": node, "version": version or _package_version()}
+        self._info = {"node": node, "version": version or package_version()}
         self._pipeline = _Pipeline()
         self._interfaces: dict[str, InterfaceCounters] = {}
         self._shipping = _Shipping()
@@ -322,12 +324,3 @@ class _Renderer(Collector):
 
     def collect(self) -> Iterator[Any]:
         return self._metrics._families()
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dnswatch")
-    except PackageNotFoundError:
-        return "unknown"

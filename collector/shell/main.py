@@ -167,6 +167,7 @@ class _Source:
 
 def _feed_source(settings: CollectorSettings) -> _Source:
     if settings.feeds_dir is not None:
+        # Each source is imported only when chosen: the folder mode never loads the kubernetes client.
         from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
         folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))

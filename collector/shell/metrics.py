@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from dnswatch.logfmt import add_log_arguments, configure_logging
-from dnswatch.metricsserver import MetricsServer, serve_metrics
+from dnswatch.metricsserver import MetricsServer, package_version, serve_metrics
 from dnswatch.feeds.feedinfo import FeedInfo
 
 __all__ = ["CollectorMetrics", "MetricsServer", "PREFIX", "STREAM_KINDS", "add_log_arguments",
@@ -98,7 +98,7 @@ class CollectorMetrics:
         self._auth_failures = Counter(f"{p}_auth_failures", "Calls refused for their credentials, by reason.",
                                       ["reason"], registry=self.registry)
         self._lock = threading.Lock()
-        self._version = version or _package_version()
+        self._version = version or package_version()
         self._feeds: dict[str, _FeedSeries] = {}
         self._pulls: dict[str, _PullSeries] = {}
         self._feeds_reader: Callable[[], Iterable[FeedInfo]] | None = None
@@ -320,12 +320,3 @@ def _unix_time(rfc3339: str | None) -> float | None:
         return float(calendar.timegm(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:
         return None
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dnswatch")
-    except PackageNotFoundError:
-        return "unknown"

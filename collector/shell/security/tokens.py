@@ -70,7 +70,7 @@ class TokenReviewer:
 
     def __init__(self, api_client, *, audiences: Sequence[str] = (), cache_seconds: float = 10.0,
                  clock: Callable[[], float] = time.monotonic, cache_size: int = 4096) -> None:
-        from kubernetes import client
+        from kubernetes import client  # slow to import, and only TokenReview needs it
 
         self._api = client.AuthenticationV1Api(api_client)
         self._client = client
