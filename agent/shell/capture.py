@@ -24,10 +24,8 @@ pod address, after kube-proxy's NAT) is the same transaction for the Transaction
 the counters here are only more exact.
 
 Reading: a TPACKET_V3 ring per interface by default (agent.shell.ring says why: a socket buffer beyond
-rmem_max needs CAP_NET_ADMIN), or one `recvfrom` per packet (`ring_bytes=0`). Measured with bench/live.py
-on this 2-core testbed at 20k queries/s (40k packets/s), no kernel drops either way: the capture alone costs
-2.8 µs of CPU a packet from the ring, 5.6 µs by recvfrom (with the 2 ms `coalesce` wait; 9.8 µs waking for
-every packet); the whole agent 4.5 µs (ring) and 7.2 µs (recvfrom), 13 % and 23 % of a core.
+rmem_max needs CAP_NET_ADMIN), or one `recvfrom` per packet (`ring_bytes=0`). The ring costs about half the
+CPU a packet that recvfrom does; bench/README.md has the figures (bench/live.py measures both).
 """
 
 from __future__ import annotations
