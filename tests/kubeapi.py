@@ -1,4 +1,4 @@
-"""A small fake Kubernetes API server for tests (SPEC §10): the real `kubernetes` client talks to it over HTTP.
+"""A small fake Kubernetes API server for tests: the real `kubernetes` client talks to it over HTTP.
 
 What it keeps, the way the real server does: one resourceVersion counter shared by every resource, an event
 log, list/get/create/replace/patch/delete of namespaced core resources (pods, configmaps, secrets, ...) and of

@@ -1,4 +1,4 @@
-"""deploy/ (SPEC §8): every manifest is valid against the Kubernetes schemas (kubernetes-validate, strict, for
+"""deploy/ (docs/operations.md): every manifest is valid against the Kubernetes schemas (kubernetes-validate, strict, for
 the oldest and the newest Kubernetes it bundles from 1.30 on), the agent's security context is the narrow one
 the SPEC asks for, RBAC is least privilege, the manifests agree with each other and with the commands' real
 flags, and the Dockerfile is well formed.

@@ -1,4 +1,4 @@
-"""DomainSet: exact, wildcard and matchSubdomains semantics (SPEC §2 "Entries") and its memory bound."""
+"""DomainSet: exact, wildcard and matchSubdomains semantics (docs/detection.md) and its memory bound."""
 
 import pytest
 
@@ -51,4 +51,4 @@ def test_large_set_finds_every_entry_and_stays_compact():
     assert len(domains) == len(names)
     assert all(domains.kind(name.encode()) for name in names[::97])
     assert not any(domains.kind(f"other{i}.example".encode()) for i in range(5000))
-    assert domains.nbytes / len(names) <= 16  # SPEC §9 agent memory per feed domain
+    assert domains.nbytes / len(names) <= 16  # the agent memory target per feed domain (docs/architecture.md)

@@ -1,4 +1,4 @@
-"""Every rule of SPEC §2 "Transactions and clients", "Attribution" and "Aggregation" as a case, end to end."""
+"""Every rule of docs/detection.md on transactions and clients, attribution and aggregation as a case, end to end."""
 
 import hashlib
 

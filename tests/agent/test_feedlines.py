@@ -1,4 +1,4 @@
-"""Feed line parsing (dnswatch.feeds.lines): every line format of SPEC §4, decoding, rejected counting."""
+"""Feed line parsing (dnswatch.feeds.lines): every line format of docs/feeds.md, decoding, rejected counting."""
 
 from __future__ import annotations
 

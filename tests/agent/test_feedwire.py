@@ -263,7 +263,7 @@ def million_snapshot(million):
 def test_a_million_entry_snapshot_fits_the_spec_budget(million, million_snapshot):
     snapshot = million_snapshot
     assert len(million) > 999_000
-    assert len(snapshot.payload) <= 16_000_000  # SPEC §9
+    assert len(snapshot.payload) <= 16_000_000  # the feed push target (docs/architecture.md)
     assert len(snapshot.payload) <= 5.6 * len(million)  # measured 5.45 bytes per entry; raw would be 8
     assert feedwire.domains_from_snapshot(snapshot).to_bytes() == million.to_bytes()
 
@@ -322,7 +322,8 @@ def test_replacing_one_percent_stays_within_the_spec_budget(million):
     kept = table[touched:]
     new = table_of(np.concatenate((kept, random_table(touched, seed=14).tagged())))
     change = feedwire.domain_delta("big", 1, 2, "", million, new)
-    assert len(change.added) + len(change.removed) <= 0.01 * 16_000_000  # SPEC §9: 1 % of the 16 MB budget
+    # 1 % of the 16 MB budget (docs/architecture.md)
+    assert len(change.added) + len(change.removed) <= 0.01 * 16_000_000
 
 
 # ----------------------------------------------------------------------------------------------------- IPSet

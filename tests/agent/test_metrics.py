@@ -1,4 +1,4 @@
-"""The agent's /metrics, /healthz and /readyz (SPEC §8): a real HTTP server on 127.0.0.1 port 0, scraped with
+"""The agent's /metrics, /healthz and /readyz (docs/operations.md): a real HTTP server on 127.0.0.1 port 0, scraped with
 httpx and read back with prometheus_client's own parser; the numbers come from a real replay, a real outbox
 and spool, and real held feeds."""
 

@@ -1,4 +1,4 @@
-"""PodWatcher against the fake API server (tests/kubeapi.py) with the real kubernetes client (SPEC §10)."""
+"""PodWatcher against the fake API server (tests/kubeapi.py) with the real kubernetes client."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def test_demo_gives_exactly_the_ground_truth_events():
 
 def test_demo_aggregated_by_workload_folds_replicas():
     events = demo_events("--aggregate-by", "workload")
-    web = [e for e in events if e["source_name_aggr"] == "web"]  # SPEC §2: it names the owner
+    web = [e for e in events if e["source_name_aggr"] == "web"]  # docs/detection.md: it names the owner
     assert web and all(e["source_name"] == "-" for e in web)
     assert all(e["source_workload"] == {"kind": "Deployment", "name": "web"} for e in web)
 

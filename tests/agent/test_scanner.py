@@ -1,4 +1,4 @@
-"""The DNS message scanner: every name SPEC §2 lists, damage handling, and agreement with dnslib."""
+"""The DNS message scanner: every name docs/detection.md lists, damage handling, and agreement with dnslib."""
 
 from __future__ import annotations
 

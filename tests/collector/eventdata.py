@@ -1,4 +1,4 @@
-"""SPEC §3 events for the Events service and CLI tests (and bench/eventlist.py)."""
+"""Security events (docs/event.md) for the Events service and CLI tests (and bench/eventlist.py)."""
 
 from __future__ import annotations
 

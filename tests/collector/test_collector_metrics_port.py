@@ -1,4 +1,4 @@
-"""`dnswatch-collector --metrics-port`: the real process serves /metrics and its probes (SPEC §8)."""
+"""`dnswatch-collector --metrics-port`: the real process serves /metrics and its probes (docs/operations.md)."""
 
 from __future__ import annotations
 

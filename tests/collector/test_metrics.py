@@ -1,4 +1,4 @@
-"""The collector's /metrics, /healthz and /readyz (SPEC §8): a real HTTP server on 127.0.0.1 port 0, scraped
+"""The collector's /metrics, /healthz and /readyz (docs/operations.md): a real HTTP server on 127.0.0.1 port 0, scraped
 with httpx and read back with prometheus_client's parser. Ingest results come from a real SQLite store."""
 
 from __future__ import annotations

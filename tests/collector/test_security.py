@@ -1,4 +1,4 @@
-"""The collector's gRPC security end to end (SPEC §6): a real collector with TLS, an mTLS port for agents and
+"""The collector's gRPC security end to end (docs/grpc-api.md): a real collector with TLS, an mTLS port for agents and
 token files; real clients (`open_channel`, the `dnswatch` CLI, `dnswatch-agent replay`, grpcurl).
 
 Each role's credential gets through to its own services and PERMISSION_DENIED on the other role's; no

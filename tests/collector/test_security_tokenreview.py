@@ -1,4 +1,4 @@
-"""Projected ServiceAccount tokens checked with the TokenReview API (SPEC §6): the collector in Kubernetes mode
+"""Projected ServiceAccount tokens checked with the TokenReview API (docs/grpc-api.md): the collector in Kubernetes mode
 against the fake API server (tests/kubeapi.py), whose `review_token` hook plays the API server's authenticator.
 """
 
