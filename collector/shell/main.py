@@ -60,6 +60,9 @@ _SERVER_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # gRPC sets SO_REUSEPORT by default: a second collector on the same port would then bind it too and
+    # silently take half the calls with its own database. Without it a port in use is a bind error.
+    ("grpc.so_reuseport", 0),
 )
 
 
@@ -306,7 +309,9 @@ def _check_listen(flag: str, address: str) -> None:
         except OSError as error:
             if error.errno == errno.EAFNOSUPPORT:
                 continue  # no IPv6 here: gRPC listens on IPv4 for [::] then
-            why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
+            why = {errno.EADDRINUSE: "the port is in use: stop what listens there (another collector?) or "
+                   "choose another port",
+                   errno.EADDRNOTAVAIL: "no such address here",
                    errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
                 error.errno, error.strerror)
             raise UsageError(f"{flag} {address}: cannot listen there ({why})") from None
@@ -314,6 +319,11 @@ def _check_listen(flag: str, address: str) -> None:
 
 def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
     """Bind --listen (and --mtls-listen) and return the port of --listen."""
+    # Looked at again just before binding: another collector may have taken the port since serve's first look
+    # (two starting together), and gRPC's own failure would come with a log line of its C core.
+    _check_listen("--listen", settings.listen)
+    if settings.security.mtls_listen is not None:
+        _check_listen("--mtls-listen", settings.security.mtls_listen)
     try:
         port, mtls_port = add_secure_ports(server, settings.security, settings.listen)
     except RuntimeError as error:
@@ -321,11 +331,13 @@ def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
         where = f"--listen {settings.listen}" + (f" / --mtls-listen {mtls_listen}" if mtls_listen else "")
         # gRPC's text ends by telling how to see its details (GRPC_VERBOSITY=debug): not ours to say.
         reason = str(error).split("; set GRPC_VERBOSITY", 1)[0]
-        raise UsageError(f"{where}: cannot listen there ({reason})") from None
+        raise UsageError(f"{where}: cannot listen there ({reason}: stop what listens there or choose another "
+                         "address)") from None
     for flag, address, bound in (("--listen", settings.listen, port),
                                  ("--mtls-listen", settings.security.mtls_listen, mtls_port)):
         if address is not None and bound == 0 and not address.endswith(":0"):
-            raise UsageError(f"{flag} {address}: cannot listen there (in use, or no such address)")
+            raise UsageError(f"{flag} {address}: cannot listen there (in use, or no such address: stop what "
+                             "listens there or choose another address)")
     if mtls_port is not None:
         log.info("agents with client certificates: port %d", mtls_port)
     return port
