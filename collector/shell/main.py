@@ -30,6 +30,7 @@ from pathlib import Path
 import grpc
 
 from dnswatch.errors import DnswatchError
+from dnswatch.metricsserver import ALL_ADDRESSES, listen_failure, metrics_address
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink
@@ -96,6 +97,8 @@ class CollectorSettings:
     """`text` for people, `json` for one object per line (log shippers)."""
     metrics_port: int | None = None
     """Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port); None: not at all."""
+    metrics_address: str = ALL_ADDRESSES
+    """The address of the metrics port: every one, IPv4 and IPv6, by default."""
     pull_timeout: float = 60.0
     """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
 
@@ -126,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between looks at --feeds-dir (default: 5)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus /metrics and the /healthz, /readyz probes over HTTP on this port")
+    parser.add_argument("--metrics-address", type=metrics_address, default=ALL_ADDRESSES, metavar="ADDRESS",
+                        help="address of --metrics-port (default: every address, IPv4 and IPv6)")
     parser.add_argument("--pull-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="seconds one feed pull may take in all, retries included, and so the longest a "
                         "`dnswatch feeds sync` waits (default: 60)")
@@ -155,6 +160,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
+                             metrics_address=args.metrics_address,
                              pull_timeout=args.pull_timeout)
 
 
@@ -273,10 +279,11 @@ def _serve_metrics(settings: CollectorSettings, metrics: CollectorMetrics, ready
     if settings.metrics_port is None:
         return None
     try:
-        exporter = serve_metrics(metrics.registry, settings.metrics_port, ready=ready)
+        exporter = serve_metrics(metrics.registry, settings.metrics_port, host=settings.metrics_address, ready=ready)
     except OSError as error:
-        raise UsageError(f"--metrics-port {settings.metrics_port}: cannot listen there ({error.strerror})") from None
-    log.info("metrics on port %d", exporter.port)
+        failure = listen_failure(settings.metrics_address, settings.metrics_port, error)
+        raise UsageError(f"--metrics-port {settings.metrics_port}: {failure}") from None
+    log.info("metrics on port %d (%s)", exporter.port, exporter.address)
     return exporter
 
 

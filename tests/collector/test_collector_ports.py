@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.agent.test_metrics import has_ipv6_loopback
 from tests.collector.test_collector_metrics_port import free_port
 
 COLLECTOR = str(Path(sys.executable).with_name("dnswatch-collector"))
@@ -86,3 +89,47 @@ def test_a_grpc_port_taken_between_the_first_look_and_the_bind_is_one_line_and_e
         if first is not None:
             first_stderr = stop(first)
             assert first.returncode == 0, first_stderr
+
+
+def probe_answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_metrics_port_another_collector_holds_is_one_line_and_exit_2(tmp_path):
+    metrics_port = free_port()
+    first = start_collector(tmp_path, "first", "--listen", "127.0.0.1:0", "--metrics-port", str(metrics_port))
+    try:
+        wait_for(lambda: first.poll() is not None or probe_answers(f"http://127.0.0.1:{metrics_port}/readyz"), 30,
+                 "the first collector's metrics port answers")
+        second = start_collector(tmp_path, "second", "--listen", "127.0.0.1:0", "--metrics-port", str(metrics_port))
+        stderr = second.communicate(timeout=60)[1]
+        assert second.returncode == 2, stderr
+        assert stderr.splitlines() == [
+            f"dnswatch-collector: error: --metrics-port {metrics_port}: cannot listen on [::]:{metrics_port} (the "
+            "port is in use: stop what listens there or choose another --metrics-port)"], stderr
+    finally:
+        first_stderr = stop(first)
+    assert first.returncode == 0, first_stderr
+
+
+def test_the_metrics_port_answers_over_ipv4_and_ipv6_unless_told_one_address(tmp_path):
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    both, ipv4 = free_port(), free_port()
+    every = start_collector(tmp_path, "every", "--listen", "127.0.0.1:0", "--metrics-port", str(both))
+    only = start_collector(tmp_path, "only", "--listen", "127.0.0.1:0", "--metrics-port", str(ipv4),
+                           "--metrics-address", "127.0.0.1")
+    try:
+        for path in ("/readyz", "/healthz", "/metrics"):
+            wait_for(lambda: every.poll() is not None or probe_answers(f"http://127.0.0.1:{both}{path}"), 30,
+                     f"{path} over IPv4")
+            assert probe_answers(f"http://[::1]:{both}{path}"), path
+        wait_for(lambda: only.poll() is not None or probe_answers(f"http://127.0.0.1:{ipv4}/readyz"), 30,
+                 "the IPv4-only collector's metrics port answers")
+        assert not probe_answers(f"http://[::1]:{ipv4}/readyz")
+    finally:
+        stderrs = [stop(every), stop(only)]
+    assert every.returncode == 0 and only.returncode == 0, stderrs
