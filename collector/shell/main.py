@@ -44,6 +44,7 @@ from collector.shell.puller import FeedPuller, PullerSettings, Resolver
 from collector.shell.security.interceptor import AuthInterceptor, authenticator_for
 from collector.shell.security.ports import add_secure_ports
 from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
+from collector.shell.streamcount import StreamCounter
 from collector.store import BadStoreUrl, StoreError, open_store
 
 __all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
@@ -239,7 +240,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                               on_result=metrics.counting_pulls(hub.record_pull)) as puller:
             hub.attach(puller)
             await hub.restore()
-            server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=_interceptors(settings))
+            server = grpc.aio.server(options=_SERVER_OPTIONS,
+                                     interceptors=[*_interceptors(settings), StreamCounter(metrics)])
             health = await add_feed_services(server, hub)
             bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
             add_events_service(server, store, bell)
