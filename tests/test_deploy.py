@@ -1,4 +1,4 @@
-"""deploy/ (docs/operations.md): every manifest is valid against the Kubernetes schemas (kubernetes-validate, strict, for
+"""deploy/ (docs/operations.md): every manifest of deploy/base/, and every object its overlays and components render, is valid against the Kubernetes schemas (kubernetes-validate, strict, for
 the oldest and the newest Kubernetes it bundles from 1.30 on), the agent's security context is the narrow one
 the SPEC asks for, RBAC is least privilege, the manifests agree with each other and with the commands' real
 flags, and the Dockerfile is well formed.
@@ -28,14 +28,15 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
+BASE = DEPLOY / "base"
 VENV_BIN = Path(sys.executable).parent
 
-MANIFEST_FILES = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+MANIFEST_FILES = sorted(p.name for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 @functools.cache
 def _parsed(name: str) -> str:
-    with open(DEPLOY / name) as handle:
+    with open(BASE / name) as handle:
         return json.dumps([doc for doc in yaml.safe_load_all(handle) if doc is not None])
 
 
@@ -46,7 +47,7 @@ def documents(name: str) -> list[dict]:
 
 def comments(name: str) -> str:
     """The YAML comments of a manifest as one line of text (so a wrapped sentence still reads whole)."""
-    lines = (DEPLOY / name).read_text().splitlines()
+    lines = (BASE / name).read_text().splitlines()
     return " ".join(line.split("#", 1)[1].strip() for line in lines if "#" in line)
 
 
@@ -103,6 +104,8 @@ def test_the_crd_is_among_them_and_the_kustomization_lists_every_manifest():
     assert sorted(kustomization["resources"]) == MANIFEST_FILES
     # Namespace and CRD first: kustomize orders them anyway, and so does this list for anyone reading it.
     assert kustomization["resources"][:2] == ["namespace.yaml", "crd-globalthreatfeed.yaml"]
+    # deploy/ itself is base/, so `kubectl apply -k deploy/` installs the same.
+    assert yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"] == ["base"]
 
 
 def test_kustomize_renders_every_object_namespace_and_crd_first():

@@ -14,7 +14,7 @@ from dnswatch.metricsserver import ALL_ADDRESSES
 DEFAULT_PORTS = frozenset({53})
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
 LIVENESS_SECONDS = 30.0
-"""The default of `--liveness-timeout`; deploy/daemonset.yaml's liveness probe is sized for it."""
+"""The default of `--liveness-timeout`; deploy/base/daemonset.yaml's liveness probe is sized for it."""
 
 
 @dataclass(frozen=True, kw_only=True)
