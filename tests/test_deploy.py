@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -512,3 +513,374 @@ def test_dockerignore_keeps_what_the_image_copies():
         if keyword == "COPY" and not arguments.startswith("--from"):
             for source in arguments.split()[:-1]:
                 assert f"!{source.rstrip('/')}" in [line.rstrip("/") for line in ignore], source
+
+
+# ---------------------------------------------------------------------------------------------- overlays and components
+
+
+OVERLAYS = sorted(p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml"))
+COMPONENTS = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
+MONITORING = DEPLOY / "components" / "monitoring"
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
+CUSTOM_KINDS = CERT_MANAGER_KINDS | {"PrometheusRule"}
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("kubectl (its kustomize) is not installed here")
+    return found
+
+
+@functools.cache
+def _rendered(build: str) -> str:
+    if build == "every-component":
+        # A throwaway overlay of base/ with every component, as a user's own would be (kustomize takes
+        # relative paths only).
+        with tempfile.TemporaryDirectory() as folder:
+            up = os.path.relpath(DEPLOY, folder)
+            (Path(folder) / "kustomization.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                "resources": [f"{up}/base"], "components": [f"{up}/components/{name}" for name in COMPONENTS]}))
+            result = subprocess.run([kubectl(), "kustomize", folder], capture_output=True, text=True, timeout=60)
+    else:
+        result = subprocess.run([kubectl(), "kustomize", str(DEPLOY / build)], capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.dumps([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+
+
+def rendered(build: str) -> list[dict]:
+    """What `kubectl apply -k deploy/BUILD` would apply (`every-component`: base/ with every component)."""
+    return json.loads(_rendered(build))
+
+
+def rendered_one(build: str, kind: str, name: str) -> dict:
+    found = [doc for doc in rendered(build) if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"{build}: expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+BUILDS = [f"overlays/{name}" for name in OVERLAYS] + ["every-component"]
+
+
+def test_the_overlays_and_components_are_there_and_use_every_file_they_hold():
+    assert {"cert-manager", "ha-postgres"} <= set(OVERLAYS)
+    assert {"cert-manager", "monitoring"} <= set(COMPONENTS)
+    for folder in [DEPLOY / "overlays" / name for name in OVERLAYS] + [DEPLOY / "components" / name
+                                                                        for name in COMPONENTS]:
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        used = set(kustomization.get("resources", [])) | {patch["path"] for patch in kustomization.get("patches", [])
+                                                          if "path" in patch}
+        used |= {file for generator in kustomization.get("configMapGenerator", []) for file in generator["files"]}
+        held = {p.name for p in folder.iterdir() if p.name != "kustomization.yaml"}
+        assert held <= used, f"{folder.relative_to(ROOT)}: {sorted(held - used)} used by nothing"
+
+
+@pytest.mark.parametrize("version", kubernetes_versions())
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_rendered_object_is_valid(build, version):
+    docs = rendered(build)
+    base = {(doc["kind"], doc["metadata"]["name"]) for _, doc in all_objects()}
+    assert {(doc["kind"], doc["metadata"]["name"]) for doc in docs} & base, f"{build} renders none of base/"
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            check_custom_resource(doc)
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = "/".join(str(part) for part in error.path)
+            pytest.fail(f"{build}: {doc['kind']} {doc['metadata'].get('name')}: {where}: {error.message}")
+        cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+        assert (doc["kind"] in cluster_scoped) == ("namespace" not in doc["metadata"]), doc["metadata"]
+
+
+# The shapes of the custom resources, checked field by field: the CRDs of cert-manager and Prometheus Operator are not
+# among the schemas kubernetes-validate bundles, and no package brings them offline.
+GO_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
+CERTIFICATE_SPEC = {"secretName", "commonName", "dnsNames", "ipAddresses", "uris", "emailAddresses", "usages",
+                    "duration", "renewBefore", "privateKey", "issuerRef", "isCA", "subject", "secretTemplate",
+                    "keystores", "revisionHistoryLimit", "additionalOutputFormats", "literalSubject",
+                    "encodeUsagesInRequest", "nameConstraints", "otherNames", "renewBeforePercentage"}
+KEY_USAGES = {"signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+              "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
+              "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
+              "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"}
+ISSUER_TYPES = {"selfSigned", "ca", "acme", "vault", "venafi"}
+RULE_FIELDS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def check_custom_resource(doc: dict) -> None:
+    what = f"{doc['kind']} {doc['metadata']['name']}"
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, what
+    assert set(doc["metadata"]) <= {"name", "namespace", "labels", "annotations"}, what
+    assert doc["metadata"].get("namespace") == "dnswatch", what
+    spec = doc["spec"]
+    if doc["kind"] in CERT_MANAGER_KINDS:
+        assert doc["apiVersion"] == "cert-manager.io/v1", what
+    if doc["kind"] == "Issuer":
+        (kind,) = spec  # exactly one issuer type
+        assert kind in ISSUER_TYPES, what
+        if kind == "ca":
+            assert set(spec["ca"]) <= {"secretName", "crlDistributionPoints", "ocspServers", "issuingCertificateURLs"}
+            assert isinstance(spec["ca"]["secretName"], str), what
+        if kind == "selfSigned":
+            assert set(spec["selfSigned"]) <= {"crlDistributionPoints"}, what
+    elif doc["kind"] == "Certificate":
+        assert set(spec) <= CERTIFICATE_SPEC, f"{what}: {sorted(set(spec) - CERTIFICATE_SPEC)}"
+        assert isinstance(spec["secretName"], str) and spec["secretName"], what
+        assert set(spec["issuerRef"]) <= {"name", "kind", "group"} and spec["issuerRef"]["name"], what
+        assert all(isinstance(name, str) for name in spec.get("dnsNames", [])), what
+        assert set(spec.get("usages", [])) <= KEY_USAGES, what
+        assert isinstance(spec.get("isCA", False), bool), what
+        for field in ("duration", "renewBefore"):
+            assert GO_DURATION.match(spec.get(field, "1h")), f"{what}: {field}"
+        key = spec.get("privateKey", {})
+        assert set(key) <= {"algorithm", "size", "encoding", "rotationPolicy"}, what
+        assert key.get("algorithm", "RSA") in {"RSA", "ECDSA", "Ed25519"}, what
+        assert key.get("rotationPolicy", "Never") in {"Never", "Always"}, what
+        assert isinstance(key.get("size", 256), int), what
+    else:
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1", what
+        assert set(spec) <= {"groups"}, what
+        names = [group["name"] for group in spec["groups"]]
+        assert len(names) == len(set(names)), f"{what}: a group name twice"
+        for group in spec["groups"]:
+            assert set(group) <= {"name", "interval", "rules", "limit", "partial_response_strategy", "labels"}
+            for rule in group["rules"]:
+                assert set(rule) <= RULE_FIELDS, f"{what}: {sorted(set(rule) - RULE_FIELDS)}"
+                assert ("alert" in rule) != ("record" in rule), rule
+                assert isinstance(rule["expr"], str) and balanced(rule["expr"]), rule
+                assert GO_DURATION.match(rule.get("for", "1m")), rule
+                for field in ("labels", "annotations"):
+                    assert all(isinstance(k, str) and isinstance(v, str) for k, v in rule.get(field, {}).items())
+
+
+def balanced(expr: str) -> bool:
+    depth = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for char in expr:
+        if char in "([{":
+            depth.append(char)
+        elif char in pairs and (not depth or depth.pop() != pairs[char]):
+            return False
+    return not depth
+
+
+def test_the_custom_resource_checks_have_teeth():
+    certificate = rendered_one("overlays/cert-manager", "Certificate", "dnswatch-collector")
+    for broken in ({"secretNam": "x"}, {"usages": ["server"]}, {"duration": "90d"}):
+        doc = json.loads(json.dumps(certificate))
+        doc["spec"].update(broken)
+        with pytest.raises(AssertionError):
+            check_custom_resource(doc)
+    rule = json.loads((json.dumps(prometheus_rule())))
+    rule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
+    with pytest.raises(AssertionError):
+        check_custom_resource(rule)
+
+
+# -- cert-manager
+
+
+def test_cert_manager_issues_the_secret_the_collector_mounts_for_the_names_agents_and_consumers_dial():
+    build = "overlays/cert-manager"
+    pod = rendered_one(build, "Deployment", "dnswatch-collector")["spec"]["template"]["spec"]
+    secret = next(volume["secret"]["secretName"] for volume in pod["volumes"] if volume["name"] == "tls")
+    (certificate,) = [doc for doc in rendered(build) if doc["kind"] == "Certificate"
+                      and doc["spec"]["secretName"] == secret]
+    agent_args = rendered_one(build, "DaemonSet", "dnswatch-agent")["spec"]["template"]["spec"]["containers"][0]["args"]
+    dialled = flag_value(agent_args, "--collector").rpartition(":")[0]
+    server_names = re.findall(r"--server-name (\S+)", (DEPLOY / "README.md").read_text())
+    assert server_names and {dialled, *server_names} <= set(certificate["spec"]["dnsNames"])
+    assert "server auth" in certificate["spec"]["usages"] and not certificate["spec"].get("isCA")
+    # Signed by the CA Issuer, whose CA certificate the self-signed Issuer signed.
+    ca_issuer = rendered_one(build, "Issuer", certificate["spec"]["issuerRef"]["name"])
+    (ca,) = [doc for doc in rendered(build) if doc["kind"] == "Certificate"
+             and doc["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]]
+    assert ca["spec"]["isCA"] is True and ca["spec"]["privateKey"]["rotationPolicy"] == "Never"
+    assert "selfSigned" in rendered_one(build, "Issuer", ca["spec"]["issuerRef"]["name"])["spec"]
+    for doc in (certificate, ca):
+        assert doc["spec"]["issuerRef"]["kind"] == "Issuer"
+    # The agents still trust a ConfigMap, never a Secret: the README says how to fill it from the CA's Secret.
+    agent_volumes = rendered_one(build, "DaemonSet", "dnswatch-agent")["spec"]["template"]["spec"]["volumes"]
+    assert not any("secret" in volume for volume in agent_volumes)
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"get secret {ca['spec']['secretName']}" in readme and "create configmap dnswatch-collector-ca" in readme
+
+
+def test_the_one_shot_openssl_alternative_makes_what_the_manifests_mount(tmp_path):
+    """deploy/README.md's openssl steps, run here: a CA and a server certificate for the names the agents dial."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here")
+    readme = (DEPLOY / "README.md").read_text()
+    script = re.search(r"```sh\n\s*(# one-shot certificates.*?)```", readme, re.S)
+    assert script, "deploy/README.md has no one-shot openssl block"
+    lines = [line.strip() for line in script.group(1).splitlines()]
+    commands = [line for line in lines if not line.startswith("kubectl")]
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(commands)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {"ca.crt", "tls.crt", "tls.key"} <= {p.name for p in tmp_path.iterdir()}
+    verify = subprocess.run(["openssl", "verify", "-CAfile", "ca.crt", "-purpose", "sslserver", "tls.crt"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    names = subprocess.run(["openssl", "x509", "-in", "tls.crt", "-noout", "-ext", "subjectAltName"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "DNS:dnswatch-collector.dnswatch.svc" in names, names
+    assert "create secret tls dnswatch-collector-tls --cert=tls.crt --key=tls.key" in script.group(1)
+
+
+# -- several replicas on PostgreSQL
+
+
+def test_ha_postgres_runs_several_replicas_on_a_database_url_from_a_secret_with_a_disruption_budget():
+    build = "overlays/ha-postgres"
+    deployment = rendered_one(build, "Deployment", "dnswatch-collector")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert flag_value(container["args"], "--db") == "$(DNSWATCH_DB_URL)"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DNSWATCH_DB_URL"]["valueFrom"] == {"secretKeyRef": {"name": "dnswatch-db", "key": "url"}}
+    # $(VAR) in args is expanded only from a variable the container defines.
+    assert "postgresql://" in help_text("dnswatch-collector")
+    assert not [doc for doc in rendered(build) if doc["kind"] == "PersistentVolumeClaim"]
+    names = {volume["name"] for volume in pod["volumes"]}
+    assert "data" not in names and {mount["name"] for mount in container["volumeMounts"]} <= names
+    budget = rendered_one(build, "PodDisruptionBudget", "dnswatch-collector")
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    allowed = budget["spec"].get("maxUnavailable", deployment["spec"]["replicas"] - budget["spec"].get("minAvailable", 0))
+    assert 0 < allowed < deployment["spec"]["replicas"]
+    # The rest of the collector is base/'s: the same probes, ports, TLS and security context.
+    base = the("Deployment", "dnswatch-collector")["spec"]["template"]["spec"]
+    for key in ("livenessProbe", "readinessProbe", "ports", "securityContext"):
+        assert container[key] == base["containers"][0][key], key
+    assert [arg for arg in container["args"] if not arg.startswith("--db")] == [
+        arg for arg in base["containers"][0]["args"] if not arg.startswith("--db")]
+
+
+def help_text(command: str) -> str:
+    result = subprocess.run([str(VENV_BIN / command), "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# -- monitoring
+
+
+def prometheus_rule() -> dict:
+    (rule,) = yaml.safe_load_all((MONITORING / "prometheusrule.yaml").read_text())
+    return rule
+
+
+def dashboard() -> dict:
+    return json.loads((MONITORING / "dashboard.json").read_text())
+
+
+def dashboard_expressions() -> list[str]:
+    def walk(panels):
+        for panel in panels:
+            yield from (target["expr"] for target in panel.get("targets", []))
+            yield from walk(panel.get("panels", []))
+
+    return list(walk(dashboard()["panels"]))
+
+
+def alert_rules() -> list[dict]:
+    return [rule for group in prometheus_rule()["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def exported_series() -> dict[str, set[str]]:
+    """Every sample name either process exports, with its labels: real registries, every family made to appear
+    (some appear only once their part runs: the spool, the loop, the pod watch, a feed, an interface)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agent.shell.metrics import AgentMetrics
+    from collector.shell.metrics import CollectorMetrics
+    from dnswatch.feeds.feedinfo import FeedInfo
+    from dnswatch.feeds.status import FeedStatus
+
+    agent = AgentMetrics(node="node-1")
+    agent.observe_interface("cali1", packets=3, drops=1)
+    agent.observe_loop_progress(1.0)
+    agent.set_liveness_timeout(30)
+    agent.observe_shipper(SimpleNamespace(acked=1, dropped=1, replaced=0, queued=1, in_flight=0, recovered=0,
+                                          streams=1, spooled=1, spool_dropped=0, streaming=True))
+    agent.observe_outbox(SimpleNamespace(acked=1, dropped=1, replaced=0, queued=1, queued_bytes=10, in_flight=0,
+                                         in_flight_bytes=0))
+    agent.observe_spool(SimpleNamespace(events=1, dropped=0, file_bytes=100))
+    agent.observe_sent(1)
+    agent.set_collector_connected("feeds", True)
+    agent.set_feeds([SimpleNamespace(name="c2", content="DomainNameSet", version=1, entries=8)])
+    agent.set_pods(3)
+    collector = CollectorMetrics()
+    collector.set_feeds([FeedInfo(name="c2", content="DomainNameSet", mode="Enabled", status=FeedStatus(
+        last_successful_sync="2026-11-27T21:53:31Z", entries=8, version=1))])
+    collector.observe_pull("c2", "Updated")
+    collector.observe_auth_failure("no-token")
+    series: dict[str, set[str]] = {}
+    for metrics in (agent, collector):
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+            for sample in family.samples:
+                series.setdefault(sample.name, set()).update(sample.labels)
+    return series
+
+
+METRIC_NAME = re.compile(r"\bdnswatch_[a-z0-9_]+\b")
+# Labels Prometheus adds at the scrape (Kubernetes pod discovery) rather than the processes.
+TARGET_LABELS = {"instance", "job", "namespace", "pod", "container", "node"}
+
+
+def test_every_metric_and_label_the_dashboard_and_the_alerts_use_is_exported():
+    series = exported_series()
+    expressions = dashboard_expressions() + [rule["expr"] for rule in alert_rules()]
+    assert len(dashboard_expressions()) >= 10 and len(alert_rules()) >= 4
+    used = {name for expr in expressions for name in METRIC_NAME.findall(expr)}
+    assert used, "no dnswatch metric is used"
+    assert not used - set(series), f"not exported by either process: {sorted(used - set(series))}"
+    labels = set().union(*series.values()) | TARGET_LABELS
+    grouped = {label.strip() for expr in expressions for group in re.findall(r"\bby \(([^)]*)\)", expr)
+               for label in group.split(",")}
+    legends = {label for panel in dashboard()["panels"] for target in panel.get("targets", [])
+               for label in re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat", ""))}
+    templated = {label for rule in alert_rules() for text in rule.get("annotations", {}).values()
+                 for label in re.findall(r"\$labels\.(\w+)", text)}
+    assert not (grouped | legends | templated) - labels, sorted((grouped | legends | templated) - labels)
+    # The check has teeth: a misspelt name is caught.
+    assert "dnswatch_agent_kernel_drop_total" not in series and "dnswatch_collector_streams" in series
+
+
+def test_the_alerts_are_the_ones_the_readmes_recommend():
+    """README.md (the liveness alert), deploy/README.md and docs/operations.md (their alert lists) and the
+    PrometheusRule name the same alerts: every metric a recommendation names has an alert on it."""
+    exprs = [rule["expr"] for rule in alert_rules()]
+    alerted = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    recommended = set()
+    for path in (ROOT / "README.md", DEPLOY / "README.md", ROOT / "docs" / "operations.md"):
+        text = " ".join(path.read_text().split())
+        for sentence in re.findall(r"(?:[Aa]lert on|[Tt]o alert on it)[^.]*\.?[^.]*", text):
+            recommended |= set(METRIC_NAME.findall(sentence))
+    recommended = {re.sub(r"_total$", "", name) for name in recommended}
+    alerted_families = {re.sub(r"_total$", "", name) for name in alerted}
+    assert recommended, "no recommended alert found"
+    assert recommended <= alerted_families, sorted(recommended - alerted_families)
+    liveness = "time() - dnswatch_agent_loop_last_progress_timestamp_seconds > dnswatch_agent_loop_liveness_timeout_seconds"
+    assert liveness in " ".join((ROOT / "README.md").read_text().split()) and liveness in exprs
+    assert "PrometheusRule" in (DEPLOY / "README.md").read_text()
+
+
+def test_the_dashboard_is_a_configmap_grafanas_sidecar_loads():
+    config_map = rendered_one("every-component", "ConfigMap", "dnswatch-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["dashboard.json"]) == dashboard()
+    assert dashboard()["uid"] == "dnswatch"
+    datasources = {target["datasource"]["uid"] for panel in dashboard()["panels"]
+                   for target in panel.get("targets", [])}
+    assert datasources == {"${datasource}"}  # the one templated Prometheus, whatever the Grafana calls it
+    assert rendered_one("every-component", "PrometheusRule", "dnswatch") == prometheus_rule()
