@@ -521,8 +521,7 @@ def test_dockerignore_keeps_what_the_image_copies():
 OVERLAYS = sorted(p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml"))
 COMPONENTS = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
 MONITORING = DEPLOY / "components" / "monitoring"
-CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
-CUSTOM_KINDS = CERT_MANAGER_KINDS | {"PrometheusRule"}
+CUSTOM_KINDS = {"Issuer", "Certificate", "PrometheusRule"}
 
 
 def kubectl() -> str:
@@ -577,6 +576,30 @@ def test_the_overlays_and_components_are_there_and_use_every_file_they_hold():
         assert held <= used, f"{folder.relative_to(ROOT)}: {sorted(held - used)} used by nothing"
 
 
+def own_objects() -> list[tuple[str, dict]]:
+    """The whole objects the overlays and components add, as written (patches left out): checked even where no
+    kustomize can render them."""
+    objects = []
+    for kustomization in sorted((DEPLOY / "overlays").glob("*/kustomization.yaml")) + sorted(
+            (DEPLOY / "components").glob("*/kustomization.yaml")):
+        for name in yaml.safe_load(kustomization.read_text()).get("resources", []):
+            path = kustomization.parent / name
+            if path.is_file():
+                objects += [(str(path.relative_to(DEPLOY)), doc) for doc in yaml.safe_load_all(path.read_text())]
+    return objects
+
+
+def test_the_objects_the_overlays_and_components_add_are_valid_as_written():
+    objects = own_objects()
+    assert {doc["kind"] for _, doc in objects} >= {"Issuer", "Certificate", "PrometheusRule", "PodDisruptionBudget"}
+    for where, doc in objects:
+        if doc["kind"] in CUSTOM_KINDS:
+            check_custom_resource(doc)
+        else:
+            kubernetes_validate.validate(doc, kubernetes_versions()[-1], strict=True)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "dnswatch", where
+
+
 @pytest.mark.parametrize("version", kubernetes_versions())
 @pytest.mark.parametrize("build", BUILDS)
 def test_every_rendered_object_is_valid(build, version):
@@ -596,65 +619,73 @@ def test_every_rendered_object_is_valid(build, version):
         assert (doc["kind"] in cluster_scoped) == ("namespace" not in doc["metadata"]), doc["metadata"]
 
 
-# The shapes of the custom resources, checked field by field: the CRDs of cert-manager and Prometheus Operator are not
-# among the schemas kubernetes-validate bundles, and no package brings them offline.
+# The custom resources against their schemas: the CRDs of cert-manager and Prometheus Operator are not among the
+# schemas kubernetes-validate bundles, but cloudcoil's models of them are generated from those CRDs (types,
+# enums, required fields). The models ignore unknown fields, so `unknown_fields` walks them for strictness.
 GO_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
-CERTIFICATE_SPEC = {"secretName", "commonName", "dnsNames", "ipAddresses", "uris", "emailAddresses", "usages",
-                    "duration", "renewBefore", "privateKey", "issuerRef", "isCA", "subject", "secretTemplate",
-                    "keystores", "revisionHistoryLimit", "additionalOutputFormats", "literalSubject",
-                    "encodeUsagesInRequest", "nameConstraints", "otherNames", "renewBeforePercentage"}
-KEY_USAGES = {"signing", "digital signature", "content commitment", "key encipherment", "key agreement",
-              "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
-              "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
-              "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"}
-ISSUER_TYPES = {"selfSigned", "ca", "acme", "vault", "venafi"}
-RULE_FIELDS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+@functools.cache
+def custom_models() -> dict[str, type]:
+    from cloudcoil.models.cert_manager import v1 as cert_manager
+    from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
+
+    return {"Issuer": cert_manager.Issuer, "Certificate": cert_manager.Certificate,
+            "PrometheusRule": prometheus_operator.PrometheusRule}
+
+
+def unknown_fields(model: type, data: object, path: str = "") -> list[str]:
+    """Paths of the keys in `data` that `model` (a pydantic model), or a model nested in it, has no field for."""
+    if not isinstance(data, dict):
+        return []
+    fields = {}
+    for name, field in model.model_fields.items():
+        fields[name] = fields[field.alias or name] = field.annotation
+    unknown = []
+    for key, value in data.items():
+        if key not in fields:
+            unknown.append(f"{path}/{key}")
+        else:
+            unknown += _unknown_in(fields[key], value, f"{path}/{key}")
+    return unknown
+
+
+def _unknown_in(annotation: object, value: object, path: str) -> list[str]:
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _unknown_in(args[0], value, path)
+    if origin in (typing.Union, types.UnionType):
+        found = [_unknown_in(arg, value, path) for arg in args if arg is not type(None)]
+        return min(found, key=len) if found else []
+    if origin is list and isinstance(value, list):
+        return [key for index, item in enumerate(value) for key in _unknown_in(args[0], item, f"{path}/{index}")]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return unknown_fields(annotation, value, path)
+    return []
 
 
 def check_custom_resource(doc: dict) -> None:
     what = f"{doc['kind']} {doc['metadata']['name']}"
-    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, what
-    assert set(doc["metadata"]) <= {"name", "namespace", "labels", "annotations"}, what
+    assert doc["apiVersion"] == {"PrometheusRule": "monitoring.coreos.com/v1"}.get(doc["kind"], "cert-manager.io/v1")
     assert doc["metadata"].get("namespace") == "dnswatch", what
+    model = custom_models()[doc["kind"]]
+    model.model_validate_json(json.dumps(doc), strict=True)  # ValidationError: a type, an enum value, a required field
+    assert not unknown_fields(model, doc), f"{what}: no such field: {unknown_fields(model, doc)}"
     spec = doc["spec"]
-    if doc["kind"] in CERT_MANAGER_KINDS:
-        assert doc["apiVersion"] == "cert-manager.io/v1", what
-    if doc["kind"] == "Issuer":
-        (kind,) = spec  # exactly one issuer type
-        assert kind in ISSUER_TYPES, what
-        if kind == "ca":
-            assert set(spec["ca"]) <= {"secretName", "crlDistributionPoints", "ocspServers", "issuingCertificateURLs"}
-            assert isinstance(spec["ca"]["secretName"], str), what
-        if kind == "selfSigned":
-            assert set(spec["selfSigned"]) <= {"crlDistributionPoints"}, what
-    elif doc["kind"] == "Certificate":
-        assert set(spec) <= CERTIFICATE_SPEC, f"{what}: {sorted(set(spec) - CERTIFICATE_SPEC)}"
-        assert isinstance(spec["secretName"], str) and spec["secretName"], what
-        assert set(spec["issuerRef"]) <= {"name", "kind", "group"} and spec["issuerRef"]["name"], what
-        assert all(isinstance(name, str) for name in spec.get("dnsNames", [])), what
-        assert set(spec.get("usages", [])) <= KEY_USAGES, what
-        assert isinstance(spec.get("isCA", False), bool), what
+    if doc["kind"] == "Certificate":
         for field in ("duration", "renewBefore"):
             assert GO_DURATION.match(spec.get(field, "1h")), f"{what}: {field}"
-        key = spec.get("privateKey", {})
-        assert set(key) <= {"algorithm", "size", "encoding", "rotationPolicy"}, what
-        assert key.get("algorithm", "RSA") in {"RSA", "ECDSA", "Ed25519"}, what
-        assert key.get("rotationPolicy", "Never") in {"Never", "Always"}, what
-        assert isinstance(key.get("size", 256), int), what
-    else:
-        assert doc["apiVersion"] == "monitoring.coreos.com/v1", what
-        assert set(spec) <= {"groups"}, what
+    if doc["kind"] == "PrometheusRule":
         names = [group["name"] for group in spec["groups"]]
         assert len(names) == len(set(names)), f"{what}: a group name twice"
-        for group in spec["groups"]:
-            assert set(group) <= {"name", "interval", "rules", "limit", "partial_response_strategy", "labels"}
-            for rule in group["rules"]:
-                assert set(rule) <= RULE_FIELDS, f"{what}: {sorted(set(rule) - RULE_FIELDS)}"
-                assert ("alert" in rule) != ("record" in rule), rule
-                assert isinstance(rule["expr"], str) and balanced(rule["expr"]), rule
-                assert GO_DURATION.match(rule.get("for", "1m")), rule
-                for field in ("labels", "annotations"):
-                    assert all(isinstance(k, str) and isinstance(v, str) for k, v in rule.get(field, {}).items())
+        for rule in (rule for group in spec["groups"] for rule in group["rules"]):
+            assert ("alert" in rule) != ("record" in rule), rule
+            assert balanced(rule["expr"]) and GO_DURATION.match(rule.get("for", "1m")), rule
 
 
 def balanced(expr: str) -> bool:
@@ -669,15 +700,20 @@ def balanced(expr: str) -> bool:
 
 
 def test_the_custom_resource_checks_have_teeth():
-    certificate = rendered_one("overlays/cert-manager", "Certificate", "dnswatch-collector")
-    for broken in ({"secretNam": "x"}, {"usages": ["server"]}, {"duration": "90d"}):
+    from pydantic import ValidationError
+
+    certificate = yaml.safe_load((DEPLOY / "components" / "cert-manager" / "certificate.yaml").read_text())
+    check_custom_resource(certificate)
+    for broken in ({"secretNam": "x"}, {"usages": ["server"]}, {"duration": "90d"}, {"isCA": "yes"},
+                   {"privateKey": {"algorithm": "DSA"}}, {"issuerRef": {"nme": "dnswatch-ca"}}):
         doc = json.loads(json.dumps(certificate))
         doc["spec"].update(broken)
-        with pytest.raises(AssertionError):
+        with pytest.raises((AssertionError, ValidationError)):
             check_custom_resource(doc)
     rule = json.loads((json.dumps(prometheus_rule())))
+    check_custom_resource(rule)
     rule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="rules/0/fro"):
         check_custom_resource(rule)
 
 
