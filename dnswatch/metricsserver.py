@@ -52,7 +52,6 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a scrape in flight never keeps the process from exiting
     allow_reuse_port = False  # said here, whatever the Python: a second process must fail to bind, not share
 
-
     def server_bind(self) -> None:
         # http.server's server_bind asks socket.getfqdn(), a reverse DNS lookup that can hang start-up for
         # seconds on a node whose resolver is slow; the name is only used for the WSGI SERVER_NAME.
