@@ -464,7 +464,7 @@ def judge_body(
         message = f"the server answered 200 with a web page ({content_type or 'no Content-Type'}), not a feed"
         return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     try:
-        parsed = parse_feed_body(body, content, fmt, max_bytes)
+        parsed = parse_feed_body(body, content, fmt, max_bytes, now)
     except FeedError as error:
         message = f"the body cannot be read: {error}"
         return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonPathError
-from dnswatch.feeds.formats import compile_json_path
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonLinesFormat
+from dnswatch.feeds.formats import JsonPathError, MispFormat, StixFormat, compile_json_path
 from dnswatch.feeds.lines import CONTENTS, DOMAIN_NAME_SET, IP_SET
 from dnswatch.errors import BadInput
 
@@ -180,7 +180,7 @@ def parse_go_duration(text: str) -> float:
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
-_FORMATS = ("newlineDelimited", "json", "csv")
+_FORMATS = ("newlineDelimited", "json", "csv", "jsonLines", "misp", "stix")
 
 
 class _Validator:
@@ -359,8 +359,16 @@ class _Validator:
             return self.json_format(self.mapping(fmt["json"], f"{where}.json", required=True), f"{where}.json")
         if "csv" in fmt:
             return self.csv_format(self.mapping(fmt["csv"], f"{where}.csv", required=True), f"{where}.csv")
-        if fmt.get("newlineDelimited") not in (None, {}):
-            raise self.fail(f"{where}.newlineDelimited", "expected an empty object {}")
+        if "jsonLines" in fmt:
+            where = f"{where}.jsonLines"
+            return self.json_lines_format(self.mapping(fmt["jsonLines"], where, required=True), where)
+        for name in ("newlineDelimited", "misp", "stix"):  # the formats without options
+            if fmt.get(name) not in (None, {}):
+                raise self.fail(f"{where}.{name}", "expected an empty object {}")
+        if "misp" in fmt:
+            return MispFormat()
+        if "stix" in fmt:
+            return StixFormat()
         return NEWLINE_DELIMITED
 
     def json_format(self, obj: dict, where: str) -> JsonFormat:
@@ -373,6 +381,13 @@ class _Validator:
         except JsonPathError as error:
             raise self.fail(f"{where}.path", str(error)) from None
         return JsonFormat(path)
+
+    def json_lines_format(self, obj: dict, where: str) -> JsonLinesFormat:
+        self.known(obj, where, ("key",))
+        key = obj.get("key")
+        if key is None or key == "":
+            raise self.fail(f"{where}.key", "required")
+        return JsonLinesFormat(self.string(key, f"{where}.key"))
 
     def csv_format(self, obj: dict, where: str) -> CsvFormat:
         known = ("fieldNum", "fieldName", "header", "columnDelimiter", "commentDelimiter", "recordSize",

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, JsonFormat
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, JsonFormat, JsonLinesFormat, MispFormat, StixFormat
 from dnswatch.feeds.spec import (
     FeedSpec,
     FeedSpecError,
@@ -140,6 +140,20 @@ def test_csv_format_read():
     assert spec.format == CsvFormat(field_num=0, disable_record_size_validation=True)
 
 
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ({"jsonLines": {"key": "cidr"}}, JsonLinesFormat("cidr")),
+        ({"misp": {}}, MispFormat()),
+        ({"misp": None}, MispFormat()),
+        ({"stix": {}}, StixFormat()),
+        ({"json": {"path": "$.*[?(@.ioc_type=='domain')].ioc_value"}}, JsonFormat("$.*[?(@.ioc_type=='domain')].ioc_value")),
+    ],
+)
+def test_structured_formats_read(fmt, expected):
+    assert feed_spec_from_manifest(with_changes(spec__pull__http__format=fmt)).format == expected
+
+
 def test_a_literal_header_value_is_kept_out_of_repr():
     spec = feed_spec_from_manifest(with_changes(spec__pull__http__headers=[{"name": "Authorization", "value": "Bearer s3cret"}]))
     assert spec.headers[0].value == "Bearer s3cret"
@@ -217,13 +231,21 @@ def test_file_urls_only_where_allowed():
         ({"spec__pull__http__headers": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": "no"}}}]}, "secretKeyRef.optional: expected true or false"),
         ({"spec__pull__http__headers": [{"name": "A", "valueFrom": {"fieldRef": {}}}]}, "headers[0].valueFrom.fieldRef: unknown field"),
         # format
-        ({"spec__pull__http__format": {"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}}, "spec.pull.http.format: set at most one of newlineDelimited, json, csv (found json, csv)"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}}, "spec.pull.http.format: set at most one of newlineDelimited, json, csv, jsonLines, misp, stix (found json, csv)"),
         ({"spec__pull__http__format": {"xml": {}}}, "spec.pull.http.format.xml: unknown field"),
         ({"spec__pull__http__format": {"newlineDelimited": {"x": 1}}}, "spec.pull.http.format.newlineDelimited: expected an empty object"),
         ({"spec__pull__http__format": {"json": None}}, "spec.pull.http.format.json: required"),
         ({"spec__pull__http__format": {"json": {}}}, "spec.pull.http.format.json.path: required"),
         ({"spec__pull__http__format": {"json": {"path": ""}}}, "spec.pull.http.format.json.path: required"),
-        ({"spec__pull__http__format": {"json": {"path": "$.a[?(@.b)]"}}}, "spec.pull.http.format.json.path: .* filters and expressions are not supported"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a[(@.length-1)]"}}}, "spec.pull.http.format.json.path: .* script expressions .* are not supported"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a[?(@.b = 1)]"}}}, "spec.pull.http.format.json.path: .* unexpected '='"),
+        ({"spec__pull__http__format": {"jsonLines": None}}, "spec.pull.http.format.jsonLines: required"),
+        ({"spec__pull__http__format": {"jsonLines": {}}}, "spec.pull.http.format.jsonLines.key: required"),
+        ({"spec__pull__http__format": {"jsonLines": {"key": 7}}}, "spec.pull.http.format.jsonLines.key: expected a string"),
+        ({"spec__pull__http__format": {"jsonLines": {"key": "cidr", "path": "$"}}}, "spec.pull.http.format.jsonLines.path: unknown field"),
+        ({"spec__pull__http__format": {"misp": {"types": ["domain"]}}}, "spec.pull.http.format.misp: expected an empty object"),
+        ({"spec__pull__http__format": {"stix": {"version": "2.1"}}}, "spec.pull.http.format.stix: expected an empty object"),
+        ({"spec__pull__http__format": {"stix": {}, "misp": {}}}, "spec.pull.http.format: set at most one of"),
         ({"spec__pull__http__format": {"json": {"path": "data"}}}, "format.json.path: a JSONPath starts with"),
         ({"spec__pull__http__format": {"csv": None}}, "spec.pull.http.format.csv: required"),
         ({"spec__pull__http__format": {"csv": {}}}, "spec.pull.http.format.csv: set fieldNum or fieldName"),

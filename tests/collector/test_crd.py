@@ -196,6 +196,10 @@ VALID = {
     "json": manifest(pull__http__format={"json": {"path": "$.data[*].domain"}}),
     "csv by number": manifest(pull__http__format={"csv": {"fieldNum": 2, "columnDelimiter": ";", "commentDelimiter": "#"}}),
     "csv by name": manifest(pull__http__format={"csv": {"fieldName": "domain", "header": True, "recordSize": 3}}),
+    "json with a filter": manifest(pull__http__format={"json": {"path": "$.*[?(@.ioc_type=='domain')].ioc_value"}}),
+    "jsonLines": manifest(content="IPSet", pull__http__format={"jsonLines": {"key": "cidr"}}),
+    "misp": manifest(pull__http__format={"misp": {}}),
+    "stix": manifest(pull__http__format={"stix": {}}),
 }
 
 INVALID = {
@@ -223,6 +227,10 @@ INVALID = {
     "header value with a line break": manifest(pull__http__headers=[{"name": "A", "value": "x\r\nEvil: 1"}]),
     "two formats": manifest(pull__http__format={"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}),
     "json without path": manifest(pull__http__format={"json": {}}),
+    "jsonLines without key": manifest(pull__http__format={"jsonLines": {}}),
+    "jsonLines empty key": manifest(pull__http__format={"jsonLines": {"key": ""}}),
+    "jsonLines key not a string": manifest(pull__http__format={"jsonLines": {"key": 7}}),
+    "stix and misp": manifest(pull__http__format={"stix": {}, "misp": {}}),
     "csv without a field": manifest(pull__http__format={"csv": {"header": True}}),
     "csv with both fields": manifest(pull__http__format={"csv": {"fieldNum": 1, "fieldName": "d", "header": True}}),
     "csv fieldName without header": manifest(pull__http__format={"csv": {"fieldName": "d"}}),
