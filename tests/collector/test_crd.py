@@ -8,6 +8,7 @@ with the patterns compiled by RE2 (google-re2), the engine Go's regexp shares it
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import celpy
@@ -323,3 +324,24 @@ def test_status_schema_holds_what_the_collector_writes():
     assert schema_errors(too_many)
     negative = {**manifest(), "status": {"entries": -1}}
     assert schema_errors(negative)
+
+
+def documented_manifests() -> list[dict]:
+    """The GlobalThreatFeed manifests of the docs' YAML blocks (docs/feeds.md, docs/globalthreatfeed.md)."""
+    found = []
+    for doc in ("feeds.md", "globalthreatfeed.md"):
+        text = (ROOT / "docs" / doc).read_text()
+        for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.S):
+            obj = yaml.safe_load(block)
+            if isinstance(obj, dict) and obj.get("kind") == "GlobalThreatFeed":
+                found.append(obj)
+    return found
+
+
+def test_every_documented_manifest_passes_both():
+    manifests = documented_manifests()
+    formats = {next(iter(m["spec"]["pull"]["http"].get("format", {"newlineDelimited": {}}))) for m in manifests}
+    assert {"json", "csv", "jsonLines", "misp", "stix"} <= formats  # one manifest per structured format at least
+    for obj in manifests:
+        assert schema_errors(obj) == [], obj["metadata"]["name"]
+        feed_spec_from_manifest(obj)
