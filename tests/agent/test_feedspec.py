@@ -14,6 +14,7 @@ from dnswatch.feeds.spec import (
     FeedSpecError,
     HeaderSpec,
     KeyRef,
+    TaxiiSource,
     feed_spec_from_manifest,
     feed_specs_from_yaml_documents,
     parse_go_duration,
@@ -154,6 +155,18 @@ def test_structured_formats_read(fmt, expected):
     assert feed_spec_from_manifest(with_changes(spec__pull__http__format=fmt)).format == expected
 
 
+def test_taxii_source_read():
+    auth = {"headers": [{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "taxii", "key": "basic"}}}]}
+    spec = feed_spec_from_manifest(with_changes(
+        spec__content="DomainNameSet", spec__pull__http=DELETE,
+        spec__pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2-indicators", "auth": auth}))
+    assert spec.taxii == TaxiiSource("c2-indicators")
+    assert spec.url == "https://taxii.example/api1/"
+    assert spec.format == StixFormat()
+    assert spec.headers == (HeaderSpec(name="Authorization", secret_ref=KeyRef("taxii", "basic")),)
+    assert feed_spec_from_manifest(MINIMAL).taxii is None
+
+
 def test_a_literal_header_value_is_kept_out_of_repr():
     spec = feed_spec_from_manifest(with_changes(spec__pull__http__headers=[{"name": "Authorization", "value": "Bearer s3cret"}]))
     assert spec.headers[0].value == "Bearer s3cret"
@@ -262,6 +275,17 @@ def test_file_urls_only_where_allowed():
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "recordSize": 0}}}, "format.csv.recordSize: 0 is not a positive number of fields"),
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "recordSize": 2, "disableRecordSizeValidation": True}}}, "format.csv: recordSize and disableRecordSizeValidation are mutually exclusive"),
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "quote": "'"}}}, "format.csv.quote: unknown field"),
+        # taxii
+        ({"spec__pull__taxii": {"url": "https://t.example/api1/", "collection": "c"}}, "spec.pull: set either http or taxii, not both"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": None}, "spec.pull.taxii: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"collection": "c"}}, "spec.pull.taxii.url: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "file:x", "collection": "c"}}, 'spec.pull.taxii.url: "file:x" must be http or https'),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/"}}, "spec.pull.taxii.collection: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": 7}}, "spec.pull.taxii.collection: expected a string"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "format": {}}}, "spec.pull.taxii.format: unknown field"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": []}}, "spec.pull.taxii.auth: expected an object"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": {"basic": {}}}}, "spec.pull.taxii.auth.basic: unknown field"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": {"headers": [{"name": "A"}]}}}, "spec.pull.taxii.auth.headers[0]: set value or valueFrom"),
     ],
 )
 def test_invalid_specs_name_the_field(changes, message):

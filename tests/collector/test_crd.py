@@ -201,6 +201,10 @@ VALID = {
     "jsonLines": manifest(content="IPSet", pull__http__format={"jsonLines": {"key": "cidr"}}),
     "misp": manifest(pull__http__format={"misp": {}}),
     "stix": manifest(pull__http__format={"stix": {}}),
+    "taxii": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2"}),
+    "taxii with auth": manifest(pull__http=None, pull__taxii={
+        "url": "https://taxii.example/api1/", "collection": "91a7b528-80eb-42ed-a74d-c6fbd5a26116",
+        "auth": {"headers": [{"name": "Authorization", "valueFrom": SECRET}]}}),
 }
 
 INVALID = {
@@ -232,6 +236,12 @@ INVALID = {
     "jsonLines empty key": manifest(pull__http__format={"jsonLines": {"key": ""}}),
     "jsonLines key not a string": manifest(pull__http__format={"jsonLines": {"key": 7}}),
     "stix and misp": manifest(pull__http__format={"stix": {}, "misp": {}}),
+    "http and taxii": manifest(pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2"}),
+    "taxii without collection": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/api1/"}),
+    "taxii empty collection": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/", "collection": ""}),
+    "taxii ftp url": manifest(pull__http=None, pull__taxii={"url": "ftp://taxii.example/", "collection": "c2"}),
+    "taxii header without value": manifest(pull__http=None, pull__taxii={
+        "url": "https://taxii.example/api1/", "collection": "c2", "auth": {"headers": [{"name": "A"}]}}),
     "csv without a field": manifest(pull__http__format={"csv": {"header": True}}),
     "csv with both fields": manifest(pull__http__format={"csv": {"fieldNum": 1, "fieldName": "d", "header": True}}),
     "csv fieldName without header": manifest(pull__http__format={"csv": {"fieldName": "d"}}),
@@ -340,8 +350,10 @@ def documented_manifests() -> list[dict]:
 
 def test_every_documented_manifest_passes_both():
     manifests = documented_manifests()
-    formats = {next(iter(m["spec"]["pull"]["http"].get("format", {"newlineDelimited": {}}))) for m in manifests}
+    formats = {next(iter(m["spec"]["pull"]["http"].get("format", {"newlineDelimited": {}})))
+               for m in manifests if "http" in m["spec"]["pull"]}  # fmt: skip
     assert {"json", "csv", "jsonLines", "misp", "stix"} <= formats  # one manifest per structured format at least
+    assert any("taxii" in m["spec"]["pull"] for m in manifests)
     for obj in manifests:
         assert schema_errors(obj) == [], obj["metadata"]["name"]
         feed_spec_from_manifest(obj)
