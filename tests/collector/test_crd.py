@@ -204,7 +204,6 @@ INVALID = {
     "bad feedType": manifest(feedType="Other"),
     "description too long": manifest(description="x" * 257),
     "matchSubdomains not a boolean": manifest(matchSubdomains="yes"),
-    "no pull": manifest(pull=None),
     "no url": manifest(pull__http__url=None),
     "url ftp://": manifest(pull__http__url="ftp://f.example/c2"),
     "url without host": manifest(pull__http__url="https://"),
@@ -246,6 +245,13 @@ def test_the_demo_manifests_with_https_urls_are_valid(name):
 def test_valid_examples_pass_both(name):
     assert schema_errors(VALID[name]) == []
     feed_spec_from_manifest(VALID[name])
+
+
+def test_a_push_feed_passes_both_where_the_collector_reads_it():
+    push = manifest(pull=None)
+    assert schema_errors(push) == []
+    assert feed_spec_from_manifest(push, allow_push=True).pushed
+    assert not feedspec_accepts(push)  # the agent's --feed-manifest has nowhere to get its set from
 
 
 @pytest.mark.parametrize("name", list(INVALID))
