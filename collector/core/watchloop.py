@@ -149,6 +149,10 @@ class FeedTracker:
         self._problems.pop(name, None)
         return [FeedDeleted(name)]
 
+    def problems(self) -> dict[str, str]:
+        """Why each refused manifest was refused, by name (a copy: another thread may read it)."""
+        return dict(self._problems)
+
     def problem(self, name: str) -> str | None:
         """Why the last manifest seen for `name` was refused; None when it was valid (or never seen)."""
         return self._problems.get(name)
