@@ -16,15 +16,16 @@ safe fields, the rejected samples and, for `get`, the matching rules), for event
 stored. `feeds get` in table mode is a describe-style view (consumer/feeddescribe.py); `feeds list` shows
 after its table the manifests the collector refused (with `-o json|yaml`, records with `refused: true`).
 `feeds push` replaces a push feed's set with FILE (`-` for stdin), read as newline-delimited lines or as
-`--format` says (a `pull.http.format` object: `'{json: {path: "$.data[*].domain"}}'`). `events list` prints the newest `--limit` events
-(default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
+`--format` says (a `pull.http.format` object: `'{json: {path: "$.data[*].domain"}}'`). `events list` prints
+the newest `--limit` events (default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
 
 The connection flags (--insecure, --ca, --token-file, ...) are the agent's (dnswatch/grpcchannel.py): TLS
 unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
-by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, or a
-`feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr says why),
+by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, a push
+refused, or a `feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr
+says why),
 2 bad usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 

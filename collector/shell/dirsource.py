@@ -10,7 +10,8 @@ Changes are those of the Kubernetes source (`collector.core.watchloop`): `FeedUp
 `FeedInvalid`, and `FeedsSynced` after every poll that changed something. A bad file never stops the others:
 a document that is no valid GlobalThreatFeed is reported, and a file that cannot be read or parsed at all
 (say, half written) is reported and its feeds stay as they were until it parses again. A name defined twice
-is taken from the first file in name order and the other is reported.
+is taken from the first file in name order and the other is reported. `refusals()` lists what is refused as of
+the last poll (the files, documents and names, each with why), for `dnswatch feeds list`.
 
     source = FeedsDirSource(DirSourceSettings(Path("/etc/dnswatch/feeds")))
     async with contextlib.aclosing(source.changes()) as changes:

@@ -21,7 +21,6 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
-
 from datetime import datetime, timezone
 
 from dnswatch.feeds.formats import FeedFormat

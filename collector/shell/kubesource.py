@@ -15,7 +15,9 @@ The `kubernetes` client is blocking; the loop runs in a thread and `changes()` h
     value = await source.resolve(header_ref)  # a header's ConfigMap or Secret key; None when missing
 
 A refused manifest is reported as `FeedInvalid` and written to the object's status as an `InvalidSpec`
-error condition (removed again once the spec is valid); it never stops the loop.
+error condition (removed again once the spec is valid); it never stops the loop; `refusals()` lists the ones
+refused now. One source watches one group and version (`settings.group`); collector/shell/kubefeeds.py runs
+one for ours and one for Calico's.
 """
 
 from __future__ import annotations
