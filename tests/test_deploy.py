@@ -338,8 +338,10 @@ def test_agents_cannot_read_secrets():
 
 def test_collector_gets_the_crd_its_status_token_reviews_and_only_named_secrets_and_configmaps():
     granted = grants(rules_of("dnswatch-collector"))
-    cluster = {("dnswatch.dev", "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")}
-    cluster |= {("dnswatch.dev", "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")}
+    cluster = {(group, "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")
+               for group in ("dnswatch.dev", "projectcalico.org")}  # ours, and Calico's read as they are
+    cluster |= {(group, "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")
+                for group in ("dnswatch.dev", "projectcalico.org")}
     cluster |= {("authentication.k8s.io", "tokenreviews", "create", (), "*")}
     assert {g for g in granted if g[4] == "*"} == cluster
     named = {g for g in granted if g[4] != "*"}

@@ -33,7 +33,7 @@ from dnswatch.errors import DnswatchError
 from dnswatch.metricsserver import ALL_ADDRESSES, listen_failure, metrics_address
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
-from collector.shell.feedhub import FeedHub, StatusSink
+from collector.shell.feedhub import FeedHub, Refusals, StatusSink
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
@@ -173,6 +173,7 @@ class _Source:
     changes: Callable[[], AsyncIterator[FeedChange]]
     resolve: Resolver | None
     status_sink: StatusSink | None
+    refusals: Refusals | None = None
 
 
 def _feed_source(settings: CollectorSettings) -> _Source:
@@ -181,11 +182,12 @@ def _feed_source(settings: CollectorSettings) -> _Source:
         from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
         folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))
-        return _Source(folder.changes, None, None)
-    from collector.shell.kubesource import GlobalThreatFeedSource, KubeSourceSettings
+        return _Source(folder.changes, None, None, folder.refusals)
+    from collector.shell.kubefeeds import KubeFeeds
+    from collector.shell.kubesource import KubeSourceSettings
 
-    kube = GlobalThreatFeedSource(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
-    return _Source(kube.changes, kube.resolve, kube.write_status)
+    kube = KubeFeeds(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
+    return _Source(kube.changes, kube.resolve, kube.write_status, kube.refusals)
 
 
 def _kube_api_client(settings: CollectorSettings):
@@ -232,7 +234,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
         await store.close()
         raise
     try:
-        hub = FeedHub(store, status_sink=source.status_sink)
+        hub = FeedHub(store, status_sink=source.status_sink, refusals=source.refusals)
         metrics.read_feeds_from(hub.feeds)
         if puller_settings is None:
             puller_settings = PullerSettings(pull_timeout=settings.pull_timeout)

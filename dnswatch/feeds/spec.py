@@ -36,6 +36,7 @@ __all__ = [
     "HeaderSpec",
     "KeyRef",
     "TaxiiSource",
+    "feed_format_from_manifest",
     "feed_spec_from_manifest",
     "feed_specs_from_yaml_documents",
     "parse_go_duration",
@@ -107,9 +108,9 @@ class FeedSpec:
     """`Builtin` or `Custom` (informational, as in Calico)."""
     period_seconds: float = DEFAULT_PERIOD_SECONDS
     """`pull.period`: seconds between pulls, at least 300 (5m); 24h by default."""
-    url: str
+    url: str = ""
     """`pull.http.url`: http(s), or `file:` where the caller allows it (the agent's `--feed-manifest`); for a
-    TAXII feed `pull.taxii.url`, the API root."""
+    TAXII feed `pull.taxii.url`, the API root; empty for a push feed."""
     headers: tuple[HeaderSpec, ...] = ()
     """`pull.http.headers`, in order; for a TAXII feed `pull.taxii.auth.headers`."""
     format: FeedFormat = NEWLINE_DELIMITED
@@ -123,18 +124,35 @@ class FeedSpec:
     def enabled(self) -> bool:
         return self.mode == "Enabled"
 
+    @property
+    def pushed(self) -> bool:
+        """A push feed (Calico's, with no `pull`): its set is pushed to the collector, never pulled."""
+        return not self.url
+
 
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def feed_spec_from_manifest(obj: dict, *, allow_file_urls: bool = False) -> FeedSpec:
-    """Validate one GlobalThreatFeed object (a parsed YAML/JSON dict) into a FeedSpec; raises FeedSpecError."""
+def feed_spec_from_manifest(obj: dict, *, allow_file_urls: bool = False, allow_push: bool = False) -> FeedSpec:
+    """Validate one GlobalThreatFeed object (a parsed YAML/JSON dict) into a FeedSpec; raises FeedSpecError.
+
+    `allow_push` accepts a manifest with no `pull` as a push feed: only the collector, which receives the
+    pushed sets, can use one.
+    """
     if not isinstance(obj, dict):
         raise FeedSpecError("(document)", f"expected a GlobalThreatFeed object, got {_type(obj)}")
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     feed = name if isinstance(name, str) and name else None
-    return _Validator(feed).validate(obj, allow_file_urls)
+    return _Validator(feed).validate(obj, allow_file_urls, allow_push)
+
+
+def feed_format_from_manifest(obj: Any) -> FeedFormat:
+    """The format a `pull.http.format` object describes (`{"csv": {"fieldNum": 1}}`); raises FeedSpecError.
+
+    `dnswatch feeds push --format` takes the same object, so a pushed body is read as a pulled one would be.
+    """
+    return _Validator(None).format(obj)
 
 
 def feed_specs_from_yaml_documents(docs: list, *, allow_file_urls: bool = False) -> list[FeedSpec]:
@@ -202,7 +220,7 @@ class _Validator:
     def fail(self, field_path: str, problem: str) -> FeedSpecError:
         return FeedSpecError(field_path, problem, self.feed)
 
-    def validate(self, obj: dict, allow_file_urls: bool) -> FeedSpec:
+    def validate(self, obj: dict, allow_file_urls: bool, allow_push: bool = False) -> FeedSpec:
         # kind first: in a folder of manifests, "this is a ConfigMap" says more than its apiVersion would.
         if obj.get("kind") != KIND:
             raise self.fail("kind", f"{_show(obj.get('kind'))} is not {KIND}")
@@ -219,19 +237,24 @@ class _Validator:
         self.known(
             spec, "spec", ("content", "mode", "description", "feedType", "pull", "matchSubdomains", "globalNetworkSet")
         )
-        pull = self.mapping(spec.get("pull"), "spec.pull", required=True)
-        self.known(pull, "spec.pull", ("period", "http", "taxii"))
-        if "http" in pull and "taxii" in pull:
-            raise self.fail("spec.pull", "set either http or taxii, not both")
         common = dict(
             name=name,
             content=self.choice(spec, "content", CONTENTS, IP_SET),
             mode=self.choice(spec, "mode", MODES, "Enabled"),
             description=self.description(spec.get("description")),
             feed_type=self.choice(spec, "feedType", FEED_TYPES, "Custom"),
-            period_seconds=self.period(pull.get("period")),
             match_subdomains=self.boolean(spec.get("matchSubdomains"), "spec.matchSubdomains"),
         )
+        if spec.get("pull") is None and allow_push:
+            return FeedSpec(**common)  # Calico's push feed: `dnswatch feeds push` brings its set
+        if spec.get("pull") is None:
+            raise self.fail("spec.pull", "required (a feed with no pull is a push feed, which only the "
+                                         "collector serves)")
+        pull = self.mapping(spec.get("pull"), "spec.pull", required=True)
+        self.known(pull, "spec.pull", ("period", "http", "taxii"))
+        if "http" in pull and "taxii" in pull:
+            raise self.fail("spec.pull", "set either http or taxii, not both")
+        common["period_seconds"] = self.period(pull.get("period"))
         if "taxii" in pull:
             return self.taxii(self.mapping(pull["taxii"], "spec.pull.taxii", required=True), common)
         http = self.mapping(pull.get("http"), "spec.pull.http", required=True)

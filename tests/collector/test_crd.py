@@ -213,7 +213,6 @@ INVALID = {
     "bad feedType": manifest(feedType="Other"),
     "description too long": manifest(description="x" * 257),
     "matchSubdomains not a boolean": manifest(matchSubdomains="yes"),
-    "no pull": manifest(pull=None),
     "no url": manifest(pull__http__url=None),
     "url ftp://": manifest(pull__http__url="ftp://f.example/c2"),
     "url without host": manifest(pull__http__url="https://"),
@@ -265,6 +264,13 @@ def test_the_demo_manifests_with_https_urls_are_valid(name):
 def test_valid_examples_pass_both(name):
     assert schema_errors(VALID[name]) == []
     feed_spec_from_manifest(VALID[name])
+
+
+def test_a_push_feed_passes_both_where_the_collector_reads_it():
+    push = manifest(pull=None)
+    assert schema_errors(push) == []
+    assert feed_spec_from_manifest(push, allow_push=True).pushed
+    assert not feedspec_accepts(push)  # the agent's --feed-manifest has nowhere to get its set from
 
 
 @pytest.mark.parametrize("name", list(INVALID))
@@ -350,10 +356,11 @@ def documented_manifests() -> list[dict]:
 
 def test_every_documented_manifest_passes_both():
     manifests = documented_manifests()
-    formats = {next(iter(m["spec"]["pull"]["http"].get("format", {"newlineDelimited": {}})))
-               for m in manifests if "http" in m["spec"]["pull"]}  # fmt: skip
+    pulls = [m["spec"]["pull"] for m in manifests if "pull" in m["spec"]]
+    formats = {next(iter(pull["http"].get("format", {"newlineDelimited": {}}))) for pull in pulls if "http" in pull}
     assert {"json", "csv", "jsonLines", "misp", "stix"} <= formats  # one manifest per structured format at least
-    assert any("taxii" in m["spec"]["pull"] for m in manifests)
+    assert any("taxii" in pull for pull in pulls)
+    assert len(pulls) < len(manifests)  # and a push feed
     for obj in manifests:
         assert schema_errors(obj) == [], obj["metadata"]["name"]
-        feed_spec_from_manifest(obj)
+        feed_spec_from_manifest(obj, allow_push="pull" not in obj["spec"])
