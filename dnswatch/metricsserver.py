@@ -18,7 +18,6 @@ Shared by the agent and the collector (the import contract lets `collector.shell
 
 from __future__ import annotations
 
-import importlib.metadata
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +25,8 @@ from socketserver import TCPServer, ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from dnswatch.version import package_version  # noqa: F401 - the build-info metric of either process takes it here
 
 __all__ = ["MetricsServer", "Probe", "serve_metrics"]
 
@@ -122,12 +123,3 @@ def serve_metrics(registry: CollectorRegistry, port: int, *, host: str = "0.0.0.
                   ready: Probe = _always) -> MetricsServer:
     """Bind `host:port` (port 0: any free port, see `.port`) and serve in a daemon thread; OSError if it cannot bind."""
     return MetricsServer(registry, host=host, port=port, healthy=healthy, ready=ready).start()
-
-
-def package_version() -> str:
-    """The installed dnswatch's version, for the build-info metric of either process; `unknown` when run from a
-    tree that was never installed."""
-    try:
-        return importlib.metadata.version("dnswatch")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
