@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dnswatch.feeds.feedinfo import FeedInfo
 
-__all__ = ["TABLE_COLUMNS", "table_row"]
+__all__ = ["TABLE_COLUMNS", "WIDE_COLUMNS", "table_row", "wide_row"]
 
 TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "VERSION", "LAST SYNC", "ERRORS")
 """The columns of `-o table`."""
+WIDE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "REJECTED", "VERSION", "LAST SYNC", "ERRORS", "SHA256", "URL")
+"""The columns of `-o wide`: the table's, the lines rejected, the start of the set's digest and where it is
+pulled from (redacted)."""
 
 
 def table_row(feed: FeedInfo) -> tuple[str, ...]:
@@ -20,3 +23,10 @@ def table_row(feed: FeedInfo) -> tuple[str, ...]:
         errors = f"{newest.type} x{newest.count}" + (f" +{len(conditions) - 1}" if len(conditions) > 1 else "")
     return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.version),
             feed.status.last_successful_sync or "-", errors)
+
+
+def wide_row(feed: FeedInfo) -> tuple[str, ...]:
+    """One `-o wide` row (SHA256: its first 12 hex digits, enough to tell two sets apart)."""
+    name, content, mode, entries, version, last_sync, errors = table_row(feed)
+    return (name, content, mode, entries, str(feed.status.rejected_lines), version, last_sync, errors,
+            (feed.status.sha256 or "-")[:12], feed.url or "-")
