@@ -194,7 +194,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     if args.topic == "completion":
         sys.stdout.write(completion_script(parser, args.shell))
         return 0
-    configure_logging(args.log_level)
+    if args.log_level == "DEBUG":
+        # Only then: this command says what it has to say with print, and the root logger of a caller that runs
+        # main() in its own process (a test, an embedding) is not this command's to replace.
+        configure_logging(args.log_level)
     try:
         _take_environment(args, os.environ if environ is None else environ)
         if args.collector is None:
