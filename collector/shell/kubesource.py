@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 _NOT_FOUND = 404
 _HINTS = {
-    _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/crd-globalthreatfeed.yaml)",
+    _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/base/crd-globalthreatfeed.yaml)",
     401: " (the collector's credentials were refused)",
     403: " (the collector's ServiceAccount needs list and watch on globalthreatfeeds.dnswatch.dev)",
 }

@@ -1,4 +1,4 @@
-"""deploy/crd-globalthreatfeed.yaml: a structural apiextensions.k8s.io/v1 CRD whose schema agrees with feedspec.
+"""deploy/base/crd-globalthreatfeed.yaml: a structural apiextensions.k8s.io/v1 CRD whose schema agrees with feedspec.
 
 The openAPIV3Schema is checked as the API server would use it: as a JSON schema (jsonschema, Draft 4 is the
 dialect OpenAPI v3.0 builds on), plus its CEL rules (`x-kubernetes-validations`, evaluated with cel-python),
@@ -20,7 +20,7 @@ from dnswatch.feeds.spec import FeedSpecError, feed_spec_from_manifest
 from dnswatch.feeds.status import ErrorCondition, FeedStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.safe_load((ROOT / "deploy" / "crd-globalthreatfeed.yaml").read_text())
+CRD = yaml.safe_load((ROOT / "deploy" / "base" / "crd-globalthreatfeed.yaml").read_text())
 VERSION = CRD["spec"]["versions"][0]
 SCHEMA = VERSION["schema"]["openAPIV3Schema"]
 JUNCTORS = ("oneOf", "anyOf", "allOf", "not")
