@@ -175,9 +175,12 @@ class Store(Protocol):
     async def undismiss_events(self, ids: list[str]) -> "MarkResult":
         """Dismiss them no more; the ids not stored are reported."""
 
-    async def remark_events(self, marker: Any, page_size: int = 5000) -> int:
-        """Set every stored event's alert exception mark by `marker` (None: clear every mark), a page at a
-        time; the number of events whose mark changed."""
+    async def remark_events(self, marker: Any, page_size: int = 5000, after_seq: int = 0) -> int:
+        """Set every stored event's (after change `after_seq`) alert exception mark by `marker` (None: clear
+        every mark), a page at a time; the number of events whose mark changed."""
+
+    async def excepted_counts(self) -> dict[str, int]:
+        """How many stored events each alert exception marks."""
 
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""

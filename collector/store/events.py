@@ -116,9 +116,15 @@ class EventStoreMixin(GroupCommitMixin):
         self._publish_marks({event_id: (None, False) for event_id in result.changed})
         return result
 
-    async def remark_events(self, marker: EventMarker | None, page_size: int = 5000) -> int:
+    async def excepted_counts(self) -> dict[str, int]:
+        """How many stored events each alert exception marks."""
+        rows = await self._call(self._fetch_events, "SELECT excepted_by, COUNT(*) FROM events "
+                                "WHERE excepted_by <> '' GROUP BY excepted_by", ())
+        return {name: int(count) for name, count in rows}
+
+    async def remark_events(self, marker: EventMarker | None, page_size: int = 5000, after_seq: int = 0) -> int:
         """Every stored event's `excepted_by` set again by `marker`, in pages of `page_size` in sequence order:
-        each page read, its bodies judged on a worker thread (not the event loop, nor the store's thread,
+        each page (after `after_seq`) read, its bodies judged on a worker thread (not the event loop, nor the store's thread,
         which goes on writing meanwhile) and only the marks that changed written. A change of seq is not
         made: a re-mark is not a new emission, and watches do not send events again for it.
 
@@ -128,7 +134,7 @@ class EventStoreMixin(GroupCommitMixin):
             cleared = await self._call(self._clear_marks)
             self._publish_marks({event_id: ("", None) for event_id in cleared})
             return len(cleared)
-        changed, after = 0, -1
+        changed, after = 0, after_seq
         while True:
             rows = await self._call(self._fetch_events,
                                     "SELECT seq, id, body, excepted_by FROM events WHERE seq > ? "
