@@ -131,3 +131,24 @@ def test_dismiss_and_undismiss_with_unknown_ids_reported(collector, db_url):  # 
     assert again.stdout.splitlines() == [f"{IDS[1]} undismissed", f"{IDS[0]} undismissed already"]
     assert listed(collector.address) == newest_first(0, 1, 2)
     assert compact(EVENTS[0]) in dnswatch(collector.address, "events", "list", "-o", "json").stdout
+
+
+def test_watch_leaves_out_dismissed_events_unless_asked(collector, db_url):  # noqa: F811
+    from dnswatch.pbconvert.events import encode_resume_token
+    from tests.collector.test_events_cli import Watch, latest_seq
+
+    assert dnswatch(collector.address, "events", "dismiss", IDS[1]).returncode == 0
+    start = ["--resume-token", encode_resume_token(latest_seq(db_url))]  # both from here, however slow to start
+    default = Watch(collector.address, "-o", "json", *start)
+    everything = Watch(collector.address, "-o", "json", "--include-dismissed", *start)
+    try:
+        grown = {**EVENTS[1], "record": {**EVENTS[1]["record"], "count": 9}}
+        fresh = event(5, namespace="shop")
+        ingest(db_url, [grown])
+        ingest(db_url, [fresh])
+        assert [json.loads(line)["id"] for line in default.take(1)] == [fresh["id"]]
+        assert [json.loads(line)["id"] for line in everything.take(2)] == [grown["id"], fresh["id"]]
+        assert default.lines.empty()
+    finally:
+        default.close()
+        everything.close()
