@@ -66,6 +66,7 @@ CORE_RESOURCES = (
     Resource("", "v1", "namespaces", "Namespace", False, True),
     Resource("", "v1", "nodes", "Node", False, True),
     Resource("dnswatch.dev", "v1", "globalthreatfeeds", "GlobalThreatFeed", False, True),
+    Resource("dnswatch.dev", "v1", "alertexceptions", "AlertException", False, True),
 )
 
 _PATH = re.compile(

@@ -261,9 +261,16 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             serving.set()
             if on_listening is not None:
                 on_listening(port)
-            tasks = [asyncio.create_task(puller.run(), name="puller"),
+            exceptions_task = []
+            if settings.feeds_dir is None:
+                # Imported only here: the folder mode never loads the kubernetes client.
+                from collector.shell.exceptionsource import AlertExceptionSource
+
+                exception_source = AlertExceptionSource(_kube_api_client(settings), keeper)
+                exceptions_task = [asyncio.create_task(exception_source.follow(), name="AlertException source")]
+            tasks = [*exceptions_task, asyncio.create_task(puller.run(), name="puller"),
                      asyncio.create_task(_follow(source, hub), name="feed source"),
-                     asyncio.create_task(keeper.run(first_replace=settings.feeds_dir is not None),
+                     asyncio.create_task(keeper.run(first_replace=True),
                                          name="alert exceptions")]
             try:
                 stopping = asyncio.create_task(stop.wait())

@@ -152,3 +152,39 @@ def test_watch_leaves_out_dismissed_events_unless_asked(collector, db_url):  # n
     finally:
         default.close()
         everything.close()
+
+
+# ---------------------------------------------------------------------------------------------- Kubernetes mode
+
+
+def test_alert_exceptions_from_the_kubernetes_api_apply_and_report_their_status(tmp_path, db_url):  # noqa: F811
+    from tests.collector.kubesetup import kubeconfig, wait_until
+    from tests.kubeapi import FakeKubeAPI
+
+    ingest(db_url, EVENTS)
+    with FakeKubeAPI(bookmark_interval=0.2) as api:
+        api.put(yaml.safe_load(exception("ci", "source_namespace = ci").replace("projectcalico.org/v3",
+                                                                                 "dnswatch.dev/v1")))
+        api.put(yaml.safe_load(exception("broken", 'source_namespace = "shop" AND type =')
+                               .replace("projectcalico.org/v3", "dnswatch.dev/v1")))
+        config = kubeconfig(tmp_path / "kubeconfig", api.url)
+        with RunningCollector(db_url, None, "--kubeconfig", str(config)) as collector:
+            wait_listed(collector.address, newest_first(0, 3))
+
+            def written() -> dict | None:
+                found = {o["metadata"]["name"]: o["status"] for o in api.objects("alertexceptions") if o.get("status")}
+                return found if len(found) == 2 else None
+
+            statuses = wait_until(written, "both statuses written back")
+            assert statuses == {"ci": {"errorConditions": []}, "broken": {"errorConditions": [
+                {"type": "InvalidSelector", "message": "selector: position 37: expected a value before the end"}]}}
+            shown = yaml.safe_load(dnswatch(collector.address, "exceptions", "get", "ci", "-o", "yaml").stdout)
+            assert shown["status"]["active"] is True and shown["status"]["exceptedEvents"] == 2
+
+            # Fixed, the broken one applies (and its condition is cleared); removed, ci's events show again.
+            api.put(yaml.safe_load(exception("broken", "source_namespace = shop")
+                                   .replace("projectcalico.org/v3", "dnswatch.dev/v1")))
+            api.remove("alertexceptions", "ci")
+            wait_listed(collector.address, newest_first(1, 2, 3))
+            wait_until(lambda: [o.get("status") for o in api.objects("alertexceptions")] == [{"errorConditions": []}],
+                       "the condition cleared")
