@@ -131,9 +131,13 @@ class EventStoreMixin(GroupCommitMixin):
         With no marker only the marked events are visited (their partial index). A page's write checks each
         event's seq, so an event that grew meanwhile keeps the mark its ingest gave it."""
         if marker is None:
-            cleared = await self._call(self._clear_marks)
-            self._publish_marks({event_id: ("", None) for event_id in cleared})
-            return len(cleared)
+            cleared = 0
+            while True:  # a page a transaction, so that the ingest's writes come in between
+                ids = await self._call(self._clear_marks, page_size)
+                self._publish_marks({event_id: ("", None) for event_id in ids})
+                cleared += len(ids)
+                if len(ids) < page_size:
+                    return cleared
         changed, after = 0, after_seq
         while True:
             rows = await self._call(self._fetch_events,
@@ -186,11 +190,13 @@ class EventStoreMixin(GroupCommitMixin):
                     [(by, at, event_id) for event_id in changed])
         return MarkResult(changed=changed, unknown=[event_id for event_id in ids if event_id not in known])
 
-    def _clear_marks(self, conn: Any) -> list[str]:
+    def _clear_marks(self, conn: Any, limit: int) -> list[str]:
         with self._transaction(conn):
-            ids = [event_id for (event_id,) in
-                   self._exec(conn, "SELECT id FROM events WHERE excepted_by <> ''", ()).fetchall()]
-            self._exec(conn, "UPDATE events SET excepted_by = '' WHERE excepted_by <> ''", ())
+            ids = [event_id for (event_id,) in self._exec(
+                conn, "SELECT id FROM events WHERE excepted_by <> '' LIMIT ?", (limit,)).fetchall()]
+            if ids:
+                conn.cursor().executemany(self._dialect.sql("UPDATE events SET excepted_by = '' WHERE id = ?"),
+                                          [(event_id,) for event_id in ids])
             return ids
 
     def _write_marks(self, conn: Any, updates: list[tuple[str, int, str]]) -> int:
