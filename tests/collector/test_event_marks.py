@@ -92,3 +92,43 @@ def test_the_watch_test_and_the_shared_rule_agree_with_the_sql() -> None:
                                               include_dismissed=where.include_dismissed)
             only = change_filter(EventFilter(dismissed_only=True, include_excepted=True))
             assert only(change) is dismissed
+
+
+async def test_a_grown_event_is_marked_by_the_exceptions_active_when_it_is_stored(store) -> None:
+    await store.ingest_events([event(0, namespace="ci"), event(1, namespace="ci")])
+    assert await listed(store) == [0, 1]
+    store.set_event_marker(marker(ci="source_namespace = ci"))
+    await store.ingest_events([event(0, namespace="ci", count=4)])
+    assert await listed(store) == [1]
+    store.set_event_marker(None)
+    await store.ingest_events([event(0, namespace="ci", count=9)])
+    assert await listed(store) == [0, 1]
+
+
+async def test_the_keeper_re_marks_as_an_exception_starts_and_ends(store) -> None:
+    import asyncio
+
+    from collector.shell.exceptionkeeper import ExceptionKeeper
+
+    await store.ingest_events([event(n, namespace=("ci", "shop")[n % 2]) for n in range(10)])
+    keeper = ExceptionKeeper(store)
+    now = dt.datetime.now(dt.timezone.utc)
+    keeper.replace({"ci": {"apiVersion": "dnswatch.dev/v1", "kind": "AlertException", "metadata": {"name": "ci"},
+                           "spec": {"selector": "source_namespace = ci",
+                                    "startTime": (now + dt.timedelta(seconds=1)).isoformat(),
+                                    "endTime": (now + dt.timedelta(seconds=2.5)).isoformat()}}})
+    task = asyncio.create_task(keeper.run(first_replace=True))
+    try:
+        async def shown(expected: list[int]) -> None:
+            for _ in range(100):
+                if await listed(store) == expected:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"listed {await listed(store)}, not {expected}")
+
+        await shown(list(range(10)))
+        await shown([1, 3, 5, 7, 9])  # started
+        await shown(list(range(10)))  # ended
+        assert keeper.remarks >= 3
+    finally:
+        task.cancel()
