@@ -67,6 +67,9 @@ from consumer.eventview import WIDE_COLUMNS as EVENT_WIDE_COLUMNS
 from consumer.eventview import parse_when
 from consumer.eventview import table_row as event_row
 from consumer.eventview import wide_row as event_wide_row
+from consumer.exceptionview import TABLE_COLUMNS as EXCEPTION_COLUMNS
+from consumer.exceptionview import exception_record
+from consumer.exceptionview import table_row as exception_row
 from consumer.feeddescribe import describe, whole
 from consumer.feedtable import REFUSED_COLUMNS, TABLE_COLUMNS, WIDE_COLUMNS, refused_row, table_row, wide_row
 from dnswatch.channelhints import unreachable_hint
@@ -81,7 +84,7 @@ from dnswatch.logfmt import LOG_LEVELS, configure_logging
 from dnswatch.version import version_line
 from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
 from dnswatch.pbconvert.feeds import feed_from_pb, refused_from_pb, sync_from_pb
-from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
+from dnswatch_pb.v1 import alerting_pb2, alerting_pb2_grpc, events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]
 
@@ -162,13 +165,27 @@ def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
     group.add_argument("--since", type=when, metavar="TIME",
                        help="events at or after TIME: RFC 3339 (2026-11-27T20:00:00Z) or a duration ago (15m, 2h, 1d)")
     group.add_argument("--until", type=when, metavar="TIME", help="events before TIME (same forms as --since)")
+    group.add_argument("--include-excepted", action="store_true",
+                       help="also events an active alert exception matched (left out by default)")
+    group.add_argument("--include-dismissed", action="store_true", help="also dismissed events (left out by default)")
     listing = event_actions.add_parser("list", parents=[filters, late], help="stored events, newest first")
     listing.add_argument("--limit", type=_count, default=100, metavar="N",
                          help="print at most N events, the newest (default: 100; 0: all)")
+    listing.add_argument("--dismissed", action="store_true", help="only dismissed events")
     watch = event_actions.add_parser("watch", parents=[filters, late], help="follow events as they are stored")
     watch.add_argument("--resume-token", default="", metavar="TOKEN",
                        help="carry on after the event this token (printed when a watch stops) stands for; "
                             "default: from now")
+    for action, says in (("dismiss", "dismiss events: left out of list and watch from now on"),
+                         ("undismiss", "take the dismissal of events back")):
+        dismissal = event_actions.add_parser(action, parents=[late], help=says)
+        dismissal.add_argument("ids", nargs="+", metavar="ID", help="an event's id")
+
+    exceptions = commands.add_parser("exceptions", help="alert exceptions and their status")
+    exception_actions = exceptions.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    exception_actions.add_parser("list", parents=[late], help="every alert exception with its status")
+    exception_get = exception_actions.add_parser("get", parents=[late], help="one alert exception with its status")
+    exception_get.add_argument("name")
     add_completion_command(commands)
     return parser
 
@@ -246,6 +263,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     try:
         if args.topic == "events":
             return _events(args)
+        if args.topic == "exceptions":
+            return _exceptions(args)
         with _open_channel(args) as channel:
             feeds, refused, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args, body)
     except grpc.RpcError as error:
@@ -387,17 +406,64 @@ def _reader_left() -> int:
 def _event_filter(args: argparse.Namespace) -> events_pb2.EventFilter:
     return filter_to_pb(EventFilter(namespace=args.namespace or None, pod=args.pod or None, feed=args.feed or None,
                                     domain=args.domain or None, type=args.type or None, host=args.node or None,
-                                    since=args.since, until=args.until))
+                                    since=args.since, until=args.until, include_excepted=args.include_excepted,
+                                    include_dismissed=args.include_dismissed,
+                                    dismissed_only=getattr(args, "dismissed", False)))
+
+
+def _dismissal(args: argparse.Namespace) -> int:
+    """`events dismiss|undismiss ID...`: what changed on stdout, unknown ids on stderr (exit 1)."""
+    with _open_channel(args) as channel:
+        stub = events_pb2_grpc.EventsStub(channel)
+        method = stub.Dismiss if args.action == "dismiss" else stub.Undismiss
+        response = method(events_pb2.DismissEventsRequest(ids=args.ids), timeout=_TIMEOUT_SECONDS)
+    done = "dismissed" if args.action == "dismiss" else "undismissed"
+    changed = set(response.changed)
+    for event_id in dict.fromkeys(args.ids):
+        if event_id in changed:
+            print(f"{event_id} {done}")
+        elif event_id not in response.unknown:
+            print(f"{event_id} {done} already")
+    for event_id in response.unknown:
+        print(f"{PROG}: no stored event has the id {event_id}", file=sys.stderr)
+    sys.stdout.flush()
+    return EXIT_REFUSED if response.unknown else 0
+
+
+def _exceptions(args: argparse.Namespace) -> int:
+    """`exceptions list|get NAME`."""
+    with _open_channel(args) as channel:
+        stub = alerting_pb2_grpc.AlertExceptionsStub(channel)
+        if args.action == "list":
+            found = list(stub.List(alerting_pb2.ListAlertExceptionsRequest(), timeout=_TIMEOUT_SECONDS).exceptions)
+        else:
+            found = [stub.Get(alerting_pb2.GetAlertExceptionRequest(name=args.name), timeout=_TIMEOUT_SECONDS)]
+    records = [exception_record(message) for message in found]
+    if args.output == "json":
+        for record in records:
+            print(json.dumps(record))
+    elif args.output == "yaml":
+        body = records[0] if args.action == "get" else records
+        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    elif not found:
+        print(f"{PROG}: no alert exceptions", file=sys.stderr)
+    else:
+        _print_table(EXCEPTION_COLUMNS, [exception_row(message) for message in found])
+    sys.stdout.flush()
+    return 0
 
 
 def _events(args: argparse.Namespace) -> int:
+    if args.action in ("dismiss", "undismiss"):
+        return _dismissal(args)
     if args.since is not None and args.until is not None and args.since >= args.until:
         print(f"{PROG}: error: --since must be before --until", file=sys.stderr)
         return EXIT_USAGE
     if args.action == "list":
         with _open_channel(args) as channel:
             events, more = _list_events(events_pb2_grpc.EventsStub(channel), args)
-            _print_events(events, args.output)
+            _print_events(events, args.output, marks=args.include_excepted or args.include_dismissed
+                          or args.dismissed)
         if more:
             print(f"{PROG}: the newest {args.limit} shown; --limit N for more (0: all)", file=sys.stderr)
         return 0
@@ -422,7 +488,9 @@ def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace
             return found[:args.limit], True
 
 
-def _print_events(events: Sequence[events_pb2.Event], output: str) -> None:
+def _print_events(events: Sequence[events_pb2.Event], output: str, *, marks: bool = False) -> None:
+    """The events; with `marks` (marked events asked for) the table says why each is hidden by default (the
+    JSON and YAML stay the event exactly as stored)."""
     if output == "json":
         for message in events:
             print(_json_line(message))
@@ -431,11 +499,21 @@ def _print_events(events: Sequence[events_pb2.Event], output: str) -> None:
                                         allow_unicode=True))
     elif not events:
         print(f"{PROG}: no events match", file=sys.stderr)
+    elif marks:
+        _print_table((*EVENT_COLUMNS, "HIDDEN BY"),
+                     [(*event_row(event_from_pb(message)), _hidden_by(message)) for message in events])
     elif output == "wide":
         _print_table(EVENT_WIDE_COLUMNS, [event_wide_row(event_from_pb(message)) for message in events])
     else:
         _print_table(EVENT_COLUMNS, [event_row(event_from_pb(message)) for message in events])
     sys.stdout.flush()
+
+
+def _hidden_by(message: events_pb2.Event) -> str:
+    reasons = [f"exception {message.excepted_by}"] if message.excepted_by else []
+    if message.dismissed:
+        reasons.append(f"dismissed by {message.dismissed_by}" if message.dismissed_by else "dismissed")
+    return ", ".join(reasons) or "-"
 
 
 def _json_line(message: events_pb2.Event) -> str:

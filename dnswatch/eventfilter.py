@@ -30,3 +30,9 @@ class EventFilter:
     """Events whose time is at or after this instant (timezone-aware)."""
     until: dt.datetime | None = None
     """Events whose time is before this instant (timezone-aware)."""
+    include_excepted: bool = False
+    """Also events an active alert exception matched (left out by default; docs/alert-operations.md)."""
+    include_dismissed: bool = False
+    """Also dismissed events (left out by default)."""
+    dismissed_only: bool = False
+    """Only dismissed events (implies include_dismissed)."""

@@ -67,6 +67,7 @@ CORE_RESOURCES = (
     Resource("", "v1", "namespaces", "Namespace", False, True),
     Resource("", "v1", "nodes", "Node", False, True),
     Resource("dnswatch.dev", "v1", "globalthreatfeeds", "GlobalThreatFeed", False, True),
+    Resource("dnswatch.dev", "v1", "alertexceptions", "AlertException", False, True),
 )
 CALICO_GLOBALTHREATFEEDS = Resource("projectcalico.org", "v3", "globalthreatfeeds", "GlobalThreatFeed", False, True)
 """Calico's GlobalThreatFeeds: `FakeKubeAPI((*CORE_RESOURCES, CALICO_GLOBALTHREATFEEDS))` serves both groups."""

@@ -2,7 +2,8 @@
 
 Every `*.yaml`, `*.yml` and `*.json` file of the folder (not its subfolders, not dot-files) is read as a stream
 of manifests: several documents, `v1` Lists, `dnswatch.dev/v1` or `projectcalico.org/v3` GlobalThreatFeeds
-as they are. The folder is polled (a stat per file, every `poll_seconds`); only a file whose modification time,
+as they are, and AlertExceptions when the collector takes them (`on_exceptions`,
+docs/alert-operations.md). The folder is polled (a stat per file, every `poll_seconds`); only a file whose modification time,
 size or inode changed is read again. Polling needs no new dependency and sees a ConfigMap mounted as a folder
 update (kubelet swaps a symlink, which changes the inode behind each file).
 
@@ -26,7 +27,7 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +40,7 @@ __all__ = ["DirSourceSettings", "FeedsDirSource"]
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _KIND = "GlobalThreatFeed"
+_EXCEPTION_KIND = "AlertException"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class DirSourceSettings:
     """Seconds between two looks at the folder."""
     allow_file_urls: bool = False
     """Accept `file:` feed URLs (a relative one is made absolute against the manifest's folder)."""
+    on_exceptions: Callable[[dict[str, dict]], None] | None = None
+    """Called (on the polling thread) with every AlertException of the folder, name -> manifest, after each
+    poll that changed them; without it AlertException documents are refused like any other kind."""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class _File:
     """(name, manifest, origin) of each GlobalThreatFeed document that has a name."""
     refused: list[FeedInvalid]
     """What the last read of the file refused: documents that are no GlobalThreatFeed, or the whole file."""
+    exceptions: list[tuple[str, dict, str]] = field(default_factory=list)
+    """(name, manifest, origin) of each AlertException document that has a name."""
 
 
 class FeedsDirSource:
@@ -74,6 +81,8 @@ class FeedsDirSource:
         self._list_error: str | None = None
         self._refused: tuple[RefusedManifest, ...] = ()
         self._closed = threading.Event()
+        self._exceptions: dict[str, dict] | None = None
+        self._read_exceptions: list[tuple[str, dict, str]] = []  # of the file _read read last
 
     def refusals(self) -> list[RefusedManifest]:
         """What the folder holds that is refused, as of the last poll: files that cannot be read, documents
@@ -102,11 +111,13 @@ class FeedsDirSource:
             except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
                 # Kept as it was: a file caught half-written must not remove its feeds for one poll.
                 changes.append(FeedInvalid(None, f"{path}: cannot read: {_one_line(error)}", str(path)))
-                self._files[path] = _File(signature, known.manifests if known else [], changes[first:])
+                self._files[path] = _File(signature, known.manifests if known else [], changes[first:],
+                                          known.exceptions if known else [])
                 continue
-            self._files[path] = _File(signature, manifests, changes[first:])
+            self._files[path] = _File(signature, manifests, changes[first:], self._read_exceptions)
         if not changed:
             return changes
+        self._report_exceptions(changes)
         chosen: dict[str, tuple[str, dict, str]] = {}
         duplicates = set()
         refused = [RefusedManifest(r.origin, r.name or "", r.message) for f in self._files.values() for r in f.refused]
@@ -128,6 +139,23 @@ class FeedsDirSource:
                 refused.append(RefusedManifest(origin, name, problem))
         self._refused = tuple(sorted(refused, key=lambda r: r.origin))
         return changes
+
+    def _report_exceptions(self, changes: list[FeedChange]) -> None:
+        """Hand the folder's AlertExceptions to `on_exceptions` when they changed (the first name wins)."""
+        if self.settings.on_exceptions is None:
+            return
+        chosen: dict[str, tuple[dict, str]] = {}
+        for path in sorted(self._files):
+            for name, manifest, origin in self._files[path].exceptions:
+                if name in chosen:
+                    changes.append(FeedInvalid(None, f"{origin}: metadata.name: AlertException {name!r} is "
+                                                     f"already defined in {chosen[name][1]}", origin))
+                    continue
+                chosen[name] = (manifest, origin)
+        exceptions = {name: manifest for name, (manifest, _) in chosen.items()}
+        if exceptions != self._exceptions:
+            self._exceptions = exceptions
+            self.settings.on_exceptions(exceptions)
 
     def run(self, emit: Callable[[FeedChange], None]) -> None:
         """Poll until `close()`, calling `emit` for every change."""
@@ -179,6 +207,7 @@ class FeedsDirSource:
         else:
             docs = list(yaml.safe_load_all(text))
         manifests = []
+        self._read_exceptions = []
         for number, doc in enumerate(docs, 1):
             where = f"{path}" if len(docs) == 1 else f"{path} document {number}"
             items = [(where, doc)]
@@ -191,7 +220,12 @@ class FeedsDirSource:
                 kind = item.get("kind") if isinstance(item, dict) else None
                 metadata = item.get("metadata") if isinstance(item, dict) else None
                 name = metadata.get("name") if isinstance(metadata, dict) else None
-                if kind != _KIND:
+                if kind == _EXCEPTION_KIND and self.settings.on_exceptions is not None:
+                    if not isinstance(name, str) or not name:
+                        changes.append(FeedInvalid(None, f"{origin}: metadata.name: required", origin))
+                    else:
+                        self._read_exceptions.append((name, item, origin))
+                elif kind != _KIND:
                     shown = json.dumps(kind) if isinstance(kind, str) else "missing"
                     changes.append(FeedInvalid(None, f"{origin}: kind: {shown} is not {_KIND}", origin))
                 elif not isinstance(name, str) or not name:

@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 Row = EventChange | EventRow
 """A held change: read back from the store (EventChange), or as this process's ingest wrote it (EventRow).
-Both are read by attribute only: id, body, time, type, host, namespace, pod, pod_aggr, feeds, domains."""
+Both are read by attribute only: id, body, time, type, host, namespace, pod, pod_aggr, feeds, domains,
+excepted_by, dismissed."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ class EventTail:
         self._read_done: asyncio.Future[None] | None = None  # resolved after each read
         self._signalled_at = 0.0
         self._signal_timer: asyncio.TimerHandle | None = None
-        self._plans: dict[EventFilter, tuple[Callable[[EventChange], bool] | None, tuple[str, ...]]] = {}
+        self._plans: dict[EventFilter, tuple[Callable[[EventChange], bool] | None,
+                                             Callable[[EventChange], bool] | None, tuple[str, ...]]] = {}
+        self._marked: set[int] = set()  # the seqs of held changes whose event is excepted or dismissed
         self._indexes: dict[str, dict[str, list[int]]] = {}  # column -> value -> seqs held with it
 
     @property
@@ -162,6 +165,8 @@ class EventTail:
             self._reader = asyncio.get_running_loop().create_task(self._read(), name="event tail")
             if hasattr(self._store, "add_change_listener"):
                 self._store.add_change_listener(self._published)
+            if hasattr(self._store, "add_mark_listener"):
+                self._store.add_mark_listener(self._marks_changed)
         try:
             yield place
         finally:
@@ -172,9 +177,12 @@ class EventTail:
                 self._reader = None
                 if hasattr(self._store, "remove_change_listener"):
                     self._store.remove_change_listener(self._published)
+                if hasattr(self._store, "remove_mark_listener"):
+                    self._store.remove_mark_listener(self._marks_changed)
                 # Nothing keeps what is held up to date now: the next reader starts afresh.
                 self._changes, self._encoded, self._seqs, self._floor = [], [], [], None
                 self._held, self._pages, self._indexes, self._bytes = {}, {}, {}, 0
+                self._marked = set()
                 self._signal()
 
     def holds(self, cursor: int) -> bool:
@@ -187,8 +195,9 @@ class EventTail:
         of them and, past the first, at most `max_bytes` in all, none after `shown`; their seqs if
         `with_seqs` (else an empty list); and the resume point after them (`shown` when every change up to
         it was considered). Call only when `holds(cursor)`."""
-        test, driver = self._plan(where)
-        if test is None:
+        base_test, test, driver = self._plan(where)
+        if base_test is None and (test is None or not self._marked):
+            # No held event is excepted or dismissed: the marks' test passes them all.
             # Such pages end at the next multiple of `limit` (in sequence numbers) after the cursor: watches
             # at different places, laggards catching up, meet there after their first page and then share
             # every page (see `page`) instead of each joining its own copy of every event.
@@ -249,8 +258,10 @@ class EventTail:
 
     # -- filters --------------------------------------------------------------------------------------------
 
-    def _plan(self, where: EventFilter) -> tuple[Callable[[EventChange], bool] | None, tuple[str, ...]]:
-        """The filter's test and the indexed columns (one, or pod's two) whose value it requires."""
+    def _plan(self, where: EventFilter) -> tuple[Callable[[EventChange], bool] | None,
+                                                 Callable[[EventChange], bool] | None, tuple[str, ...]]:
+        """The filter's test without the marks, its whole test, and the indexed columns (one, or pod's two)
+        whose value it requires."""
         plan = self._plans.get(where)
         if plan is None:
             driver: tuple[str, ...] = ()
@@ -261,7 +272,7 @@ class EventTail:
                     if getattr(where, column) is not None:
                         driver = (column, getattr(where, column))
                         break
-            plan = self._plans[where] = (change_filter(where), driver)
+            plan = self._plans[where] = (change_filter(where, marks=False), change_filter(where), driver)
         return plan
 
     def _candidates(self, cursor: int, driver: tuple[str, ...]) -> list[int]:
@@ -393,8 +404,38 @@ class EventTail:
             value_of = operator.attrgetter(column)
             for change, seq in zip(changes, new_seqs):
                 index.setdefault(value_of(change), []).append(seq)
+        self._marked.update(seq for change, seq in zip(changes, new_seqs) if change.excepted_by or change.dismissed)
         self._head = new_seqs[-1]
         self._trim()
+
+    def _marks_changed(self, marks: dict[str, tuple[str | None, bool | None]]) -> None:
+        """The store changed events' marks (an alert exception, a dismissal): the held rows follow, so that a
+        watch reading here gets what it would read from the store. Their encodings are made again (they carry
+        the marks)."""
+        touched = False
+        for event_id, (excepted_by, dismissed) in marks.items():
+            seq = self._held.get(event_id)
+            if seq is None:
+                continue
+            index = bisect.bisect_left(self._seqs, seq)
+            change = self._changes[index]
+            excepted_by = change.excepted_by if excepted_by is None else excepted_by
+            dismissed = change.dismissed if dismissed is None else dismissed
+            if (excepted_by, dismissed) == (change.excepted_by, change.dismissed):
+                continue
+            if isinstance(change, EventRow):
+                self._changes[index] = change._replace(excepted_by=excepted_by, dismissed=dismissed)
+            else:
+                change.excepted_by, change.dismissed = excepted_by, dismissed
+            if self._encoded[index] != b"":
+                self._encoded[index] = None
+            if excepted_by or dismissed:
+                self._marked.add(seq)
+            else:
+                self._marked.discard(seq)
+            touched = True
+        if touched:
+            self._pages.clear()
 
     def _trim(self) -> None:
         """Keep the newest window_events rows, and older ones while an attached watch still needs them and
@@ -426,4 +467,6 @@ class EventTail:
                 del seqs[:bisect.bisect_right(seqs, self._floor)]
                 if not seqs:
                     del index[value]
+        if self._marked:
+            self._marked = {seq for seq in self._marked if seq > self._floor}
         del self._changes[:excess], self._encoded[:excess], self._seqs[:excess]

@@ -25,6 +25,7 @@ pages from the store, with its filter in SQL, until it reaches the tail.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ import zstandard
 
 from collector.shell.eventbell import EventBell
 from collector.shell.eventtail import EventTail, TailSettings
+from collector.shell.security.interceptor import CALLER
 from collector.store import BadPageToken, StoreError
 from collector.store.eventqueries import MAX_PAGE_SIZE, EventChange
 from collector.store.eventrows import EventRow
@@ -114,8 +116,28 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
         except StoreError as error:
             log.warning("List: the store failed: %s", error)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"the event store failed: {error}")
-        return events_pb2.ListEventsResponse(events=[event_to_pb(stored.body) for stored in page],
+        return events_pb2.ListEventsResponse(events=[event_to_pb(stored.body, stored.excepted_by, stored.dismissed_by,
+                                                                 stored.dismissed_at) for stored in page],
                                              next_page_token=token)
+
+    async def Dismiss(self, request: events_pb2.DismissEventsRequest, context: grpc.aio.ServicerContext
+                      ) -> events_pb2.DismissEventsResponse:  # noqa: N802
+        caller = CALLER.get()
+        who = caller.identity if caller is not None else "anonymous (--insecure)"
+        return await self._dismissal(context, self._store.dismiss_events(list(request.ids), who,
+                                                                         dt.datetime.now(dt.timezone.utc)))
+
+    async def Undismiss(self, request: events_pb2.DismissEventsRequest, context: grpc.aio.ServicerContext
+                        ) -> events_pb2.DismissEventsResponse:  # noqa: N802
+        return await self._dismissal(context, self._store.undismiss_events(list(request.ids)))
+
+    async def _dismissal(self, context: grpc.aio.ServicerContext, done: Any) -> events_pb2.DismissEventsResponse:
+        try:
+            result = await done
+        except StoreError as error:
+            log.warning("Dismiss: the store failed: %s", error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the event store failed: {error}")
+        return events_pb2.DismissEventsResponse(changed=result.changed, unknown=result.unknown)
 
     async def Watch(self, request: events_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
                     ) -> AsyncIterator[bytes]:  # noqa: N802
@@ -230,6 +252,10 @@ def encode_watched_event(change: EventChange | EventRow) -> bytes:
     is exactly that (batchwire.py); else written out rather than built as messages, in half the time (a tail
     encodes every new event once); tests/collector/test_events_wire.py checks both against protobuf's
     encoder."""
+    if change.excepted_by or change.dismissed:  # seldom sent: only to watches that ask for marked events
+        body = change.body.decode() if isinstance(change.body, bytes) else change.body
+        return events_pb2.EventWatchResponse(events=[events_pb2.Event(
+            id=change.id, json=body, excepted_by=change.excepted_by, dismissed=change.dismissed)]).SerializeToString()
     wire = getattr(change, "wire", None)
     if wire is not None:
         element = wire[0].element(wire[1])
@@ -319,6 +345,12 @@ def add_events_service(server: grpc.aio.Server, store: Any, bell: EventBell,
         "Watch": grpc.unary_stream_rpc_method_handler(
             servicer.Watch, request_deserializer=events_pb2.WatchEventsRequest.FromString,
             response_serializer=_serialize_watch_response),
+        "Dismiss": grpc.unary_unary_rpc_method_handler(
+            servicer.Dismiss, request_deserializer=events_pb2.DismissEventsRequest.FromString,
+            response_serializer=events_pb2.DismissEventsResponse.SerializeToString),
+        "Undismiss": grpc.unary_unary_rpc_method_handler(
+            servicer.Undismiss, request_deserializer=events_pb2.DismissEventsRequest.FromString,
+            response_serializer=events_pb2.DismissEventsResponse.SerializeToString),
     }
     service = events_pb2.DESCRIPTOR.services_by_name["Events"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))

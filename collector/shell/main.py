@@ -36,7 +36,9 @@ from dnswatch.metricsserver import ALL_ADDRESSES, listen_failure, metrics_addres
 from dnswatch.version import version_line
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
+from collector.shell.exceptionkeeper import ExceptionKeeper
 from collector.shell.feedhub import FeedHub, Refusals, StatusSink
+from collector.shell.grpc_alerting import add_alerting_service
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
@@ -181,12 +183,14 @@ class _Source:
     refusals: Refusals | None = None
 
 
-def _feed_source(settings: CollectorSettings) -> _Source:
+def _feed_source(settings: CollectorSettings,
+                 on_exceptions: Callable[[dict[str, dict]], None] | None = None) -> _Source:
     if settings.feeds_dir is not None:
         # Each source is imported only when chosen: the folder mode never loads the kubernetes client.
         from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
-        folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))
+        folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds,
+                                                  on_exceptions=on_exceptions))
         return _Source(folder.changes, None, None, folder.refusals)
     from collector.shell.kubefeeds import KubeFeeds
     from collector.shell.kubesource import KubeSourceSettings
@@ -226,7 +230,10 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     _check_listen("--listen", settings.listen)
     if settings.security.mtls_listen is not None:
         _check_listen("--mtls-listen", settings.security.mtls_listen)
-    source = _feed_source(settings)
+    loop = asyncio.get_running_loop()
+    # The folder is read on a worker thread; its AlertExceptions reach the keeper (made below, before the
+    # folder is first read) on the event loop.
+    source = _feed_source(settings, lambda manifests: loop.call_soon_threadsafe(keeper.replace, manifests))
     try:
         store = await open_store(settings.db)
     except OSError as error:  # e.g. the SQLite file's folder cannot be created
@@ -252,6 +259,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             health = await add_feed_services(server, hub)
             bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
             add_events_service(server, store, bell)
+            keeper = ExceptionKeeper(store)
+            add_alerting_service(server, keeper)
             add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
             port = _bind(server, settings)
             await server.start()
@@ -259,8 +268,17 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             serving.set()
             if on_listening is not None:
                 on_listening(port)
-            tasks = [asyncio.create_task(puller.run(), name="puller"),
-                     asyncio.create_task(_follow(source, hub), name="feed source")]
+            exceptions_task = []
+            if settings.feeds_dir is None:
+                # Imported only here: the folder mode never loads the kubernetes client.
+                from collector.shell.exceptionsource import AlertExceptionSource
+
+                exception_source = AlertExceptionSource(_kube_api_client(settings), keeper)
+                exceptions_task = [asyncio.create_task(exception_source.follow(), name="AlertException source")]
+            tasks = [*exceptions_task, asyncio.create_task(puller.run(), name="puller"),
+                     asyncio.create_task(_follow(source, hub), name="feed source"),
+                     asyncio.create_task(keeper.run(first_replace=True),
+                                         name="alert exceptions")]
             try:
                 stopping = asyncio.create_task(stop.wait())
                 done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)

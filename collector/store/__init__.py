@@ -17,12 +17,12 @@ from urllib.parse import unquote, urlsplit
 
 from collector.store.base import (DEFAULT_KEEP_VERSIONS, BadStoreUrl, FeedHeader, FeedVersion, Store,
                                   StoredFeed, StoreError, VersionConflict)
-from collector.store.base import BadEvent, BadPageToken, IngestResult, StoredEvent
+from collector.store.base import BadEvent, BadPageToken, IngestResult, MarkResult, StoredEvent
 from collector.store.sql import Dialect, SqlStore
 
 __all__ = ["BadStoreUrl", "DEFAULT_KEEP_VERSIONS", "FeedHeader", "FeedVersion", "Store", "StoreError",
            "StoredFeed", "VersionConflict", "open_store", "URL_FORMS",
-           "BadEvent", "BadPageToken", "IngestResult", "StoredEvent"]
+           "BadEvent", "BadPageToken", "IngestResult", "MarkResult", "StoredEvent"]
 
 URL_FORMS = ("sqlite:///ABSOLUTE/PATH.sqlite, sqlite:RELATIVE/PATH.sqlite or "
              "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB")

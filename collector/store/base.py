@@ -168,6 +168,20 @@ class Store(Protocol):
     async def delete_events_before(self, cutoff: dt.datetime) -> int:
         """Retention: delete the events last seen before `cutoff`; the number deleted."""
 
+    async def dismiss_events(self, ids: list[str], by: str, at: dt.datetime) -> "MarkResult":
+        """Dismiss the events with these ids, noting who and when (an event dismissed already keeps its first
+        dismissal); the ids not stored are reported."""
+
+    async def undismiss_events(self, ids: list[str]) -> "MarkResult":
+        """Dismiss them no more; the ids not stored are reported."""
+
+    async def remark_events(self, marker: Any, page_size: int = 5000, after_seq: int = 0) -> int:
+        """Set every stored event's (after change `after_seq`) alert exception mark by `marker` (None: clear
+        every mark), a page at a time; the number of events whose mark changed."""
+
+    async def excepted_counts(self) -> dict[str, int]:
+        """How many stored events each alert exception marks."""
+
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""
 
@@ -191,11 +205,31 @@ class StoredEvent:
     """Change sequence number of the row's last insert or update; a watch resumes after it."""
     body: str
     """The event's JSON text as last ingested; the Events service sends it on without parsing it."""
+    excepted_by: str = ""
+    """The active alert exception that matched the event ("" for none)."""
+    dismissed_by: str | None = None
+    """Who dismissed the event (the caller's identity as the collector knew it); None: not dismissed."""
+    dismissed_at: float | None = None
+    """When it was dismissed, epoch seconds; None: not dismissed."""
+
+    @property
+    def dismissed(self) -> bool:
+        return self.dismissed_at is not None
 
     @functools.cached_property
     def event(self) -> dict[str, Any]:
         """The event as last ingested (its JSON), parsed on first use."""
         return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    """What dismiss_events or undismiss_events did."""
+
+    changed: list[str]
+    """The ids whose dismissal changed."""
+    unknown: list[str]
+    """The ids no stored event has."""
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def filter_sql(where: EventFilter, *, driver: str | None = None,
     if where.host is not None:
         conditions.append("e.host = ?")
         params.append(where.host)
+    conditions += mark_conditions(where)
     if where.since is not None:
         conditions.append(f"{timed} >= ?")
         params.append(epoch(where.since, "since"))
@@ -58,6 +59,17 @@ def filter_sql(where: EventFilter, *, driver: str | None = None,
         conditions.append(f"{timed} < ?")
         params.append(epoch(where.until, "until"))
     return conditions, params
+
+
+def mark_conditions(where: EventFilter) -> list[str]:
+    """The conditions on `e` that leave out excepted and dismissed events unless `where` asks for them (the
+    rule of dnswatch.alerting.visibility.is_hidden, in SQL)."""
+    conditions = [] if where.include_excepted else ["e.excepted_by = ''"]
+    if where.dismissed_only:
+        conditions.append("e.dismissed_at IS NOT NULL")
+    elif not where.include_dismissed:
+        conditions.append("e.dismissed_at IS NULL")
+    return conditions
 
 
 def list_sql(where: EventFilter, after: tuple[float, str] | None, size: int) -> tuple[str, tuple[Any, ...]]:
@@ -92,7 +104,7 @@ def _page_sql(where: EventFilter, pod_column: str | None, after: tuple[float, st
         params += list(after)
     where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     order = " DESC, ".join(time_id.split(", ")) + " DESC"
-    return (f"SELECT e.seq, e.body, {time_id} FROM {source}{where_sql} ORDER BY {order} LIMIT ?",
+    return (f"SELECT e.seq, e.body, {time_id}, {MARK_COLUMNS} FROM {source}{where_sql} ORDER BY {order} LIMIT ?",
             (*params, size))
 
 
@@ -112,10 +124,11 @@ class EventChange:
     read of new rows can serve watches with any filter (`change_filter`). The feeds and domains are read from
     the body, and only when a filter asks for them: most watches never do."""
 
-    __slots__ = ("seq", "id", "body", "time", "type", "host", "namespace", "pod", "pod_aggr", "_sides")
+    __slots__ = ("seq", "id", "body", "time", "type", "host", "namespace", "pod", "pod_aggr", "excepted_by",
+                 "dismissed", "_sides")
 
     def __init__(self, seq: int, id: str, body: bytes | str, time: float, type: str, host: str, namespace: str,
-                 pod: str, pod_aggr: str) -> None:
+                 pod: str, pod_aggr: str, excepted_by: str = "", dismissed: Any = False) -> None:
         self.seq = seq
         """The row's change sequence number."""
         self.id = id
@@ -135,6 +148,10 @@ class EventChange:
         """`source_name`."""
         self.pod_aggr = pod_aggr
         """`source_name_aggr`."""
+        self.excepted_by = excepted_by
+        """The alert exception that marks the event ("" for none)."""
+        self.dismissed = bool(dismissed)
+        """Whether the event is dismissed."""
         self._sides: tuple[frozenset[str], frozenset[str]] | None = None
 
     @property
@@ -161,13 +178,21 @@ class EventChange:
         return f"EventChange(seq={self.seq}, body={self.body[:40]!r}...)"
 
 
-CHANGE_COLUMNS = "e.seq, e.id, {body}, e.time, e.type, e.host, e.namespace, e.pod, e.pod_aggr"
+CHANGE_COLUMNS = ("e.seq, e.id, {body}, e.time, e.type, e.host, e.namespace, e.pod, e.pod_aggr, e.excepted_by, "
+                  "e.dismissed_at IS NOT NULL")
+
+MARK_COLUMNS = "e.excepted_by, e.dismissed_by, e.dismissed_at"
+"""A stored event's marks, read after its other columns (see stored_event)."""
 
 
-def change_filter(where: EventFilter) -> Callable[[EventChange], bool] | None:
+def change_filter(where: EventFilter, *, marks: bool = True) -> Callable[[EventChange], bool] | None:
     """The test an EventChange passes when its event matches `where`, exactly as filter_sql's conditions
-    select rows; None when `where` filters nothing (every change matches)."""
+    select rows; None when `where` filters nothing (every change matches). Without `marks`, the test leaves
+    the marks (excepted, dismissed) to the caller: see mark_filter."""
     tests: list[Callable[[EventChange], bool]] = []
+    mark_test = mark_filter(where) if marks else None
+    if mark_test is not None:
+        tests.append(mark_test)
     if where.namespace is not None:
         namespace = where.namespace
         tests.append(lambda change: change.namespace == namespace)
@@ -197,6 +222,18 @@ def change_filter(where: EventFilter) -> Callable[[EventChange], bool] | None:
     if len(tests) == 1:
         return tests[0]
     return lambda change: all(test(change) for test in tests)
+
+
+def mark_filter(where: EventFilter) -> Callable[[Any], bool] | None:
+    """The test of mark_conditions on a change's `excepted_by` and `dismissed`; None when every change passes."""
+    hide_excepted = not where.include_excepted
+    if where.dismissed_only:
+        return lambda change: change.dismissed and not (hide_excepted and change.excepted_by)
+    if where.include_dismissed:
+        return (lambda change: not change.excepted_by) if hide_excepted else None
+    if hide_excepted:
+        return lambda change: not change.excepted_by and not change.dismissed
+    return lambda change: not change.dismissed
 
 
 def encode_page_token(event_time: float, event_id: str) -> str:
@@ -231,5 +268,7 @@ def epoch(value: dt.datetime, what: str) -> float:
     return value.timestamp()
 
 
-def stored_event(row: Any) -> StoredEvent:
-    return StoredEvent(seq=row[0], body=row[1])
+def stored_event(row: Any, marks_at: int = 4) -> StoredEvent:
+    """The StoredEvent of a row of (seq, body, ...) with MARK_COLUMNS from `marks_at` on."""
+    return StoredEvent(seq=row[0], body=row[1], excepted_by=row[marks_at] or "", dismissed_by=row[marks_at + 1],
+                       dismissed_at=row[marks_at + 2])

@@ -16,14 +16,14 @@ import datetime as dt
 import itertools
 import json
 import time
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import msgspec
 
 from collector.store.base import BadEvent
 
 NEW_EVENT_COLUMNS = ("id", "time", "first_seen", "last_seen", "count", "type", "host", "namespace", "pod",
-                     "pod_aggr", "body", "stored_at")
+                     "pod_aggr", "body", "stored_at", "excepted_by")
 """The columns of a new event's INSERT, in the order PreparedBatch.events holds their values."""
 
 
@@ -46,6 +46,10 @@ class EventRow(NamedTuple):
     wire: Any = None
     """Where the event's encoding as the agent sent it can be had, for event watches to send on as it came:
     (the received batch, the event's place in it), from `ingest_json(..., wire=)`; None otherwise."""
+    excepted_by: str = ""
+    """The active alert exception that matched the event when it was prepared ("" for none; see `marked`)."""
+    dismissed: bool = False
+    """Whether the stored event this row replaces was dismissed (a dismissal outlives the event's growth)."""
 
 
 def event_row(event: dict[str, Any], body: str | None = None) -> EventRow:
@@ -196,13 +200,34 @@ class PreparedBatch(NamedTuple):
     """(event_id, domain, time, namespace) per domain of each row."""
 
 
-def prepare_batch(events: list[dict[str, Any]], bodies: list[str] | None = None) -> PreparedBatch:
-    """The batch's rows (one per id, see merge_batch) and their flattened INSERT values; BadEvent as
-    event_row."""
-    return _prepared(list(_batch_rows(events, bodies).values()))
+EventMarker = Callable[[dict[str, Any]], str]
+"""Names the alert exception that matches an event (as a dict), "" for none: ExceptionSet.mark."""
 
 
-def prepare_json_batch(bodies: list[str], ids: list[str] | None = None, wire: Any = None) -> PreparedBatch:
+def marked(rows: list[EventRow], marker: EventMarker | None) -> list[EventRow]:
+    """The rows with `excepted_by` set by `marker` (each body parsed for it); as they are without one."""
+    if marker is None:
+        return rows
+    return [row._replace(excepted_by=marker(event)) if isinstance(event := _decoded(row.body), dict)
+            else row for row in rows]
+
+
+def _decoded(body: str | bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
+def prepare_batch(events: list[dict[str, Any]], bodies: list[str] | None = None, *,
+                  marker: EventMarker | None = None) -> PreparedBatch:
+    """The batch's rows (one per id, see merge_batch) and their flattened INSERT values, each marked by
+    `marker`; BadEvent as event_row."""
+    return _prepared(marked(list(_batch_rows(events, bodies).values()), marker))
+
+
+def prepare_json_batch(bodies: list[str], ids: list[str] | None = None, wire: Any = None, *,
+                       marker: EventMarker | None = None) -> PreparedBatch:
     """prepare_batch of events given as their JSON texts; `ids`, if given, are the ids the texts must hold;
     `wire`, if given, the batch as received, kept on each row with the event's place in it (EventRow.wire).
     BadEvent names the first unusable event by its place in the batch."""
@@ -216,13 +241,13 @@ def prepare_json_batch(bodies: list[str], ids: list[str] | None = None, wire: An
         if ids is not None and row.id != ids[index]:
             raise BadEvent(f"event {index}: Event.id {ids[index]!r} differs from the id in its JSON ({row.id!r})")
         rows.append(row)
-    return _prepared(list(merge_batch(rows).values()))
+    return _prepared(marked(list(merge_batch(rows).values()), marker))
 
 
 def _prepared(rows: list[EventRow]) -> PreparedBatch:
     now = time.time()
     chain = itertools.chain.from_iterable
-    return PreparedBatch(rows, tuple(chain((*row[:11], now) for row in rows)),
+    return PreparedBatch(rows, tuple(chain((*row[:11], now, row.excepted_by) for row in rows)),
                          tuple(chain((r.id, feed, r.time, r.namespace) for r in rows for feed in sorted(r.feeds))),
                          tuple(chain((r.id, domain, r.time, r.namespace) for r in rows
                                      for domain in sorted(r.domains))))

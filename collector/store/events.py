@@ -17,6 +17,7 @@ without looking its ids up first (see `_insert_new_group`).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import sqlite3
@@ -24,9 +25,12 @@ import time
 from typing import Any, Callable
 
 from collector.store.base import StoredEvent
-from collector.store.eventqueries import (CHANGE_COLUMNS, EventChange, check_limit, decode_page_token,
-                                          encode_page_token, epoch, filter_sql, list_sql, stored_event)
-from collector.store.eventrows import NEW_EVENT_COLUMNS, EventRow, PreparedBatch, side_values
+from collector.store.base import MarkResult
+from collector.store.eventqueries import (CHANGE_COLUMNS, MARK_COLUMNS, EventChange, check_limit,
+                                          decode_page_token, encode_page_token, epoch, filter_sql, list_sql,
+                                          stored_event)
+from collector.store.eventrows import (NEW_EVENT_COLUMNS, EventMarker, EventRow, PreparedBatch, marked,
+                                       side_values)
 from collector.store.groupcommit import GROUP_MAX_EVENTS, GroupCommitMixin, GroupWritten
 from dnswatch.eventfilter import EventFilter
 
@@ -43,7 +47,7 @@ MAX_CHANGES_READ = GROUP_MAX_EVENTS
 """event_changes returns at most this many changes per call: as many as one group commit writes."""
 
 _ROW_COLUMNS = ("id, seq, time, first_seen, last_seen, count, type, host, namespace, pod, pod_aggr, body, "
-                "stored_at")
+                "stored_at, excepted_by")
 
 
 # -- the transactions, mixed into SqlStore --------------------------------------------------------------------
@@ -73,9 +77,9 @@ class EventStoreMixin(GroupCommitMixin):
         conditions, params = filter_sql(filter)
         conditions.insert(0, "e.seq > ?")
         rows = await self._call(self._fetch_events,
-                                f"SELECT e.seq, e.body FROM events e WHERE {' AND '.join(conditions)} "
+                                f"SELECT e.seq, e.body, {MARK_COLUMNS} FROM events e WHERE {' AND '.join(conditions)} "
                                 "ORDER BY e.seq LIMIT ?", (int(seq), *params, size))
-        return [stored_event(row) for row in rows]
+        return [stored_event(row, marks_at=2) for row in rows]
 
     async def event_changes(self, seq: int, limit: int,
                             filter: EventFilter | None = None) -> tuple[int, list[EventChange]]:
@@ -100,7 +104,107 @@ class EventStoreMixin(GroupCommitMixin):
     async def delete_events_before(self, cutoff: dt.datetime) -> int:
         return await self._call(self._delete_events_before, epoch(cutoff, "cutoff"))
 
+    # -- marks: alert exceptions and dismissal (docs/alert-operations.md) -----------------------------------
+
+    async def dismiss_events(self, ids: list[str], by: str, at: dt.datetime) -> MarkResult:
+        result = await self._call(self._set_dismissal, list(dict.fromkeys(ids)), (by, epoch(at, "at")))
+        self._publish_marks({event_id: (None, True) for event_id in result.changed})
+        return result
+
+    async def undismiss_events(self, ids: list[str]) -> MarkResult:
+        result = await self._call(self._set_dismissal, list(dict.fromkeys(ids)), None)
+        self._publish_marks({event_id: (None, False) for event_id in result.changed})
+        return result
+
+    async def excepted_counts(self) -> dict[str, int]:
+        """How many stored events each alert exception marks."""
+        rows = await self._call(self._fetch_events, "SELECT excepted_by, COUNT(*) FROM events "
+                                "WHERE excepted_by <> '' GROUP BY excepted_by", ())
+        return {name: int(count) for name, count in rows}
+
+    async def remark_events(self, marker: EventMarker | None, page_size: int = 5000, after_seq: int = 0) -> int:
+        """Every stored event's `excepted_by` set again by `marker`, in pages of `page_size` in sequence order:
+        each page (after `after_seq`) read, its bodies judged on a worker thread (not the event loop, nor the store's thread,
+        which goes on writing meanwhile) and only the marks that changed written. A change of seq is not
+        made: a re-mark is not a new emission, and watches do not send events again for it.
+
+        With no marker only the marked events are visited (their partial index). A page's write checks each
+        event's seq, so an event that grew meanwhile keeps the mark its ingest gave it."""
+        if marker is None:
+            cleared = 0
+            while True:  # a page a transaction, so that the ingest's writes come in between
+                ids = await self._call(self._clear_marks, page_size)
+                self._publish_marks({event_id: ("", None) for event_id in ids})
+                cleared += len(ids)
+                if len(ids) < page_size:
+                    return cleared
+        changed, after = 0, after_seq
+        while True:
+            rows = await self._call(self._fetch_events,
+                                    "SELECT seq, id, body, excepted_by FROM events WHERE seq > ? "
+                                    "ORDER BY seq LIMIT ?", (after, page_size))
+            if not rows:
+                return changed
+            after = rows[-1][0]
+            updates = await asyncio.to_thread(_changed_marks, rows, marker)
+            if updates:
+                changed += await self._call(self._write_marks, updates)
+            self._publish_marks({event_id: (mark, None) for mark, _, event_id in updates})
+            if len(rows) < page_size:
+                return changed
+
+    def add_mark_listener(self, listener: Callable[[dict[str, tuple[str | None, bool | None]]], None]) -> None:
+        """Call `listener({id: (excepted_by or None, dismissed or None)})` on the event loop after marks change
+        (None: that mark unchanged): the event watches' held rows follow the store's."""
+        self.__dict__.setdefault("_mark_listeners", []).append(listener)
+
+    def remove_mark_listener(self, listener: Callable[..., None]) -> None:
+        listeners = self.__dict__.get("_mark_listeners", [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def _publish_marks(self, marks: dict[str, Any]) -> None:
+        if not marks:
+            return
+        for listener in list(self.__dict__.get("_mark_listeners", ())):
+            listener(marks)
+
     # -- on the store's thread --------------------------------------------------------------------------
+
+    def _set_dismissal(self, conn: Any, ids: list[str], dismissal: tuple[str, float] | None) -> MarkResult:
+        known: set[str] = set()
+        changed: list[str] = []
+        with self._transaction(conn):
+            for start in range(0, len(ids), _LOOKUP_CHUNK):
+                chunk = ids[start:start + _LOOKUP_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for event_id, dismissed_at in self._exec(
+                        conn, f"SELECT id, dismissed_at FROM events WHERE id IN ({marks})", tuple(chunk)).fetchall():
+                    known.add(event_id)
+                    if (dismissed_at is None) == (dismissal is not None):
+                        changed.append(event_id)
+            if changed:
+                by, at = dismissal if dismissal is not None else (None, None)
+                conn.cursor().executemany(self._dialect.sql(
+                    "UPDATE events SET dismissed_by = ?, dismissed_at = ? WHERE id = ?"),
+                    [(by, at, event_id) for event_id in changed])
+        return MarkResult(changed=changed, unknown=[event_id for event_id in ids if event_id not in known])
+
+    def _clear_marks(self, conn: Any, limit: int) -> list[str]:
+        with self._transaction(conn):
+            ids = [event_id for (event_id,) in self._exec(
+                conn, "SELECT id FROM events WHERE excepted_by <> '' LIMIT ?", (limit,)).fetchall()]
+            if ids:
+                conn.cursor().executemany(self._dialect.sql("UPDATE events SET excepted_by = '' WHERE id = ?"),
+                                          [(event_id,) for event_id in ids])
+            return ids
+
+    def _write_marks(self, conn: Any, updates: list[tuple[str, int, str]]) -> int:
+        with self._transaction(conn):
+            cursor = conn.cursor()
+            cursor.executemany(self._dialect.sql("UPDATE events SET excepted_by = ? WHERE seq = ? AND id = ?"),
+                               updates)
+            return len(updates)
 
     def _fetch_events(self, conn: Any, statement: str, params: tuple[Any, ...]) -> list[Any]:
         return self._exec(conn, statement, params).fetchall()
@@ -144,11 +248,16 @@ class EventStoreMixin(GroupCommitMixin):
                 if done is not None:
                     return done
             stored: dict[str, int] = {}
+            dismissed: set[str] = set()
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start:start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                stored.update(self._exec(conn, f"SELECT id, count FROM events WHERE id IN ({marks})",
-                                         tuple(chunk)).fetchall())
+                for event_id, count, was_dismissed in self._exec(
+                        conn, f"SELECT id, count, dismissed_at IS NOT NULL FROM events WHERE id IN ({marks})",
+                        tuple(chunk)).fetchall():
+                    stored[event_id] = count
+                    if was_dismissed:
+                        dismissed.add(event_id)
             held = dict(stored)
             changed: dict[str, EventRow] = {}
             results = []
@@ -166,7 +275,10 @@ class EventStoreMixin(GroupCommitMixin):
                     changed[row.id] = row
                 results.append((inserted, updated))
             new = [row for row in changed.values() if row.id not in stored]
-            grown = [row for row in changed.values() if row.id in stored]
+            # A grown event stays dismissed (the UPDATE leaves the dismissal alone): its row says so to the
+            # change listeners, whose watches leave dismissed events out.
+            grown = [row._replace(dismissed=True) if row.id in dismissed else row
+                     for row in changed.values() if row.id in stored]
             if not new and not grown:
                 return results
             now = time.time()
@@ -178,15 +290,16 @@ class EventStoreMixin(GroupCommitMixin):
             # deleted by their full key, which both layouts index (migration 5 has no event_id index on SQLite).
             sided = new + self._side_rows_moved(conn, grown)
             if new:
-                self._insert_many(conn, f"events ({_ROW_COLUMNS})", 13,
+                self._insert_many(conn, f"events ({_ROW_COLUMNS})", 14,
                                   [(r.id, next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
-                                    r.namespace, r.pod, r.pod_aggr, r.body, now) for r in new])
+                                    r.namespace, r.pod, r.pod_aggr, r.body, now, r.excepted_by) for r in new])
             if grown:
                 cursor.executemany(sql("UPDATE events SET seq = ?, time = ?, first_seen = ?, last_seen = ?, "
                                        "count = ?, type = ?, host = ?, namespace = ?, pod = ?, pod_aggr = ?, "
-                                       "body = ?, stored_at = ? WHERE id = ?"),
+                                       "body = ?, stored_at = ?, excepted_by = ? WHERE id = ?"),
                                    [(next(seqs), r.time, r.first_seen, r.last_seen, r.count, r.type, r.host,
-                                     r.namespace, r.pod, r.pod_aggr, r.body, now, r.id) for r in grown])
+                                     r.namespace, r.pod, r.pod_aggr, r.body, now, r.excepted_by, r.id)
+                                    for r in grown])
             feeds = [(r.id, feed, r.time, r.namespace) for r in sided for feed in sorted(r.feeds)]
             domains = [(r.id, domain, r.time, r.namespace) for r in sided for domain in sorted(r.domains)]
             if feeds:
@@ -302,3 +415,11 @@ class EventStoreMixin(GroupCommitMixin):
             self._exec(conn, f"DELETE FROM event_feeds WHERE event_id IN ({doomed})", (cutoff,))
             self._exec(conn, f"DELETE FROM event_domains WHERE event_id IN ({doomed})", (cutoff,))
             return int(self._exec(conn, "DELETE FROM events WHERE last_seen < ?", (cutoff,)).rowcount)
+
+
+def _changed_marks(rows: list[Any], marker: EventMarker) -> list[tuple[str, int, str]]:
+    """(new mark, seq, id) of the rows (seq, id, body, mark) whose mark `marker` changes."""
+    current = [EventRow(event_id, 0.0, 0.0, 0.0, 0, "", "", "", "", "", body, frozenset(), frozenset(),
+                        None, mark or "") for _, event_id, body, mark in rows]
+    return [(row.excepted_by, seq, event_id) for (seq, event_id, _, mark), row in zip(rows, marked(current, marker))
+            if row.excepted_by != (mark or "")]

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 from typing import Any, Callable, NamedTuple
 
 from collector.store.base import IngestResult, StoreError
-from collector.store.eventrows import EventRow, PreparedBatch, prepare_batch, prepare_json_batch
+from collector.store.eventrows import EventMarker, EventRow, PreparedBatch, prepare_batch, prepare_json_batch
 
 # Events per group transaction at most: the fsync a group saves is already paid for long before this, and a
 # bigger group would only hold back the answers to its first batches.
@@ -37,11 +38,21 @@ class GroupCommitMixin:
 
     async def ingest_events(self, events: list[dict[str, Any]], *,
                             bodies: list[str] | None = None) -> IngestResult:
-        return await self._ingest(len(events), prepare_batch, events, bodies)
+        return await self._ingest(len(events), functools.partial(prepare_batch, marker=self._event_marker()),
+                                  events, bodies)
 
     async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None,
                           wire: Any = None) -> IngestResult:
-        return await self._ingest(len(bodies), prepare_json_batch, bodies, ids, wire)
+        return await self._ingest(len(bodies), functools.partial(prepare_json_batch, marker=self._event_marker()),
+                                  bodies, ids, wire)
+
+    def set_event_marker(self, marker: EventMarker | None) -> None:
+        """Mark each event ingested from now on with `marker` (the active alert exceptions' ExceptionSet.mark;
+        None: no exception applies). The events stored before are re-marked by `remark_events`."""
+        self.__dict__["_event_marker_state"] = marker
+
+    def _event_marker(self) -> EventMarker | None:
+        return self.__dict__.get("_event_marker_state")
 
     async def _ingest(self, count: int, prepare: Callable[..., PreparedBatch], *args: Any) -> IngestResult:
         line = self._ingest_line()

@@ -206,4 +206,19 @@ MIGRATIONS += (
     )),
 )
 
+MIGRATIONS += (
+    Migration(6, "events: the alert exception that marks an event, and its dismissal", (
+        # excepted_by: the name of the active AlertException that matched the event ('' for none), rewritten
+        # whenever the exceptions change; dismissed_by/_at: who dismissed it and when (NULL: not dismissed).
+        # Both leave the event out of lists and watches by default (docs/alert-operations.md).
+        "ALTER TABLE events ADD COLUMN excepted_by TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN dismissed_by TEXT",
+        "ALTER TABLE events ADD COLUMN dismissed_at DOUBLE PRECISION",
+        # Marked events are few: partial indexes keep them at hand (`events list --dismissed`, re-marking
+        # the events an exception marked) at no cost to the ingest of unmarked ones.
+        "CREATE INDEX events_dismissed ON events (time, id) WHERE dismissed_at IS NOT NULL",
+        "CREATE INDEX events_excepted ON events (excepted_by, time, id) WHERE excepted_by <> ''",
+    )),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

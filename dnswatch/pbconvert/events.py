@@ -56,13 +56,17 @@ def filter_from_pb(message: events_pb2.EventFilter) -> EventFilter:
     """The store's filter for a request's; empty strings and unset times do not filter."""
     return EventFilter(namespace=message.namespace or None, pod=message.pod or None, feed=message.feed or None,
                        domain=message.domain or None, type=message.type or None, host=message.host or None,
-                       since=_time_from_pb(message, "since"), until=_time_from_pb(message, "until"))
+                       since=_time_from_pb(message, "since"), until=_time_from_pb(message, "until"),
+                       include_excepted=message.include_excepted, include_dismissed=message.include_dismissed,
+                       dismissed_only=message.dismissed_only)
 
 
 def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
     """The request's filter for a store filter (the client side of `filter_from_pb`)."""
     message = events_pb2.EventFilter(namespace=where.namespace or "", pod=where.pod or "", feed=where.feed or "",
-                                     domain=where.domain or "", type=where.type or "", host=where.host or "")
+                                     domain=where.domain or "", type=where.type or "", host=where.host or "",
+                                     include_excepted=where.include_excepted,
+                                     include_dismissed=where.include_dismissed, dismissed_only=where.dismissed_only)
     for name in ("since", "until"):
         moment = getattr(where, name)
         if moment is not None:
@@ -72,10 +76,15 @@ def filter_to_pb(where: EventFilter) -> events_pb2.EventFilter:
     return message
 
 
-def event_to_pb(body: str) -> events_pb2.Event:
+def event_to_pb(body: str, excepted_by: str = "", dismissed_by: str | None = None,
+                dismissed_at: float | None = None) -> events_pb2.Event:
     """The message of a stored event's body: its id and its event JSON (docs/event.md) exactly as stored (never parsed
-    here: on a List page that would be most of the call's time)."""
-    return events_pb2.Event(id=_id_of(body), json=body)
+    here: on a List page that would be most of the call's time), and its marks (docs/alert-operations.md)."""
+    message = events_pb2.Event(id=_id_of(body), json=body, excepted_by=excepted_by,
+                               dismissed=dismissed_at is not None, dismissed_by=dismissed_by or "")
+    if dismissed_at is not None:
+        message.dismissed_time.FromDatetime(dt.datetime.fromtimestamp(dismissed_at, dt.timezone.utc))
+    return message
 
 
 def _id_of(body: str) -> str:

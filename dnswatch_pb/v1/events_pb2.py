@@ -25,33 +25,37 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64nswatch/v1/events.proto\x12\x0b\x64nswatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"P\n\nEventBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\";\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08inserted\x18\x02 \x01(\r\x12\x10\n\x08replaced\x18\x03 \x01(\r\"\xbd\x01\n\x0b\x45ventFilter\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x65\x65\x64\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04host\x18\x06 \x01(\t\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x11ListEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x12WatchEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\x12\n\nmax_events\x18\x03 \x01(\r\x12\x32\n\x0b\x63ompression\x18\x04 \x01(\x0e\x32\x1d.dnswatch.v1.WatchCompression\"\x8c\x01\n\x12\x45ventWatchResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.dnswatch.v1.Event\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x19\n\x11\x63ompressed_events\x18\x04 \x01(\x0c*J\n\x10WatchCompression\x12\x1a\n\x16WATCH_COMPRESSION_NONE\x10\x00\x12\x1a\n\x16WATCH_COMPRESSION_ZSTD\x10\x01\x32\x44\n\x0b\x45ventIngest\x12\x35\n\x04Send\x12\x17.dnswatch.v1.EventBatch\x1a\x10.dnswatch.v1.Ack(\x01\x30\x01\x32\x9e\x01\n\x06\x45vents\x12G\n\x04List\x12\x1e.dnswatch.v1.ListEventsRequest\x1a\x1f.dnswatch.v1.ListEventsResponse\x12K\n\x05Watch\x12\x1f.dnswatch.v1.WatchEventsRequest\x1a\x1f.dnswatch.v1.EventWatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64nswatch/v1/events.proto\x12\x0b\x64nswatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x13\n\x0b\x65xcepted_by\x18\x03 \x01(\t\x12\x11\n\tdismissed\x18\x04 \x01(\x08\x12\x14\n\x0c\x64ismissed_by\x18\x05 \x01(\t\x12\x32\n\x0e\x64ismissed_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\nEventBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\";\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08inserted\x18\x02 \x01(\r\x12\x10\n\x08replaced\x18\x03 \x01(\r\"\x8a\x02\n\x0b\x45ventFilter\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x65\x65\x64\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04host\x18\x06 \x01(\t\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10include_excepted\x18\t \x01(\x08\x12\x19\n\x11include_dismissed\x18\n \x01(\x08\x12\x16\n\x0e\x64ismissed_only\x18\x0b \x01(\x08\"#\n\x14\x44ismissEventsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"9\n\x15\x44ismissEventsResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x03(\t\x12\x0f\n\x07unknown\x18\x02 \x03(\t\"d\n\x11ListEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x12WatchEventsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.dnswatch.v1.EventFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\x12\n\nmax_events\x18\x03 \x01(\r\x12\x32\n\x0b\x63ompression\x18\x04 \x01(\x0e\x32\x1d.dnswatch.v1.WatchCompression\"\x8c\x01\n\x12\x45ventWatchResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.dnswatch.v1.Event\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.dnswatch.v1.Event\x12\x19\n\x11\x63ompressed_events\x18\x04 \x01(\x0c*J\n\x10WatchCompression\x12\x1a\n\x16WATCH_COMPRESSION_NONE\x10\x00\x12\x1a\n\x16WATCH_COMPRESSION_ZSTD\x10\x01\x32\x44\n\x0b\x45ventIngest\x12\x35\n\x04Send\x12\x17.dnswatch.v1.EventBatch\x1a\x10.dnswatch.v1.Ack(\x01\x30\x01\x32\xc4\x02\n\x06\x45vents\x12G\n\x04List\x12\x1e.dnswatch.v1.ListEventsRequest\x1a\x1f.dnswatch.v1.ListEventsResponse\x12K\n\x05Watch\x12\x1f.dnswatch.v1.WatchEventsRequest\x1a\x1f.dnswatch.v1.EventWatchResponse0\x01\x12P\n\x07\x44ismiss\x12!.dnswatch.v1.DismissEventsRequest\x1a\".dnswatch.v1.DismissEventsResponse\x12R\n\tUndismiss\x12!.dnswatch.v1.DismissEventsRequest\x1a\".dnswatch.v1.DismissEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dnswatch_pb.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WATCHCOMPRESSION']._serialized_start=931
-  _globals['_WATCHCOMPRESSION']._serialized_end=1005
-  _globals['_EVENT']._serialized_start=74
-  _globals['_EVENT']._serialized_end=107
-  _globals['_EVENTBATCH']._serialized_start=109
-  _globals['_EVENTBATCH']._serialized_end=189
-  _globals['_ACK']._serialized_start=191
-  _globals['_ACK']._serialized_end=250
-  _globals['_EVENTFILTER']._serialized_start=253
-  _globals['_EVENTFILTER']._serialized_end=442
-  _globals['_LISTEVENTSREQUEST']._serialized_start=444
-  _globals['_LISTEVENTSREQUEST']._serialized_end=544
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=546
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=627
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=630
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=786
-  _globals['_EVENTWATCHRESPONSE']._serialized_start=789
-  _globals['_EVENTWATCHRESPONSE']._serialized_end=929
-  _globals['_EVENTINGEST']._serialized_start=1007
-  _globals['_EVENTINGEST']._serialized_end=1075
-  _globals['_EVENTS']._serialized_start=1078
-  _globals['_EVENTS']._serialized_end=1236
+  _globals['_WATCHCOMPRESSION']._serialized_start=1219
+  _globals['_WATCHCOMPRESSION']._serialized_end=1293
+  _globals['_EVENT']._serialized_start=75
+  _globals['_EVENT']._serialized_end=222
+  _globals['_EVENTBATCH']._serialized_start=224
+  _globals['_EVENTBATCH']._serialized_end=304
+  _globals['_ACK']._serialized_start=306
+  _globals['_ACK']._serialized_end=365
+  _globals['_EVENTFILTER']._serialized_start=368
+  _globals['_EVENTFILTER']._serialized_end=634
+  _globals['_DISMISSEVENTSREQUEST']._serialized_start=636
+  _globals['_DISMISSEVENTSREQUEST']._serialized_end=671
+  _globals['_DISMISSEVENTSRESPONSE']._serialized_start=673
+  _globals['_DISMISSEVENTSRESPONSE']._serialized_end=730
+  _globals['_LISTEVENTSREQUEST']._serialized_start=732
+  _globals['_LISTEVENTSREQUEST']._serialized_end=832
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=834
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=915
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=918
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1074
+  _globals['_EVENTWATCHRESPONSE']._serialized_start=1077
+  _globals['_EVENTWATCHRESPONSE']._serialized_end=1217
+  _globals['_EVENTINGEST']._serialized_start=1295
+  _globals['_EVENTINGEST']._serialized_end=1363
+  _globals['_EVENTS']._serialized_start=1366
+  _globals['_EVENTS']._serialized_end=1690
 # @@protoc_insertion_point(module_scope)

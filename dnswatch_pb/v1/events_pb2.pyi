@@ -18,12 +18,20 @@ WATCH_COMPRESSION_NONE: WatchCompression
 WATCH_COMPRESSION_ZSTD: WatchCompression
 
 class Event(_message.Message):
-    __slots__ = ("id", "json")
+    __slots__ = ("id", "json", "excepted_by", "dismissed", "dismissed_by", "dismissed_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    EXCEPTED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     json: str
-    def __init__(self, id: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+    excepted_by: str
+    dismissed: bool
+    dismissed_by: str
+    dismissed_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., json: _Optional[str] = ..., excepted_by: _Optional[str] = ..., dismissed: _Optional[bool] = ..., dismissed_by: _Optional[str] = ..., dismissed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("batch_id", "node", "events")
@@ -46,7 +54,7 @@ class Ack(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., inserted: _Optional[int] = ..., replaced: _Optional[int] = ...) -> None: ...
 
 class EventFilter(_message.Message):
-    __slots__ = ("namespace", "pod", "feed", "domain", "type", "host", "since", "until")
+    __slots__ = ("namespace", "pod", "feed", "domain", "type", "host", "since", "until", "include_excepted", "include_dismissed", "dismissed_only")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     FEED_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +63,9 @@ class EventFilter(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EXCEPTED_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_ONLY_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     pod: str
     feed: str
@@ -63,7 +74,24 @@ class EventFilter(_message.Message):
     host: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., feed: _Optional[str] = ..., domain: _Optional[str] = ..., type: _Optional[str] = ..., host: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    include_excepted: bool
+    include_dismissed: bool
+    dismissed_only: bool
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., feed: _Optional[str] = ..., domain: _Optional[str] = ..., type: _Optional[str] = ..., host: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., include_excepted: _Optional[bool] = ..., include_dismissed: _Optional[bool] = ..., dismissed_only: _Optional[bool] = ...) -> None: ...
+
+class DismissEventsRequest(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DismissEventsResponse(_message.Message):
+    __slots__ = ("changed", "unknown")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    unknown: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, changed: _Optional[_Iterable[str]] = ..., unknown: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
     __slots__ = ("filter", "page_size", "page_token")

@@ -122,6 +122,16 @@ class EventsStub:
                 request_serializer=dnswatch_dot_v1_dot_events__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=dnswatch_dot_v1_dot_events__pb2.EventWatchResponse.FromString,
                 _registered_method=True)
+        self.Dismiss = channel.unary_unary(
+                '/dnswatch.v1.Events/Dismiss',
+                request_serializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.FromString,
+                _registered_method=True)
+        self.Undismiss = channel.unary_unary(
+                '/dnswatch.v1.Events/Undismiss',
+                request_serializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EventsServicer:
@@ -142,6 +152,20 @@ class EventsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Dismiss(self, request, context):
+        """Dismiss events: left out of List and Watch from now on unless asked for; who and when are kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Undismiss(self, request, context):
+        """Undo the dismissal of events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +178,16 @@ def add_EventsServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=dnswatch_dot_v1_dot_events__pb2.WatchEventsRequest.FromString,
                     response_serializer=dnswatch_dot_v1_dot_events__pb2.EventWatchResponse.SerializeToString,
+            ),
+            'Dismiss': grpc.unary_unary_rpc_method_handler(
+                    servicer.Dismiss,
+                    request_deserializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.SerializeToString,
+            ),
+            'Undismiss': grpc.unary_unary_rpc_method_handler(
+                    servicer.Undismiss,
+                    request_deserializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -211,6 +245,60 @@ class Events:
             '/dnswatch.v1.Events/Watch',
             dnswatch_dot_v1_dot_events__pb2.WatchEventsRequest.SerializeToString,
             dnswatch_dot_v1_dot_events__pb2.EventWatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Dismiss(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Events/Dismiss',
+            dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.SerializeToString,
+            dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Undismiss(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Events/Undismiss',
+            dnswatch_dot_v1_dot_events__pb2.DismissEventsRequest.SerializeToString,
+            dnswatch_dot_v1_dot_events__pb2.DismissEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -406,6 +406,19 @@ async def test_twenty_thousand_events_in_large_batches(store) -> None:
     assert await store.delete_events_before(T0 + dt.timedelta(seconds=1001)) == 9990
 
 
+async def _with_columns_of_migration_6(store, *, add: bool) -> None:
+    columns = (("excepted_by", "TEXT NOT NULL DEFAULT ''"), ("dismissed_by", "TEXT"),
+               ("dismissed_at", "DOUBLE PRECISION"))
+
+    def alter(conn) -> None:
+        for column, kind in columns:
+            conn.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}" if add
+                         else f"ALTER TABLE events DROP COLUMN {column}")
+        conn.commit()
+
+    await store._call(alter)
+
+
 async def test_a_database_of_schema_4_with_events_is_migrated_and_keeps_working(store_url, monkeypatch) -> None:
     """Migration 5 (on SQLite: seq as the rowid, side tables WITHOUT ROWID) keeps every event, its seq, its
     filters, growth and retention; on PostgreSQL it only records its number."""
@@ -418,12 +431,15 @@ async def test_a_database_of_schema_4_with_events_is_migrated_and_keeps_working(
         schema_4.setattr(store_sql, "MIGRATIONS", MIGRATIONS[:4])
         schema_4.setattr(store_sql, "LATEST_VERSION", 4)
         async with await open_store(store_url) as store:
+            # This code writes migration 6's columns: they are there while it writes, and gone after.
+            await _with_columns_of_migration_6(store, add=True)
             await store.ingest_events(old[:30])
             await store.ingest_events([make_event(5, namespace="b", count=3, feeds=("c2",),
                                                   domains=("evil1.example",))])  # grown: seq 31
             await store.ingest_events(old[30:])
             before = await store.events_since(0, ALL, MAX_PAGE_SIZE)
             assert len(before) == 40
+            await _with_columns_of_migration_6(store, add=False)
     async with await open_store(store_url) as store:
         assert await store.events_since(0, ALL, MAX_PAGE_SIZE) == before
         assert await store.latest_event_seq() == 41

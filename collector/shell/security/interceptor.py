@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from dnswatch.errors import DnswatchError
-from dnswatch_pb.v1 import distribution_pb2, events_pb2, feeds_pb2
+from dnswatch_pb.v1 import alerting_pb2, distribution_pb2, events_pb2, feeds_pb2
 from collector.shell.security.settings import ServerSecurity
 from collector.shell.security.tokens import ReviewUnavailable, StaticTokens, TokenReviewer, token_digest
 
@@ -32,6 +33,7 @@ SERVICE_ROLES: dict[str, str] = {
     events_pb2.DESCRIPTOR.services_by_name["EventIngest"].full_name: AGENT,
     feeds_pb2.DESCRIPTOR.services_by_name["Feeds"].full_name: CONSUMER,
     events_pb2.DESCRIPTOR.services_by_name["Events"].full_name: CONSUMER,
+    alerting_pb2.DESCRIPTOR.services_by_name["AlertExceptions"].full_name: CONSUMER,
     "grpc.health.v1.Health": OPEN,
     "grpc.reflection.v1alpha.ServerReflection": OPEN,
     "grpc.reflection.v1.ServerReflection": OPEN,
@@ -149,7 +151,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             "stream" if handler.response_streaming else "unary")
         return handler._replace(**{kind: _guarded(getattr(handler, kind), admit)})
 
-    def _admission(self, method: str, role: str | None) -> Callable[[grpc.aio.ServicerContext], Awaitable[None]]:
+    def _admission(self, method: str, role: str | None) -> Callable[[grpc.aio.ServicerContext], Awaitable[Caller]]:
         async def admit(context: grpc.aio.ServicerContext) -> None:
             try:
                 caller = await self._authenticator.caller(context.invocation_metadata() or (),
@@ -168,21 +170,27 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 log.info("refused %s from %s (%s): needs %s", method, context.peer(), caller.identity, role)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     f"{method} is for {role}s; these credentials carry {held}")
+            return caller
 
         return admit
 
 
-def _guarded(behavior: Callable, admit: Callable[[grpc.aio.ServicerContext], Awaitable[None]]) -> Callable:
+CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("dnswatch_caller", default=None)
+"""The Caller of the call being handled, for a servicer that records who did something (a dismissal); None
+when the collector checks no credentials (--insecure)."""
+
+
+def _guarded(behavior: Callable, admit: Callable[[grpc.aio.ServicerContext], Awaitable[Caller]]) -> Callable:
     if inspect.isasyncgenfunction(behavior):
         async def guarded_stream(request, context):
-            await admit(context)
+            CALLER.set(await admit(context))
             async for response in behavior(request, context):
                 yield response
 
         return guarded_stream
 
     async def guarded(request, context):
-        await admit(context)
+        CALLER.set(await admit(context))
         result = behavior(request, context)
         return await result if inspect.isawaitable(result) else result
 
