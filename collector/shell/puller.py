@@ -335,6 +335,7 @@ class FeedPuller:
             content=spec.content,
             fmt=spec.format,
             now=self._clock(),
+            match_subdomains=spec.match_subdomains,
             compare_with_set_in_force=not accept_shrink and spec.name not in self._fresh,
             max_bytes=self.settings.max_body_bytes,
             policy=self.settings.suspect,

@@ -26,9 +26,9 @@ import numpy as np
 from xxhash import xxh3_64_intdigest
 
 # Entry kinds, stored in the low bits of each hash.
-APEX = 1  # a plain entry: matches the name itself
+APEX = 1  # a `name` or `.name` entry: matches the name itself
 WILDCARD = 2  # a `*.name` entry: matches strict subdomains, reported as `*.name`
-SUBDOMAINS = 4  # a plain entry of a `matchSubdomains: true` feed: matches strict subdomains too
+SUBDOMAINS = 4  # a `.name` entry, or a plain one of a `matchSubdomains: true` feed: matches strict subdomains too
 _KIND_BITS = 3
 _KIND_MASK = (1 << _KIND_BITS) - 1
 _IDENTITY = np.uint64(_KIND_BITS)  # shift from a tagged hash to the name's identity
@@ -48,14 +48,24 @@ class DomainSet:
 
     @classmethod
     def from_names(cls, names: Iterable[str], match_subdomains: bool = False) -> DomainSet:
-        """Build from canonical names (as `dnswatch.feeds.lines` returns them); `*.x` entries are wildcards."""
+        """Build from canonical entries (as `dnswatch.feeds.lines` returns them, docs/detection.md): `x` is
+        exact, `*.x` a wildcard, `.x` the name and its subdomains; `match_subdomains` widens every `x` to `.x`."""
         names = names if isinstance(names, (list, tuple)) else list(names)
-        wildcards = [name[2:] for name in names if name.startswith("*.")]
-        plain = [name for name in names if not name.startswith("*.")] if wildcards else names
-        plain_kind = APEX | SUBDOMAINS if match_subdomains else APEX
+        marks = (".", "*.")
+        marked = [name for name in names if name.startswith(marks)]
+        if marked:  # most feeds are all of one form: the common case costs one scan of first characters
+            wildcards = [name[2:] for name in marked if name[0] == "*"]
+            subtrees = [name[1:] for name in marked if name[0] == "."]
+            plain = [name for name in names if not name.startswith(marks)] if len(marked) < len(names) else []
+        else:
+            wildcards, subtrees, plain = [], [], names
+        if match_subdomains:
+            subtrees = [*plain, *subtrees] if subtrees else plain
+            plain = []
         hashes = np.concatenate(
             [
-                _tagged_hashes(plain, plain_kind),
+                _tagged_hashes(plain, APEX),
+                _tagged_hashes(subtrees, APEX | SUBDOMAINS),
                 _tagged_hashes(wildcards, WILDCARD),
             ]
         )
@@ -170,6 +180,8 @@ class DomainSet:
     def __contains__(self, entry: str) -> bool:
         if entry.startswith("*."):
             return bool(self.kind(entry[2:].encode()) & WILDCARD)
+        if entry.startswith("."):
+            return self.kind(entry[1:].encode()) & (APEX | SUBDOMAINS) == APEX | SUBDOMAINS
         return bool(self.kind(entry.encode()) & APEX)
 
     def __len__(self) -> int:
