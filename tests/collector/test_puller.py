@@ -116,6 +116,23 @@ def test_a_pull_parses_the_body_into_a_new_set(server):
     assert result.state.validators.etag and result.state.validators.last_modified
 
 
+def test_a_pull_refuses_public_suffixes_by_the_feed_s_match_subdomains(server):
+    server.serve("/wide.txt", b"com\nevil.example\nbad.example\n||co.uk^\n")
+    exact = pull(spec(server.url("/wide.txt")))
+    assert exact.parsed.entries == ("com", "evil.example", "bad.example") and exact.status.rejected_lines == 1
+    wide = pull(spec(server.url("/wide.txt"), match_subdomains=True))
+    assert wide.parsed.entries == ("evil.example", "bad.example") and wide.status.rejected_lines == 2
+    assert "com with matchSubdomains covers a public suffix" in wide.status.error_conditions[-1].message
+
+
+def test_a_csv_export_read_as_lines_fails_with_the_fix(server):
+    server.serve("/export", b"id,domain,score\n1,evil.example,9\n2,bad.example,7\n", content_type="text/csv")
+    result = pull(spec(server.url("/export")))
+    assert result.outcome == FAILED and result.parsed is None and result.status.version == 0
+    assert result.status.error_conditions[-1].type == PARSE_FAILED
+    assert "this looks like CSV: set format.csv" in result.status.error_conditions[-1].message
+
+
 def test_json_and_csv_formats(server):
     server.serve("/f.json", b'{"data": [{"ip": "198.51.100.7"}, {"ip": "2001:db8::/32"}, {"ip": "x"}]}',
                  content_type="application/json")  # fmt: skip
