@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from itertools import compress, repeat
+from operator import itemgetter
 
 import numpy as np
 from xxhash import xxh3_64_intdigest
@@ -51,14 +53,16 @@ class DomainSet:
         """Build from canonical entries (as `dnswatch.feeds.lines` returns them, docs/detection.md): `x` is
         exact, `*.x` a wildcard, `.x` the name and its subdomains; `match_subdomains` widens every `x` to `.x`."""
         names = names if isinstance(names, (list, tuple)) else list(names)
-        marks = (".", "*.")
-        marked = [name for name in names if name.startswith(marks)]
-        if marked:  # most feeds are all of one form: the common case costs one scan of first characters
-            wildcards = [name[2:] for name in marked if name[0] == "*"]
-            subtrees = [name[1:] for name in marked if name[0] == "."]
-            plain = [name for name in names if not name.startswith(marks)] if len(marked) < len(names) else []
-        else:
-            wildcards, subtrees, plain = [], [], names
+        wildcards: list[str] = []
+        subtrees: list[str] = []
+        plain = names
+        # Every per-entry step is a `map` of a C method, never Python code per entry: a 1M-entry feed all of
+        # one form costs one scan of first characters when it has no marks, three when it has.
+        if names and _starting_with(names, (".", "*.")).any():
+            dot, star = _starting_with(names, "."), _starting_with(names, "*.")
+            plain = list(compress(names, (~(dot | star)).tolist()))  # lists: numpy scalars iterate slowly
+            subtrees = list(map(_AFTER_DOT, compress(names, dot.tolist()))) if dot.any() else []
+            wildcards = list(map(_AFTER_STAR, compress(names, star.tolist()))) if star.any() else []
         if match_subdomains:
             subtrees = [*plain, *subtrees] if subtrees else plain
             plain = []
@@ -191,6 +195,14 @@ class DomainSet:
     def nbytes(self) -> int:
         """Memory held by the table and its directory."""
         return self._table.itemsize * len(self._table) + self._directory.itemsize * len(self._directory)
+
+
+_AFTER_DOT = itemgetter(slice(1, None))
+_AFTER_STAR = itemgetter(slice(2, None))
+
+
+def _starting_with(names: list[str] | tuple[str, ...], prefix: str | tuple[str, ...]) -> np.ndarray:
+    return np.fromiter(map(str.startswith, names, repeat(prefix)), dtype=bool, count=len(names))
 
 
 def _tagged_hashes(names: list[str], kind: int) -> np.ndarray:
