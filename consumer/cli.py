@@ -3,6 +3,7 @@
     dnswatch --collector HOST:PORT feeds list [-o json|table|yaml]
     dnswatch --collector HOST:PORT feeds get NAME [-o ...]
     dnswatch --collector HOST:PORT feeds sync NAME [-o ...]
+    dnswatch --collector HOST:PORT feeds push NAME FILE [--format FORMAT] [-o ...]
     dnswatch --collector HOST:PORT events list [filters] [--limit N] [-o table|json]
     dnswatch --collector HOST:PORT events watch [filters] [--resume-token TOKEN] [-o table|json]
 
@@ -10,16 +11,21 @@
              (T: RFC 3339, e.g. 2026-11-27T20:00:00Z, or a duration before now: 30s, 15m, 2h, 1d, 1h30m)
 
 `-o json` prints one object per line: for feeds the fields (name, content, mode, entries,
-rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get` and `sync` add the spec's safe
-fields), for events each event exactly as stored. `events list` prints the newest `--limit` events
-(default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
+rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get`, `sync` and `push` add the spec's
+safe fields, the rejected samples and, for `get`, the matching rules), for events each event exactly as
+stored. `feeds get` in table mode is a describe-style view (consumer/feeddescribe.py); `feeds list` shows
+after its table the manifests the collector refused (with `-o json|yaml`, records with `refused: true`).
+`feeds push` replaces a push feed's set with FILE (`-` for stdin), read as newline-delimited lines or as
+`--format` says (a `pull.http.format` object: `'{json: {path: "$.data[*].domain"}}'`). `events list` prints
+the newest `--limit` events (default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
 
 The connection flags (--insecure, --ca, --token-file, ...) are the agent's (dnswatch/grpcchannel.py): TLS
 unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
-by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, or a
-`feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr says why),
+by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, a push
+refused, or a `feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr
+says why),
 2 bad usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import random
@@ -46,14 +53,15 @@ import yaml
 from consumer.eventview import TABLE_COLUMNS as EVENT_COLUMNS
 from consumer.eventview import parse_when
 from consumer.eventview import table_row as event_row
-from consumer.feedtable import TABLE_COLUMNS, table_row
+from consumer.feeddescribe import describe, whole
+from consumer.feedtable import REFUSED_COLUMNS, TABLE_COLUMNS, refused_row, table_row
 from dnswatch.errors import BadInput
 from dnswatch.eventfilter import EventFilter
-from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from dnswatch.feeds.outcomes import FAILED, REFUSED
 from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
 from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
-from dnswatch.pbconvert.feeds import feed_from_pb, sync_from_pb
+from dnswatch.pbconvert.feeds import feed_from_pb, refused_from_pb, sync_from_pb
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]
@@ -106,6 +114,12 @@ def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
     get.add_argument("name")
     sync = actions.add_parser("sync", parents=[output], help="pull a feed now and show it afterwards")
     sync.add_argument("name")
+    push = actions.add_parser("push", parents=[output], help="replace a push feed's set and show it afterwards")
+    push.add_argument("name")
+    push.add_argument("file", help="the whole set (- for stdin), gzip-compressed or not")
+    push.add_argument("--format", type=_push_format, default="", metavar="FORMAT",
+                      help="the body's format, as a pull.http.format object (default: newline-delimited "
+                           "lines): newlineDelimited, '{json: {path: \"$.data[*]\"}}', '{csv: {fieldNum: 1}}'")
 
     events = commands.add_parser("events", help="security events the agents reported")
     event_actions = events.add_subparsers(dest="action", required=True)
@@ -142,6 +156,22 @@ def _when(text: str, now: dt.datetime) -> dt.datetime:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _push_format(text: str) -> str:
+    """`--format` as the JSON text the Push request carries; the collector validates what it says."""
+    if not text.strip():
+        return ""  # the feed's own format
+    if text.strip() == "newlineDelimited":
+        return json.dumps({"newlineDelimited": {}})
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML or JSON object: {str(error).splitlines()[0]}"
+                                         ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a format object such as '{{csv: {{fieldNum: 1}}}}'")
+    return json.dumps(value)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of events (0 or more)")
@@ -159,16 +189,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        body = _push_body(args.file) if args.topic == "feeds" and args.action == "push" else b""
+    except OSError as error:
+        print(f"{PROG}: error: {args.file}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         if args.topic == "events":
             return _events(args)
         with _open_channel(args) as channel:
-            feeds, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args)
+            feeds, refused, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args, body)
     except grpc.RpcError as error:
         return _report(error, args)
     except BrokenPipeError:  # `| head`: the reader left
         return _reader_left()
     try:
-        _print(feeds, args.output, detailed=args.action != "list")
+        if args.action == "get":
+            _print_described(feeds[0], args.output)
+        else:
+            _print(feeds, args.output, detailed=args.action != "list", refused=refused)
     except BrokenPipeError:
         return _reader_left()
     if failure:
@@ -182,17 +220,32 @@ def _open_channel(args: argparse.Namespace) -> grpc.Channel:
     return open_channel(args.collector, args.security, _CHANNEL_OPTIONS)
 
 
-def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace) -> tuple[list[FeedInfo], str]:
-    """The feeds to print, and for a sync whose pull failed or was refused, what it did and why."""
+def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace, body: bytes
+         ) -> tuple[list[FeedInfo], list[RefusedManifest], str]:
+    """The feeds to print, the refused manifests (for a list), and for a sync whose pull failed or was
+    refused, what it did and why."""
     if args.action == "list":
         response = stub.List(feeds_pb2.ListFeedsRequest(), timeout=_TIMEOUT_SECONDS)
-        return [feed_from_pb(feed) for feed in response.feeds], ""
+        return ([feed_from_pb(feed) for feed in response.feeds],
+                [refused_from_pb(refused) for refused in response.refused], "")
     if args.action == "get":
-        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name), timeout=_TIMEOUT_SECONDS).feed)], ""
+        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name),
+                                      timeout=_TIMEOUT_SECONDS).feed)], [], ""
+    if args.action == "push":
+        response = stub.Push(feeds_pb2.PushFeedRequest(name=args.name, body=body, format=args.format),
+                             timeout=_SYNC_TIMEOUT_SECONDS)
+        return [feed_from_pb(response.feed)], [], ""
     feed, outcome, message = sync_from_pb(stub.Sync(feeds_pb2.SyncFeedRequest(name=args.name),
                                                     timeout=_SYNC_TIMEOUT_SECONDS))
     failure = f"the pull {outcome.lower()}: {message}" if outcome in (FAILED, REFUSED) else ""
-    return [feed], failure
+    return [feed], [], failure
+
+
+def _push_body(path: str) -> bytes:
+    """FILE's bytes, gzip-compressed unless they are already: a gRPC message holds 4 MiB, and feeds compress
+    tenfold (the collector unpacks a gzip body, within its size limit)."""
+    raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115 - read at once
+    return raw if raw[:2] == b"\x1f\x8b" else gzip.compress(raw, compresslevel=6, mtime=0)
 
 
 def _report(error: grpc.RpcError, args: argparse.Namespace) -> int:
@@ -208,8 +261,9 @@ def _report(error: grpc.RpcError, args: argparse.Namespace) -> int:
     return EXIT_USAGE if code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
 
 
-def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
+def _print(feeds: list[FeedInfo], output: str, *, detailed: bool, refused: list[RefusedManifest]) -> None:
     records = [feed.detail() if detailed else feed.record() for feed in feeds]
+    records += [{**manifest.record(), "refused": True} for manifest in refused]
     if output == "json":
         for record in records:
             print(json.dumps(record, sort_keys=False))
@@ -218,6 +272,19 @@ def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
     else:
         _print_table(TABLE_COLUMNS, [table_row(feed) for feed in feeds])
+        if refused:
+            print(f"\nRefused manifests ({len(refused)}):")
+            _print_table(REFUSED_COLUMNS, [refused_row(manifest) for manifest in refused])
+    sys.stdout.flush()
+
+
+def _print_described(feed: FeedInfo, output: str) -> None:
+    if output == "json":
+        print(json.dumps(whole(feed), sort_keys=False))
+    elif output == "yaml":
+        sys.stdout.write(yaml.safe_dump(whole(feed), sort_keys=False, allow_unicode=True))
+    else:
+        print("\n".join(describe(feed)))
     sys.stdout.flush()
 
 

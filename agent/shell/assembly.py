@@ -43,7 +43,7 @@ from agent.shell.scanloop import ScanCounts, drain, scan_messages
 from dnswatch.errors import BadInput, DnswatchError
 from dnswatch.feeds.status import describe_samples
 from dnswatch.logfmt import configure_logging
-from dnswatch.metricsserver import serve_metrics
+from dnswatch.metricsserver import listen_failure, serve_metrics
 
 log = logging.getLogger("dnswatch.agent.run")
 
@@ -138,14 +138,15 @@ def run_live(config: RunConfig) -> int:
         metrics.observe_loop_progress(time.time())
         try:
             metrics_server = serve_metrics(
-                metrics.registry, config.metrics_port,
+                metrics.registry, config.metrics_port, host=config.metrics_address,
                 healthy=lambda: time.monotonic() - heartbeat[0] < config.liveness_timeout,
                 ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced)
                 and (link is None or link.synced),
             )
         except OSError as error:
-            raise DnswatchError(f"cannot serve metrics on port {config.metrics_port}: {error.strerror or error}")
-        log.info("metrics, /healthz and /readyz on port %d", metrics_server.port)
+            failure = listen_failure(config.metrics_address, config.metrics_port, error)
+            raise DnswatchError(f"--metrics-port {config.metrics_port}: {failure}") from None
+        log.info("metrics, /healthz and /readyz on port %d (%s)", metrics_server.port, metrics_server.address)
 
     next_progress = time.monotonic() + config.stats_every
     report_build_errors = _build_error_reporter(pipeline)

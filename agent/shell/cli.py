@@ -13,6 +13,7 @@ from agent.shell.config import DEFAULT_INTERFACES, DEFAULT_PORTS, LIVENESS_SECON
 from dnswatch.errors import BadInput, DnswatchError
 from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, security_flags_given
 from dnswatch.logfmt import add_log_arguments
+from dnswatch.metricsserver import ALL_ADDRESSES, metrics_address
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +106,8 @@ def add_run_parser(commands) -> None:
                      help="log packet and kernel drop counts this often (default never)")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve /metrics, /healthz and /readyz on this port (default: none)")
+    run.add_argument("--metrics-address", type=metrics_address, default=ALL_ADDRESSES, metavar="ADDRESS",
+                     help="address of --metrics-port (default: every address, IPv4 and IPv6)")
     run.add_argument("--liveness-timeout", type=parse_window, default=LIVENESS_SECONDS, metavar="SECONDS",
                      help="/healthz fails once the capture loop has made no progress for this long (default "
                      f"{LIVENESS_SECONDS:g}, what the DaemonSet's liveness probe expects)")
@@ -167,6 +170,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         ring_bytes=int(args.ring_mb * 1024 * 1024),
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         stats_every=args.stats_every,
         liveness_timeout=args.liveness_timeout,
     )

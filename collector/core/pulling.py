@@ -28,6 +28,7 @@ __all__ = [
     "BodyVerdict",
     "Validators",
     "judge_body",
+    "judge_parsed",
     "HTTP_STATUS",
     "PROTOCOL",
     "TIMEOUT",
@@ -470,13 +471,30 @@ def judge_body(
         message = f"the server answered 200 with a web page ({content_type or 'no Content-Type'}), not a feed"
         return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     try:
-        parsed = parse_feed_body(body, content, fmt, max_bytes)
+        parsed = parse_feed_body(body, content, fmt, max_bytes, now)
     except FeedError as error:
         message = f"the body cannot be read: {error}"
         return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
     if content == DOMAIN_NAME_SET:
         parsed = refuse_public_suffixes(parsed, match_subdomains)
     unusable = unusable_reason(parsed, content, fmt.kind, content_type)
+    if unusable is not None:
+        unusable = f"the body is not a usable {content} feed: {unusable}"
+    return judge_parsed(status, parsed, now=now, compare_with_set_in_force=compare_with_set_in_force, policy=policy,
+                        unusable=unusable)
+
+
+def judge_parsed(
+    status: FeedStatus,
+    parsed: ParsedFeed,
+    *,
+    now: datetime,
+    compare_with_set_in_force: bool = True,
+    policy: SuspectPolicy = SuspectPolicy(),
+    unusable: str | None = None,
+) -> BodyVerdict:
+    """What a parsed set does to a feed (`judge_body` once the body is read, or a TAXII collection's
+    indicators): refused as suspect, FAILED when `unusable` says why it is no feed's set, UNCHANGED, or UPDATED."""
     in_force = status.entries if status.version > 0 and compare_with_set_in_force else None
     reason = suspect_reason(len(parsed.entries), in_force, policy)
     if reason is not None:
@@ -484,7 +502,7 @@ def judge_body(
         return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     if unusable is not None:
         kept = "; the last good set stays" if status.version > 0 else ""
-        message = f"the body is not a usable {content} feed: {unusable}{kept}"
+        message = f"{unusable}{kept}"
         return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
     sha = entries_sha256(parsed.entries)
     new_status = after_success(status, parsed, now, sha)

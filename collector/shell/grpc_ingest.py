@@ -13,7 +13,8 @@ control holds their agents back) until writes free room, so a thousand agents re
 cannot hold a thousand windows in the collector's memory.
 
 The servicer only translates: a batch goes to the store as its events' JSON texts and ids
-(`Store.ingest_json`, which parses them off the event loop and stores each text as it came). A batch that
+(`Store.ingest_json`, which parses them off the event loop and stores each text as it came), with the batch's
+bytes as received, from which an event watch cuts each event's encoding to send it on (batchwire.py). A batch that
 cannot be stored (JSON that does not parse, an `id` that differs from `Event.id`, an event the store
 refuses) ends the stream with INVALID_ARGUMENT naming the batch and the event; the batches before it are
 still acknowledged, nothing of it is stored, and nothing after it is acknowledged (a later batch already read
@@ -32,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from collector.shell.batchwire import BatchWire
 from collector.store import BadEvent, StoreError
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
@@ -119,7 +121,7 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
         self._settings = settings
         self.budget = EventBudget(settings.max_events_held)
 
-    async def Send(self, request_iterator: AsyncIterator[events_pb2.EventBatch],
+    async def Send(self, request_iterator: AsyncIterator[ReceivedBatch],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[events_pb2.Ack]:  # noqa: N802
         writes: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._settings.window)
         reader = asyncio.create_task(self._read(request_iterator, writes), name="ingest reader")
@@ -149,14 +151,13 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
             # for, and the store de-duplicates); only their outcome is no longer awaited.
             reader.cancel()
 
-    async def _read(self, request_iterator: AsyncIterator[events_pb2.EventBatch], writes: asyncio.Queue[Any]
-                    ) -> None:
+    async def _read(self, request_iterator: AsyncIterator[ReceivedBatch], writes: asyncio.Queue[Any]) -> None:
         try:
-            async for batch in request_iterator:
+            async for batch, wire in request_iterator:
                 texts = [event.json for event in batch.events]
                 ids = [event.id for event in batch.events]
                 held = await self.budget.take(len(texts))
-                task = asyncio.create_task(self._store.ingest_json(texts, ids=ids),
+                task = asyncio.create_task(self._store.ingest_json(texts, ids=ids, wire=wire),
                                            name=f"ingest batch {batch.batch_id}")
                 # Awaited below when its turn comes, unless the stream ends first: then nobody reads its
                 # outcome, and asyncio must not log a failure of it as never retrieved. Either way the
@@ -181,5 +182,18 @@ def add_ingest_service(server: grpc.aio.Server, store: Any, *, on_stored: Callab
     """Register EventIngest on `server`, writing into `store`; `on_stored()` is called after each durable
     write that changed something (an `EventBell.ring`, so that watches look at once)."""
     servicer = EventIngestServicer(store, on_stored=on_stored, settings=settings)
-    events_pb2_grpc.add_EventIngestServicer_to_server(servicer, server)
+    # As events_pb2_grpc.add_EventIngestServicer_to_server, but each batch comes with its bytes as received.
+    handlers = {"Send": grpc.stream_stream_rpc_method_handler(
+        servicer.Send, request_deserializer=received_batch,
+        response_serializer=events_pb2.Ack.SerializeToString)}
+    service = events_pb2.DESCRIPTOR.services_by_name["EventIngest"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     return servicer
+
+
+ReceivedBatch = tuple[events_pb2.EventBatch, BatchWire]
+"""A batch as parsed, and its bytes as received."""
+
+
+def received_batch(raw: bytes) -> ReceivedBatch:
+    return events_pb2.EventBatch.FromString(raw), BatchWire(raw)

@@ -144,9 +144,12 @@ class Store(Protocol):
         changes nothing. Inserted and replaced rows get new change sequence numbers. BadEvent (nothing
         stored) if an event lacks an id or a parsable time."""
 
-    async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None) -> "IngestResult":
+    async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None,
+                          wire: Any = None) -> "IngestResult":
         """ingest_events of events given as their JSON texts (as agents send them), each stored as it came;
-        `ids` are the ids the texts must hold. BadEvent also for a text that is not a JSON object."""
+        `ids` are the ids the texts must hold. BadEvent also for a text that is not a JSON object. `wire`,
+        opaque to the store, is handed to the change listeners on each row (EventRow.wire) with the event's
+        place in the batch: the batch as received, whose encodings a watch may send on."""
 
     async def list_events(self, filter: "EventFilter", page_size: int,
                           page_token: str = "") -> tuple[list["StoredEvent"], str]:

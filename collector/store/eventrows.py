@@ -43,6 +43,9 @@ class EventRow(NamedTuple):
     body: str
     feeds: frozenset[str]
     domains: frozenset[str]
+    wire: Any = None
+    """Where the event's encoding as the agent sent it can be had, for event watches to send on as it came:
+    (the received batch, the event's place in it), from `ingest_json(..., wire=)`; None otherwise."""
 
 
 def event_row(event: dict[str, Any], body: str | None = None) -> EventRow:
@@ -96,9 +99,9 @@ class _EventHead(msgspec.Struct):
 _HEAD = msgspec.json.Decoder(_EventHead)
 
 
-def json_event_row(text: str) -> EventRow:
+def json_event_row(text: str, wire: Any = None) -> EventRow:
     """The row for one event given as its JSON text (as agents send it), stored as it is; BadEvent if the
-    text is not JSON, not an object, or not an event (see event_row)."""
+    text is not JSON, not an object, or not an event (see event_row). `wire` is kept on the row."""
     try:
         head = _HEAD.decode(text)
     except msgspec.ValidationError as error:
@@ -108,7 +111,7 @@ def json_event_row(text: str) -> EventRow:
     record = head.record or _RecordHead()
     return _row(head.id, head.time, head.type, head.host, head.source_namespace, head.source_name,
                 head.source_name_aggr, record.first_seen, record.last_seen, record.count, record.feeds,
-                record.suspicious_domains, text)
+                record.suspicious_domains, text, wire)
 
 
 def _not_an_event(text: str, error: msgspec.ValidationError) -> str:
@@ -119,7 +122,8 @@ def _not_an_event(text: str, error: msgspec.ValidationError) -> str:
 
 
 def _row(event_id: Any, time_text: Any, event_type: Any, host: Any, namespace: Any, pod: Any, pod_aggr: Any,
-         first_text: Any, last_text: Any, count: Any, feeds: Any, domains: Any, body: str) -> EventRow:
+         first_text: Any, last_text: Any, count: Any, feeds: Any, domains: Any, body: str,
+         wire: Any = None) -> EventRow:
     if not isinstance(event_id, str) or not event_id:
         raise BadEvent("an event has no id")
     event_time = parse_time(time_text, f"event {event_id}: time")
@@ -133,7 +137,7 @@ def _row(event_id: Any, time_text: Any, event_type: Any, host: Any, namespace: A
         raise BadEvent(f"event {event_id}: record.count is not a count: {count!r}")
     return EventRow(event_id, event_time, first_seen, last_seen, count, _text(event_type), _text(host),
                     _text(namespace), _text(pod), _text(pod_aggr), body,
-                    frozenset(_texts(feeds)), frozenset(_texts(domains)))
+                    frozenset(_texts(feeds)), frozenset(_texts(domains)), wire)
 
 
 def parse_time(value: Any, what: str) -> float:
@@ -198,13 +202,14 @@ def prepare_batch(events: list[dict[str, Any]], bodies: list[str] | None = None)
     return _prepared(list(_batch_rows(events, bodies).values()))
 
 
-def prepare_json_batch(bodies: list[str], ids: list[str] | None = None) -> PreparedBatch:
-    """prepare_batch of events given as their JSON texts; `ids`, if given, are the ids the texts must hold.
+def prepare_json_batch(bodies: list[str], ids: list[str] | None = None, wire: Any = None) -> PreparedBatch:
+    """prepare_batch of events given as their JSON texts; `ids`, if given, are the ids the texts must hold;
+    `wire`, if given, the batch as received, kept on each row with the event's place in it (EventRow.wire).
     BadEvent names the first unusable event by its place in the batch."""
     rows = []
     for index, text in enumerate(bodies):
         try:
-            row = json_event_row(text)
+            row = json_event_row(text, None if wire is None else (wire, index))
         except BadEvent as error:
             said = f" (id {ids[index]!r})" if ids is not None else ""
             raise BadEvent(f"event {index}{said}: {error}") from None

@@ -39,8 +39,9 @@ class GroupCommitMixin:
                             bodies: list[str] | None = None) -> IngestResult:
         return await self._ingest(len(events), prepare_batch, events, bodies)
 
-    async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None) -> IngestResult:
-        return await self._ingest(len(bodies), prepare_json_batch, bodies, ids)
+    async def ingest_json(self, bodies: list[str], *, ids: list[str] | None = None,
+                          wire: Any = None) -> IngestResult:
+        return await self._ingest(len(bodies), prepare_json_batch, bodies, ids, wire)
 
     async def _ingest(self, count: int, prepare: Callable[..., PreparedBatch], *args: Any) -> IngestResult:
         line = self._ingest_line()

@@ -187,7 +187,8 @@ def test_a_listen_port_in_use_is_our_one_line_only(tmp_path, host):
         port = taken.getsockname()[1]
         result = collector_process("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", f"{host}:{port}",
                                    "--insecure", "--feeds-dir", str(tmp_path / "feeds"))
-    assert_one_line(result, f"--listen {host}:{port}: cannot listen there (the port is in use)")
+    assert_one_line(result, f"--listen {host}:{port}: cannot listen there (the port is in use: stop what "
+                    "listens there (another collector?) or choose another port)")
 
 
 def test_a_listen_host_that_does_not_resolve_is_one_line(tmp_path):

@@ -3,6 +3,7 @@ real PostgreSQL server, with a grpc.aio client in the same event loop."""
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import datetime as dt
 import json
@@ -765,3 +766,20 @@ async def test_watches_woken_together_share_one_page_while_rows_arrive(served) -
         assert again is first and first[1:] == (10, 10)
         await tail.wait(10)
         assert tail.page(10, EventFilter(), limit=1000, max_bytes=1 << 30, compress=True)[1:] == (10, 20)
+
+
+async def test_more_watches_are_woken_less_often(served) -> None:
+    """Each wake-up costs every attached watch a response: past `watches_per_interval` watches, the interval
+    grows by one read_interval_seconds per such number begun, up to max_read_interval_seconds."""
+    from collector.shell.eventtail import EventTail, TailSettings
+    from collector.shell.grpc_events import _page, encode_watched_event
+
+    tail = EventTail(served.store, served.bell, encode_watched_event, _page,
+                     TailSettings(read_interval_seconds=0.1, watches_per_interval=2, max_read_interval_seconds=0.35))
+    intervals = []
+    async with contextlib.AsyncExitStack() as watches:
+        for _ in range(9):
+            await watches.enter_async_context(tail.attached())
+            intervals.append(round(tail.read_interval, 6))
+    assert intervals == [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.35, 0.35, 0.35]
+    assert tail.read_interval == 0.1  # none attached
