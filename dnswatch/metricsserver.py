@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.metadata
 import ipaddress
 import socket
 import threading
@@ -33,6 +32,8 @@ from socketserver import TCPServer, ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from dnswatch.version import package_version  # noqa: F401 - the build-info metric of either process takes it here
 
 __all__ = ["ALL_ADDRESSES", "MetricsServer", "Probe", "listen_failure", "metrics_address", "serve_metrics"]
 
@@ -177,12 +178,3 @@ def listen_failure(host: str, port: int, error: OSError) -> str:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def package_version() -> str:
-    """The installed dnswatch's version, for the build-info metric of either process; `unknown` when run from a
-    tree that was never installed."""
-    try:
-        return importlib.metadata.version("dnswatch")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

@@ -13,6 +13,8 @@ from dnswatch.metricsserver import ALL_ADDRESSES
 
 DEFAULT_PORTS = frozenset({53})
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
+EXIT_MATCHED = 3
+"""`replay --fail-on-match`'s exit status when anything in the captures matched a feed."""
 LIVENESS_SECONDS = 30.0
 """The default of `--liveness-timeout`; deploy/base/daemonset.yaml's liveness probe is sized for it."""
 
@@ -57,7 +59,11 @@ class ReplayConfig(PipelineOptions):
     """Everything `replay` was asked to do."""
 
     captures: tuple[Path, ...]
-    """pcap or pcapng files, replayed in the order given."""
+    """pcap or pcapng files (plain, gzip or zstd), replayed in the order given; `-` is standard input."""
+    fail_on_match: bool = False
+    """Exit 3 when anything matched (`--fail-on-match`, for CI)."""
+    log_level: str | None = None
+    """Log at this level on stderr; None: warnings only, as bare lines."""
 
 
 @dataclass(frozen=True, kw_only=True)

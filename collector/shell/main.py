@@ -29,8 +29,11 @@ from pathlib import Path
 
 import grpc
 
+from dnswatch.completion import add_completion_flag
+from dnswatch.durations import duration_flag
 from dnswatch.errors import DnswatchError
 from dnswatch.metricsserver import ALL_ADDRESSES, listen_failure, metrics_address
+from dnswatch.version import version_line
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, Refusals, StatusSink
@@ -117,6 +120,8 @@ class CollectorSettings:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="The dnswatch collector: pulls threat feeds and "
                                      "distributes them to agents over gRPC.")
+    parser.add_argument("--version", action="version", version=version_line(PROG))
+    add_completion_flag(parser)
     parser.add_argument("--db", required=True, help="store URL: sqlite:///PATH or postgresql://USER@HOST/DB")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="gRPC address to listen on")
     source = parser.add_mutually_exclusive_group()
@@ -126,15 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Kubernetes client configuration (default: in-cluster)")
     parser.add_argument("--namespace", default="dnswatch",
                         help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
-    parser.add_argument("--feeds-dir-poll", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between looks at --feeds-dir (default: 5)")
+    parser.add_argument("--feeds-dir-poll", type=duration_flag, default=5.0, metavar="DURATION",
+                        help="how long between looks at --feeds-dir (5s, 1m, or seconds; default: 5s)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus /metrics and the /healthz, /readyz probes over HTTP on this port")
     parser.add_argument("--metrics-address", type=metrics_address, default=ALL_ADDRESSES, metavar="ADDRESS",
                         help="address of --metrics-port (default: every address, IPv4 and IPv6)")
-    parser.add_argument("--pull-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds one feed pull may take in all, retries included, and so the longest a "
-                        "`dnswatch feeds sync` waits (default: 60)")
+    parser.add_argument("--pull-timeout", type=duration_flag, default=60.0, metavar="DURATION",
+                        help="how long one feed pull may take in all, retries included, and so the longest a "
+                        "`dnswatch feeds sync` waits (30s, 2m, or seconds; default: 60s)")
     add_log_arguments(parser)
     add_security_arguments(parser)
     return parser

@@ -1,5 +1,6 @@
 """`dnswatch-agent run --metrics-port` (docs/operations.md): the real process on this machine's network, capturing
-no interface: its probes answer over IPv4 and IPv6, and a second agent on the same port is one line and exit 2."""
+no interface: its probes answer over IPv4 and IPv6 (/readyz with 503, since an agent with no interface to capture
+on is not ready), and a second agent on the same port is one line and exit 2."""
 
 from __future__ import annotations
 
@@ -26,20 +27,25 @@ def agent_flags(tmp_path: Path) -> list[str]:
             "--feed", f"c2={tmp_path / 'c2.txt'}"]
 
 
-def answers(url: str) -> bool:
+def status(url: str) -> int | None:
+    """The HTTP status of a GET, or None when nothing answers."""
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
-        return False
+        return None
 
 
-def wait_until_ready(agent: subprocess.Popen, port: int) -> None:
+def answers(url: str) -> bool:
+    return status(url) == 200
+
+
+def wait_until_serving(agent: subprocess.Popen, port: int) -> None:
     deadline = time.monotonic() + 30
-    while not answers(f"http://127.0.0.1:{port}/readyz"):
+    while not answers(f"http://127.0.0.1:{port}/healthz"):
         if agent.poll() is not None:
             raise AssertionError(f"the agent exited: {agent.communicate()[1]}")
         if time.monotonic() > deadline:
-            raise AssertionError("the agent's /readyz never answered")
+            raise AssertionError("the agent's /healthz never answered")
         time.sleep(0.1)
 
 
@@ -55,10 +61,11 @@ def test_the_probes_answer_over_ipv4_and_ipv6_and_a_second_agent_on_the_port_is_
     port = free_port()
     first = subprocess.Popen([AGENT, *agent_flags, "--metrics-port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
-        wait_until_ready(first, port)
-        for path in ("/readyz", "/healthz", "/metrics"):
+        wait_until_serving(first, port)
+        for path in ("/healthz", "/metrics"):
             assert answers(f"http://127.0.0.1:{port}{path}"), path
             assert answers(f"http://[::1]:{port}{path}"), path
+        assert status(f"http://127.0.0.1:{port}/readyz") == status(f"http://[::1]:{port}/readyz") == 503
         second = subprocess.run([AGENT, *agent_flags, "--metrics-port", str(port)], capture_output=True, text=True,
                                 timeout=60)
         assert second.returncode == 2, second.stderr
@@ -77,8 +84,8 @@ def test_an_ipv4_metrics_address_is_ipv4_only(agent_flags):
     agent = subprocess.Popen([AGENT, *agent_flags, "--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
                              stderr=subprocess.PIPE, text=True)
     try:
-        wait_until_ready(agent, port)
-        assert not answers(f"http://[::1]:{port}/readyz")
+        wait_until_serving(agent, port)
+        assert status(f"http://[::1]:{port}/healthz") is None
     finally:
         stderr = stop(agent)
     assert agent.returncode == 0, stderr
