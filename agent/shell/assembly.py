@@ -42,6 +42,7 @@ from agent.shell.progress import Progress
 from agent.shell.replay import replay
 from agent.shell.scanloop import ScanCounts, drain, scan_messages
 from dnswatch.errors import BadInput, DnswatchError
+from dnswatch.feeds.status import describe_samples
 from dnswatch.logfmt import configure_logging
 from dnswatch.metricsserver import listen_failure, serve_metrics
 
@@ -316,6 +317,11 @@ def local_matcher(config: PipelineOptions) -> Matcher:
     for feed in loaded:
         note = f", {feed.parsed.rejected} lines rejected" if feed.parsed.rejected else ""
         print(f"feed {feed.name}: {len(feed.parsed.entries)} {feed.content} entries{note}", file=sys.stderr)
+        for sample in describe_samples(feed.parsed, reasoned_only=True):  # rules not applied, and why
+            print(f"warning: feed {feed.name}: {sample}", file=sys.stderr)
+        problem = feed.problem
+        if problem is not None:  # the replay goes on with what the feed gave: it may be all the user has
+            print(f"warning: feed {feed.name}: {problem}", file=sys.stderr)
     return feed_loading.build_matcher(loaded)  # the entries as text go with `loaded`: the matcher is ~10 bytes a domain
 
 

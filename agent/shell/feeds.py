@@ -16,9 +16,11 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
+from dnswatch.feeds.diagnosis import unusable_reason
 from dnswatch.feeds.domainset import DomainSet
-from dnswatch.feeds.formats import parse_feed_body
-from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, ParsedFeed, parse_domain_lines, parse_ip_lines
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, parse_feed_body
+from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, DOMAIN_NAME_SET, ParsedFeed, parse_domain_lines, parse_ip_lines
+from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.spec import FeedSpec, feed_specs_from_yaml_documents
 from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import Matcher
@@ -40,6 +42,13 @@ class LoadedFeed:
     """Its canonical entries and how many lines were rejected."""
     match_subdomains: bool = False
     """Plain entries cover their subdomains too (`matchSubdomains: true`)."""
+    format_kind: str = NEWLINE_DELIMITED.kind
+    """`pull.http.format`'s kind: what the body was read as."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the collector would refuse this body as the feed's set, with the likely fix (a warning here)."""
+        return unusable_reason(self.parsed, self.content, self.format_kind)
 
 
 def split_feed_flag(value: str) -> tuple[str, Path]:
@@ -52,8 +61,8 @@ def split_feed_flag(value: str) -> tuple[str, Path]:
 
 def load_feed_file(name: str, path: Path, content: str) -> LoadedFeed:
     body = read_file(path, "feed")
-    parse = parse_domain_lines if content == "DomainNameSet" else parse_ip_lines
-    return LoadedFeed(name, content, str(path), parse(body))
+    parse = parse_domain_lines if content == DOMAIN_NAME_SET else parse_ip_lines
+    return LoadedFeed(name, content, str(path), _checked(parse(body), content, False))
 
 
 def load_manifest(path: Path) -> list[LoadedFeed]:
@@ -75,9 +84,15 @@ def load_manifest(path: Path) -> list[LoadedFeed]:
             raise BadInput(f"{path}: feed {spec.name}: a TAXII collection (pull.taxii) is pulled by the collector "
                            f"only; give the agent its objects as a STIX bundle (pull.http with format stix)")
         body = fetch_body(spec, base=path.parent)
-        parsed = parse_feed_body(body, spec.content, spec.format)
-        loaded.append(LoadedFeed(spec.name, spec.content, redacted_url(spec.url), parsed, spec.match_subdomains))
+        parsed = _checked(parse_feed_body(body, spec.content, spec.format), spec.content, spec.match_subdomains)
+        loaded.append(LoadedFeed(spec.name, spec.content, redacted_url(spec.url), parsed, spec.match_subdomains,
+                                 spec.format.kind))
     return loaded
+
+
+def _checked(parsed: ParsedFeed, content: str, match_subdomains: bool) -> ParsedFeed:
+    # As the collector does: an entry covering a public suffix is rejected, not matched.
+    return refuse_public_suffixes(parsed, match_subdomains) if content == DOMAIN_NAME_SET else parsed
 
 
 def fetch_body(spec: FeedSpec, base: Path) -> bytes:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dnswatch.feeds.domainset import DomainSet
-from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET, ParsedFeed
+from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.wire import (FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, delta_worth_sending, domain_delta,
                                  domain_snapshot, ip_delta, ip_snapshot, snapshot_parts)
 
@@ -52,7 +53,10 @@ def compile_feed(
     """
     entries = tuple(entries)
     if content == DOMAIN_NAME_SET:
-        domains = DomainSet.from_names(entries, match_subdomains)
+        # A pull refuses what would cover a public suffix, but a set pulled without matchSubdomains may be
+        # recompiled with it (the spec changed, no pull since): its exact `com` must not become all of .com.
+        widened = refuse_public_suffixes(ParsedFeed(entries), True).entries if match_subdomains else entries
+        domains = DomainSet.from_names(widened, match_subdomains)
         snapshot = domain_snapshot(name, version, sha256, domains)
     elif content == IP_SET:
         domains = None

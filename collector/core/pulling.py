@@ -13,8 +13,10 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from dnswatch.feeds.diagnosis import unusable_reason
 from dnswatch.feeds.formats import FeedFormat, parse_feed_body
-from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, FeedError, ParsedFeed
+from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, DOMAIN_NAME_SET, FeedError, ParsedFeed
+from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.status import PARSE_FAILED, PULL_FAILED, SUSPECT_BODY, FeedStatus, after_failure, after_success
 from dnswatch.feeds.status import entries_sha256
 from dnswatch.feeds.outcomes import FAILED, REFUSED, UNCHANGED, UPDATED
@@ -452,12 +454,16 @@ def judge_body(
     content: str,
     fmt: FeedFormat,
     now: datetime,
+    match_subdomains: bool = False,
     compare_with_set_in_force: bool = True,
     max_bytes: int = DEFAULT_MAX_BYTES,
     policy: SuspectPolicy = SuspectPolicy(),
 ) -> BodyVerdict:
     """Parse and check a 200 body against the feed's `status` (the set in force): the whole decision, no I/O.
 
+    Entries covering a public suffix are rejected (`refuse_public_suffixes`, with `match_subdomains` as the
+    feed has it). A body with no entry, or more rejected lines than entries, fails with ParseFailed and the
+    likely fix (`unusable_reason`): the set in force stays, and no feed is ever distributed as an empty set.
     `compare_with_set_in_force=False` skips the empty and shrink checks, for the first pull after the feed's
     URL, format or content changed: a different feed is expected to differ.
     """
@@ -469,7 +475,13 @@ def judge_body(
     except FeedError as error:
         message = f"the body cannot be read: {error}"
         return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
-    return judge_parsed(status, parsed, now=now, compare_with_set_in_force=compare_with_set_in_force, policy=policy)
+    if content == DOMAIN_NAME_SET:
+        parsed = refuse_public_suffixes(parsed, match_subdomains)
+    unusable = unusable_reason(parsed, content, fmt.kind, content_type)
+    if unusable is not None:
+        unusable = f"the body is not a usable {content} feed: {unusable}"
+    return judge_parsed(status, parsed, now=now, compare_with_set_in_force=compare_with_set_in_force, policy=policy,
+                        unusable=unusable)
 
 
 def judge_parsed(
@@ -479,14 +491,19 @@ def judge_parsed(
     now: datetime,
     compare_with_set_in_force: bool = True,
     policy: SuspectPolicy = SuspectPolicy(),
+    unusable: str | None = None,
 ) -> BodyVerdict:
     """What a parsed set does to a feed (`judge_body` once the body is read, or a TAXII collection's
-    indicators): refused as suspect, UNCHANGED, or UPDATED."""
+    indicators): refused as suspect, FAILED when `unusable` says why it is no feed's set, UNCHANGED, or UPDATED."""
     in_force = status.entries if status.version > 0 and compare_with_set_in_force else None
     reason = suspect_reason(len(parsed.entries), in_force, policy)
     if reason is not None:
-        message = f"refused, the last good set stays: {reason}"
+        message = f"refused, the last good set stays: {reason}" + (f"; {unusable}" if unusable else "")
         return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
+    if unusable is not None:
+        kept = "; the last good set stays" if status.version > 0 else ""
+        message = f"{unusable}{kept}"
+        return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
     sha = entries_sha256(parsed.entries)
     new_status = after_success(status, parsed, now, sha)
     if sha == status.sha256 and status.version > 0:

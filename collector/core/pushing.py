@@ -12,8 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from collector.core.pulling import BodyVerdict
+from dnswatch.feeds.diagnosis import unusable_reason
 from dnswatch.feeds.formats import FeedFormat, parse_feed_body
-from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, FeedError
+from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, DOMAIN_NAME_SET, FeedError
+from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.outcomes import REFUSED, UNCHANGED, UPDATED
 from dnswatch.feeds.status import FeedStatus, after_success, entries_sha256
 
@@ -23,7 +25,7 @@ _SAMPLES_IN_MESSAGE = 3
 
 
 def judge_push(status: FeedStatus, body: bytes, *, content: str, fmt: FeedFormat, now: datetime,
-               max_bytes: int = DEFAULT_MAX_BYTES) -> BodyVerdict:
+               max_bytes: int = DEFAULT_MAX_BYTES, match_subdomains: bool = False) -> BodyVerdict:
     """UPDATED or UNCHANGED with the status once the pushed set is in force (a new version only when the set
     differs), or REFUSED with the reason and `status` unchanged."""
     try:
@@ -31,10 +33,16 @@ def judge_push(status: FeedStatus, body: bytes, *, content: str, fmt: FeedFormat
     except FeedError as error:
         return BodyVerdict(REFUSED, status, message=f"the body cannot be read as {fmt.kind}: {error}; "
                                                     f"the set in force stays")
+    if content == DOMAIN_NAME_SET:  # as a pull does: nothing covering a public suffix is taken
+        parsed = refuse_public_suffixes(parsed, match_subdomains)
     if not parsed.entries:
         samples = ", ".join(f"line {number}: {text!r}" for number, text in parsed.rejected_samples[:_SAMPLES_IN_MESSAGE])
         why = f"{parsed.rejected} rejected" + (f" ({samples})" if samples else "") if parsed.rejected else "it is empty"
         return BodyVerdict(REFUSED, status, message=f"the body yields no usable {content} entry ({why}); "
+                                                    f"the set in force stays")
+    unusable = unusable_reason(parsed, content, fmt.kind)
+    if unusable is not None:
+        return BodyVerdict(REFUSED, status, message=f"the body is not a usable {content} feed: {unusable}; "
                                                     f"the set in force stays")
     sha = entries_sha256(parsed.entries)
     new_status = after_success(status, parsed, now, sha)

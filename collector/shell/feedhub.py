@@ -384,7 +384,8 @@ class FeedHub:
                                 f"with no spec.pull) takes pushed sets")
         async with feed.pushes:
             verdict = await asyncio.to_thread(  # parsing a million lines must not stall the event loop
-                judge_push, feed.status, body, content=spec.content, fmt=fmt or spec.format, now=self._clock())
+                judge_push, feed.status, body, content=spec.content, fmt=fmt or spec.format, now=self._clock(),
+                match_subdomains=spec.match_subdomains)
             if verdict.outcome == REFUSED:
                 raise PushRefused(f"feed {name!r}: {verdict.message}")
             feed.pushed_format = (fmt or spec.format).kind

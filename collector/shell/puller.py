@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 import httpx
 
 from dnswatch.feeds.formats.stix_format import parse_objects
-from dnswatch.feeds.lines import ParsedFeed
+from dnswatch.feeds.lines import DOMAIN_NAME_SET, ParsedFeed
+from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec
 from dnswatch.urlredact import redact_urls, redacted_url, url_secrets
 from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
@@ -351,6 +352,7 @@ class FeedPuller:
             content=spec.content,
             fmt=spec.format,
             now=self._clock(),
+            match_subdomains=spec.match_subdomains,
             compare_with_set_in_force=not accept_shrink and spec.name not in self._fresh,
             max_bytes=self.settings.max_body_bytes,
             policy=self.settings.suspect,
@@ -407,6 +409,8 @@ class FeedPuller:
         def judge() -> tuple[dict[str, dict], BodyVerdict]:
             indicators = merge(held.indicators, objects)
             parsed = parse_objects(indicators.values(), spec.content, now)
+            if spec.content == DOMAIN_NAME_SET:  # as judge_body does: nothing covering a public suffix is taken
+                parsed = refuse_public_suffixes(parsed, spec.match_subdomains)
             verdict = judge_parsed(state.status, parsed, now=now, policy=self.settings.suspect,
                                    compare_with_set_in_force=not accept_shrink and spec.name not in self._fresh)
             return indicators, verdict

@@ -2,17 +2,19 @@
 
 A domain feed may mix plain names, `#`/`!`/`;` comments, hosts-file lines, adblock `||name^` rules, `*.name`
 wildcards, dnsmasq `address=/name/…` (also `server=/…/` and `local=/…/`), RPZ zone records and URLs. Each
-line yields canonical entries (`dnswatch.names.canonical_name`), is ignored (blank, comment, zone
-structure, localhost names) or is counted as rejected; no line is ever fatal. Only a body that cannot be read
-at all (a gzip bomb, a truncated gzip stream) raises `FeedError`.
+line yields canonical entries (`dnswatch.names.canonical_name`, in the forms of `dnswatch.feeds.entries`), is
+ignored (blank, comment, zone structure, localhost names) or is counted as rejected; no line is ever fatal.
+Only a body that cannot be read at all (a gzip bomb, a truncated gzip stream) raises `FeedError`.
 
 Decisions a reader may look for:
-- adblock `@@` exception rules and RPZ `rpz-passthru.` records are *rejected*, not ignored: they are valid
-  syntax that asks for something we do not do (allow-listing), and a rejected line shows up in the feed's
-  `rejectedLines` and samples, so nobody believes the exception was applied;
-- `||name^`, `address=/name/` and `name CNAME .` give the plain entry `name` (exact match, Calico's
-  semantics) even though adblock, dnsmasq and RPZ would also cover subdomains: `matchSubdomains: true` gives
-  their meaning, `*.name` lines remain wildcards;
+- every entry means what its format means (docs/feeds.md has the table): hosts, plain and URL lines and RPZ
+  `name CNAME .` are exact (`name`), `*.name` lines and RPZ `*.name` strict subdomains, adblock `||name^` and
+  dnsmasq `address=/name/` the name and its subdomains (`.name`);
+- a line whose meaning cannot be honoured is *rejected* with its reason, never widened or narrowed into an
+  entry: adblock `@@` exceptions and RPZ `rpz-passthru.` (allow-listing, which is not done), adblock `$`
+  modifiers (`$client=`, `$denyallow=`, `$important`...), `/regex/` rules, a `||name` without `^` (it also
+  matches `name` followed by anything), dnsmasq lines that forward a domain rather than block it; the reason
+  goes with the line's sample (`ParsedFeed.rejected_reasons`), so nobody believes the rule was applied;
 - a hosts or dnsmasq line with several names keeps its valid names and counts as rejected once if any other
   name on it is invalid;
 - a name whose last label is all digits (`1.2.3.4`, `10.0.0`) is an address literal, never a domain: rejected;
@@ -36,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from dnswatch.feeds.entries import SUBTREE_MARK, WILDCARD_MARK
 from dnswatch.names import canonical_name
 from dnswatch.errors import DnswatchError
 
@@ -63,6 +66,9 @@ class ParsedFeed:
     """Lines (or JSON/CSV values) that could not be an entry."""
     rejected_samples: tuple[tuple[int, str], ...] = ()
     """Up to 10 (line number, line) of the rejected lines, for error conditions and messages."""
+    rejected_reasons: tuple[tuple[int, str], ...] = ()
+    """(line number, why) for the samples rejected for a reason of their own (a modifier, an exception...); a
+    sample without one is simply no entry. Number 0 is an entry refused after parsing (a public suffix)."""
 
 
 # ---------------------------------------------------------------------------------------------- the body
@@ -193,20 +199,23 @@ def unmap_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
 
 
 class _Accumulator:
-    __slots__ = ("names", "rejected", "samples")
+    __slots__ = ("names", "rejected", "samples", "reasons")
 
     def __init__(self) -> None:
         self.names: list[str] = []  # in file order, duplicates included: removed once, at the end
         self.rejected = 0
         self.samples: list[tuple[int, str]] = []
+        self.reasons: list[tuple[int, str]] = []
 
-    def take(self, number: int, line: str, outcome: tuple[tuple[str, ...], bool]) -> None:
+    def take(self, number: int, line: str, outcome: Outcome) -> None:
         names, rejected = outcome
         self.names += names
         if rejected:
             self.rejected += 1
             if len(self.samples) < MAX_REJECTED_SAMPLES:
                 self.samples.append((number, line.strip()[:_MAX_SAMPLE_CHARS]))
+                if rejected is not True:
+                    self.reasons.append((number, rejected))
 
     def result(self) -> ParsedFeed:
         names = self.names
@@ -215,7 +224,7 @@ class _Accumulator:
         # is the answer. A feed with repeats pays the set on top (its hashes are cached by then).
         if len(set(names)) != len(names):
             names = dict.fromkeys(names)  # type: ignore[assignment]
-        return ParsedFeed(tuple(names), self.rejected, tuple(self.samples))
+        return ParsedFeed(tuple(names), self.rejected, tuple(self.samples), tuple(self.reasons))
 
 
 @dataclass(frozen=True)
@@ -326,11 +335,8 @@ def _hosts_run(prefix: str) -> Callable[[str], list[str]]:
     return extract
 
 
-_ADBLOCK_MARKS = str.maketrans("", "", "|^")
-
-
 def _adblock_run(run: str) -> list[str]:
-    return run.translate(_ADBLOCK_MARKS).split()
+    return run.replace("||", SUBTREE_MARK).replace("^", "").split()  # `||name^` is `.name`: name and subdomains
 
 
 def _rpz_run(run: str) -> list[str]:
@@ -347,7 +353,7 @@ def _url_run(run: str) -> list[str]:
 
 
 def _dnsmasq_run(run: str) -> list[str]:
-    return _BETWEEN_SLASHES.findall(run)
+    return _BETWEEN_SLASHES.findall(run.replace("=/", "=/" + SUBTREE_MARK))  # `/name/` is `.name` too
 
 
 _DOMAIN_FORMS = (
@@ -359,7 +365,9 @@ _DOMAIN_FORMS = (
     # RPZ: a relative owner is the trigger itself, whatever $ORIGIN says; absolute owners and the address
     # and name-server triggers (`….rpz-ip`, `….rpz-nsdname`) take the per-line path.
     _form(rf"(?:\*\.)?{_FAST_NAME} cname \.", _rpz_run, guards=("..", ".rpz-")),
-    _form(rf"(?:address|server|local)=/{_FAST_NAME}/(?:0\.0\.0\.0|::|127\.0\.0\.1)?", _dnsmasq_run),
+    # dnsmasq blocks: `address=` to nothing or a sink address; `server=` and `local=` to no server at all.
+    _form(rf"(?:address=/{_FAST_NAME}/(?:0\.0\.0\.0|::|127\.0\.0\.1)?|(?:server|local)=/{_FAST_NAME}/)",
+          _dnsmasq_run),
     # URLs without userinfo, with a port below 10000 and a path of printable ASCII other than `#` and `;`
     # (comment marks); the others take the per-line path, which asks urllib.
     _form(rf"[a-z][a-z0-9+.-]*://{_FAST_NAME}(?::[0-9]{{1,4}})?(?:[/?][!-\"$-:<-~]*)?", _url_run),
@@ -369,6 +377,9 @@ _DOMAIN_FORMS = (
 # a path, a port, an option) or bytes that were not UTF-8 (U+FFFD).
 _NOT_IN_NAMES = re.compile(r"[\s*^|$=/:@\\\"'<>\[\]{}?,&%!;#()\x00-\x1f\x7f\ufffd]")
 _COSMETIC = re.compile(r"#[@?$%]?#")  # adblock element hiding (`site##.ad`): never a domain rule
+_REGEX_LINE = re.compile(r"/.+/(?:\$.*)?")  # adblock `/^ad[0-9]+\./` rules, with or without modifiers
+_MODIFIER_NAME = re.compile(r"[~a-z0-9_-]*=?")
+_DNSMASQ_OPTION = re.compile(r"[a-z][a-z0-9-]*=/")  # `ipset=/…/`, `nftset=/…/`, `rebind-domain-ok=/…/`
 _HOSTS_IGNORED = frozenset(
     (
         "localhost", "localhost.localdomain", "local", "broadcasthost", "0.0.0.0", "ip6-localhost",
@@ -392,8 +403,27 @@ _ZONE_TTL = re.compile(r"(?:[0-9]++[smhdw]?)++")
 # RPZ triggers on addresses and name servers, not on the queried name: nothing a domain set can hold.
 _RPZ_NON_NAME_TRIGGERS = (".rpz-ip", ".rpz-nsip", ".rpz-nsdname", ".rpz-client-ip")
 
-_IGNORED: tuple[tuple[str, ...], bool] = ((), False)
-_REJECTED: tuple[tuple[str, ...], bool] = ((), True)
+Outcome = tuple[tuple[str, ...], "bool | str"]
+"""What one line gives: its entries, and whether it was rejected (False, True, or the reason why)."""
+_IGNORED: Outcome = ((), False)
+_REJECTED: Outcome = ((), True)
+
+
+def _refused(reason: str) -> Outcome:
+    return (), reason
+
+
+# Reasons for lines that are valid syntax asking for what a name set cannot do (see the module docstring).
+_EXCEPTION = "an exception (@@) asks for allow-listing, which dnswatch does not do"
+_PASSTHRU = "an RPZ passthru asks for allow-listing, which dnswatch does not do"
+_COSMETIC_RULE = "an element-hiding rule is about pages, not names"
+_REGEX_RULE = "a /regex/ rule: dnswatch matches names and their subdomains, not patterns"
+_UNANCHORED = "an adblock rule without ^ also matches longer names (||evil.com matches evil.community)"
+_ADBLOCK_PATTERN = "an adblock pattern or path, not a name: dnswatch cannot match it"
+_RPZ_NON_NAME = "an RPZ trigger on addresses or name servers, not on the queried name"
+_DNSMASQ_FORWARD = "forwards the domain to another server: a dnsmasq line that is not a domain block"
+_DNSMASQ_OTHER = "a dnsmasq option that is not a domain block"
+_DNSMASQ_PATTERN = "a dnsmasq wildcard pattern: dnswatch cannot tell which names it meant"
 
 
 class _DomainLineParser:
@@ -406,7 +436,7 @@ class _DomainLineParser:
         self.inside_zone_parentheses = False
         self._parenthesised_lines_left = 0
 
-    def parse(self, line: str) -> tuple[tuple[str, ...], bool]:
+    def parse(self, line: str) -> Outcome:
         """(entries, rejected) of one lower-cased line."""
         text = line.strip()
         if not text:
@@ -424,36 +454,40 @@ class _DomainLineParser:
         if first in "#!;" or (first == "[" and text.endswith("]")):  # comments, `[Adblock Plus 2.0]`
             return _IGNORED
         if _COSMETIC.search(text):
-            return _REJECTED
+            return _refused(_COSMETIC_RULE)
+        if first == "/" and _REGEX_LINE.fullmatch(text):  # before the comment cut: `#` and `;` may be in it
+            return _refused(_REGEX_RULE)
         text = _cut_comment(text)
         if not text:
             return _IGNORED
         if text.startswith("@@"):
-            return _REJECTED  # an adblock exception: see the module docstring
+            return _refused(_EXCEPTION)  # an adblock exception: see the module docstring
         if first == "$":
             return self._directive(text)
         if text.startswith("||"):
             return _adblock(text)
         if text.startswith(_DNSMASQ_PREFIXES):
-            return _names([part for part in text.split("/")[1:-1] if part])
+            return _dnsmasq(text)
         if "://" in text:
             return _url(text)
         tokens = text.split()
         if len(tokens) == 1:
+            if _DNSMASQ_OPTION.match(text):
+                return _refused(_DNSMASQ_OTHER)
             return _names(tokens)
         if tokens[0] in _SINK_ADDRESSES or _is_address(tokens[0]):
             names = [token for token in tokens[1:] if token not in _HOSTS_IGNORED]
             return _names(names) if names else _IGNORED
         return self._zone_record(text, tokens, indented=line[:1].isspace())
 
-    def _directive(self, text: str) -> tuple[tuple[str, ...], bool]:
+    def _directive(self, text: str) -> Outcome:
         # $TTL, $ORIGIN, $INCLUDE, $GENERATE: zone-file structure, never entries.
         keyword, _, rest = text.partition(" ")
         if keyword == "$origin":
             self.origin = rest.strip().rstrip(".")
         return _IGNORED
 
-    def _zone_record(self, text: str, tokens: list[str], indented: bool) -> tuple[tuple[str, ...], bool]:
+    def _zone_record(self, text: str, tokens: list[str], indented: bool) -> Outcome:
         # [owner] [ttl] [class] type rdata…, ttl and class in either order (RFC 1035 §5.1). As in zone files,
         # only an indented line can lack the owner (it continues the previous record's).
         owner = tokens[0]
@@ -474,7 +508,7 @@ class _DomainLineParser:
         if not has_owner or owner == "@":
             return _IGNORED  # more data for the previous owner (or the apex): no new trigger
         if rtype == "cname" and rdata[0].startswith("rpz-passthru"):
-            return _REJECTED  # an RPZ allow rule: see the module docstring
+            return _refused(_PASSTHRU)  # an RPZ allow rule: see the module docstring
         if owner.endswith("."):
             origin = self.origin
             if origin and owner == origin + ".":
@@ -482,7 +516,7 @@ class _DomainLineParser:
             if origin and owner.endswith("." + origin + "."):
                 owner = owner[: -len(origin) - 2]
         if owner.endswith(_RPZ_NON_NAME_TRIGGERS):
-            return _REJECTED
+            return _refused(_RPZ_NON_NAME)
         return _names([owner])  # CNAME . / *. / rpz-drop. and local data (A, AAAA, TXT) all name a trigger
 
 
@@ -506,16 +540,45 @@ def _cut_comment(text: str) -> str:
     return text.rstrip()
 
 
-def _adblock(text: str) -> tuple[tuple[str, ...], bool]:
-    rule = text[2:].split("$", 1)[0]  # `$third-party,important`: options about browsers, not names
+def _adblock(text: str) -> Outcome:
+    rule, dollar, modifiers = text[2:].partition("$")
+    if dollar:
+        # `$client=`, `$denyallow=`, `$important`, `$third-party`...: each narrows or reorders the rule in a way
+        # a name set cannot follow, and dropping it would widen the rule.
+        modifier = _MODIFIER_NAME.match(modifiers)
+        shown = modifier.group(0) if modifier else ""
+        return _refused(f"the adblock modifier ${shown} cannot be honoured: dnswatch matches names only")
     if rule.endswith("^|"):
         rule = rule[:-2]
     elif rule.endswith("^"):
         rule = rule[:-1]
-    return _names([rule])  # paths and patterns (`||x.com/ads`, `||ad*.x.com^`) are rejected there
+    else:
+        return _refused(_UNANCHORED)
+    if rule.startswith(WILDCARD_MARK):
+        return _names([rule])  # `||*.name^`: any name ending in `.name`, i.e. its strict subdomains
+    if _NOT_IN_NAMES.search(rule):
+        return _refused(_ADBLOCK_PATTERN)  # paths and patterns (`||x.com/ads^`, `||ad*.x.com^`)
+    return _names([rule], SUBTREE_MARK)
 
 
-def _url(text: str) -> tuple[tuple[str, ...], bool]:
+def _dnsmasq(text: str) -> Outcome:
+    # `address=/a/b/target`: the names between the slashes, the answer after the last one.
+    directive, _, rest = text.partition("=")
+    parts = rest.split("/")
+    names, target = [part for part in parts[1:-1] if part], parts[-1]
+    if len(parts) < 3 or parts[0] or not names:
+        return _REJECTED
+    if directive == "address":
+        if target and not _is_address(target):
+            return _REJECTED
+    elif target:
+        return _refused(_DNSMASQ_FORWARD)  # `server=/name/192.0.2.1`: names sent to that server
+    if any("*" in name for name in names):
+        return _refused(_DNSMASQ_PATTERN)
+    return _names(names, SUBTREE_MARK)
+
+
+def _url(text: str) -> Outcome:
     if len(text.split()) != 1:
         return _REJECTED
     try:
@@ -527,7 +590,7 @@ def _url(text: str) -> tuple[tuple[str, ...], bool]:
     return _names([host]) if host else _REJECTED
 
 
-def _names(texts: list[str]) -> tuple[tuple[str, ...], bool]:
+def _names(texts: list[str], mark: str = "") -> Outcome:
     names = []
     rejected = False
     for text in texts:
@@ -535,7 +598,7 @@ def _names(texts: list[str]) -> tuple[tuple[str, ...], bool]:
         if name is None:
             rejected = True
         else:
-            names.append(name)
+            names.append(mark + name)
     return tuple(names), rejected or not names
 
 
@@ -566,7 +629,7 @@ class _IpLineParser:
     __slots__ = ()
     inside_zone_parentheses = False
 
-    def parse(self, line: str) -> tuple[tuple[str, ...], bool]:
+    def parse(self, line: str) -> Outcome:
         """(entries, rejected) of one lower-cased line of an IPSet feed."""
         text = line.strip()
         if not text or text[0] in "#!;" or text.startswith("//"):

@@ -33,6 +33,7 @@ __all__ = [
     "after_failure",
     "after_not_modified",
     "after_success",
+    "describe_samples",
     "entries_sha256",
     "rfc3339",
 ]
@@ -46,7 +47,8 @@ HEADER_RESOLUTION = "HeaderResolution"
 SUSPECT_BODY = "SuspectBody"
 """The body was refused (HTML served with 200, empty after a large set, a shrink over 90 %)."""
 PARSE_FAILED = "ParseFailed"
-"""The body could not be read at all (bad JSON, a broken gzip stream, too large once decompressed)."""
+"""The body could not be read at all (bad JSON, a broken gzip stream, too large once decompressed), or gave no
+usable set: no entry, or more rejected lines than entries (`dnswatch.feeds.diagnosis`)."""
 REJECTED_LINES = "RejectedLines"
 """The pull succeeded but some lines could not be an entry; the message quotes a few of them."""
 
@@ -218,8 +220,22 @@ def _raised(conditions: tuple[ErrorCondition, ...], condition: ErrorCondition) -
 
 def _rejected_message(parsed: ParsedFeed) -> str:
     lines = "line" if parsed.rejected == 1 else "lines"
-    samples = ", ".join(f"{number}: {text!r}" for number, text in parsed.rejected_samples[:_MAX_SAMPLES_IN_MESSAGE])
-    return f"{parsed.rejected} {lines} could not be an entry" + (f" (e.g. line {samples})" if samples else "")
+    samples = ", ".join(describe_samples(parsed)[:_MAX_SAMPLES_IN_MESSAGE])
+    return f"{parsed.rejected} {lines} could not be an entry" + (f" (e.g. {samples})" if samples else "")
+
+
+def describe_samples(parsed: ParsedFeed, reasoned_only: bool = False) -> list[str]:
+    """Each rejected sample for people: `line 3: '||x^$client=…' (why)`, or `entry 'co.uk' (why)` for an entry
+    refused after parsing (number 0); with `reasoned_only`, only those rejected for a reason of their own."""
+    reasons = list(parsed.rejected_reasons)  # a subset of the samples, in their order
+    shown = []
+    for number, text in parsed.rejected_samples:
+        where = f"line {number}: {text!r}" if number else f"entry {text!r}"
+        if reasons and reasons[0][0] == number:
+            shown.append(f"{where} ({reasons.pop(0)[1]})")
+        elif not reasoned_only:
+            shown.append(where)
+    return shown
 
 
 def _optional_str(obj: dict[str, Any], key: str) -> str | None:

@@ -39,7 +39,7 @@ def test_one_parser_per_format_name():
 def test_newline_delimited_is_the_default_and_uses_the_line_formats():
     body = b"# c\nevil.com\n0.0.0.0 b.org\n||c.net^\n"
     assert parse_feed_body(body, DOMAINS) == parse_feed_body(body, DOMAINS, NEWLINE_DELIMITED)
-    assert parse_feed_body(body, DOMAINS).entries == ("evil.com", "b.org", "c.net")
+    assert parse_feed_body(body, DOMAINS).entries == ("evil.com", "b.org", ".c.net")  # `||name^`: with subdomains
     assert parse_feed_body(b"10.1.2.3/8\n", IPS).entries == ("10.0.0.0/8",)
 
 

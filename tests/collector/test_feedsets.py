@@ -42,6 +42,18 @@ def test_no_delta_when_it_would_not_be_much_smaller_or_the_sets_are_not_comparab
     assert delta_between(old, ips) is None
 
 
+def test_per_entry_forms_compile_and_match_subdomains_never_widens_a_public_suffix():
+    exact = domains(1, ["com", ".ads.example", "*.wild.example", "plain.example"])
+    assert "com" in exact.domains and ".ads.example" in exact.domains and "*.wild.example" in exact.domains
+    assert exact.domains.parent_entry(b"ads.example") == "ads.example"
+    assert exact.domains.parent_entry(b"plain.example") is None
+    # The same stored entries recompiled once the spec says matchSubdomains (no pull since): `com` is left out.
+    wide = domains(2, ["com", ".ads.example", "*.wild.example", "plain.example"], subdomains=True)
+    assert "com" not in wide.domains and wide.domains.parent_entry(b"com") is None
+    assert wide.domains.parent_entry(b"plain.example") == "plain.example"
+    assert wide.entries == exact.entries  # the stored set is what was pulled; only the compiled one differs
+
+
 def test_ip_sets_travel_as_lines_and_their_deltas_apply():
     entries = [f"192.0.2.{i}" for i in range(1, 200)]
     old = compile_feed("ips", IP_SET, 1, entries_sha256(entries), entries)

@@ -109,12 +109,29 @@ def test_a_pull_parses_the_body_into_a_new_set(server):
     clock = Clock()
     result = pull(spec(server.url("/c2.txt")), clock=clock)
     assert result.outcome == UPDATED and result.attempts == 1
-    assert result.parsed.entries == ("evil.example", "ads.example", "tracker.example")
+    assert result.parsed.entries == ("evil.example", ".ads.example", "tracker.example")  # `.`: with subdomains
     status = result.status
     assert (status.entries, status.rejected_lines, status.version) == (3, 1, 1)
     assert status.last_successful_sync == "2026-11-27T22:00:00Z"
     assert [c.type for c in status.error_conditions] == ["RejectedLines"]
     assert result.state.validators.etag and result.state.validators.last_modified
+
+
+def test_a_pull_refuses_public_suffixes_by_the_feed_s_match_subdomains(server):
+    server.serve("/wide.txt", b"com\nevil.example\nbad.example\n||co.uk^\n")
+    exact = pull(spec(server.url("/wide.txt")))
+    assert exact.parsed.entries == ("com", "evil.example", "bad.example") and exact.status.rejected_lines == 1
+    wide = pull(spec(server.url("/wide.txt"), match_subdomains=True))
+    assert wide.parsed.entries == ("evil.example", "bad.example") and wide.status.rejected_lines == 2
+    assert "com with matchSubdomains covers a public suffix" in wide.status.error_conditions[-1].message
+
+
+def test_a_csv_export_read_as_lines_fails_with_the_fix(server):
+    server.serve("/export", b"id,domain,score\n1,evil.example,9\n2,bad.example,7\n", content_type="text/csv")
+    result = pull(spec(server.url("/export")))
+    assert result.outcome == FAILED and result.parsed is None and result.status.version == 0
+    assert result.status.error_conditions[-1].type == PARSE_FAILED
+    assert "this looks like CSV: set format.csv" in result.status.error_conditions[-1].message
 
 
 def test_json_and_csv_formats(server):
@@ -385,10 +402,14 @@ def test_an_empty_body_after_a_large_set_is_refused(server):
     assert result.outcome == REFUSED and "no entries" in result.message and result.status.entries == 150
 
 
-def test_an_empty_body_after_a_small_set_is_taken(server):
+def test_an_empty_body_after_a_small_set_fails_and_the_set_stays(server):
+    # Not suspect against so small a set, but a feed with no entry is never distributed as an empty set.
     server.fault("/c2.txt", feedserver.EMPTY)
-    result = pull(spec(server.url("/c2.txt")), state=held(5))
-    assert result.outcome == UPDATED and result.parsed.entries == () and result.status.version == 2
+    state = held(5)
+    result = pull(spec(server.url("/c2.txt")), state=state)
+    assert result.outcome == FAILED and result.parsed is None and "holds no entry" in result.message
+    assert (result.status.entries, result.status.sha256, result.status.version) == (5, state.status.sha256, 1)
+    assert result.status.error_conditions[-1].type == PARSE_FAILED
 
 
 def test_a_shrink_over_90_percent_is_refused_and_the_previous_set_kept(server):

@@ -255,7 +255,9 @@ def test_a_shrink_over_90_percent_is_refused_unless_the_feed_changed():
 def test_empty_after_a_large_set_is_refused():
     verdict = judge(in_force(150), b"")
     assert verdict.outcome == REFUSED and "no entries" in verdict.message
-    assert judge(in_force(5), b"").outcome == UPDATED
+    small = judge(in_force(5), b"")  # not suspect against so small a set, but no set either: it fails
+    assert small.outcome == FAILED and "holds no entry" in small.message and "last good set stays" in small.message
+    assert small.status.entries == 5 and small.status.error_conditions[-1].type == PARSE_FAILED
 
 
 def test_an_unreadable_body_fails_with_a_parse_condition():
@@ -338,3 +340,36 @@ def test_the_compressed_size_is_limited_too():
     noise = random.Random(1).randbytes(200_000)  # does not compress: the gzip is larger than the limit
     with pytest.raises(BodyRefused, match="over the limit of 100000"):
         read_body(gzip.compress(noise), "gzip", limit=100_000)
+
+
+def test_a_body_that_is_no_feed_fails_with_the_likely_fix_and_the_set_stays():
+    csv = b"id,domain,first_seen\n1,evil.example,2026-11-01\n2,bad.example,2026-11-02\n"
+    verdict = judge(in_force(3), csv, "text/csv")
+    assert verdict.outcome == FAILED and verdict.parsed is None
+    assert verdict.message == ("the body is not a usable DomainNameSet feed: none of the 3 lines could be an entry: "
+                               "this looks like CSV: set format.csv with the column of the entries; the last good "
+                               "set stays")
+    assert verdict.status.entries == 3 and verdict.status.version == in_force(3).version
+    assert verdict.status.error_conditions[-1].type == PARSE_FAILED
+    first = judge(FeedStatus(), b"192.0.2.7\n198.51.100.0/24\n")  # no set yet: none is made from it
+    assert first.outcome == FAILED and "use content IPSet" in first.message and first.status.version == 0
+
+
+def test_no_entry_on_the_first_pull_is_no_empty_set():
+    verdict = judge(FeedStatus(), b"# this list is empty for now\n")
+    assert verdict.outcome == FAILED and "holds no entry" in verdict.message and verdict.status.version == 0
+
+
+def test_a_suspect_body_says_the_likely_fix_too():
+    verdict = judge(in_force(150), b"192.0.2.7\n198.51.100.0/24\n")
+    assert verdict.outcome == REFUSED and "no entries" in verdict.message and "use content IPSet" in verdict.message
+
+
+def test_public_suffix_wildcards_are_rejected_lines_of_a_good_pull():
+    verdict = judge(FeedStatus(), b"*.co.uk\nevil.example\nbad.example\n")
+    assert verdict.outcome == UPDATED and verdict.parsed.entries == ("evil.example", "bad.example")
+    assert verdict.status.rejected_lines == 1
+    assert "*.co.uk covers a public suffix" in verdict.status.error_conditions[-1].message
+    wide = judge(FeedStatus(), b"com\nevil.example\nbad.example\n", match_subdomains=True)
+    assert wide.parsed.entries == ("evil.example", "bad.example") and wide.status.rejected_lines == 1
+    assert judge(FeedStatus(), b"com\nevil.example\n").parsed.entries == ("com", "evil.example")
