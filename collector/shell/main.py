@@ -6,8 +6,9 @@
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
-write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
-end, pulls are cancelled, the store is closed, and the process exits 0.
+write-back), the gRPC server, and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
+stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each forwarder saves its
+cursor, the store is closed, and the process exits 0.
 
 gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
 """
@@ -33,6 +34,9 @@ from dnswatch.errors import DnswatchError
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
 from collector.shell.feedhub import FeedHub, StatusSink
+from collector.shell.forwarder import Forwarding
+from collector.shell.forwardmetrics import ForwardMetrics
+from collector.shell.forwardsettings import ForwardSettings, add_forward_arguments, forward_settings_from_args
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
@@ -95,6 +99,8 @@ class CollectorSettings:
     """Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port); None: not at all."""
     pull_timeout: float = 60.0
     """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
+    forward: ForwardSettings = ForwardSettings()
+    """Where every event is forwarded (`--forward`, docs/forwarding.md); no target: nowhere."""
 
     @property
     def insecure(self) -> bool:
@@ -128,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "`dnswatch feeds sync` waits (default: 60)")
     add_log_arguments(parser)
     add_security_arguments(parser)
+    add_forward_arguments(parser)
     return parser
 
 
@@ -148,11 +155,12 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected a port number, 0 to 65535")
     security = server_security_from_args(args)
+    forward = forward_settings_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
-                             pull_timeout=args.pull_timeout)
+                             pull_timeout=args.pull_timeout, forward=forward)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -232,7 +240,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             await hub.restore()
             server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=_interceptors(settings))
             health = await add_feed_services(server, hub)
-            bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
+            bell = EventBell()  # the ingest rings it after each durable write; watches and forwarders wake on it
+            forwarding = Forwarding(settings.forward, store, bell, ForwardMetrics(metrics.registry))
             add_events_service(server, store, bell)
             add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
             port = _bind(server, settings)
@@ -241,6 +250,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             serving.set()
             if on_listening is not None:
                 on_listening(port)
+            forwarding.start()
             tasks = [asyncio.create_task(puller.run(), name="puller"),
                      asyncio.create_task(_follow(source, hub), name="feed source")]
             try:
@@ -258,6 +268,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 for task in [*tasks, stopping]:
                     task.cancel()
                 await asyncio.gather(*tasks, stopping, return_exceptions=True)
+                await forwarding.close()  # each target's cursor saved before the store closes
     finally:
         serving.clear()
         if exporter is not None:

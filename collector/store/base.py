@@ -168,6 +168,14 @@ class Store(Protocol):
     async def delete_events_before(self, cutoff: dt.datetime) -> int:
         """Retention: delete the events last seen before `cutoff`; the number deleted."""
 
+    # -- forwarding (collector/store/forwardcursors.py) -----------------------------------------------
+
+    async def forward_cursor(self, target: str) -> int | None:
+        """The change sequence number the forwarding `target` has received every change up to; None if new."""
+
+    async def save_forward_cursor(self, target: str, seq: int) -> None:
+        """Durably record that `target` has every change up to `seq`; a cursor never moves back."""
+
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""
 

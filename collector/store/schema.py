@@ -206,4 +206,17 @@ MIGRATIONS += (
     )),
 )
 
+MIGRATIONS += (
+    Migration(6, "forwarding: the change sequence number each forwarding target has received up to", (
+        # One row per target (its --forward text): every change numbered up to `seq` has reached it. Written
+        # only after the target has the events, so a restart resumes there (docs/forwarding.md).
+        """
+        CREATE TABLE forward_cursors (
+            target   TEXT PRIMARY KEY,
+            seq      BIGINT NOT NULL,
+            saved_at DOUBLE PRECISION NOT NULL
+        )""",
+    )),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,270 @@
+"""Forwarding every event to a SIEM: one forwarder per `--forward` target follows the store's change sequence
+(docs/forwarding.md).
+
+    forwarding = Forwarding(settings.forward, store, bell, ForwardMetrics(metrics.registry))
+    forwarding.start()                  # one task per target
+    ...
+    await forwarding.close()            # before the store closes: each cursor saved where its target is
+
+Each forwarder reads the changes after its cursor in pages (`event_changes`, on the store's reading
+connection), in sequence order, hands the forwarded ones to its sink (collector/shell/forwardfile.py,
+collector/shell/forwardsyslog.py) and moves on; between reads it waits on the ingest's bell, as event watches
+do, with a read at least every `poll_seconds` for other replicas' writes, and reads at most every
+`read_interval_seconds` while the bell keeps ringing. A target far behind reads page after page at once.
+
+The store is the buffer: while a target is away the forwarder stays where it is and tries again with
+backoff; nothing is lost unless retention deletes events it has not reached. The cursor it saves in the
+store (`save_forward_cursor`, at most every `save_interval_seconds`) counts only what the target has: after
+the file's write and fsync, after the syslog bytes went out and `resend_seconds` passed without a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from collector.core.forwardline import Forwarded, forwarded_event, rfc3339_ms
+from collector.core.forwardpolicy import is_forwarded
+from collector.core.forwardtarget import FILE, SYSLOG_TLS, ForwardTarget
+from collector.core.rfc5424 import octet_counted, syslog_message
+from collector.shell.eventbell import EventBell
+from collector.shell.forwardfile import FileSink
+from collector.shell.forwardmetrics import ForwardMetrics
+from collector.shell.forwardsettings import ForwardSettings
+from collector.shell.forwardsyslog import SyslogSink
+from collector.store import StoreError
+
+__all__ = ["Forwarder", "ForwarderSettings", "Forwarding", "Sink"]
+
+log = logging.getLogger("dnswatch.collector.forward")
+
+_SINK_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError)
+
+
+class Sink(Protocol):
+    """Where a forwarder's pages go."""
+
+    resend_seconds: float
+    """After a failure, what was sent within this many seconds before it is sent again."""
+
+    async def send(self, payloads: list[bytes]) -> None:
+        """Hand the payloads to the target, in order; OSError (or TimeoutError) if it cannot take them."""
+
+    async def settle(self) -> None:
+        """Make what was sent durable before the cursor counts it (a file's fsync)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ForwarderSettings:
+    """How a forwarder reads and retries."""
+
+    page_events: int = 10_000
+    """Changes read per query at most: a target far behind catches up this many at a time."""
+    poll_seconds: float = 1.0
+    """The longest wait between two reads when the bell stays silent (other replicas ring no bell here)."""
+    read_interval_seconds: float = 0.1
+    """The shortest time between two reads while the bell keeps ringing: larger pages, fewer writes."""
+    save_interval_seconds: float = 1.0
+    """The cursor is saved at most this often (each save is a durable write): after a crash, what was
+    forwarded since the last save is forwarded again."""
+    backoff_seconds: float = 0.5
+    """The first wait after a failure; doubled after each further one, up to max_backoff_seconds."""
+    max_backoff_seconds: float = 30.0
+
+
+class Forwarder:
+    """Follows the store's change sequence for one target."""
+
+    def __init__(self, name: str, sink: Sink, render: Callable[[list[Forwarded]], list[bytes]], store: Any,
+                 bell: EventBell, metrics: ForwardMetrics, settings: ForwarderSettings = ForwarderSettings()) -> None:
+        """`render` makes the sink's payloads of a page of forwarded events (a line or a syslog frame each)."""
+        self.name = name
+        self.sink = sink
+        self._render = render
+        self._store = store
+        self._bell = bell
+        self._metrics = metrics
+        self._settings = settings
+        self.position = 0
+        """Every change up to this has been handed to the sink (or declined by `is_forwarded`)."""
+        self.saved: int | None = None
+        """The cursor as saved in the store; None before it is read."""
+        self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, position before a page)
+        self._saved_at = 0.0
+        self._failures = 0
+
+    async def run(self) -> None:
+        """Forward until cancelled (or the bell closes)."""
+        self._metrics.start(self.name)
+        while self.saved is None:
+            try:
+                self.saved = await self._store.forward_cursor(self.name)
+            except StoreError as error:
+                await self._failed(f"reading its cursor failed: {error}")
+                continue
+            if self.saved is None:
+                self.saved = 0  # a new target: every event the store holds
+            self.position = self.saved
+            log.info("forwarding to %s from change %d", self.name, self.position)
+        settings = self._settings
+        while not self._bell.closed:
+            ticket = self._bell.ticket()
+            started = time.monotonic()
+            try:
+                latest, changes = await self._store.event_changes(self.position, settings.page_events)
+            except StoreError as error:
+                await self._failed(f"reading the store failed: {error}")
+                continue
+            full = len(changes) >= settings.page_events
+            if not await self._forward(changes):
+                continue
+            if changes:
+                self.position = max(self.position, changes[-1].seq)
+            if not full:
+                self.position = max(self.position, latest)  # nothing else up to latest is left unread
+            self._metrics.lag(self.name, latest - self.position)
+            if time.monotonic() - self._saved_at >= settings.save_interval_seconds:
+                await self.save()
+            if full:
+                continue
+            if await self._bell.wait(settings.poll_seconds, after=ticket):
+                pause = settings.read_interval_seconds - (time.monotonic() - started)
+                if pause > 0 and not self._bell.closed:
+                    await asyncio.sleep(pause)
+
+    async def save(self) -> None:
+        """Record in the store how far the target is sure to have every change: the sink settled first."""
+        self._saved_at = time.monotonic()
+        safe = self._safe_position()
+        if self.saved is None or safe <= self.saved:
+            return
+        try:
+            await self.sink.settle()
+            await self._store.save_forward_cursor(self.name, safe)
+        except (*_SINK_ERRORS, StoreError) as error:
+            self._metrics.error(self.name)
+            log.warning("forwarding to %s: saving the cursor failed: %s", self.name, error)
+            return
+        self.saved = safe
+
+    async def close(self) -> None:
+        """After the task is cancelled: save the cursor, close the sink."""
+        try:
+            await self.save()
+        finally:
+            await self.sink.close()
+
+    # -- the steps -------------------------------------------------------------------------------------------
+
+    async def _forward(self, changes: list[Any]) -> bool:
+        """Hand the changes' forwarded events to the sink; False (after the backoff) when it failed."""
+        picked = [change for change in changes if is_forwarded(change)]
+        if not picked:
+            return True
+        stamp = rfc3339_ms(dt.datetime.now(dt.timezone.utc))
+        page: list[Forwarded] = []
+        for change in picked:
+            try:
+                page.append(forwarded_event(change.body, change.seq, stamp))
+            except ValueError as error:  # the ingest stores JSON objects only: a damaged row, skipped
+                self._metrics.error(self.name)
+                log.error("forwarding to %s: change %d is no JSON event, skipped: %s", self.name, change.seq, error)
+        if not page:
+            return True
+        try:
+            await self.sink.send(self._render(page))
+        except _SINK_ERRORS as error:
+            self._rewind()
+            await self._failed(f"{type(error).__name__}: {error}")
+            return False
+        if self._failures:
+            log.info("forwarding to %s: resumed after %d failed attempts", self.name, self._failures)
+            self._failures = 0
+        self._sent.append((time.monotonic(), self.position))
+        self._metrics.forwarded(self.name, len(page))
+        return True
+
+    def _rewind(self) -> None:
+        """After a failure: go back to the first page sent within the sink's resend_seconds, which may not
+        have reached the target."""
+        horizon = time.monotonic() - self.sink.resend_seconds
+        unsure = [before for when, before in self._sent if when > horizon]
+        if unsure:
+            self.position = min(self.position, unsure[0])
+        self._sent.clear()
+
+    def _safe_position(self) -> int:
+        """The position minus what was sent too recently to be sure of (syslog); trims what is sure."""
+        horizon = time.monotonic() - self.sink.resend_seconds
+        while self._sent and self._sent[0][0] <= horizon:
+            self._sent.popleft()
+        return self._sent[0][1] if self._sent else self.position
+
+    async def _failed(self, why: str) -> None:
+        self._failures += 1
+        self._metrics.error(self.name)
+        if self._failures == 1:
+            log.warning("forwarding to %s: %s; trying again with backoff, the events wait in the store",
+                        self.name, why)
+        else:
+            log.debug("forwarding to %s: attempt %d failed: %s", self.name, self._failures, why)
+        settings = self._settings
+        delay = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** min(self._failures - 1, 16))
+        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+
+class Forwarding:
+    """Every target's forwarder, assembled from the settings: started and closed together."""
+
+    def __init__(self, settings: ForwardSettings, store: Any, bell: EventBell, metrics: ForwardMetrics,
+                 forwarder_settings: ForwarderSettings = ForwarderSettings()) -> None:
+        hostname = socket.gethostname()
+        procid = str(os.getpid())
+        context = None
+        if any(target.kind == SYSLOG_TLS for target in settings.targets):
+            context = settings.ssl_context()
+        self.forwarders = [
+            Forwarder(target.name, *_sink(target, settings, context, hostname, procid), store, bell, metrics,
+                      forwarder_settings)
+            for target in settings.targets]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(forwarder.run(), name=f"forward {forwarder.name}")
+                       for forwarder in self.forwarders]
+
+    async def close(self) -> None:
+        """Stop every forwarder and save its cursor."""
+        for task in self._tasks:
+            task.cancel()
+        for forwarder, outcome in zip(self.forwarders, await asyncio.gather(*self._tasks, return_exceptions=True)):
+            if isinstance(outcome, Exception):
+                log.error("forwarding to %s failed: %r", forwarder.name, outcome)
+        for forwarder in self.forwarders:
+            await forwarder.close()
+
+
+def _sink(target: ForwardTarget, settings: ForwardSettings, context: ssl.SSLContext | None, hostname: str,
+          procid: str) -> tuple[Sink, Callable[[list[Forwarded]], list[bytes]]]:
+    if target.kind == FILE:
+        return (FileSink(Path(target.path), max_bytes=settings.max_bytes, keep=settings.keep),
+                lambda page: [forwarded.line for forwarded in page])
+
+    def frames(page: list[Forwarded]) -> list[bytes]:
+        return [octet_counted(syslog_message(forwarded.event, forwarded.line, hostname=hostname, procid=procid))
+                for forwarded in page]
+
+    return SyslogSink(target, ssl_context=context), frames
