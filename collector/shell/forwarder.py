@@ -105,11 +105,17 @@ class Forwarder:
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, position before a page)
         self._saved_at = 0.0
         self._failures = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the forwarder in a task of its own, until `close`."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"forward {self.name}")
 
     async def run(self) -> None:
-        """Forward until cancelled (or the bell closes)."""
+        """Forward until `close` (or the bell closes)."""
         self._metrics.start(self.name)
-        while self.saved is None:
+        while self.saved is None and not self._stopping:
             try:
                 self.saved = await self._store.forward_cursor(self.name)
             except StoreError as error:
@@ -120,7 +126,7 @@ class Forwarder:
             self.position = self.saved
             log.info("forwarding to %s from change %d", self.name, self.position)
         settings = self._settings
-        while not self._bell.closed:
+        while not self._stopping:
             ticket = self._bell.ticket()
             started = time.monotonic()
             try:
@@ -142,7 +148,7 @@ class Forwarder:
                 continue
             if await self._bell.wait(settings.poll_seconds, after=ticket):
                 pause = settings.read_interval_seconds - (time.monotonic() - started)
-                if pause > 0 and not self._bell.closed:
+                if pause > 0 and not self._stopping:
                     await asyncio.sleep(pause)
 
     async def save(self) -> None:
@@ -160,12 +166,28 @@ class Forwarder:
             return
         self.saved = safe
 
-    async def close(self) -> None:
-        """After the task is cancelled: save the cursor, close the sink."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop after the step under way (a page being sent is counted, not sent again after a restart; one
+        stuck for `timeout` seconds is abandoned), save the cursor, close the sink."""
+        self._stop.set()
+        if not self._bell.closed:
+            self._bell.ring()  # wakes the forwarder if it waits for new events (and other waiters, harmlessly)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            except Exception as error:  # noqa: BLE001 - a bug in the loop: said, and the cursor saved still
+                log.error("forwarding to %s failed: %r", self.name, error)
+            await asyncio.gather(self._task, return_exceptions=True)
         try:
             await self.save()
         finally:
             await self.sink.close()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self._bell.closed
 
     # -- the steps -------------------------------------------------------------------------------------------
 
@@ -223,7 +245,10 @@ class Forwarder:
             log.debug("forwarding to %s: attempt %d failed: %s", self.name, self._failures, why)
         settings = self._settings
         delay = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** min(self._failures - 1, 16))
-        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
+        except asyncio.TimeoutError:
+            pass
 
 
 class Forwarding:
@@ -240,21 +265,14 @@ class Forwarding:
             Forwarder(target.name, *_sink(target, settings, context, hostname, procid), store, bell, metrics,
                       forwarder_settings)
             for target in settings.targets]
-        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(forwarder.run(), name=f"forward {forwarder.name}")
-                       for forwarder in self.forwarders]
+        for forwarder in self.forwarders:
+            forwarder.start()
 
     async def close(self) -> None:
         """Stop every forwarder and save its cursor."""
-        for task in self._tasks:
-            task.cancel()
-        for forwarder, outcome in zip(self.forwarders, await asyncio.gather(*self._tasks, return_exceptions=True)):
-            if isinstance(outcome, Exception):
-                log.error("forwarding to %s failed: %r", forwarder.name, outcome)
-        for forwarder in self.forwarders:
-            await forwarder.close()
+        await asyncio.gather(*(forwarder.close() for forwarder in self.forwarders))
 
 
 def _sink(target: ForwardTarget, settings: ForwardSettings, context: ssl.SSLContext | None, hostname: str,
