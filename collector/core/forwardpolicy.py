@@ -2,8 +2,9 @@
 
 Today every change of the store's change sequence is forwarded. Events excepted by an alert exception or
 dismissed by an analyst are to be left out of forwarding later: that rule belongs in `is_forwarded`, and
-nowhere else (the forwarder asks it of every change it reads, and moves its cursor past the changes it
-declines just as past those it forwarded). docs/forwarding.md describes it.
+nowhere else (the forwarder asks it of every emission it reads, and moves its cursor past those it declines
+just as past those it forwarded: a declined emission is not forwarded later either, though a later emission
+of the same event is asked about again). docs/forwarding.md describes it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 __all__ = ["is_forwarded"]
 
 
-def is_forwarded(change: Any) -> bool:
-    """Whether this change of the store's change sequence goes to the forwarding targets. `change` has the
-    attributes of the store's EventChange: seq, id, body, time, type, host, namespace, pod, pod_aggr, and
-    feeds and domains (read from the body when asked). Every change, for now."""
+def is_forwarded(emission: Any) -> bool:
+    """Whether this emission of an event goes to the forwarding targets. `emission` is a
+    collector.core.forwardline.Forwarded: `seq`, `body` (the event's JSON as stored) and `event` (the event
+    parsed, docs/event.md; parsed when first asked for, so a rule that needs no field costs nothing). Every
+    emission, for now."""
     return True

@@ -3,7 +3,7 @@ the framing RFC 5425 prescribes over TLS). Written here rather than taken from a
 handlers on PyPI are for log records, synchronous, and give no say over when bytes count as sent, and the
 stdlib's SysLogHandler writes neither RFC 5424 nor TLS. docs/forwarding.md has the mapping.
 
-    message = syslog_message(forwarded.event, forwarded.line, hostname="collector-0", procid="1")
+    message = syslog_message(forwarded.body, forwarded.line, hostname="collector-0", procid="1")
     frame = octet_counted(message)      # b"612 <130>1 2026-11-27T20:11:53.309Z collector-0 dnswatch ..."
 
 `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [dnswatch@32473 ...] MSG`:
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+import msgspec
 
 __all__ = ["APP_NAME", "FACILITY", "SD_ID", "octet_counted", "syslog_message", "syslog_severity"]
 
@@ -47,14 +49,47 @@ def syslog_severity(severity: Any) -> int:
     return 6
 
 
-def syslog_message(event: dict[str, Any], msg: bytes, *, hostname: str, procid: str) -> bytes:
-    """The RFC 5424 message of one event (a dict as stored) whose forwarded JSON is `msg`."""
-    record = event.get("record") if isinstance(event.get("record"), dict) else {}
-    pri = FACILITY * 8 + syslog_severity(event.get("severity"))
-    timestamp = next((value for value in (record.get("last_seen"), event.get("time"))
+class _Record(msgspec.Struct, gc=False):
+    count: Any = None
+    feeds: Any = None
+    suspicious_domains: Any = None
+    suspicious_ips: Any = None
+    last_seen: Any = None
+
+
+class _Fields(msgspec.Struct, gc=False):
+    """What the header and the structured data take from an event: read alone, the rest of it skipped."""
+
+    id: Any = None
+    time: Any = None
+    type: Any = None
+    severity: Any = None
+    host: Any = None
+    source_namespace: Any = None
+    source_name: Any = None
+    record: _Record | None = None
+
+
+class _FieldsWithOddRecord(_Fields, gc=False):
+    record: Any = None
+
+
+_read_fields = msgspec.json.Decoder(_Fields)
+_read_odd = msgspec.json.Decoder(_FieldsWithOddRecord)
+
+
+def syslog_message(body: bytes, msg: bytes, *, hostname: str, procid: str) -> bytes:
+    """The RFC 5424 message of one event, stored as `body` (its JSON), whose forwarded JSON is `msg`."""
+    try:
+        event = _read_fields.decode(body)
+    except msgspec.ValidationError:  # a `record` that is no object: the rest without it
+        event = _read_odd.decode(body)
+    record = event.record if isinstance(event.record, _Record) else _Record()
+    pri = FACILITY * 8 + syslog_severity(event.severity)
+    timestamp = next((value for value in (record.last_seen, event.time)
                       if isinstance(value, str) and _TIMESTAMP.fullmatch(value)), "-")
     header = " ".join((f"<{pri}>1", timestamp, _header_field(hostname, 255), APP_NAME, _header_field(procid, 128),
-                       _header_field(str(event.get("type") or ""), 32)))
+                       _header_field(str(event.type or ""), 32)))
     return f"{header} {_structured_data(event, record)} ".encode() + msg
 
 
@@ -69,11 +104,11 @@ def _header_field(value: str, limit: int) -> str:
     return cleaned or "-"
 
 
-def _structured_data(event: dict[str, Any], record: dict[str, Any]) -> str:
-    params = [("id", event.get("id")), ("count", record.get("count")), ("host", event.get("host")),
-              ("namespace", event.get("source_namespace")), ("pod", event.get("source_name"))]
+def _structured_data(event: _Fields, record: _Record) -> str:
+    params = [("id", event.id), ("count", record.count), ("host", event.host),
+              ("namespace", event.source_namespace), ("pod", event.source_name)]
     for name, key in (("feed", "feeds"), ("domain", "suspicious_domains"), ("ip", "suspicious_ips")):
-        values = record.get(key)
+        values = getattr(record, key)
         if isinstance(values, list):
             params += [(name, value) for value in values]
     rendered = "".join(f' {name}="{_param_value(value)}"' for name, value in params if value is not None)

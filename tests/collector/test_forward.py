@@ -109,7 +109,7 @@ def test_forwarded_fields_follow_the_event_schema_then_the_forwarders_own() -> N
 def test_syslog_messages_are_rfc5424_and_octet_counted() -> None:
     stored = make_event(3, domains=("a]b\"c\\.example",))
     forwarded = forwarded_event(json.dumps(stored), 7, "2026-12-03T17:00:00.000Z")
-    message = syslog_message(forwarded.event, forwarded.line, hostname="collector 0", procid="12")
+    message = syslog_message(forwarded.body, forwarded.line, hostname="collector 0", procid="12")
     header, _, rest = message.partition(b" [")
     assert header == (b"<130>1 " + stored["record"]["last_seen"].encode()
                       + b" collector_0 dnswatch 12 gtf_suspicious_dns_query")
