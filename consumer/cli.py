@@ -1,25 +1,41 @@
 """`dnswatch`: the consumer's command against a collector.
 
-    dnswatch --collector HOST:PORT feeds list [-o json|table|yaml]
+    dnswatch --collector HOST:PORT feeds list [-o table|wide|json|yaml]
     dnswatch --collector HOST:PORT feeds get NAME [-o ...]
     dnswatch --collector HOST:PORT feeds sync NAME [-o ...]
-    dnswatch --collector HOST:PORT events list [filters] [--limit N] [-o table|json]
-    dnswatch --collector HOST:PORT events watch [filters] [--resume-token TOKEN] [-o table|json]
+    dnswatch --collector HOST:PORT feeds push NAME FILE [--format FORMAT] [-o ...]
+    dnswatch --collector HOST:PORT events list [filters] [--limit N] [-o table|wide|json|yaml]
+    dnswatch --collector HOST:PORT events watch [filters] [--resume-token TOKEN] [-o ...]
+    dnswatch completion bash|zsh|tcsh
 
     filters: --namespace N --pod P --feed F --domain D --type T --node H --since T --until T
              (T: RFC 3339, e.g. 2026-11-27T20:00:00Z, or a duration before now: 30s, 15m, 2h, 1d, 1h30m)
 
+The global flags (--collector, the connection flags, --log-level, -o) go before or after the subcommand, and
+the connection comes from the environment when the flags do not say it: DNSWATCH_COLLECTOR, DNSWATCH_CA,
+DNSWATCH_TOKEN_FILE, DNSWATCH_INSECURE (1/true/yes or 0/false/no). A flag wins over the environment: with
+--insecure given, DNSWATCH_CA and DNSWATCH_TOKEN_FILE are left alone; with a TLS flag given, DNSWATCH_INSECURE.
+
 `-o json` prints one object per line: for feeds the fields (name, content, mode, entries,
-rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get` and `sync` add the spec's safe
-fields), for events each event exactly as stored. `events list` prints the newest `--limit` events
-(default 100, 0 for all), newest first. `events watch` follows events as they are stored until SIGINT or
+rejectedLines, lastSuccessfulSync, errorConditions, version, sha256; `get`, `sync` and `push` add the spec's
+safe fields, the rejected samples and, for `get`, the matching rules), for events each event exactly as
+stored; nothing when nothing matches, so a pipeline reading one object a line never meets anything else.
+`-o yaml` prints a list (`[]` when empty), a watch one document per event; `-o wide` is the table with more
+columns. An empty table says so on stderr. `feeds get` in table mode is a describe-style view
+(consumer/feeddescribe.py); `feeds list` shows after its table the manifests the collector refused (with
+`-o json|yaml`, records with `refused: true`). `feeds push` replaces a push feed's set with FILE (`-` for
+stdin), read as newline-delimited lines or as `--format` says (a `pull.http.format` object:
+`'{json: {path: "$.data[*].domain"}}'`). `events list` prints the newest `--limit` events (default 100, 0 for
+all), newest first. `events watch` follows events as they are stored until SIGINT or
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
 
 The connection flags (--insecure, --ca, --token-file, ...) are the agent's (dnswatch/grpcchannel.py): TLS
-unless --insecure; `_open_channel` is the one place a channel is made. Exit status: 0 done (a watch stopped
-by a signal included), 1 the collector said no (unknown feed, Disabled feed, credentials refused, or a
-`feeds sync` whose pull failed or was refused: the feed is still printed, and a line on stderr says why),
+unless --insecure; `_open_channel` is the one place a channel is made. A collector that cannot be reached gets
+a hint naming the flag to add or drop (dnswatch/channelhints.py); gRPC's own words need --log-level debug.
+Exit status: 0 done (a watch stopped by a signal included), 1 the collector said no (unknown feed, Disabled
+feed, credentials refused, a push refused, or a `feeds sync` whose pull failed or was refused: the feed is
+still printed, and a line on stderr says why),
 2 bad usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 
@@ -27,13 +43,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
+import logging
 import os
 import random
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 # Before gRPC is imported, which reads it once: its C core would otherwise print each failed TLS handshake (a
@@ -44,16 +63,24 @@ import grpc  # noqa: E402
 import yaml
 
 from consumer.eventview import TABLE_COLUMNS as EVENT_COLUMNS
+from consumer.eventview import WIDE_COLUMNS as EVENT_WIDE_COLUMNS
 from consumer.eventview import parse_when
 from consumer.eventview import table_row as event_row
-from consumer.feedtable import TABLE_COLUMNS, table_row
+from consumer.eventview import wide_row as event_wide_row
+from consumer.feeddescribe import describe, whole
+from consumer.feedtable import REFUSED_COLUMNS, TABLE_COLUMNS, WIDE_COLUMNS, refused_row, table_row, wide_row
+from dnswatch.channelhints import unreachable_hint
+from dnswatch.collectoraddress import check_collector_address
+from dnswatch.completion import add_completion_command, completion_script
 from dnswatch.errors import BadInput
 from dnswatch.eventfilter import EventFilter
-from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from dnswatch.feeds.outcomes import FAILED, REFUSED
 from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, open_channel
+from dnswatch.logfmt import LOG_LEVELS, configure_logging
+from dnswatch.version import version_line
 from dnswatch.pbconvert.events import BadWatchResponse, decompressed_events, event_from_pb, filter_to_pb
-from dnswatch.pbconvert.feeds import feed_from_pb, sync_from_pb
+from dnswatch.pbconvert.feeds import feed_from_pb, refused_from_pb, sync_from_pb
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["main"]
@@ -61,6 +88,14 @@ __all__ = ["main"]
 PROG = "dnswatch"
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+OUTPUTS = ("table", "wide", "json", "yaml")
+"""`-o`, the same for feeds and events."""
+# The connection settings the environment may give, by the flag each stands in for.
+ENVIRONMENT = {"--collector": "DNSWATCH_COLLECTOR", "--ca": "DNSWATCH_CA", "--token-file": "DNSWATCH_TOKEN_FILE",
+               "--insecure": "DNSWATCH_INSECURE"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+log = logging.getLogger("dnswatch.consumer")
 
 _TIMEOUT_SECONDS = 15.0
 _SYNC_TIMEOUT_SECONDS = 600.0  # a sync waits for the pull, retries and backoff included
@@ -91,24 +126,30 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
     now = now or dt.datetime.now(dt.timezone.utc)
-    parser = _Parser(prog=PROG, description="Ask a dnswatch collector about threat feeds and security events.")
-    parser.add_argument("--collector", required=True, metavar="HOST:PORT", help="the collector's gRPC address")
-    add_channel_arguments(parser)
-    commands = parser.add_subparsers(dest="topic", required=True)
+    parser = _Parser(prog=PROG, description="Ask a dnswatch collector about threat feeds and security events.",
+                     parents=[_global_flags(suppressed=False)])
+    parser.add_argument("--version", action="version", version=version_line(PROG))
+    # Every subcommand takes the global flags again, their defaults suppressed: given after the subcommand a
+    # flag lands on the same name, and left out it leaves what was given before the subcommand.
+    late = _global_flags(suppressed=True)
+    commands = parser.add_subparsers(dest="topic", required=True, parser_class=_Parser)
 
     feeds = commands.add_parser("feeds", help="threat feeds and their status")
-    actions = feeds.add_subparsers(dest="action", required=True)
-    output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("-o", "--output", choices=("json", "table", "yaml"), default="table",
-                        help="output format (default: table)")
-    actions.add_parser("list", parents=[output], help="every feed with its status")
-    get = actions.add_parser("get", parents=[output], help="one feed with its status")
+    actions = feeds.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions.add_parser("list", parents=[late], help="every feed with its status")
+    get = actions.add_parser("get", parents=[late], help="one feed with its status")
     get.add_argument("name")
-    sync = actions.add_parser("sync", parents=[output], help="pull a feed now and show it afterwards")
+    sync = actions.add_parser("sync", parents=[late], help="pull a feed now and show it afterwards")
     sync.add_argument("name")
+    push = actions.add_parser("push", parents=[late], help="replace a push feed's set and show it afterwards")
+    push.add_argument("name")
+    push.add_argument("file", help="the whole set (- for stdin), gzip-compressed or not")
+    push.add_argument("--format", type=_push_format, default="", metavar="FORMAT",
+                      help="the body's format, as a pull.http.format object (default: newline-delimited "
+                           "lines): newlineDelimited, '{json: {path: \"$.data[*]\"}}', '{csv: {fieldNum: 1}}'")
 
     events = commands.add_parser("events", help="security events the agents reported")
-    event_actions = events.add_subparsers(dest="action", required=True)
+    event_actions = events.add_subparsers(dest="action", required=True, parser_class=_Parser)
     filters = argparse.ArgumentParser(add_help=False)
     group = filters.add_argument_group("filters (each one given must hold)")
     group.add_argument("--namespace", help="the client pod's namespace")
@@ -121,18 +162,32 @@ def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
     group.add_argument("--since", type=when, metavar="TIME",
                        help="events at or after TIME: RFC 3339 (2026-11-27T20:00:00Z) or a duration ago (15m, 2h, 1d)")
     group.add_argument("--until", type=when, metavar="TIME", help="events before TIME (same forms as --since)")
-    listing = event_actions.add_parser("list", parents=[filters], help="stored events, newest first")
+    listing = event_actions.add_parser("list", parents=[filters, late], help="stored events, newest first")
     listing.add_argument("--limit", type=_count, default=100, metavar="N",
                          help="print at most N events, the newest (default: 100; 0: all)")
-    listing.add_argument("-o", "--output", choices=("table", "json"), default="table",
-                         help="output format (default: table)")
-    watch = event_actions.add_parser("watch", parents=[filters], help="follow events as they are stored")
+    watch = event_actions.add_parser("watch", parents=[filters, late], help="follow events as they are stored")
     watch.add_argument("--resume-token", default="", metavar="TOKEN",
                        help="carry on after the event this token (printed when a watch stops) stands for; "
                             "default: from now")
-    watch.add_argument("-o", "--output", choices=("table", "json"), default="table",
-                       help="output format (default: table)")
+    add_completion_command(commands)
     return parser
+
+
+def _global_flags(*, suppressed: bool) -> argparse.ArgumentParser:
+    """The flags every subcommand takes, before or after it; `suppressed`: with no defaults, for the copy after."""
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppressed else None)
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppressed else value
+
+    flags.add_argument("--collector", metavar="HOST:PORT",
+                       help="the collector's gRPC address (default: $DNSWATCH_COLLECTOR)")
+    add_channel_arguments(flags)
+    flags.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=default("WARNING"),
+                       help="DEBUG also prints gRPC's own words when a call fails (default WARNING)")
+    flags.add_argument("-o", "--output", choices=OUTPUTS, default=default("table"),
+                       help="output format (default: table)")
+    return flags
 
 
 def _when(text: str, now: dt.datetime) -> dt.datetime:
@@ -142,33 +197,66 @@ def _when(text: str, now: dt.datetime) -> dt.datetime:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _push_format(text: str) -> str:
+    """`--format` as the JSON text the Push request carries; the collector validates what it says."""
+    if not text.strip():
+        return ""  # the feed's own format
+    if text.strip() == "newlineDelimited":
+        return json.dumps({"newlineDelimited": {}})
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML or JSON object: {str(error).splitlines()[0]}"
+                                         ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a format object such as '{{csv: {{fieldNum: 1}}}}'")
+    return json.dumps(value)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of events (0 or more)")
     return int(text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.collector.strip():
-        print(f"{PROG}: error: --collector is empty; give the collector's HOST:PORT", file=sys.stderr)
-        return EXIT_USAGE
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.topic == "completion":
+        sys.stdout.write(completion_script(parser, args.shell))
+        return 0
+    if args.log_level == "DEBUG":
+        # Only then: this command says what it has to say with print, and the root logger of a caller that runs
+        # main() in its own process (a test, an embedding) is not this command's to replace.
+        configure_logging(args.log_level)
     try:
+        _take_environment(args, os.environ if environ is None else environ)
+        if args.collector is None:
+            raise BadInput("no collector: give --collector HOST:PORT, or set DNSWATCH_COLLECTOR")
+        args.collector = check_collector_address(args.collector)
         args.security = channel_security_from_args(args)
     except BadInput as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        body = _push_body(args.file) if args.topic == "feeds" and args.action == "push" else b""
+    except OSError as error:
+        print(f"{PROG}: error: {args.file}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         if args.topic == "events":
             return _events(args)
         with _open_channel(args) as channel:
-            feeds, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args)
+            feeds, refused, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args, body)
     except grpc.RpcError as error:
         return _report(error, args)
     except BrokenPipeError:  # `| head`: the reader left
         return _reader_left()
     try:
-        _print(feeds, args.output, detailed=args.action != "list")
+        if args.action == "get":
+            _print_described(feeds[0], args.output)
+        else:
+            _print(feeds, args.output, detailed=args.action != "list", refused=refused)
     except BrokenPipeError:
         return _reader_left()
     if failure:
@@ -177,39 +265,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _take_environment(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """Fill in from the environment what the connection flags left unsaid (ENVIRONMENT); a flag wins."""
+    if args.collector is None:
+        args.collector = environ.get(ENVIRONMENT["--collector"], "").strip() or None
+    tls_given = any((args.ca, args.cert, args.key, args.token_file, args.server_name))
+    if not args.insecure and not tls_given:
+        value = environ.get(ENVIRONMENT["--insecure"], "").strip().lower()
+        if value not in _TRUE + _FALSE:
+            raise BadInput(f"{ENVIRONMENT['--insecure']}={value!r}: expected 1, true or yes (or 0, false, no)")
+        args.insecure = value in _TRUE
+    if args.insecure:
+        return  # --insecure sends no credentials: a CA or token from the environment is not for this call
+    for flag, dest in (("--ca", "ca"), ("--token-file", "token_file")):
+        if getattr(args, dest) is None and environ.get(ENVIRONMENT[flag], "").strip():
+            setattr(args, dest, Path(environ[ENVIRONMENT[flag]].strip()))
+
+
 def _open_channel(args: argparse.Namespace) -> grpc.Channel:
     """The one place a channel to the collector is made, secured as the connection flags say."""
     return open_channel(args.collector, args.security, _CHANNEL_OPTIONS)
 
 
-def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace) -> tuple[list[FeedInfo], str]:
-    """The feeds to print, and for a sync whose pull failed or was refused, what it did and why."""
+def _run(stub: feeds_pb2_grpc.FeedsStub, args: argparse.Namespace, body: bytes
+         ) -> tuple[list[FeedInfo], list[RefusedManifest], str]:
+    """The feeds to print, the refused manifests (for a list), and for a sync whose pull failed or was
+    refused, what it did and why."""
     if args.action == "list":
         response = stub.List(feeds_pb2.ListFeedsRequest(), timeout=_TIMEOUT_SECONDS)
-        return [feed_from_pb(feed) for feed in response.feeds], ""
+        return ([feed_from_pb(feed) for feed in response.feeds],
+                [refused_from_pb(refused) for refused in response.refused], "")
     if args.action == "get":
-        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name), timeout=_TIMEOUT_SECONDS).feed)], ""
+        return [feed_from_pb(stub.Get(feeds_pb2.GetFeedRequest(name=args.name),
+                                      timeout=_TIMEOUT_SECONDS).feed)], [], ""
+    if args.action == "push":
+        response = stub.Push(feeds_pb2.PushFeedRequest(name=args.name, body=body, format=args.format),
+                             timeout=_SYNC_TIMEOUT_SECONDS)
+        return [feed_from_pb(response.feed)], [], ""
     feed, outcome, message = sync_from_pb(stub.Sync(feeds_pb2.SyncFeedRequest(name=args.name),
                                                     timeout=_SYNC_TIMEOUT_SECONDS))
     failure = f"the pull {outcome.lower()}: {message}" if outcome in (FAILED, REFUSED) else ""
-    return [feed], failure
+    return [feed], [], failure
+
+
+def _push_body(path: str) -> bytes:
+    """FILE's bytes, gzip-compressed unless they are already: a gRPC message holds 4 MiB, and feeds compress
+    tenfold (the collector unpacks a gzip body, within its size limit)."""
+    raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115 - read at once
+    return raw if raw[:2] == b"\x1f\x8b" else gzip.compress(raw, compresslevel=6, mtime=0)
 
 
 def _report(error: grpc.RpcError, args: argparse.Namespace) -> int:
     code = error.code() if hasattr(error, "code") else None
     details = (error.details() if hasattr(error, "details") else None) or str(code)
+    log.debug("the collector at %s: %s: %s", args.collector, code, _one_line(details))
     if code in _UNREACHABLE:
         what = "did not answer in time" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "cannot be reached"
         if code == grpc.StatusCode.UNIMPLEMENTED:
             what = f"does not serve dnswatch {args.topic} (is it a dnswatch collector?)"
-        print(f"{PROG}: error: the collector at {args.collector} {what}: {_one_line(details)}", file=sys.stderr)
+        why = unreachable_hint(args.collector, args.security, details) if code == grpc.StatusCode.UNAVAILABLE else None
+        if why is None:
+            why = _one_line(details)
+        print(f"{PROG}: error: the collector at {args.collector} {what}: {why}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{PROG}: error: {_one_line(details)}", file=sys.stderr)
     return EXIT_USAGE if code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
 
 
-def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
+def _print(feeds: list[FeedInfo], output: str, *, detailed: bool, refused: list[RefusedManifest]) -> None:
     records = [feed.detail() if detailed else feed.record() for feed in feeds]
+    records += [{**manifest.record(), "refused": True} for manifest in refused]
     if output == "json":
         for record in records:
             print(json.dumps(record, sort_keys=False))
@@ -217,7 +342,25 @@ def _print(feeds: list[FeedInfo], output: str, *, detailed: bool) -> None:
         body = records[0] if detailed and len(records) == 1 else records
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
     else:
-        _print_table(TABLE_COLUMNS, [table_row(feed) for feed in feeds])
+        if not feeds:
+            print(f"{PROG}: no feeds", file=sys.stderr)
+        elif output == "wide":
+            _print_table(WIDE_COLUMNS, [wide_row(feed) for feed in feeds])
+        else:
+            _print_table(TABLE_COLUMNS, [table_row(feed) for feed in feeds])
+        if refused:
+            print(f"\nRefused manifests ({len(refused)}):" if feeds else f"Refused manifests ({len(refused)}):")
+            _print_table(REFUSED_COLUMNS, [refused_row(manifest) for manifest in refused])
+    sys.stdout.flush()
+
+
+def _print_described(feed: FeedInfo, output: str) -> None:
+    if output == "json":
+        print(json.dumps(whole(feed), sort_keys=False))
+    elif output == "yaml":
+        sys.stdout.write(yaml.safe_dump(whole(feed), sort_keys=False, allow_unicode=True))
+    else:
+        print("\n".join(describe(feed)))
     sys.stdout.flush()
 
 
@@ -279,10 +422,17 @@ def _list_events(stub: events_pb2_grpc.EventsStub, args: argparse.Namespace
             return found[:args.limit], True
 
 
-def _print_events(events: Iterable[events_pb2.Event], output: str) -> None:
+def _print_events(events: Sequence[events_pb2.Event], output: str) -> None:
     if output == "json":
         for message in events:
             print(_json_line(message))
+    elif output == "yaml":
+        sys.stdout.write(yaml.safe_dump([event_from_pb(message) for message in events], sort_keys=False,
+                                        allow_unicode=True))
+    elif not events:
+        print(f"{PROG}: no events match", file=sys.stderr)
+    elif output == "wide":
+        _print_table(EVENT_WIDE_COLUMNS, [event_wide_row(event_from_pb(message)) for message in events])
     else:
         _print_table(EVENT_COLUMNS, [event_row(event_from_pb(message)) for message in events])
     sys.stdout.flush()
@@ -327,7 +477,8 @@ def _watch_events(args: argparse.Namespace) -> int:
     request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token,
                                             max_events=_WATCH_PAGE,
                                             compression=events_pb2.WATCH_COMPRESSION_ZSTD)
-    widths = [20, 30, 40, 16, 5]
+    columns, row, widths = ((EVENT_WIDE_COLUMNS, event_wide_row, [20, 30, 15, 40, 6, 9, 16, 5, 16, 32])
+                            if args.output == "wide" else (EVENT_COLUMNS, event_row, [20, 30, 40, 16, 5]))
     printed_header = False
     answered = False
     backoff = _BACKOFF_MIN_SECONDS
@@ -353,10 +504,14 @@ def _watch_events(args: argparse.Namespace) -> int:
                             # A page at a time: one write and one flush per response, not per event.
                             if args.output == "json":
                                 lines = [_json_line(event) for event in events]
+                            elif args.output == "yaml":  # one document per event: a stream never ends a list
+                                lines = ["---\n" + yaml.safe_dump(event_from_pb(event), sort_keys=False,
+                                                                  allow_unicode=True).rstrip("\n")
+                                         for event in events]
                             else:
-                                lines = [_fixed(event_row(event_from_pb(event)), widths) for event in events]
+                                lines = [_fixed(row(event_from_pb(event)), widths) for event in events]
                                 if not printed_header:
-                                    lines.insert(0, _fixed(EVENT_COLUMNS, widths))
+                                    lines.insert(0, _fixed(columns, widths))
                                     printed_header = True
                             sys.stdout.write("\n".join(lines) + "\n")
                             sys.stdout.flush()

@@ -9,24 +9,27 @@ feeds, how many times.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
-__all__ = ["TABLE_COLUMNS", "parse_when", "table_row"]
+from dnswatch.durations import DURATION_FORMS, parse_duration
+
+__all__ = ["TABLE_COLUMNS", "WIDE_COLUMNS", "parse_when", "table_row", "wide_row"]
 
 TABLE_COLUMNS = ("TIME", "SOURCE", "QNAME", "FEEDS", "COUNT")
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATIONS = re.compile(rf"(?:{_DURATION.pattern})+")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+WIDE_COLUMNS = ("TIME", "SOURCE", "CLIENT", "QNAME", "QTYPE", "RCODE", "FEEDS", "COUNT", "NODE", "ID")
+"""`-o wide`: the table's columns and the client's address, the question's type, the answer's code, the node
+that reported it and the event's id (for `--resume-token`-free lookups in the store or a log)."""
 
 
 def parse_when(text: str, now: dt.datetime) -> dt.datetime:
     """An instant from an RFC 3339 time (`2026-11-27T20:11:36Z`, any offset) or a duration before `now`
     (`90s`, `15m`, `2h`, `1d`, `1w`, `1h30m`); ValueError with a message saying what is accepted."""
     text = text.strip()
-    if _DURATIONS.fullmatch(text):
-        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION.findall(text))
+    try:
+        seconds = parse_duration(text, bare_number=False)  # a bare number could be seconds or a year: refused
+    except ValueError:
+        seconds = None
+    if seconds is not None:
         try:
             return now - dt.timedelta(seconds=seconds)
         except OverflowError:  # past the year 1 (or past what a timedelta holds): no instant to filter on
@@ -38,7 +41,7 @@ def parse_when(text: str, now: dt.datetime) -> dt.datetime:
         moment = None
     if moment is None or "T" not in text.upper() and " " not in text:
         raise ValueError(f"{text!r} is neither an RFC 3339 time (2026-11-27T20:00:00Z) nor a duration before "
-                         "now (30s, 15m, 2h, 1d, 1h30m)")
+                         f"now ({DURATION_FORMS})")
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no timezone: add Z (UTC) or an offset such as +01:00")
     return moment
@@ -63,6 +66,14 @@ def table_row(event: dict[str, Any]) -> tuple[str, ...]:
     feeds = ",".join(_texts(record.get("feeds"))) or "-"
     count = record.get("count")
     return (_short_time(_text(event.get("time"))), source, qname, feeds, str(count) if count is not None else "-")
+
+
+def wide_row(event: dict[str, Any]) -> tuple[str, ...]:
+    """The WIDE_COLUMNS cells of one event (missing fields show as `-`)."""
+    record = event.get("record") if isinstance(event.get("record"), dict) else {}
+    when, source, qname, feeds, count = table_row(event)
+    return (when, source, _text(event.get("source_ip")), qname, _text(record.get("qtype")),
+            _text(record.get("rcode")), feeds, count, _text(event.get("host")), _text(event.get("id")))
 
 
 def _short_time(text: str) -> str:

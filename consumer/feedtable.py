@@ -1,13 +1,19 @@
-"""Feeds as `dnswatch feeds list|get|sync -o table` shows them (pure): one row per feed, the columns fixed."""
+"""Feeds as `dnswatch feeds list|sync|push -o table` shows them (pure): one row per feed, the columns fixed,
+and one per manifest the collector refused."""
 
 from __future__ import annotations
 
-from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 
-__all__ = ["TABLE_COLUMNS", "table_row"]
+__all__ = ["REFUSED_COLUMNS", "TABLE_COLUMNS", "WIDE_COLUMNS", "refused_row", "table_row", "wide_row"]
 
-TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "VERSION", "LAST SYNC", "ERRORS")
+TABLE_COLUMNS = ("NAME", "CONTENT", "MODE", "ENTRIES", "REJECTED", "VERSION", "LAST SYNC", "ERRORS")
 """The columns of `-o table`."""
+REFUSED_COLUMNS = ("ORIGIN", "NAME", "WHY")
+"""The columns of the refused manifests' section of `feeds list`."""
+WIDE_COLUMNS = (*TABLE_COLUMNS, "SHA256", "URL")
+"""The columns of `-o wide`: the table's, the start of the set's digest and where it is pulled from
+(redacted)."""
 
 
 def table_row(feed: FeedInfo) -> tuple[str, ...]:
@@ -18,5 +24,15 @@ def table_row(feed: FeedInfo) -> tuple[str, ...]:
     if conditions:
         newest = conditions[-1]
         errors = f"{newest.type} x{newest.count}" + (f" +{len(conditions) - 1}" if len(conditions) > 1 else "")
-    return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.version),
-            feed.status.last_successful_sync or "-", errors)
+    return (feed.name, feed.content or "-", feed.mode, str(feed.status.entries), str(feed.status.rejected_lines),
+            str(feed.status.version), feed.status.last_successful_sync or "-", errors)
+
+
+def refused_row(manifest: RefusedManifest) -> tuple[str, ...]:
+    """One row of the refused manifests' section: where, which feed, and why on one line."""
+    return (manifest.origin, manifest.name or "-", " ".join(manifest.message.split()))
+
+
+def wide_row(feed: FeedInfo) -> tuple[str, ...]:
+    """One `-o wide` row (SHA256: its first 12 hex digits, enough to tell two sets apart)."""
+    return (*table_row(feed), (feed.status.sha256 or "-")[:12], feed.url or "-")

@@ -20,9 +20,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "TEXT_FORMAT", "add_log_arguments", "configure_logging"]
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "JsonFormatter", "TEXT_FORMAT", "add_log_arguments", "configure_logging"]
 
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # The attributes every LogRecord has; anything else on a record came from `extra=` and is the caller's field.
@@ -59,7 +60,8 @@ def _rfc3339(created: float) -> str:
 
 def add_log_arguments(parser: argparse.ArgumentParser, *, default_level: str = "INFO") -> None:
     """`--log-level` and `--log-format` on a command's parser."""
-    parser.add_argument("--log-level", default=default_level, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    # Either case: `--log-level debug` is what people type.
+    parser.add_argument("--log-level", default=default_level, choices=LOG_LEVELS, type=str.upper,
                         help=f"the least severe level logged (default {default_level})")
     parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                         help="text for people, json for one JSON object per line (default text)")

@@ -2,21 +2,25 @@
 
 `feedlines` inputs are a content byte (DomainNameSet or IPSet) and a body, seeded with the demo and hostile
 feeds in every encoding and line format of docs/feeds.md. `feedformats` inputs are a format byte and a body: one
-of the JSON paths and CSV layouts below, or a JSONPath of the input's own (its first line) over the rest,
-seeded with JSON and CSV documents of the demo feeds' entries. The documented rejections are `FeedError` (a
+of the JSON paths, CSV layouts and other formats below, or a JSONPath of the input's own (its first line) over
+the rest, seeded with JSON, CSV, JSON-lines, MISP and STIX documents of the demo feeds' entries. The documented rejections are `FeedError` (a
 body that cannot be read at all) and `JsonPathError` (a path that is none). Cross-checks: every entry is in
 canonical form (parsing it again gives itself), entries are distinct, and the rejected-line samples are bounded.
 """
 
 from __future__ import annotations
 
-from dnswatch.feeds.formats import CsvFormat, JsonFormat, JsonPathError, compile_json_path, parse_feed_body
+from datetime import datetime, timezone
+
+from dnswatch.feeds.formats import CsvFormat, JsonFormat, JsonLinesFormat, JsonPathError, MispFormat, StixFormat
+from dnswatch.feeds.formats import compile_json_path, parse_feed_body
 from dnswatch.feeds.lines import (CONTENTS, DOMAIN_NAME_SET, MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, domain_entry,
                                   ip_entry, parse_lines)
 from fuzz import seeds
 from fuzz.oracle import Target, bounded, check
 
 MAX_BYTES = 64 * 1024  # the limit the parsers are given: a gzip body may expand to it, not beyond
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)  # a fixed clock for STIX validity: a finding replays the same
 
 FORMATS = (
     JsonFormat("$.data[*].domain"),
@@ -27,6 +31,11 @@ FORMATS = (
     CsvFormat(field_num=0, column_delimiter=";", comment_delimiter="#"),
     CsvFormat(field_num=1, column_delimiter="\t", disable_record_size_validation=True),
     CsvFormat(field_num=2, record_size=3),
+    CsvFormat(field_num=1, comment_delimiter="#"),
+    JsonFormat("$.*[?(@.ioc_type == 'domain' && !@.x)].ioc_value"),
+    JsonLinesFormat("cidr"),
+    MispFormat(),
+    StixFormat(),
 )
 OWN_PATH = len(FORMATS)  # a format byte from here on: the first line is a JSONPath
 
@@ -67,7 +76,7 @@ def formats_one(data: bytes) -> None:
             return
         fmt = JsonFormat(path.decode("utf-8", "replace"))
     try:
-        parsed = parse_feed_body(body, content, fmt, MAX_BYTES)
+        parsed = parse_feed_body(body, content, fmt, MAX_BYTES, NOW)
     except FeedError:
         return
     _check_parsed(parsed, content)
@@ -85,12 +94,13 @@ def format_seeds() -> list[bytes]:
                 out.append(bytes((content | selector,)) + body)
         out.append(bytes((OWN_PATH,)) + b"$..*\n" + body)
         out.append(bytes((OWN_PATH,)) + b"$['data', 'a'][-1:0:-1]..domain\n" + body)
+        out.append(bytes((OWN_PATH,)) + b"$..[?(@.score >= 9 || @['ip'] != 'x')].domain\n" + body)
     return out
 
 
 TARGETS = [
     Target("feedlines", "dnswatch/feeds/lines.py: newline-delimited bodies of both contents, every line format",
            bounded(lines_one), line_seeds),
-    Target("feedformats", "dnswatch/feeds/formats/: JSON (JSONPath, compiled too) and CSV bodies",
+    Target("feedformats", "dnswatch/feeds/formats/: JSON (JSONPath, compiled too), CSV, JSON-lines, MISP, STIX bodies",
            bounded(formats_one), format_seeds),
 ]

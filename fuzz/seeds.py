@@ -249,7 +249,7 @@ def feed_bodies() -> tuple[bytes, ...]:
 
 @cache
 def structured_bodies() -> tuple[bytes, ...]:
-    """JSON and CSV documents holding the demo feeds' entries."""
+    """JSON, JSON-lines, CSV, MISP and STIX documents holding the demo feeds' entries."""
     import json
 
     names = [line for line in (PCAPS / "demo-c2.txt").read_text().splitlines() if line and not line.startswith("#")]
@@ -261,6 +261,14 @@ def structured_bodies() -> tuple[bytes, ...]:
         "domain,score\n" + "\n".join(f"{name},9" for name in names[:20]),
         "# comment\n" + "\n".join(f"{ip};x;\"quoted, {ip}\"" for ip in ips[:12]),
         "\n".join(f"1\t{name}" for name in names[:20]),
+        "\n".join(json.dumps({"cidr": ip, "sblid": "SBL1"}) for ip in ips[:12]) + '\n{"type":"metadata"}\n',
+        json.dumps({str(n): [{"ioc_value": name, "ioc_type": "domain"}] for n, name in enumerate(names[:12])}),
+        "# c\n" + "\n".join(f'"{n}", "{name}", "domain"' for n, name in enumerate(names[:12])),
+        json.dumps({"Event": {"Attribute": [{"type": "domain|ip", "value": f"{name}|{ip}"}
+                                            for name, ip in zip(names[:12], ips[:12])]}}),
+        json.dumps({"type": "bundle", "objects": [
+            {"type": "indicator", "pattern": f"[domain-name:value = '{name}' OR ipv4-addr:value = '{ip}']",
+             "valid_until": "2030-01-01T00:00:00Z"} for name, ip in zip(names[:12], ips[:12])]}),
     ]
     return tuple(doc.encode() for doc in docs)
 

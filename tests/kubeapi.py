@@ -2,7 +2,8 @@
 
 What it keeps, the way the real server does: one resourceVersion counter shared by every resource, an event
 log, list/get/create/replace/patch/delete of namespaced core resources (pods, configmaps, secrets, ...) and of
-cluster-scoped custom resources (`/apis/dnswatch.dev/v1/globalthreatfeeds`), field selectors (any dotted path:
+cluster-scoped custom resources (`/apis/dnswatch.dev/v1/globalthreatfeeds`, and Calico's
+`/apis/projectcalico.org/v3/globalthreatfeeds` when given), API discovery of the groups (`GET /apis`), field selectors (any dotted path:
 `metadata.name`, `spec.nodeName`, ...) and label selectors (`=`, `!=`, `in`, `notin`, `k`, `!k`), and watches
 (`?watch=1&resourceVersion=N&timeoutSeconds=T&allowWatchBookmarks=true`) streamed in chunks from the given
 resourceVersion, with selector transitions (an object leaving a watch's selection arrives as DELETED).
@@ -67,6 +68,8 @@ CORE_RESOURCES = (
     Resource("", "v1", "nodes", "Node", False, True),
     Resource("dnswatch.dev", "v1", "globalthreatfeeds", "GlobalThreatFeed", False, True),
 )
+CALICO_GLOBALTHREATFEEDS = Resource("projectcalico.org", "v3", "globalthreatfeeds", "GlobalThreatFeed", False, True)
+"""Calico's GlobalThreatFeeds: `FakeKubeAPI((*CORE_RESOURCES, CALICO_GLOBALTHREATFEEDS))` serves both groups."""
 
 _PATH = re.compile(
     r"^/(?:api/(?P<core_version>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
@@ -219,12 +222,15 @@ class FakeKubeAPI:
         with self._lock:
             self._drop_watch_after.append(events)
 
-    def objects(self, plural: str) -> list[dict]:
+    def objects(self, plural: str, group: str | None = None) -> list[dict]:
+        """The objects of a resource (of one API group only, when given: two groups may share a plural)."""
         with self._lock:
-            return [copy.deepcopy(o) for k, o in self._objects.items() if k[0][2] == plural]
+            return [copy.deepcopy(o) for k, o in self._objects.items()
+                    if k[0][2] == plural and (group is None or k[0][0] == group)]
 
     def put(self, obj: dict, plural: str | None = None) -> dict:
-        """Create or replace an object directly (no fault hooks), status included; returns the stored copy."""
+        """Create or replace an object directly (no fault hooks), status included; returns the stored copy.
+        The resource is the one of the object's apiVersion, when two share its kind or plural."""
         resource = self._resource_for(obj, plural)
         meta = obj.get("metadata", {})
         key = (self._key(resource), meta.get("namespace") if resource.namespaced else None, meta["name"])
@@ -232,9 +238,10 @@ class FakeKubeAPI:
             old = self._objects.get(key)
             return self._store(resource, key, copy.deepcopy(obj), old, "MODIFIED" if old else "ADDED")
 
-    def remove(self, plural: str, name: str, namespace: str | None = None) -> None:
+    def remove(self, plural: str, name: str, namespace: str | None = None, group: str | None = None) -> None:
         with self._lock:
-            resource = next(r for r in self.resources.values() if r.plural == plural)
+            resource = next(r for r in self.resources.values()
+                            if r.plural == plural and (group is None or r.group == group))
             self._delete(resource, (self._key(resource), namespace, name))
 
     # -- storage (callers hold the lock)
@@ -244,6 +251,9 @@ class FakeKubeAPI:
         return (resource.group, resource.version, resource.plural)
 
     def _resource_for(self, obj: dict, plural: str | None) -> Resource:
+        for r in self.resources.values():
+            if r.api_version == obj.get("apiVersion") and (r.plural == plural or r.kind == obj.get("kind")):
+                return r
         for r in self.resources.values():
             if r.plural == plural or (plural is None and r.kind == obj.get("kind")):
                 return r
@@ -440,6 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status = api.review_token(spec) if api.review_token else {"authenticated": False}
                 return self._send(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
                                         "metadata": {}, "spec": spec, "status": status})
+            if method == "GET" and url.path.rstrip("/") == "/apis":
+                return self._send(200, self._api_groups())
             m = _PATH.match(url.path)
             if not m:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({url.path})")
@@ -461,6 +473,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(error.code, error.status())
         except (ValueError, KeyError, TypeError, IndexError) as error:
             self._send(400, ApiError(400, "BadRequest", f"bad request: {error}").status())
+
+    def _api_groups(self) -> dict:
+        """The APIGroupList of discovery: every group served but the core one."""
+        versions: dict[str, list[str]] = {}
+        for group, version, _plural in self.api.resources:
+            if group and version not in versions.setdefault(group, []):
+                versions[group].append(version)
+        groups = [{"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in found],
+                   "preferredVersion": {"groupVersion": f"{group}/{found[0]}", "version": found[0]}}
+                  for group, found in sorted(versions.items())]
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
     def _dispatch(self, method, resource, namespace, name, sub, query, body) -> tuple[int, dict]:
         api = self.api

@@ -1,4 +1,4 @@
-"""deploy/ (docs/operations.md): every manifest is valid against the Kubernetes schemas (kubernetes-validate, strict, for
+"""deploy/ (docs/operations.md): every manifest of deploy/base/, and every object its overlays and components render, is valid against the Kubernetes schemas (kubernetes-validate, strict, for
 the oldest and the newest Kubernetes it bundles from 1.30 on), the agent's security context is the narrow one
 the SPEC asks for, RBAC is least privilege, the manifests agree with each other and with the commands' real
 flags, and the Dockerfile is well formed.
@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -28,14 +29,15 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
+BASE = DEPLOY / "base"
 VENV_BIN = Path(sys.executable).parent
 
-MANIFEST_FILES = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+MANIFEST_FILES = sorted(p.name for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 @functools.cache
 def _parsed(name: str) -> str:
-    with open(DEPLOY / name) as handle:
+    with open(BASE / name) as handle:
         return json.dumps([doc for doc in yaml.safe_load_all(handle) if doc is not None])
 
 
@@ -46,7 +48,7 @@ def documents(name: str) -> list[dict]:
 
 def comments(name: str) -> str:
     """The YAML comments of a manifest as one line of text (so a wrapped sentence still reads whole)."""
-    lines = (DEPLOY / name).read_text().splitlines()
+    lines = (BASE / name).read_text().splitlines()
     return " ".join(line.split("#", 1)[1].strip() for line in lines if "#" in line)
 
 
@@ -103,6 +105,8 @@ def test_the_crd_is_among_them_and_the_kustomization_lists_every_manifest():
     assert sorted(kustomization["resources"]) == MANIFEST_FILES
     # Namespace and CRD first: kustomize orders them anyway, and so does this list for anyone reading it.
     assert kustomization["resources"][:2] == ["namespace.yaml", "crd-globalthreatfeed.yaml"]
+    # deploy/ itself is base/, so `kubectl apply -k deploy/` installs the same.
+    assert yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"] == ["base"]
 
 
 def test_kustomize_renders_every_object_namespace_and_crd_first():
@@ -334,8 +338,10 @@ def test_agents_cannot_read_secrets():
 
 def test_collector_gets_the_crd_its_status_token_reviews_and_only_named_secrets_and_configmaps():
     granted = grants(rules_of("dnswatch-collector"))
-    cluster = {("dnswatch.dev", "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")}
-    cluster |= {("dnswatch.dev", "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")}
+    cluster = {(group, "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")
+               for group in ("dnswatch.dev", "projectcalico.org")}  # ours, and Calico's read as they are
+    cluster |= {(group, "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")
+                for group in ("dnswatch.dev", "projectcalico.org")}
     cluster |= {("authentication.k8s.io", "tokenreviews", "create", (), "*")}
     assert {g for g in granted if g[4] == "*"} == cluster
     named = {g for g in granted if g[4] != "*"}
@@ -509,3 +515,410 @@ def test_dockerignore_keeps_what_the_image_copies():
         if keyword == "COPY" and not arguments.startswith("--from"):
             for source in arguments.split()[:-1]:
                 assert f"!{source.rstrip('/')}" in [line.rstrip("/") for line in ignore], source
+
+
+# ---------------------------------------------------------------------------------------------- overlays and components
+
+
+OVERLAYS = sorted(p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml"))
+COMPONENTS = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
+MONITORING = DEPLOY / "components" / "monitoring"
+CUSTOM_KINDS = {"Issuer", "Certificate", "PrometheusRule"}
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("kubectl (its kustomize) is not installed here")
+    return found
+
+
+@functools.cache
+def _rendered(build: str) -> str:
+    if build == "every-component":
+        # A throwaway overlay of base/ with every component, as a user's own would be (kustomize takes
+        # relative paths only).
+        with tempfile.TemporaryDirectory() as folder:
+            up = os.path.relpath(DEPLOY, folder)
+            (Path(folder) / "kustomization.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                "resources": [f"{up}/base"], "components": [f"{up}/components/{name}" for name in COMPONENTS]}))
+            result = subprocess.run([kubectl(), "kustomize", folder], capture_output=True, text=True, timeout=60)
+    else:
+        result = subprocess.run([kubectl(), "kustomize", str(DEPLOY / build)], capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.dumps([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+
+
+def rendered(build: str) -> list[dict]:
+    """What `kubectl apply -k deploy/BUILD` would apply (`every-component`: base/ with every component)."""
+    return json.loads(_rendered(build))
+
+
+def rendered_one(build: str, kind: str, name: str) -> dict:
+    found = [doc for doc in rendered(build) if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"{build}: expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+BUILDS = [f"overlays/{name}" for name in OVERLAYS] + ["every-component"]
+
+
+def test_the_overlays_and_components_are_there_and_use_every_file_they_hold():
+    assert {"cert-manager", "ha-postgres"} <= set(OVERLAYS)
+    assert {"cert-manager", "monitoring"} <= set(COMPONENTS)
+    for folder in [DEPLOY / "overlays" / name for name in OVERLAYS] + [DEPLOY / "components" / name
+                                                                        for name in COMPONENTS]:
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        used = set(kustomization.get("resources", [])) | {patch["path"] for patch in kustomization.get("patches", [])
+                                                          if "path" in patch}
+        used |= {file for generator in kustomization.get("configMapGenerator", []) for file in generator["files"]}
+        held = {p.name for p in folder.iterdir() if p.name != "kustomization.yaml"}
+        assert held <= used, f"{folder.relative_to(ROOT)}: {sorted(held - used)} used by nothing"
+
+
+def own_objects() -> list[tuple[str, dict]]:
+    """The whole objects the overlays and components add, as written (patches left out): checked even where no
+    kustomize can render them."""
+    objects = []
+    for kustomization in sorted((DEPLOY / "overlays").glob("*/kustomization.yaml")) + sorted(
+            (DEPLOY / "components").glob("*/kustomization.yaml")):
+        for name in yaml.safe_load(kustomization.read_text()).get("resources", []):
+            path = kustomization.parent / name
+            if path.is_file():
+                objects += [(str(path.relative_to(DEPLOY)), doc) for doc in yaml.safe_load_all(path.read_text())]
+    return objects
+
+
+def test_the_objects_the_overlays_and_components_add_are_valid_as_written():
+    objects = own_objects()
+    assert {doc["kind"] for _, doc in objects} >= {"Issuer", "Certificate", "PrometheusRule", "PodDisruptionBudget"}
+    for where, doc in objects:
+        if doc["kind"] in CUSTOM_KINDS:
+            check_custom_resource(doc)
+        else:
+            kubernetes_validate.validate(doc, kubernetes_versions()[-1], strict=True)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "dnswatch", where
+
+
+@pytest.mark.parametrize("version", kubernetes_versions())
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_rendered_object_is_valid(build, version):
+    docs = rendered(build)
+    base = {(doc["kind"], doc["metadata"]["name"]) for _, doc in all_objects()}
+    assert {(doc["kind"], doc["metadata"]["name"]) for doc in docs} & base, f"{build} renders none of base/"
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            check_custom_resource(doc)
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = "/".join(str(part) for part in error.path)
+            pytest.fail(f"{build}: {doc['kind']} {doc['metadata'].get('name')}: {where}: {error.message}")
+        cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+        assert (doc["kind"] in cluster_scoped) == ("namespace" not in doc["metadata"]), doc["metadata"]
+
+
+# The custom resources against their schemas: the CRDs of cert-manager and Prometheus Operator are not among the
+# schemas kubernetes-validate bundles, but cloudcoil's models of them are generated from those CRDs (types,
+# enums, required fields). The models ignore unknown fields, so `unknown_fields` walks them for strictness.
+GO_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
+
+
+@functools.cache
+def custom_models() -> dict[str, type]:
+    from cloudcoil.models.cert_manager import v1 as cert_manager
+    from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
+
+    return {"Issuer": cert_manager.Issuer, "Certificate": cert_manager.Certificate,
+            "PrometheusRule": prometheus_operator.PrometheusRule}
+
+
+def unknown_fields(model: type, data: object, path: str = "") -> list[str]:
+    """Paths of the keys in `data` that `model` (a pydantic model), or a model nested in it, has no field for."""
+    if not isinstance(data, dict):
+        return []
+    fields = {}
+    for name, field in model.model_fields.items():
+        fields[name] = fields[field.alias or name] = field.annotation
+    unknown = []
+    for key, value in data.items():
+        if key not in fields:
+            unknown.append(f"{path}/{key}")
+        else:
+            unknown += _unknown_in(fields[key], value, f"{path}/{key}")
+    return unknown
+
+
+def _unknown_in(annotation: object, value: object, path: str) -> list[str]:
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _unknown_in(args[0], value, path)
+    if origin in (typing.Union, types.UnionType):
+        found = [_unknown_in(arg, value, path) for arg in args if arg is not type(None)]
+        return min(found, key=len) if found else []
+    if origin is list and isinstance(value, list):
+        return [key for index, item in enumerate(value) for key in _unknown_in(args[0], item, f"{path}/{index}")]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return unknown_fields(annotation, value, path)
+    return []
+
+
+def check_custom_resource(doc: dict) -> None:
+    what = f"{doc['kind']} {doc['metadata']['name']}"
+    assert doc["apiVersion"] == {"PrometheusRule": "monitoring.coreos.com/v1"}.get(doc["kind"], "cert-manager.io/v1")
+    assert doc["metadata"].get("namespace") == "dnswatch", what
+    model = custom_models()[doc["kind"]]
+    model.model_validate_json(json.dumps(doc), strict=True)  # ValidationError: a type, an enum value, a required field
+    assert not unknown_fields(model, doc), f"{what}: no such field: {unknown_fields(model, doc)}"
+    spec = doc["spec"]
+    if doc["kind"] == "Certificate":
+        for field in ("duration", "renewBefore"):
+            assert GO_DURATION.match(spec.get(field, "1h")), f"{what}: {field}"
+    if doc["kind"] == "PrometheusRule":
+        names = [group["name"] for group in spec["groups"]]
+        assert len(names) == len(set(names)), f"{what}: a group name twice"
+        for rule in (rule for group in spec["groups"] for rule in group["rules"]):
+            assert ("alert" in rule) != ("record" in rule), rule
+            assert balanced(rule["expr"]) and GO_DURATION.match(rule.get("for", "1m")), rule
+
+
+def balanced(expr: str) -> bool:
+    depth = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for char in expr:
+        if char in "([{":
+            depth.append(char)
+        elif char in pairs and (not depth or depth.pop() != pairs[char]):
+            return False
+    return not depth
+
+
+def test_the_custom_resource_checks_have_teeth():
+    from pydantic import ValidationError
+
+    certificate = yaml.safe_load((DEPLOY / "components" / "cert-manager" / "certificate.yaml").read_text())
+    check_custom_resource(certificate)
+    for broken in ({"secretNam": "x"}, {"usages": ["server"]}, {"duration": "90d"}, {"isCA": "yes"},
+                   {"privateKey": {"algorithm": "DSA"}}, {"issuerRef": {"nme": "dnswatch-ca"}}):
+        doc = json.loads(json.dumps(certificate))
+        doc["spec"].update(broken)
+        with pytest.raises((AssertionError, ValidationError)):
+            check_custom_resource(doc)
+    rule = json.loads((json.dumps(prometheus_rule())))
+    check_custom_resource(rule)
+    rule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
+    with pytest.raises(AssertionError, match="rules/0/fro"):
+        check_custom_resource(rule)
+
+
+# -- cert-manager
+
+
+def test_cert_manager_issues_the_secret_the_collector_mounts_for_the_names_agents_and_consumers_dial():
+    build = "overlays/cert-manager"
+    pod = rendered_one(build, "Deployment", "dnswatch-collector")["spec"]["template"]["spec"]
+    secret = next(volume["secret"]["secretName"] for volume in pod["volumes"] if volume["name"] == "tls")
+    (certificate,) = [doc for doc in rendered(build) if doc["kind"] == "Certificate"
+                      and doc["spec"]["secretName"] == secret]
+    agent_args = rendered_one(build, "DaemonSet", "dnswatch-agent")["spec"]["template"]["spec"]["containers"][0]["args"]
+    dialled = flag_value(agent_args, "--collector").rpartition(":")[0]
+    server_names = re.findall(r"--server-name (\S+)", (DEPLOY / "README.md").read_text())
+    assert server_names and {dialled, *server_names} <= set(certificate["spec"]["dnsNames"])
+    assert "server auth" in certificate["spec"]["usages"] and not certificate["spec"].get("isCA")
+    # Signed by the CA Issuer, whose CA certificate the self-signed Issuer signed.
+    ca_issuer = rendered_one(build, "Issuer", certificate["spec"]["issuerRef"]["name"])
+    (ca,) = [doc for doc in rendered(build) if doc["kind"] == "Certificate"
+             and doc["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]]
+    assert ca["spec"]["isCA"] is True and ca["spec"]["privateKey"]["rotationPolicy"] == "Never"
+    assert "selfSigned" in rendered_one(build, "Issuer", ca["spec"]["issuerRef"]["name"])["spec"]
+    for doc in (certificate, ca):
+        assert doc["spec"]["issuerRef"]["kind"] == "Issuer"
+    # The agents still trust a ConfigMap, never a Secret: the README says how to fill it from the CA's Secret.
+    agent_volumes = rendered_one(build, "DaemonSet", "dnswatch-agent")["spec"]["template"]["spec"]["volumes"]
+    assert not any("secret" in volume for volume in agent_volumes)
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"get secret {ca['spec']['secretName']}" in readme and "create configmap dnswatch-collector-ca" in readme
+
+
+def test_the_one_shot_openssl_alternative_makes_what_the_manifests_mount(tmp_path):
+    """deploy/README.md's openssl steps, run here: a CA and a server certificate for the names the agents dial."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here")
+    readme = (DEPLOY / "README.md").read_text()
+    script = re.search(r"```sh\n\s*(# one-shot certificates.*?)```", readme, re.S)
+    assert script, "deploy/README.md has no one-shot openssl block"
+    lines = [line.strip() for line in script.group(1).splitlines()]
+    commands = [line for line in lines if not line.startswith("kubectl")]
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(commands)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {"ca.crt", "tls.crt", "tls.key"} <= {p.name for p in tmp_path.iterdir()}
+    verify = subprocess.run(["openssl", "verify", "-CAfile", "ca.crt", "-purpose", "sslserver", "tls.crt"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    names = subprocess.run(["openssl", "x509", "-in", "tls.crt", "-noout", "-ext", "subjectAltName"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "DNS:dnswatch-collector.dnswatch.svc" in names, names
+    assert "create secret tls dnswatch-collector-tls --cert=tls.crt --key=tls.key" in script.group(1)
+
+
+# -- several replicas on PostgreSQL
+
+
+def test_ha_postgres_runs_several_replicas_on_a_database_url_from_a_secret_with_a_disruption_budget():
+    build = "overlays/ha-postgres"
+    deployment = rendered_one(build, "Deployment", "dnswatch-collector")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert flag_value(container["args"], "--db") == "$(DNSWATCH_DB_URL)"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DNSWATCH_DB_URL"]["valueFrom"] == {"secretKeyRef": {"name": "dnswatch-db", "key": "url"}}
+    # $(VAR) in args is expanded only from a variable the container defines.
+    assert "postgresql://" in help_text("dnswatch-collector")
+    assert not [doc for doc in rendered(build) if doc["kind"] == "PersistentVolumeClaim"]
+    names = {volume["name"] for volume in pod["volumes"]}
+    assert "data" not in names and {mount["name"] for mount in container["volumeMounts"]} <= names
+    budget = rendered_one(build, "PodDisruptionBudget", "dnswatch-collector")
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    allowed = budget["spec"].get("maxUnavailable", deployment["spec"]["replicas"] - budget["spec"].get("minAvailable", 0))
+    assert 0 < allowed < deployment["spec"]["replicas"]
+    # The rest of the collector is base/'s: the same probes, ports, TLS and security context.
+    base = the("Deployment", "dnswatch-collector")["spec"]["template"]["spec"]
+    for key in ("livenessProbe", "readinessProbe", "ports", "securityContext"):
+        assert container[key] == base["containers"][0][key], key
+    assert [arg for arg in container["args"] if not arg.startswith("--db")] == [
+        arg for arg in base["containers"][0]["args"] if not arg.startswith("--db")]
+
+
+def help_text(command: str) -> str:
+    result = subprocess.run([str(VENV_BIN / command), "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# -- monitoring
+
+
+def prometheus_rule() -> dict:
+    (rule,) = yaml.safe_load_all((MONITORING / "prometheusrule.yaml").read_text())
+    return rule
+
+
+def dashboard() -> dict:
+    return json.loads((MONITORING / "dashboard.json").read_text())
+
+
+def dashboard_expressions() -> list[str]:
+    def walk(panels):
+        for panel in panels:
+            yield from (target["expr"] for target in panel.get("targets", []))
+            yield from walk(panel.get("panels", []))
+
+    return list(walk(dashboard()["panels"]))
+
+
+def alert_rules() -> list[dict]:
+    return [rule for group in prometheus_rule()["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def exported_series() -> dict[str, set[str]]:
+    """Every sample name either process exports, with its labels: real registries, every family made to appear
+    (some appear only once their part runs: the spool, the loop, the pod watch, a feed, an interface)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agent.shell.metrics import AgentMetrics
+    from collector.shell.metrics import CollectorMetrics
+    from dnswatch.feeds.feedinfo import FeedInfo
+    from dnswatch.feeds.status import FeedStatus
+
+    agent = AgentMetrics(node="node-1")
+    agent.observe_interface("cali1", packets=3, drops=1)
+    agent.observe_loop_progress(1.0)
+    agent.set_liveness_timeout(30)
+    agent.observe_shipper(SimpleNamespace(acked=1, dropped=1, replaced=0, queued=1, in_flight=0, recovered=0,
+                                          streams=1, spooled=1, spool_dropped=0, streaming=True))
+    agent.observe_outbox(SimpleNamespace(acked=1, dropped=1, replaced=0, queued=1, queued_bytes=10, in_flight=0,
+                                         in_flight_bytes=0))
+    agent.observe_spool(SimpleNamespace(events=1, dropped=0, file_bytes=100))
+    agent.observe_sent(1)
+    agent.set_collector_connected("feeds", True)
+    agent.set_feeds([SimpleNamespace(name="c2", content="DomainNameSet", version=1, entries=8)])
+    agent.set_pods(3)
+    collector = CollectorMetrics()
+    collector.set_feeds([FeedInfo(name="c2", content="DomainNameSet", mode="Enabled", status=FeedStatus(
+        last_successful_sync="2026-11-27T21:53:31Z", entries=8, version=1))])
+    collector.observe_pull("c2", "Updated")
+    collector.observe_auth_failure("no-token")
+    series: dict[str, set[str]] = {}
+    for metrics in (agent, collector):
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+            for sample in family.samples:
+                series.setdefault(sample.name, set()).update(sample.labels)
+    return series
+
+
+METRIC_NAME = re.compile(r"\bdnswatch_[a-z0-9_]+\b")
+# Labels Prometheus adds at the scrape (Kubernetes pod discovery) rather than the processes.
+TARGET_LABELS = {"instance", "job", "namespace", "pod", "container", "node"}
+
+
+def test_every_metric_and_label_the_dashboard_and_the_alerts_use_is_exported():
+    series = exported_series()
+    expressions = dashboard_expressions() + [rule["expr"] for rule in alert_rules()]
+    assert len(dashboard_expressions()) >= 10 and len(alert_rules()) >= 4
+    used = {name for expr in expressions for name in METRIC_NAME.findall(expr)}
+    assert used, "no dnswatch metric is used"
+    assert not used - set(series), f"not exported by either process: {sorted(used - set(series))}"
+    labels = set().union(*series.values()) | TARGET_LABELS
+    grouped = {label.strip() for expr in expressions for group in re.findall(r"\bby \(([^)]*)\)", expr)
+               for label in group.split(",")}
+    legends = {label for panel in dashboard()["panels"] for target in panel.get("targets", [])
+               for label in re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat", ""))}
+    templated = {label for rule in alert_rules() for text in rule.get("annotations", {}).values()
+                 for label in re.findall(r"\$labels\.(\w+)", text)}
+    assert not (grouped | legends | templated) - labels, sorted((grouped | legends | templated) - labels)
+    # The check has teeth: a misspelt name is caught.
+    assert "dnswatch_agent_kernel_drop_total" not in series and "dnswatch_collector_streams" in series
+
+
+def test_the_alerts_are_the_ones_the_readmes_recommend():
+    """README.md (the liveness alert), deploy/README.md and docs/operations.md (their alert lists) and the
+    PrometheusRule name the same alerts: every metric a recommendation names has an alert on it."""
+    exprs = [rule["expr"] for rule in alert_rules()]
+    alerted = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    recommended = set()
+    for path in (ROOT / "README.md", DEPLOY / "README.md", ROOT / "docs" / "operations.md"):
+        text = " ".join(path.read_text().split())
+        for sentence in re.findall(r"(?:[Aa]lert on|[Tt]o alert on it)[^.]*\.?[^.]*", text):
+            recommended |= set(METRIC_NAME.findall(sentence))
+    recommended = {re.sub(r"_total$", "", name) for name in recommended}
+    alerted_families = {re.sub(r"_total$", "", name) for name in alerted}
+    assert recommended, "no recommended alert found"
+    assert recommended <= alerted_families, sorted(recommended - alerted_families)
+    liveness = "time() - dnswatch_agent_loop_last_progress_timestamp_seconds > dnswatch_agent_loop_liveness_timeout_seconds"
+    assert liveness in " ".join((ROOT / "README.md").read_text().split()) and liveness in exprs
+    assert "PrometheusRule" in (DEPLOY / "README.md").read_text()
+
+
+def test_the_dashboard_is_a_configmap_grafanas_sidecar_loads():
+    config_map = rendered_one("every-component", "ConfigMap", "dnswatch-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["dashboard.json"]) == dashboard()
+    assert dashboard()["uid"] == "dnswatch"
+    datasources = {target["datasource"]["uid"] for panel in dashboard()["panels"]
+                   for target in panel.get("targets", [])}
+    assert datasources == {"${datasource}"}  # the one templated Prometheus, whatever the Grafana calls it
+    assert rendered_one("every-component", "PrometheusRule", "dnswatch") == prometheus_rule()

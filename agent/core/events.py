@@ -21,6 +21,8 @@ from agent.core.transactions import Transaction
 
 NO_VALUE = "-"  # Calico's placeholder for a name that does not apply (a client that is no pod)
 MAX_ANSWERS = 32  # a hostile response may carry thousands of records; the event shows the first ones
+MITRE_IDS = ("T1041",)
+MITIGATIONS = ("Create a global network policy to prevent traffic from this IP address",)
 
 
 def _doc(doc: str, **kw: Any) -> Any:
@@ -75,9 +77,13 @@ class SecurityEvent:
     source_labels: dict[str, str] = _doc("the client pod's labels (those all folded replicas share)")
     source_workload: WorkloadRecord | None = _doc("the client pod's owning workload; null for a client that is no pod")
     attack_vector: str = _doc("always Network", default="Network")
-    mitre_ids: list[str] = _doc("always [T1071.004] (Application Layer Protocol: DNS)",
-                                default_factory=lambda: ["T1071.004"])
-    mitre_tactic: str = _doc("always `Command and Control`", default="Command and Control")
+    # The next three are Calico's for its DNS threat-feed events, word for word, so that a consumer written
+    # for Calico's events (a SIEM rule on mitre_tactic, a webhook showing mitigations) needs no change.
+    mitre_ids: list[str] = _doc("always [T1041] (Exfiltration Over C2 Channel), as Calico's",
+                                default_factory=lambda: list(MITRE_IDS))
+    mitre_tactic: str = _doc("always `Exfiltration`, as Calico's", default="Exfiltration")
+    mitigations: list[str] = _doc("always Calico's one: `Create a global network policy to prevent traffic "
+                                  "from this IP address`", default_factory=lambda: list(MITIGATIONS))
     record: Record = _doc("the DNS details")
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import gc
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from agent.core.scanner import Matcher
 from agent.shell import feeds as feed_loading
 from agent.shell.capture import CaptureSettings, LiveCapture
 from agent.shell.collectorlink import CollectorLink, LinkSettings
-from agent.shell.config import PipelineOptions, ReplayConfig, RunConfig
+from agent.shell.config import EXIT_MATCHED, PipelineOptions, ReplayConfig, RunConfig
 from agent.shell.metrics import AgentMetrics, InterfaceCounters
 from agent.shell.output import renderer
 from agent.shell.progress import Progress
@@ -42,7 +43,7 @@ from agent.shell.replay import replay
 from agent.shell.scanloop import ScanCounts, drain, scan_messages
 from dnswatch.errors import BadInput, DnswatchError
 from dnswatch.logfmt import configure_logging
-from dnswatch.metricsserver import serve_metrics
+from dnswatch.metricsserver import listen_failure, serve_metrics
 
 log = logging.getLogger("dnswatch.agent.run")
 
@@ -51,6 +52,9 @@ log = logging.getLogger("dnswatch.agent.run")
 
 
 def run_replay(config: ReplayConfig) -> int:
+    """Replay the captures; the exit status (EXIT_MATCHED when asked to fail on a match and something did)."""
+    if config.log_level is not None:
+        configure_logging(config.log_level)
     link = None
     if config.collector is not None:
         # A replay reports the stream's trouble in its last line (CollectorLink.finish); without this, Python's
@@ -60,6 +64,9 @@ def run_replay(config: ReplayConfig) -> int:
     try:
         matcher = link.matcher if link is not None else local_matcher(config)
         pods = PodDirectory.from_pod_list(read_pod_list(config.pods)) if config.pods else None
+        if pods is None:
+            print("no --pods: clients are reported by address (give `kubectl get pods -A -o json` output to name "
+                  "their pods)", file=sys.stderr)
         _freeze_what_lives_long()
         pipeline = event_pipeline(config, pods)
         output = renderer(config.output)
@@ -72,18 +79,24 @@ def run_replay(config: ReplayConfig) -> int:
         output.close()
         for path in stats.truncated_files:
             print(f"warning: {path} ends in the middle of a packet record; the rest was replayed", file=sys.stderr)
-        print(
-            f"replayed {stats.packets} packets, {stats.dns_messages} DNS messages, {stats.malformed} malformed, "
-            f"{stats.matched_messages} matched, {stats.events} events in {stats.seconds:.2f}s "
-            f"({stats.packets_per_second:,.0f} packets/s)",
-            file=sys.stderr,
-        )
+        print(replay_summary(stats), file=sys.stderr)
         if link is not None:
             _say(link.finish())
     finally:
         if link is not None:
             link.close()
-    return 0
+    return EXIT_MATCHED if config.fail_on_match and stats.matched_messages else 0
+
+
+def replay_summary(stats) -> str:
+    """The replay's last line. Emissions and events apart: an event that grows is emitted again under its id,
+    so a collector holds fewer events than were emitted. The rate is the replay's own: the wait for the
+    collector's acknowledgements comes after it, and says its own line."""
+    emissions = "emission" if stats.events == 1 else "emissions"
+    events = "event" if stats.distinct_events == 1 else "events"
+    return (f"replayed {stats.packets:,} packets, {stats.dns_messages:,} DNS messages, {stats.malformed:,} malformed, "
+            f"{stats.matched_messages:,} matched, {stats.events:,} {emissions} of {stats.distinct_events:,} {events} "
+            f"in {stats.seconds:.2f}s ({stats.packets_per_second:,.0f} packets/s)")
 
 
 def _say(line: str) -> None:
@@ -137,21 +150,25 @@ def run_live(config: RunConfig) -> int:
         metrics.observe_loop_progress(time.time())
         try:
             metrics_server = serve_metrics(
-                metrics.registry, config.metrics_port,
+                metrics.registry, config.metrics_port, host=config.metrics_address,
                 healthy=lambda: time.monotonic() - heartbeat[0] < config.liveness_timeout,
-                ready=lambda: bool(capture.interfaces or stats.rounds) and (watcher is None or watcher.synced)
+                # No interface to capture on is no agent at work, however long the loop has run.
+                ready=lambda: bool(capture.interfaces) and (watcher is None or watcher.synced)
                 and (link is None or link.synced),
             )
         except OSError as error:
-            raise DnswatchError(f"cannot serve metrics on port {config.metrics_port}: {error.strerror or error}")
-        log.info("metrics, /healthz and /readyz on port %d", metrics_server.port)
+            failure = listen_failure(config.metrics_address, config.metrics_port, error)
+            raise DnswatchError(f"--metrics-port {config.metrics_port}: {failure}") from None
+        log.info("metrics, /healthz and /readyz on port %d (%s)", metrics_server.port, metrics_server.address)
 
     next_progress = time.monotonic() + config.stats_every
     report_build_errors = _build_error_reporter(pipeline)
+    report_interfaces = _interface_reporter(capture, config.interfaces)
 
     def every_second(now: float) -> None:
         nonlocal next_progress
         heartbeat[0] = time.monotonic()
+        report_interfaces()
         if metrics is not None:
             metrics.observe_loop_progress(now)
         stats.rounds += 1
@@ -211,6 +228,25 @@ def _live_pods(config: RunConfig):
         return pod_directory_from_api(config.kubeconfig, config.node)
     log.warning("no --pods or --kubeconfig and not in a cluster: clients are reported by address")
     return None, None
+
+
+def _interface_reporter(capture: LiveCapture, patterns: tuple[str, ...]) -> Callable[[], None]:
+    """A warning when no interface matches the patterns (the agent is then not ready), and a line when one
+    does again; called once a second."""
+    idle = [False]
+
+    def report() -> None:
+        if not capture.interfaces and not idle[0]:
+            present = sorted(name for _index, name in socket.if_nameindex())
+            shown = ", ".join(present[:12]) + (f" and {len(present) - 12} more" if len(present) > 12 else "")
+            log.warning("no interface matches --interfaces %s (this host has %s): nothing is captured and "
+                        "/readyz answers 503 until one appears", ",".join(patterns), shown or "none")
+            idle[0] = True
+        elif capture.interfaces and idle[0]:
+            log.info("capturing again: %s", ", ".join(capture.interfaces))
+            idle[0] = False
+
+    return report
 
 
 def _build_error_reporter(pipeline: EventPipeline) -> Callable[[], None]:

@@ -9,15 +9,25 @@ import socket
 import sys
 from pathlib import Path
 
-from agent.shell.config import DEFAULT_INTERFACES, DEFAULT_PORTS, LIVENESS_SECONDS, ReplayConfig, RunConfig
+from agent.shell.capturefile import STDIN
+from agent.shell.config import (DEFAULT_INTERFACES, DEFAULT_PORTS, EXIT_MATCHED, LIVENESS_SECONDS, ReplayConfig,
+                                RunConfig)
+from dnswatch.collectoraddress import check_collector_address
+from dnswatch.completion import add_completion_command, completion_script
+from dnswatch.durations import DURATION_FORMS, parse_duration
 from dnswatch.errors import BadInput, DnswatchError
 from dnswatch.grpcchannel import add_channel_arguments, channel_security_from_args, security_flags_given
-from dnswatch.logfmt import add_log_arguments
+from dnswatch.logfmt import LOG_LEVELS, add_log_arguments
+from dnswatch.metricsserver import ALL_ADDRESSES, metrics_address
+from dnswatch.version import version_line
+
+PROG = "dnswatch-agent"
+EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # bad input is one line on stderr, never the usage block
-        raise DnswatchError(message)
+        raise DnswatchError(f"{message} (see {self.prog} --help)")
 
 
 def parse_ports(text: str) -> frozenset[int]:
@@ -31,12 +41,34 @@ def parse_ports(text: str) -> frozenset[int]:
 
 
 def parse_window(text: str) -> float:
+    """A duration more than 0 (dnswatch/durations.py: `90s`, `1m`, or a number of seconds)."""
     try:
-        value = float(text.rstrip("s"))
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0 seconds ({DURATION_FORMS})")
+    return value
+
+
+def parse_interval(text: str) -> float:
+    """A duration of 0 (never) or more."""
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 (never) or more seconds ({DURATION_FORMS})")
+    return value
+
+
+def parse_mebibytes(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the window must be positive")
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0 MiB")
     return value
 
 
@@ -51,16 +83,21 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """What to decode and how events are made and printed, the same on `replay` and `run`."""
     parser.add_argument("--ports", type=parse_ports, default=DEFAULT_PORTS, help="DNS ports (default 53)")
     parser.add_argument("-o", "--output", choices=("json", "table"), default="json")
-    parser.add_argument("--window", type=parse_window, default=60.0, help="aggregation window, seconds")
+    parser.add_argument("--window", type=parse_window, default=60.0, metavar="DURATION",
+                        help=f"aggregation window ({DURATION_FORMS}, or seconds; default 60s)")
     parser.add_argument("--aggregate-by", choices=("pod", "workload"), default="pod")
     parser.add_argument("--dns-server-selector", default="k8s-app=kube-dns", metavar="SELECTOR")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dnswatch-agent", description="dnswatch node agent")
+    parser = _Parser(prog=PROG, description="dnswatch node agent")
+    parser.add_argument("--version", action="version", version=version_line(PROG))
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     replay = commands.add_parser("replay", help="replay pcap/pcapng files through detection")
-    replay.add_argument("captures", nargs="+", type=Path, metavar="PCAP")
+    replay.add_argument("captures", nargs="*", type=Path, metavar="PCAP",
+                        help="pcap or pcapng files, plain, gzip or zstd; - for standard input")
+    replay.add_argument("-r", "--read", dest="read", action="append", default=[], type=Path, metavar="PCAP",
+                        help="a capture to replay, as tcpdump and tshark take it (may be repeated)")
     add_feed_arguments(replay)
     replay.add_argument("--pods", type=Path, metavar="PODLIST.json")
     replay.add_argument("--node", default="-", help="node name reported in events (default -)")
@@ -70,14 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the feeds from the collector at HOST:PORT (TLS unless --insecure) instead of --feed/--ip-feed/"
         "--feed-manifest, and send it the events (they are still printed with -o)",
     )
-    replay.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
+    replay.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="DURATION",
                         help="how long to wait for the collector's feeds, and at the end for it to acknowledge "
-                        "every event (default 30)")
-    replay.add_argument("--spool", type=Path, metavar="DIR",
+                        "every event (default 30s)")
+    replay.add_argument("--spool-dir", "--spool", dest="spool", type=Path, metavar="DIR",
                         help="with --collector: keep unacknowledged events in DIR, so that a later replay (or "
                         "agent) with the same DIR resends them first")
+    replay.add_argument("--fail-on-match", action="store_true",
+                        help=f"exit {EXIT_MATCHED} when anything in the captures matched a feed (for CI: test a "
+                        "capture against a feed)")
+    replay.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None,
+                        help="log at this level on stderr; DEBUG also shows gRPC's own words when the collector "
+                        "cannot be reached (default: warnings only)")
     add_channel_arguments(replay)
     add_run_parser(commands)
+    add_completion_command(commands)
     return parser
 
 
@@ -98,22 +142,24 @@ def add_run_parser(commands) -> None:
     add_pipeline_arguments(run)
     run.add_argument("--ring-mb", type=float, default=2.0, metavar="MB",
                      help="TPACKET_V3 ring per interface, MiB (default 2); 0 reads packet by packet with recvfrom")
-    run.add_argument("--buffer-mb", type=parse_window, default=8.0, metavar="MB",
+    run.add_argument("--buffer-mb", type=parse_mebibytes, default=8.0, metavar="MB",
                      help="without a ring: socket receive buffer per interface, MiB (default 8; above "
                      "net.core.rmem_max only with CAP_NET_ADMIN)")
-    run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
-                     help="log packet and kernel drop counts this often (default never)")
+    run.add_argument("--stats-every", type=parse_interval, default=0.0, metavar="DURATION",
+                     help="log packet and kernel drop counts this often (default 0: never)")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve /metrics, /healthz and /readyz on this port (default: none)")
-    run.add_argument("--liveness-timeout", type=parse_window, default=LIVENESS_SECONDS, metavar="SECONDS",
+    run.add_argument("--metrics-address", type=metrics_address, default=ALL_ADDRESSES, metavar="ADDRESS",
+                     help="address of --metrics-port (default: every address, IPv4 and IPv6)")
+    run.add_argument("--liveness-timeout", type=parse_window, default=LIVENESS_SECONDS, metavar="DURATION",
                      help="/healthz fails once the capture loop has made no progress for this long (default "
                      f"{LIVENESS_SECONDS:g}, what the DaemonSet's liveness probe expects)")
     run.add_argument("--collector", metavar="ADDR",
                      help="take the feeds from the collector at HOST:PORT, follow their changes, and send it the "
                      "events (still printed with -o); TLS unless --insecure")
-    run.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="SECONDS",
+    run.add_argument("--collector-timeout", type=parse_window, default=30.0, metavar="DURATION",
                      help="how long to wait for the collector's feeds at start and its acknowledgements at the "
-                     "stop (default 30)")
+                     "stop (default 30s)")
     run.add_argument("--spool-dir", "--spool", dest="spool", type=Path, metavar="DIR",
                      help="with --collector: keep unacknowledged events in DIR across restarts")
     add_channel_arguments(run)
@@ -127,14 +173,13 @@ def pipeline_options(args: argparse.Namespace, *, node: str) -> dict:
         if security_flags_given(args):
             raise BadInput(f"{', '.join(security_flags_given(args))}: only with --collector")
         if args.spool is not None:
-            raise BadInput(f"{_SPOOL_FLAG[args.command]}: only with --collector (it holds the events not yet sent "
-                           "to it)")
-    elif not args.collector:
-        raise BadInput("--collector needs the collector's address, HOST:PORT")
+            raise BadInput("--spool-dir: only with --collector (it holds the events not yet sent to it)")
     elif args.feed or args.ip_feed or args.feed_manifest:
         # Merging would make events name feeds no collector knows, and a local feed named like a distributed
         # one would have to win or lose silently.
         raise BadInput("--collector takes the feeds from the collector: drop --feed, --ip-feed and --feed-manifest")
+    else:
+        args.collector = check_collector_address(args.collector)
     return dict(feeds=tuple(args.feed), ip_feeds=tuple(args.ip_feed), manifests=tuple(args.feed_manifest),
                 pods=args.pods, node=node, ports=args.ports, output=args.output, window=args.window,
                 aggregate_by=args.aggregate_by, dns_server_selector=args.dns_server_selector,
@@ -142,11 +187,14 @@ def pipeline_options(args: argparse.Namespace, *, node: str) -> dict:
                 channel=channel_security_from_args(args) if args.collector else None, spool=args.spool)
 
 
-_SPOOL_FLAG = {"replay": "--spool", "run": "--spool-dir"}
-
-
 def replay_config(args: argparse.Namespace) -> ReplayConfig:
-    return ReplayConfig(**pipeline_options(args, node=args.node), captures=tuple(args.captures))
+    captures = (*args.captures, *args.read)
+    if not captures:
+        raise BadInput("replay needs a capture: PCAP..., -r PCAP, or - for standard input")
+    if captures.count(STDIN) > 1:
+        raise BadInput("standard input (-) can be replayed once")
+    return ReplayConfig(**pipeline_options(args, node=args.node), captures=captures,
+                        fail_on_match=args.fail_on_match, log_level=args.log_level)
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -167,6 +215,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         ring_bytes=int(args.ring_mb * 1024 * 1024),
         buffer_bytes=int(args.buffer_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         stats_every=args.stats_every,
         liveness_timeout=args.liveness_timeout,
     )
@@ -177,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     # handshake on stderr, next to the one line that says why the collector cannot be reached.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command == "completion":
+            sys.stdout.write(completion_script(parser, args.shell))
+            return 0
         # Imported here, after GRPC_VERBOSITY is set: the assembly brings gRPC in.
         from agent.shell import assembly
 
@@ -185,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             return assembly.run_replay(replay_config(args))
         return assembly.run_live(run_config(args))
     except DnswatchError as error:
-        print(f"dnswatch-agent: error: {error}", file=sys.stderr)
-        return 2
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("dnswatch-agent: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `| head`: the reader left, nothing more to say
         return 0

@@ -49,7 +49,8 @@ class CollectorLink:
         """`say` reports the feeds taken, one line each (replay prints them, a live agent logs them)."""
         self.settings = settings
         connect = connector(settings.channel)
-        self._stream = FeedStream(FeedStreamSettings(settings.address, node=settings.node), connect=connect)
+        self._stream = FeedStream(FeedStreamSettings(settings.address, node=settings.node,
+                                                        security=settings.channel), connect=connect)
         self.synced = False
         """Whether the feeds have come from the collector (readiness)."""
         try:

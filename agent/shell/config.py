@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnswatch.grpcchannel import ChannelSecurity
+from dnswatch.metricsserver import ALL_ADDRESSES
 
 DEFAULT_PORTS = frozenset({53})
 DEFAULT_INTERFACES = "cali*,veth*,lxc*,eni*"
+EXIT_MATCHED = 3
+"""`replay --fail-on-match`'s exit status when anything in the captures matched a feed."""
 LIVENESS_SECONDS = 30.0
-"""The default of `--liveness-timeout`; deploy/daemonset.yaml's liveness probe is sized for it."""
+"""The default of `--liveness-timeout`; deploy/base/daemonset.yaml's liveness probe is sized for it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +59,11 @@ class ReplayConfig(PipelineOptions):
     """Everything `replay` was asked to do."""
 
     captures: tuple[Path, ...]
-    """pcap or pcapng files, replayed in the order given."""
+    """pcap or pcapng files (plain, gzip or zstd), replayed in the order given; `-` is standard input."""
+    fail_on_match: bool = False
+    """Exit 3 when anything matched (`--fail-on-match`, for CI)."""
+    log_level: str | None = None
+    """Log at this level on stderr; None: warnings only, as bare lines."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +89,8 @@ class RunConfig(PipelineOptions):
     """Kernel receive buffer per captured interface, without a ring."""
     metrics_port: int | None = None
     """Serve /metrics, /healthz and /readyz on this port (0: any free one); None: no endpoint."""
+    metrics_address: str = ALL_ADDRESSES
+    """The address of the metrics port: every one, IPv4 and IPv6, by default."""
     stats_every: float = 0.0
     """Seconds between two progress lines on stderr (packets, kernel drops); 0 for none."""
     liveness_timeout: float = LIVENESS_SECONDS

@@ -19,6 +19,7 @@ CAs unless the caller says otherwise, e.g. `connector(channel_security_from_args
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -29,12 +30,15 @@ import grpc
 
 from dnswatch.feeds.wire import FeedSnapshot, UnusableFeed
 from agent.core.heldfeeds import HeldFeeds
+from dnswatch.channelhints import unreachable_hint
 from dnswatch.errors import BadInput
 from dnswatch.grpcchannel import ChannelSecurity, Connect, connector
 from dnswatch.pbconvert.feeds import update_from_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc
 
 __all__ = ["CollectorUnavailable", "FeedStream", "FeedStreamSettings"]
+
+log = logging.getLogger(__name__)
 
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -65,6 +69,8 @@ class FeedStreamSettings:
     """The collector's gRPC address, `HOST:PORT`."""
     node: str = "-"
     """This agent's node name (`SubscribeRequest.node`), for the collector's logs."""
+    security: ChannelSecurity | None = None
+    """How the channel is secured, for the hint when the collector cannot be reached (dnswatch/channelhints.py)."""
     backoff_min: float = 0.5
     """`follow`: seconds before the first reconnection after a failure."""
     backoff_max: float = 30.0
@@ -118,8 +124,11 @@ class FeedStream:
                     if error.code() in _REFUSED:
                         raise BadInput(f"the collector at {address} refused this agent's credentials: "
                                        f"{_describe(error, timeout)}") from None
+                    log.debug("the collector at %s: %s: %s", address, error.code(), _describe(error, timeout))
+                    hint = (unreachable_hint(address, self.settings.security, error.details() or "")
+                            if error.code() == grpc.StatusCode.UNAVAILABLE else None)
                     raise CollectorUnavailable(f"cannot reach the collector at {address}: "
-                                               f"{_describe(error, timeout)}") from None
+                                               f"{hint or _describe(error, timeout)}") from None
 
     # -- the live agent: follow
 

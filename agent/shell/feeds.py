@@ -71,6 +71,9 @@ def load_manifest(path: Path) -> list[LoadedFeed]:
     for spec in specs:
         if spec.mode == "Disabled":
             continue
+        if spec.taxii is not None:
+            raise BadInput(f"{path}: feed {spec.name}: a TAXII collection (pull.taxii) is pulled by the collector "
+                           f"only; give the agent its objects as a STIX bundle (pull.http with format stix)")
         body = fetch_body(spec, base=path.parent)
         parsed = parse_feed_body(body, spec.content, spec.format)
         loaded.append(LoadedFeed(spec.name, spec.content, redacted_url(spec.url), parsed, spec.match_subdomains))

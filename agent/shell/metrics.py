@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from dnswatch.metricsserver import package_version
+from dnswatch.version import package_version
 
 __all__ = ["AgentMetrics", "InterfaceCounters", "PREFIX"]
 

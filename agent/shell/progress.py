@@ -7,10 +7,12 @@ from typing import TextIO
 
 
 class Progress:
-    """Redraws `  big.pcap (1/2)  1,234,567 DNS messages  310,000/s` in place, on a terminal only."""
+    """Redraws `   40%  big.pcap (3/5)  1,234,567 DNS messages  310,000/s` in place, on a terminal only: the share
+    of all the captures' bytes replayed before this file, the file, and this file's messages so far."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._label = ""
         self._started = time.perf_counter()
         self._drawn = False
 
@@ -18,10 +20,12 @@ class Progress:
     def on_terminal(cls, stream: TextIO) -> Progress | None:
         return cls(stream) if stream.isatty() else None
 
-    def __call__(self, label: str, messages: int) -> None:
+    def __call__(self, label: str, messages: int, share_done: float) -> None:
+        if label != self._label:  # a new file: its rate is its own
+            self._label, self._started = label, time.perf_counter()
         elapsed = time.perf_counter() - self._started
-        rate = messages / elapsed if elapsed > 0 else 0
-        self._stream.write(f"\r\033[K  {label}  {messages:,} DNS messages  {rate:,.0f}/s")
+        rate = f"  {messages / elapsed:,.0f}/s" if messages and elapsed > 0 else ""
+        self._stream.write(f"\r\033[K  {share_done:4.0%}  {label}  {messages:,} DNS messages{rate}")
         self._stream.flush()
         self._drawn = True
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import mmap
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from agent.core.decode import Decoder
 from agent.core.eventpipeline import EventPipeline
 from agent.core.pcapformat import FrameReader
 from agent.core.scanner import CLEAN, Matcher
+from agent.shell.capturefile import STDIN, capture_label, open_capture
 from agent.shell.scanloop import ScanCounts, drain, scan_messages
 from dnswatch.errors import BadInput
 
@@ -40,6 +40,8 @@ class ReplayStats:
     """DNS messages with at least one feed match."""
     events: int = 0
     """Event emissions (an event that grows is emitted again under its id)."""
+    distinct_events: int = 0
+    """Events, each id once however often it was emitted (what the collector holds)."""
     seconds: float = 0.0
     """Wall time spent replaying."""
     decode: dict = field(default_factory=dict)
@@ -52,26 +54,16 @@ class ReplayStats:
         return self.packets / self.seconds if self.seconds > 0 else 0.0
 
 
-def open_capture(path: Path) -> mmap.mmap | bytes:
-    try:
-        with open(path, "rb") as handle:
-            try:
-                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except ValueError:  # an empty file cannot be mapped
-                return handle.read()
-    except OSError as error:
-        raise BadInput(f"cannot read capture {path}: {error.strerror or error}") from error
-
-
 def replay(
     paths: Iterable[Path],
     matcher: Matcher,
     pipeline: EventPipeline,
     ports: frozenset[int],
     emit: Callable[[dict], None],
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, float], None] | None = None,
 ) -> ReplayStats:
-    """Replay captures in order; `emit` receives every event emission; `progress(file label, messages)`."""
+    """Replay captures in order; `emit` receives every event emission; `progress(file label, messages, share of
+    the bytes before this file)` at the start of each file and every 65,536 messages."""
     stats = ReplayStats()
     counts = ScanCounts()
     decoder = Decoder(ports)
@@ -83,23 +75,35 @@ def replay(
         try:
             readers.append(FrameReader(buffer))
         except BadInput as error:
-            raise BadInput(f"{path}: {error}") from error
-    for index, (path, reader) in enumerate(zip(paths, readers)):
+            raise BadInput(f"{capture_label(path)}: {error}") from error
+    total_bytes = sum(len(buffer) for buffer in buffers) or 1
+    done_bytes = 0
+    ids: set[str] = set()
+
+    def emit_counting(event: dict) -> None:
+        ids.add(event["id"])
+        emit(event)
+
+    for index, (path, reader, buffer) in enumerate(zip(paths, readers, buffers)):
         # Messages the matcher has already found clean are not even handed over (see capture_messages).
         messages = decoder.capture_messages(reader, matcher.seen_messages.get, CLEAN)
         if progress is not None:
-            messages = _reporting(messages, progress, f"{path.name} ({index + 1}/{len(paths)})")
-        scan_messages(messages, matcher, pipeline, emit, counts, tick_seconds=TICK_SECONDS)
+            name = "standard input" if path == STDIN else path.name
+            messages = _reporting(messages, progress, f"{name} ({index + 1}/{len(paths)})",
+                                  done_bytes / total_bytes)
+        scan_messages(messages, matcher, pipeline, emit_counting, counts, tick_seconds=TICK_SECONDS)
+        done_bytes += len(buffer)
         if reader.truncated:
-            stats.truncated_files.append(str(path))
+            stats.truncated_files.append(capture_label(path))
         if reader.bad_timestamps:
             log.warning("warning: %s: %d packets skipped: their timestamps are out of range (before 1970 or after "
-                        "9999, or an impossible fraction of a second or timestamp resolution)", path,
+                        "9999, or an impossible fraction of a second or timestamp resolution)", capture_label(path),
                         reader.bad_timestamps)
             stats.bad_timestamps += reader.bad_timestamps
-    drain(pipeline.finish(), emit, counts)
+    drain(pipeline.finish(), emit_counting, counts)
     stats.seconds = time.perf_counter() - started
     stats.malformed, stats.matched_messages, stats.events = counts.malformed, counts.matched_messages, counts.events
+    stats.distinct_events = len(ids)
     stats.packets = decoder.stats.frames + stats.bad_timestamps
     stats.malformed += stats.bad_timestamps
     stats.event_errors = pipeline.build_errors
@@ -111,11 +115,12 @@ def replay(
     return stats
 
 
-def _reporting(messages, progress, label: str, every: int = 65536):
-    """Pass messages through, calling `progress(label, messages so far)` every `every`; on a terminal only."""
+def _reporting(messages, progress, label: str, share_done: float, every: int = 65536):
+    """Pass messages through, calling `progress(label, messages so far, share_done)` first and every `every`."""
     count = 0
+    progress(label, count, share_done)
     for message in messages:
         yield message
         count += 1
         if not count % every:
-            progress(label, count)
+            progress(label, count, share_done)

@@ -21,7 +21,7 @@ __all__ = ["EVENT_FIELDS", "FORWARD_FIELDS", "RECORD_FIELDS", "Forwarded", "forw
 
 EVENT_FIELDS = ("id", "time", "type", "severity", "origin", "name", "description", "host", "source_ip",
                 "source_namespace", "source_name", "source_name_aggr", "source_labels", "source_workload",
-                "attack_vector", "mitre_ids", "mitre_tactic", "record")
+                "attack_vector", "mitre_ids", "mitre_tactic", "mitigations", "record")
 """The event's top-level fields in docs/event.md's order."""
 
 RECORD_FIELDS = ("feeds", "suspicious_domains", "suspicious_ips", "matches", "qname", "qtype", "rcode",
@@ -32,6 +32,9 @@ FORWARD_FIELDS = ("seq", "forwarded_at")
 """What the forwarder adds after the event's fields: the change sequence number of this emission in the
 collector's store (higher for each emission; a receiver that sees one again after a crash may drop it), and
 when the forwarder made the line (RFC 3339 UTC, milliseconds)."""
+
+_EVENT_PLACES = {name: place for place, name in enumerate(EVENT_FIELDS)}
+_RECORD_PLACES = {name: place for place, name in enumerate(RECORD_FIELDS)}
 
 _decode = msgspec.json.Decoder()
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -72,8 +75,8 @@ def forwarded_event(body: bytes | str, seq: int, forwarded_at: str) -> Forwarded
     try:
         fields = _fields.decode(raw)
         record = fields.get("record")
-        in_order = (tuple(fields) == EVENT_FIELDS and record is not None
-                    and tuple(_fields.decode(record)) == RECORD_FIELDS)
+        in_order = (record is not None and _in_order(tuple(fields), EVENT_FIELDS, _EVENT_PLACES)
+                    and _in_order(tuple(_fields.decode(record)), RECORD_FIELDS, _RECORD_PLACES))
     except msgspec.ValidationError:  # not an object, or a record that is none
         in_order = False
     if in_order and b"\n" not in raw and b"\r" not in raw:
@@ -94,6 +97,20 @@ def rfc3339_ms(moment: dt.datetime) -> str:
     """`2026-12-03T17:00:00.123Z`: as the agent writes times."""
     moment = moment.astimezone(dt.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _in_order(names: tuple[str, ...], order: tuple[str, ...], places: dict[str, int]) -> bool:
+    """Whether the names are documented ones in the documented order (some may be missing: an older agent's
+    event lacks the fields added since)."""
+    if names == order:
+        return True
+    last = -1
+    for name in names:
+        place = places.get(name, -1)
+        if place <= last:
+            return False
+        last = place
+    return True
 
 
 def _ordered(fields: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:

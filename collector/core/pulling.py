@@ -26,6 +26,7 @@ __all__ = [
     "BodyVerdict",
     "Validators",
     "judge_body",
+    "judge_parsed",
     "HTTP_STATUS",
     "PROTOCOL",
     "TIMEOUT",
@@ -464,10 +465,23 @@ def judge_body(
         message = f"the server answered 200 with a web page ({content_type or 'no Content-Type'}), not a feed"
         return BodyVerdict(REFUSED, after_failure(status, SUSPECT_BODY, message, now), message=message)
     try:
-        parsed = parse_feed_body(body, content, fmt, max_bytes)
+        parsed = parse_feed_body(body, content, fmt, max_bytes, now)
     except FeedError as error:
         message = f"the body cannot be read: {error}"
         return BodyVerdict(FAILED, after_failure(status, PARSE_FAILED, message, now), message=message)
+    return judge_parsed(status, parsed, now=now, compare_with_set_in_force=compare_with_set_in_force, policy=policy)
+
+
+def judge_parsed(
+    status: FeedStatus,
+    parsed: ParsedFeed,
+    *,
+    now: datetime,
+    compare_with_set_in_force: bool = True,
+    policy: SuspectPolicy = SuspectPolicy(),
+) -> BodyVerdict:
+    """What a parsed set does to a feed (`judge_body` once the body is read, or a TAXII collection's
+    indicators): refused as suspect, UNCHANGED, or UPDATED."""
     in_force = status.entries if status.version > 0 and compare_with_set_in_force else None
     reason = suspect_reason(len(parsed.entries), in_force, policy)
     if reason is not None:

@@ -132,7 +132,8 @@ class FeedTracker:
             return []  # a status write, a label, a resync: nothing the feed depends on
         self._fingerprints[name] = fingerprint
         try:
-            spec = feed_spec_from_manifest(manifest, allow_file_urls=self._allow_file_urls)
+            # Push feeds too: the collector is where their sets are pushed (`dnswatch feeds push`).
+            spec = feed_spec_from_manifest(manifest, allow_file_urls=self._allow_file_urls, allow_push=True)
         except FeedSpecError as error:
             self._problems[name] = str(error)
             return [FeedInvalid(name, str(error), origin)]
@@ -147,6 +148,10 @@ class FeedTracker:
         self._valid.discard(name)
         self._problems.pop(name, None)
         return [FeedDeleted(name)]
+
+    def problems(self) -> dict[str, str]:
+        """Why each refused manifest was refused, by name (a copy: another thread may read it)."""
+        return dict(self._problems)
 
     def problem(self, name: str) -> str | None:
         """Why the last manifest seen for `name` was refused; None when it was valid (or never seen)."""

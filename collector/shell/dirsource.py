@@ -10,7 +10,8 @@ Changes are those of the Kubernetes source (`collector.core.watchloop`): `FeedUp
 `FeedInvalid`, and `FeedsSynced` after every poll that changed something. A bad file never stops the others:
 a document that is no valid GlobalThreatFeed is reported, and a file that cannot be read or parsed at all
 (say, half written) is reported and its feeds stay as they were until it parses again. A name defined twice
-is taken from the first file in name order and the other is reported.
+is taken from the first file in name order and the other is reported. `refusals()` lists what is refused as of
+the last poll (the files, documents and names, each with why), for `dnswatch feeds list`.
 
     source = FeedsDirSource(DirSourceSettings(Path("/etc/dnswatch/feeds")))
     async with contextlib.aclosing(source.changes()) as changes:
@@ -32,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from collector.core.watchloop import FeedChange, FeedInvalid, FeedTracker
+from dnswatch.feeds.feedinfo import RefusedManifest
 
 __all__ = ["DirSourceSettings", "FeedsDirSource"]
 
@@ -56,6 +58,8 @@ class _File:
     signature: tuple[int, int, int]
     manifests: list[tuple[str, dict, str]]
     """(name, manifest, origin) of each GlobalThreatFeed document that has a name."""
+    refused: list[FeedInvalid]
+    """What the last read of the file refused: documents that are no GlobalThreatFeed, or the whole file."""
 
 
 class FeedsDirSource:
@@ -68,13 +72,20 @@ class FeedsDirSource:
         self._duplicates: set[tuple[str, str]] = set()
         self._first = True
         self._list_error: str | None = None
+        self._refused: tuple[RefusedManifest, ...] = ()
         self._closed = threading.Event()
+
+    def refusals(self) -> list[RefusedManifest]:
+        """What the folder holds that is refused, as of the last poll: files that cannot be read, documents
+        that are no usable GlobalThreatFeed, and names defined twice."""
+        return list(self._refused)
 
     def poll(self) -> list[FeedChange]:
         """One look at the folder: the changes since the last look (none when no file changed)."""
         changes: list[FeedChange] = []
         current = self._list_files(changes)
         if current is None:
+            self._refused = (RefusedManifest(str(self.settings.directory), "", self._list_error or ""),)
             return changes
         changed = self._first or set(current) != set(self._files)
         self._first = False
@@ -85,29 +96,37 @@ class FeedsDirSource:
             if known is not None and known.signature == signature:
                 continue
             changed = True
+            first = len(changes)
             try:
                 manifests = self._read(path, changes)
             except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
                 # Kept as it was: a file caught half-written must not remove its feeds for one poll.
                 changes.append(FeedInvalid(None, f"{path}: cannot read: {_one_line(error)}", str(path)))
-                self._files[path] = _File(signature, known.manifests if known else [])
+                self._files[path] = _File(signature, known.manifests if known else [], changes[first:])
                 continue
-            self._files[path] = _File(signature, manifests)
+            self._files[path] = _File(signature, manifests, changes[first:])
         if not changed:
             return changes
         chosen: dict[str, tuple[str, dict, str]] = {}
         duplicates = set()
+        refused = [RefusedManifest(r.origin, r.name or "", r.message) for f in self._files.values() for r in f.refused]
         for path in sorted(self._files):
             for name, manifest, origin in self._files[path].manifests:
                 if name in chosen:
                     duplicates.add((name, origin))
+                    message = f"{origin}: metadata.name: {name!r} is already defined in {chosen[name][2]}"
+                    refused.append(RefusedManifest(origin, name, message))
                     if (name, origin) not in self._duplicates:
-                        message = f"{origin}: metadata.name: {name!r} is already defined in {chosen[name][2]}"
                         changes.append(FeedInvalid(name, message, origin))
                     continue
                 chosen[name] = (name, manifest, origin)
         self._duplicates = duplicates
         changes += self._tracker.relisted(chosen.values())
+        for name, _manifest, origin in chosen.values():
+            problem = self._tracker.problem(name)
+            if problem is not None:
+                refused.append(RefusedManifest(origin, name, problem))
+        self._refused = tuple(sorted(refused, key=lambda r: r.origin))
         return changes
 
     def run(self, emit: Callable[[FeedChange], None]) -> None:

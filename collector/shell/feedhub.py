@@ -21,26 +21,32 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
+from dnswatch.feeds.formats import FeedFormat
 from dnswatch.feeds.spec import FeedSpec
 from dnswatch.feeds.wire import FeedDelta, FeedRemoved, FeedUpdate
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import DnswatchError
-from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from collector.core.feedsets import CompiledFeed, compile_feed, delta_between, update_from
-from dnswatch.feeds.outcomes import UPDATED
+from dnswatch.feeds.outcomes import REFUSED, UPDATED
 from collector.core.pulling import Validators
+from collector.core.pushing import judge_push
 from dnswatch.feeds.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
 from collector.core.watchloop import INVALID_SPEC, FeedChange, FeedDeleted, FeedInvalid, FeedsSynced, FeedUpserted
 from collector.shell.puller import FeedPuller, FeedState, PullResult
 from collector.store import Store, StoreError, VersionConflict
 
-__all__ = ["FeedDisabled", "FeedHub", "FeedHubError", "StatusSink", "Subscription", "UnknownFeed"]
+__all__ = ["FeedDisabled", "FeedHub", "FeedHubError", "PushRefused", "StatusSink", "Subscription", "UnknownFeed",
+           "WrongFeedKind"]
 
 log = logging.getLogger(__name__)
 
 StatusSink = Callable[[str, dict], Awaitable[object]]
 """Where a feed's status goes besides the store (Kubernetes mode: the GlobalThreatFeed's status subresource)."""
+Refusals = Callable[[], "list[RefusedManifest]"]
+"""The manifests the source refuses now (each source knows its own; the hub only shows them)."""
 
 _MATCH_SUBDOMAINS = "matchSubdomains"
 """Kept in the stored status beside FeedStatus's fields: how the stored set was compiled, so a restart rebuilds
@@ -49,6 +55,11 @@ _VALIDATORS = "validators"
 """Kept in the stored status too: the ETag / Last-Modified of the stored set's body and which feed (URL,
 content, format) it came from, so a restarted collector's first pull of an unchanged feed is a conditional GET
 answered 304, not the whole body again."""
+_REJECTED_SAMPLES = "rejectedSamples"
+"""Kept in the stored status too: a few rejected lines of the set in force, which `dnswatch feeds get` shows
+after a restart as before it (FeedStatus.to_dict leaves them out: the resource's status has no such field)."""
+_PUSHED_FORMAT = "pushedFormat"
+"""Kept in the stored status of a push feed: the format its set in force was pushed in."""
 _OLDER_VERSIONS_KEPT = 2  # compiled older sets kept in memory as delta sources; the store keeps more
 
 
@@ -64,6 +75,14 @@ class FeedDisabled(FeedHubError):
     """The feed is `mode: Disabled` (or its spec is not known yet), so it is not pulled."""
 
 
+class WrongFeedKind(FeedHubError):
+    """A push to a pulled feed, or a sync of a push feed."""
+
+
+class PushRefused(FeedHubError):
+    """A pushed body that cannot be read or yields no usable entry; the set in force stays."""
+
+
 @dataclass(eq=False)
 class _Feed:
     name: str
@@ -77,6 +96,10 @@ class _Feed:
     """Deltas to `current` by the version they start from (None: the snapshot is the better answer)."""
     invalid: str | None = None
     """The message of the last refused manifest of this name, until a valid one comes."""
+    source: str = ""
+    """Where the manifest in force came from (`FeedUpserted.origin`)."""
+    pushed_format: str = ""
+    """A push feed's: the format kind the set in force was pushed in (its samples read in that light)."""
     validators: Validators = Validators()
     """ETag / Last-Modified of the set in force, as the puller last reported them (or the store kept)."""
     validators_for: str = ""
@@ -85,6 +108,8 @@ class _Feed:
     """Held while a delta to `current` is made, so concurrent subscribers make it once."""
     results: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while a pull result is installed: results of one feed apply in order."""
+    pushes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held from reading the status a push starts from to installing its set: pushes apply one at a time."""
 
     @property
     def distributed(self) -> bool:
@@ -123,10 +148,15 @@ class FeedHub:
     """The feeds of one collector. Build it, `attach` the puller, `restore`, then feed it changes and results."""
 
     def __init__(self, store: Store, *, status_sink: StatusSink | None = None,
-                 snapshot_part_bytes: int | None = None) -> None:
-        """`status_sink` also receives every new status; `snapshot_part_bytes` overrides the part size (tests)."""
+                 snapshot_part_bytes: int | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 refusals: Refusals | None = None) -> None:
+        """`status_sink` also receives every new status; `snapshot_part_bytes` overrides the part size (tests);
+        `clock` dates pushes; `refusals` tells which manifests the source refuses."""
         self._store = store
         self._status_sink = status_sink
+        self._refusals = refusals
+        self._clock = clock
         self._part_bytes = snapshot_part_bytes
         self._puller: FeedPuller | None = None
         self._feeds: dict[str, _Feed] = {}
@@ -147,6 +177,8 @@ class FeedHub:
             feed.status = _status_from_store(header.name, header.status)
             feed.validators, feed.validators_for = _validators_from_store(header.status)
             feed.content = header.content
+            kept_format = (header.status or {}).get(_PUSHED_FORMAT)
+            feed.pushed_format = kept_format if isinstance(kept_format, str) else ""
             if header.version == 0:
                 continue
             stored = await self._store.load_feed(header.name)
@@ -173,6 +205,7 @@ class FeedHub:
         """Take one change from the folder or Kubernetes source."""
         if isinstance(change, FeedUpserted):
             await self._upsert(change.spec)
+            self._feeds[change.spec.name].source = change.origin
         elif isinstance(change, FeedDeleted):
             await self._remove(change.name)
         elif isinstance(change, FeedInvalid):
@@ -194,22 +227,31 @@ class FeedHub:
             feed = self._feeds[spec.name] = _Feed(spec.name, content=spec.content)
         old, was_distributed = feed.spec, feed.distributed
         feed.spec, feed.invalid = spec, None
-        state: FeedState | None = None
-        if old is None:
-            # What the store kept: the puller's schedule starts from it, and its first pull is conditional when
-            # the set in force came from this very feed.
-            same = feed.current is not None and feed.validators_for == _identity(spec)
-            state = FeedState(feed.status, feed.validators if same else Validators())
         recompile = (feed.current is not None and feed.current.content == spec.content
                      and feed.current.match_subdomains != spec.match_subdomains)
-        if recompile:
-            async with feed.results:  # not interleaved with a pull result installing another version
-                state = await self._recompile(feed, spec, state)
-        puller.set_feed(spec, state)
+        if spec.pushed:
+            # Nothing to pull: the set in force (restored, or pushed before) stays until the next push.
+            if old is not None and not old.pushed:
+                puller.remove_feed(spec.name)
+            if recompile:
+                async with feed.results:
+                    await self._recompile(feed, spec)
+        else:
+            state: FeedState | None = None
+            if old is None or old.pushed:
+                # What the store kept: the puller's schedule starts from it, and its first pull is conditional
+                # when the set in force came from this very feed.
+                same = feed.current is not None and feed.validators_for == _identity(spec)
+                state = FeedState(feed.status, feed.validators if same else Validators())
+            if recompile:
+                async with feed.results:  # not interleaved with a pull result installing another version
+                    status = await self._recompile(feed, spec)
+                state = replace(state if state is not None else puller.state(feed.name), status=status)
+            puller.set_feed(spec, state)
         if was_distributed != feed.distributed or recompile:
             self._notify(spec.name)
 
-    async def _recompile(self, feed: _Feed, spec: FeedSpec, state: FeedState | None) -> FeedState:
+    async def _recompile(self, feed: _Feed, spec: FeedSpec) -> FeedStatus:
         # Same entries, other tagged hashes: agents need it as a new version, or their digests disagree.
         current = feed.current
         assert current is not None
@@ -218,8 +260,7 @@ class FeedHub:
                                            current.entries, spec.match_subdomains)
         status = replace(feed.status, version=version)
         await self._save_set(feed, compiled, status)
-        base = state if state is not None else self._require_puller().state(feed.name)
-        return replace(base, status=status)
+        return status
 
     async def _remove(self, name: str) -> None:
         feed = self._feeds.pop(name, None)
@@ -296,6 +337,11 @@ class FeedHub:
         """Every feed, sorted by name."""
         return [_info(self._feeds[name]) for name in sorted(self._feeds)]
 
+    def refused(self) -> list[RefusedManifest]:
+        """The manifests the source refuses now, by origin; their messages redacted (they may quote a URL)."""
+        found = self._refusals() if self._refusals is not None else []
+        return sorted((replace(r, message=redact_urls(r.message)) for r in found), key=lambda r: r.origin)
+
     def feed(self, name: str) -> FeedInfo:
         """One feed; UnknownFeed when there is none."""
         feed = self._feeds.get(name)
@@ -311,6 +357,9 @@ class FeedHub:
             raise UnknownFeed(f"no feed named {name!r}")
         if feed.spec is None:
             raise FeedDisabled(f"feed {name!r}: its manifest has not been read yet; try again shortly")
+        if feed.spec.pushed:
+            raise WrongFeedKind(f"feed {name!r} is a push feed (it has no spec.pull): its set comes from "
+                                f"`dnswatch feeds push {name} FILE`, not from a pull")
         if not feed.spec.enabled:
             raise FeedDisabled(f"feed {name!r} is Disabled; set spec.mode to Enabled to pull it")
         try:
@@ -318,6 +367,29 @@ class FeedHub:
         except KeyError:
             raise UnknownFeed(f"no feed named {name!r}") from None
         return self.feed(name), result
+
+    async def push(self, name: str, body: bytes, fmt: FeedFormat | None = None) -> tuple[FeedInfo, str]:
+        """Make `body` (read in `fmt`, by default the feed's format) the set in force of the push feed `name`:
+        versioned, stored and distributed like a pulled set. The feed afterwards and the outcome (UPDATED, or
+        UNCHANGED for the set in force). UnknownFeed, WrongFeedKind for a pulled feed, PushRefused for a body
+        with no usable entry (the set in force stays)."""
+        feed = self._feeds.get(name)
+        if feed is None:
+            raise UnknownFeed(f"no feed named {name!r}")
+        spec = feed.spec
+        if spec is None:
+            raise FeedDisabled(f"feed {name!r}: its manifest has not been read yet; try again shortly")
+        if not spec.pushed:
+            raise WrongFeedKind(f"feed {name!r} is pulled from its spec.pull.http.url; only a push feed (one "
+                                f"with no spec.pull) takes pushed sets")
+        async with feed.pushes:
+            verdict = await asyncio.to_thread(  # parsing a million lines must not stall the event loop
+                judge_push, feed.status, body, content=spec.content, fmt=fmt or spec.format, now=self._clock())
+            if verdict.outcome == REFUSED:
+                raise PushRefused(f"feed {name!r}: {verdict.message}")
+            feed.pushed_format = (fmt or spec.format).kind
+            await self.record_pull(PullResult(name, verdict.outcome, FeedState(verdict.status), verdict.parsed))
+        return self.feed(name), verdict.outcome
 
     # ------------------------------------------------------------------------------------------ agents
 
@@ -399,16 +471,25 @@ def _info(feed: _Feed) -> FeedInfo:
     spec = feed.spec
     if spec is None:
         return FeedInfo(feed.name, feed.content, "Enabled", status)
+    if spec.pushed:
+        return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description,
+                        format=feed.pushed_format or spec.format.kind, match_subdomains=spec.match_subdomains,
+                        pushed=True,
+                        source=feed.source)
     # Shown to every consumer: the URL's password and query values (a feed's API key) stay with the request.
     return FeedInfo(feed.name, spec.content, spec.mode, status, description=spec.description,
                     url=redacted_url(spec.url),
                     period_seconds=spec.period_seconds, format=spec.format.kind,
-                    match_subdomains=spec.match_subdomains)
+                    match_subdomains=spec.match_subdomains, source=feed.source)
 
 
 def _stored_status(status: FeedStatus, feed: _Feed, compiled: CompiledFeed | None = None) -> dict:
     """The status to store with the set `compiled` (default: the feed's set in force)."""
     saved = status.to_dict()
+    if status.rejected_samples:
+        saved[_REJECTED_SAMPLES] = [[number, text] for number, text in status.rejected_samples]
+    if feed.pushed_format:
+        saved[_PUSHED_FORMAT] = feed.pushed_format
     compiled = compiled if compiled is not None else feed.current
     if compiled is not None:
         saved[_MATCH_SUBDOMAINS] = compiled.match_subdomains
@@ -437,7 +518,14 @@ def _identity(spec: FeedSpec) -> str:
 
 def _status_from_store(name: str, saved: dict) -> FeedStatus:
     try:
-        return FeedStatus.from_dict(saved or {})
+        status = FeedStatus.from_dict(saved or {})
     except ValueError as error:
         log.warning("feed %s: the stored status cannot be read (%s); starting from an empty one", name, error)
         return FeedStatus()
+    kept = (saved or {}).get(_REJECTED_SAMPLES)
+    samples = tuple((item[0], item[1]) for item in kept if _is_sample(item)) if isinstance(kept, list) else ()
+    return replace(status, rejected_samples=samples)
+
+
+def _is_sample(item: object) -> bool:
+    return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and isinstance(item[1], str))

@@ -7,6 +7,7 @@ reflection, so `grpcurl -plaintext HOST:PORT list` works.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,8 +16,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from collector.core.feedsets import held_after
-from collector.shell.feedhub import FeedDisabled, FeedHub, UnknownFeed
-from dnswatch.pbconvert.feeds import SYNCED, feed_to_pb, sync_to_pb, update_to_pb
+from collector.shell.feedhub import FeedDisabled, FeedHub, PushRefused, UnknownFeed, WrongFeedKind
+from dnswatch.feeds.formats import FeedFormat
+from dnswatch.feeds.spec import FeedSpecError, feed_format_from_manifest
+from dnswatch.pbconvert.feeds import SYNCED, feed_to_pb, refused_to_pb, sync_to_pb, update_to_pb
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["FeedDistributionServicer", "FeedsServicer", "add_feed_services"]
@@ -33,14 +36,15 @@ SERVICE_NAMES = (
 
 
 class FeedsServicer(feeds_pb2_grpc.FeedsServicer):
-    """`dnswatch feeds list|get|sync`."""
+    """`dnswatch feeds list|get|sync|push`."""
 
     def __init__(self, hub: FeedHub) -> None:
         self._hub = hub
 
     async def List(self, request: feeds_pb2.ListFeedsRequest, context: grpc.aio.ServicerContext
                    ) -> feeds_pb2.ListFeedsResponse:  # noqa: N802 - the generated servicer's names
-        return feeds_pb2.ListFeedsResponse(feeds=[feed_to_pb(feed) for feed in self._hub.feeds()])
+        return feeds_pb2.ListFeedsResponse(feeds=[feed_to_pb(feed) for feed in self._hub.feeds()],
+                                           refused=[refused_to_pb(refused) for refused in self._hub.refused()])
 
     async def Get(self, request: feeds_pb2.GetFeedRequest, context: grpc.aio.ServicerContext
                   ) -> feeds_pb2.GetFeedResponse:  # noqa: N802
@@ -56,8 +60,33 @@ class FeedsServicer(feeds_pb2_grpc.FeedsServicer):
             return sync_to_pb(feed, result.outcome, result.message)
         except UnknownFeed as error:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        except FeedDisabled as error:
+        except (FeedDisabled, WrongFeedKind) as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+
+    async def Push(self, request: feeds_pb2.PushFeedRequest, context: grpc.aio.ServicerContext
+                   ) -> feeds_pb2.PushFeedResponse:  # noqa: N802
+        try:
+            fmt = _push_format(request.format)
+        except (ValueError, FeedSpecError) as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"format: {error}")
+        try:
+            feed, outcome = await self._hub.push(request.name, request.body, fmt)
+            return feeds_pb2.PushFeedResponse(feed=feed_to_pb(feed), outcome=outcome)
+        except UnknownFeed as error:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+        except (FeedDisabled, WrongFeedKind, PushRefused) as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+
+
+def _push_format(text: str) -> FeedFormat | None:
+    """The format a push names (a `pull.http.format` object in JSON); None for the feed's own."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    return feed_format_from_manifest(obj)
 
 
 class FeedDistributionServicer(distribution_pb2_grpc.FeedDistributionServicer):

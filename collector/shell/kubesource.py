@@ -15,7 +15,9 @@ The `kubernetes` client is blocking; the loop runs in a thread and `changes()` h
     value = await source.resolve(header_ref)  # a header's ConfigMap or Secret key; None when missing
 
 A refused manifest is reported as `FeedInvalid` and written to the object's status as an `InvalidSpec`
-error condition (removed again once the spec is valid); it never stops the loop.
+error condition (removed again once the spec is valid); it never stops the loop; `refusals()` lists the ones
+refused now. One source watches one group and version (`settings.group`); collector/shell/kubefeeds.py runs
+one for ours and one for Calico's.
 """
 
 from __future__ import annotations
@@ -35,17 +37,18 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from collector.core.watchloop import Backoff, FeedChange, FeedTracker, invalid_spec_status_patch
+from dnswatch.feeds.feedinfo import RefusedManifest
 from dnswatch.kubewatch import WatchEvent, WatchPosition
 from dnswatch.listwatch import ListWatch
 from dnswatch.urlredact import redact_urls
 
-__all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings"]
+__all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings", "served_api_groups"]
 
 log = logging.getLogger(__name__)
 
 _NOT_FOUND = 404
 _HINTS = {
-    _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/crd-globalthreatfeed.yaml)",
+    _NOT_FOUND: " (is the GlobalThreatFeed CRD installed? kubectl apply -f deploy/base/crd-globalthreatfeed.yaml)",
     401: " (the collector's credentials were refused)",
     403: " (the collector's ServiceAccount needs list and watch on globalthreatfeeds.dnswatch.dev)",
 }
@@ -101,12 +104,23 @@ class GlobalThreatFeedSource:
         self._watch: watch.Watch | None = None
         self._watch_lock = threading.Lock()
         self._position = WatchPosition()
+        self._tracker = FeedTracker()
+
+    @property
+    def api_version(self) -> str:
+        """The group and version watched: `dnswatch.dev/v1` or `projectcalico.org/v3`."""
+        return f"{self.settings.group}/{self.settings.version}"
+
+    def refusals(self) -> list[RefusedManifest]:
+        """The objects whose manifest is refused now, each with why."""
+        return [RefusedManifest(self._origin(name), name, problem)
+                for name, problem in sorted(self._tracker.problems().items())]
 
     # -- the loop
 
     def run(self, emit: Callable[[FeedChange], None]) -> None:
         """List and watch, calling `emit` for every change, until `close()`; never raises for the API's faults."""
-        tracker = FeedTracker()
+        tracker = self._tracker
 
         def follow() -> bool:
             self._follow(tracker, emit)
@@ -153,7 +167,7 @@ class GlobalThreatFeedSource:
             s.group, s.version, s.plural, _request_timeout=s.request_timeout_seconds
         )
         items = [item for item in listing.get("items") or [] if _name(item)]
-        for change in tracker.relisted((_name(item), item, _origin(item)) for item in items):
+        for change in tracker.relisted((_name(item), item, self._origin(_name(item))) for item in items):
             emit(change)
         for item in items:
             self._report_problem(tracker, item)
@@ -177,7 +191,7 @@ class GlobalThreatFeedSource:
                 obj = event["raw_object"]
                 kind, name = event["type"], _name(obj)
                 if kind in ("ADDED", "MODIFIED") and name:
-                    for change in tracker.applied(name, obj, _origin(obj)):
+                    for change in tracker.applied(name, obj, self._origin(name)):
                         emit(change)
                     self._report_problem(tracker, obj)
                 elif kind == "DELETED" and name:
@@ -188,6 +202,9 @@ class GlobalThreatFeedSource:
         finally:
             with self._watch_lock:
                 self._watch = None
+
+    def _origin(self, name: str) -> str:
+        return f"{self.api_version} GlobalThreatFeed/{name}"
 
     def _back_off(self, failures: int, why: str) -> None:
         if self._closed.is_set():
@@ -274,5 +291,7 @@ def _name(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("name") or ""
 
 
-def _origin(obj: dict) -> str:
-    return f"GlobalThreatFeed/{_name(obj)}"
+def served_api_groups(api_client: client.ApiClient, timeout: float = 30.0) -> dict[str, tuple[str, ...]]:
+    """API discovery (`GET /apis`): each group the server serves, with its versions."""
+    groups = client.ApisApi(api_client).get_api_versions(_request_timeout=timeout).groups or []
+    return {group.name: tuple(version.version for version in group.versions or ()) for group in groups}

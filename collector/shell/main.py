@@ -30,10 +30,14 @@ from pathlib import Path
 
 import grpc
 
+from dnswatch.completion import add_completion_flag
+from dnswatch.durations import duration_flag
 from dnswatch.errors import DnswatchError
+from dnswatch.metricsserver import ALL_ADDRESSES, listen_failure, metrics_address
+from dnswatch.version import version_line
 from collector.core.watchloop import FeedChange
 from collector.shell.eventbell import EventBell
-from collector.shell.feedhub import FeedHub, StatusSink
+from collector.shell.feedhub import FeedHub, Refusals, StatusSink
 from collector.shell.forwarder import Forwarding
 from collector.shell.forwardmetrics import ForwardMetrics
 from collector.shell.forwardsettings import ForwardSettings, add_forward_arguments, forward_settings_from_args
@@ -47,6 +51,7 @@ from collector.shell.puller import FeedPuller, PullerSettings, Resolver
 from collector.shell.security.interceptor import AuthInterceptor, authenticator_for
 from collector.shell.security.ports import add_secure_ports
 from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
+from collector.shell.streamcount import StreamCounter
 from collector.store import BadStoreUrl, StoreError, open_store
 
 __all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
@@ -64,6 +69,9 @@ _SERVER_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # gRPC sets SO_REUSEPORT by default: a second collector on the same port would then bind it too and
+    # silently take half the calls with its own database. Without it a port in use is a bind error.
+    ("grpc.so_reuseport", 0),
 )
 
 
@@ -97,6 +105,8 @@ class CollectorSettings:
     """`text` for people, `json` for one object per line (log shippers)."""
     metrics_port: int | None = None
     """Serve /metrics, /healthz and /readyz over HTTP on this port (0: any free port); None: not at all."""
+    metrics_address: str = ALL_ADDRESSES
+    """The address of the metrics port: every one, IPv4 and IPv6, by default."""
     pull_timeout: float = 60.0
     """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
     forward: ForwardSettings = ForwardSettings()
@@ -116,6 +126,8 @@ class CollectorSettings:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="The dnswatch collector: pulls threat feeds and "
                                      "distributes them to agents over gRPC.")
+    parser.add_argument("--version", action="version", version=version_line(PROG))
+    add_completion_flag(parser)
     parser.add_argument("--db", required=True, help="store URL: sqlite:///PATH or postgresql://USER@HOST/DB")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="gRPC address to listen on")
     source = parser.add_mutually_exclusive_group()
@@ -125,13 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Kubernetes client configuration (default: in-cluster)")
     parser.add_argument("--namespace", default="dnswatch",
                         help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
-    parser.add_argument("--feeds-dir-poll", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between looks at --feeds-dir (default: 5)")
+    parser.add_argument("--feeds-dir-poll", type=duration_flag, default=5.0, metavar="DURATION",
+                        help="how long between looks at --feeds-dir (5s, 1m, or seconds; default: 5s)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus /metrics and the /healthz, /readyz probes over HTTP on this port")
-    parser.add_argument("--pull-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds one feed pull may take in all, retries included, and so the longest a "
-                        "`dnswatch feeds sync` waits (default: 60)")
+    parser.add_argument("--metrics-address", type=metrics_address, default=ALL_ADDRESSES, metavar="ADDRESS",
+                        help="address of --metrics-port (default: every address, IPv4 and IPv6)")
+    parser.add_argument("--pull-timeout", type=duration_flag, default=60.0, metavar="DURATION",
+                        help="how long one feed pull may take in all, retries included, and so the longest a "
+                        "`dnswatch feeds sync` waits (30s, 2m, or seconds; default: 60s)")
     add_log_arguments(parser)
     add_security_arguments(parser)
     add_forward_arguments(parser)
@@ -160,6 +174,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
+                             metrics_address=args.metrics_address,
                              pull_timeout=args.pull_timeout, forward=forward)
 
 
@@ -171,6 +186,7 @@ class _Source:
     changes: Callable[[], AsyncIterator[FeedChange]]
     resolve: Resolver | None
     status_sink: StatusSink | None
+    refusals: Refusals | None = None
 
 
 def _feed_source(settings: CollectorSettings) -> _Source:
@@ -179,11 +195,12 @@ def _feed_source(settings: CollectorSettings) -> _Source:
         from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
         folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds))
-        return _Source(folder.changes, None, None)
-    from collector.shell.kubesource import GlobalThreatFeedSource, KubeSourceSettings
+        return _Source(folder.changes, None, None, folder.refusals)
+    from collector.shell.kubefeeds import KubeFeeds
+    from collector.shell.kubesource import KubeSourceSettings
 
-    kube = GlobalThreatFeedSource(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
-    return _Source(kube.changes, kube.resolve, kube.write_status)
+    kube = KubeFeeds(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
+    return _Source(kube.changes, kube.resolve, kube.write_status, kube.refusals)
 
 
 def _kube_api_client(settings: CollectorSettings):
@@ -230,7 +247,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
         await store.close()
         raise
     try:
-        hub = FeedHub(store, status_sink=source.status_sink)
+        hub = FeedHub(store, status_sink=source.status_sink, refusals=source.refusals)
         metrics.read_feeds_from(hub.feeds)
         if puller_settings is None:
             puller_settings = PullerSettings(pull_timeout=settings.pull_timeout)
@@ -238,7 +255,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                               on_result=metrics.counting_pulls(hub.record_pull)) as puller:
             hub.attach(puller)
             await hub.restore()
-            server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=_interceptors(settings))
+            server = grpc.aio.server(options=_SERVER_OPTIONS,
+                                     interceptors=[*_interceptors(settings), StreamCounter(metrics)])
             health = await add_feed_services(server, hub)
             bell = EventBell()  # the ingest rings it after each durable write; watches and forwarders wake on it
             forwarding = Forwarding(settings.forward, store, bell, ForwardMetrics(metrics.registry))
@@ -281,10 +299,11 @@ def _serve_metrics(settings: CollectorSettings, metrics: CollectorMetrics, ready
     if settings.metrics_port is None:
         return None
     try:
-        exporter = serve_metrics(metrics.registry, settings.metrics_port, ready=ready)
+        exporter = serve_metrics(metrics.registry, settings.metrics_port, host=settings.metrics_address, ready=ready)
     except OSError as error:
-        raise UsageError(f"--metrics-port {settings.metrics_port}: cannot listen there ({error.strerror})") from None
-    log.info("metrics on port %d", exporter.port)
+        failure = listen_failure(settings.metrics_address, settings.metrics_port, error)
+        raise UsageError(f"--metrics-port {settings.metrics_port}: {failure}") from None
+    log.info("metrics on port %d (%s)", exporter.port, exporter.address)
     return exporter
 
 
@@ -317,7 +336,9 @@ def _check_listen(flag: str, address: str) -> None:
         except OSError as error:
             if error.errno == errno.EAFNOSUPPORT:
                 continue  # no IPv6 here: gRPC listens on IPv4 for [::] then
-            why = {errno.EADDRINUSE: "the port is in use", errno.EADDRNOTAVAIL: "no such address here",
+            why = {errno.EADDRINUSE: "the port is in use: stop what listens there (another collector?) or "
+                   "choose another port",
+                   errno.EADDRNOTAVAIL: "no such address here",
                    errno.EACCES: "permission denied: ports below 1024 need privileges"}.get(
                 error.errno, error.strerror)
             raise UsageError(f"{flag} {address}: cannot listen there ({why})") from None
@@ -325,6 +346,11 @@ def _check_listen(flag: str, address: str) -> None:
 
 def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
     """Bind --listen (and --mtls-listen) and return the port of --listen."""
+    # Looked at again just before binding: another collector may have taken the port since serve's first look
+    # (two starting together), and gRPC's own failure would come with a log line of its C core.
+    _check_listen("--listen", settings.listen)
+    if settings.security.mtls_listen is not None:
+        _check_listen("--mtls-listen", settings.security.mtls_listen)
     try:
         port, mtls_port = add_secure_ports(server, settings.security, settings.listen)
     except RuntimeError as error:
@@ -332,11 +358,13 @@ def _bind(server: grpc.aio.Server, settings: CollectorSettings) -> int:
         where = f"--listen {settings.listen}" + (f" / --mtls-listen {mtls_listen}" if mtls_listen else "")
         # gRPC's text ends by telling how to see its details (GRPC_VERBOSITY=debug): not ours to say.
         reason = str(error).split("; set GRPC_VERBOSITY", 1)[0]
-        raise UsageError(f"{where}: cannot listen there ({reason})") from None
+        raise UsageError(f"{where}: cannot listen there ({reason}: stop what listens there or choose another "
+                         "address)") from None
     for flag, address, bound in (("--listen", settings.listen, port),
                                  ("--mtls-listen", settings.security.mtls_listen, mtls_port)):
         if address is not None and bound == 0 and not address.endswith(":0"):
-            raise UsageError(f"{flag} {address}: cannot listen there (in use, or no such address)")
+            raise UsageError(f"{flag} {address}: cannot listen there (in use, or no such address: stop what "
+                             "listens there or choose another address)")
     if mtls_port is not None:
         log.info("agents with client certificates: port %d", mtls_port)
     return port

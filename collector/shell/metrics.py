@@ -5,9 +5,10 @@
     metrics.read_feeds_from(hub.feeds)                                  # feeds' versions, entries, last sync
     FeedPuller(settings, on_result=metrics.counting_pulls(hub.record_pull), ...)   # pull outcomes
     add_ingest_service(server, metrics.counting_store(store), ...)     # events ingested, by outcome
-    with metrics.stream("ingest"): ...                                  # around each long-lived stream
+    grpc.aio.server(interceptors=[..., StreamCounter(metrics)])          # streams open (collector/shell/streamcount.py)
 
-(or tell it yourself: `observe_ingest(result)`, `observe_pull(feed, outcome)`, `set_feeds(hub.feeds())`.)
+(or tell it yourself: `observe_ingest(result)`, `observe_pull(feed, outcome)`, `set_feeds(hub.feeds())`,
+`with metrics.stream("ingest"): ...`.)
 
 Event and pull counters are plain prometheus_client counters bumped where the thing happens. The feeds are a
 snapshot rendered on each scrape, so a feed removed from the cluster takes all its series with it at once

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 import httpx
 
+from dnswatch.feeds.formats.stix_format import parse_objects
 from dnswatch.feeds.lines import ParsedFeed
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec
 from dnswatch.urlredact import redact_urls, redacted_url, url_secrets
@@ -39,6 +40,7 @@ from collector.core.pulling import (
     TOO_LARGE,
     BodyReader,
     BodyRefused,
+    BodyVerdict,
     HeaderRef,
     PullFailure,
     RetryPolicy,
@@ -48,7 +50,10 @@ from collector.core.pulling import (
     Validators,
     header_value_problem,
     judge_body,
+    judge_parsed,
 )
+from collector.core.taxii import (MEDIA_TYPE, Page, TaxiiError, TaxiiState, check_media_type, collections_url,
+                                  find_collection, merge, next_state, objects_url, read_page)
 from dnswatch.feeds.status import (HEADER_RESOLUTION, PARSE_FAILED, PULL_FAILED, FeedStatus, after_failure,
                                    after_not_modified)
 
@@ -98,6 +103,8 @@ class FeedState:
     """ETag / Last-Modified of the set in force, for the next conditional GET."""
     failures_in_a_row: int = 0
     """Failed or refused pulls since the last good one; brings the next pull forward."""
+    taxii: TaxiiState | None = None
+    """A TAXII feed's indicators and where its next pull starts (`collector.core.taxii`); kept in memory only."""
 
 
 @dataclass(frozen=True)
@@ -128,12 +135,18 @@ class _Failed(Exception):
         self.failure = failure
 
 
+class _TaxiiPullFailed(Exception):
+    """A request of a TAXII pull failed; the message is the PullFailed condition's."""
+
+
 @dataclass
 class _Fetched:
     status_code: int
     body: bytes = b""
     content_type: str | None = None
     validators: Validators = field(default_factory=Validators)
+    date_added_last: str | None = None
+    """TAXII's `X-TAXII-Date-Added-Last`, for an objects page."""
 
 
 class FeedPuller:
@@ -209,7 +222,7 @@ class FeedPuller:
         self._locks.setdefault(name, asyncio.Lock())
         wake = self._wake.setdefault(name, asyncio.Event())
         if old is not None and _feed_identity(old) != _feed_identity(spec):
-            self._states[name] = replace(current, validators=Validators())
+            self._states[name] = replace(current, validators=Validators(), taxii=None)
             self._fresh.add(name)
             self._pull_soon.add(name)
         elif old is not None and (old.headers != spec.headers or (spec.enabled and not old.enabled)):
@@ -312,6 +325,9 @@ class FeedPuller:
             problem = f"the header values were not read within the pull timeout of {self.settings.pull_timeout:g} s"
         if problem is not None:
             return self._failed(spec.name, state, HEADER_RESOLUTION, problem, attempts=0)
+        if spec.taxii is not None:
+            secrets += [Secret(part) for part in url_secrets(spec.url)]
+            return await self._pull_taxii(spec, state, headers, secrets, accept_shrink, deadline)
         if state.status.version > 0:  # a 304 is only of use when there is a set to keep
             headers.update((k, v.encode("latin-1")) for k, v in state.validators.request_headers().items())
         secrets += [Secret(part) for part in url_secrets(spec.url)]
@@ -349,8 +365,70 @@ class FeedPuller:
 
     def _failed(self, name: str, state: FeedState, kind: str, message: str, attempts: int) -> PullResult:
         status = after_failure(state.status, kind, message, self._clock())
-        new_state = FeedState(status, state.validators, state.failures_in_a_row + 1)
+        new_state = replace(state, status=status, failures_in_a_row=state.failures_in_a_row + 1)
         return PullResult(name, FAILED, new_state, message=message, attempts=attempts)
+
+    async def _pull_taxii(self, spec: FeedSpec, state: FeedState, headers: dict[str, bytes], secrets: list[Secret],
+                          accept_shrink: bool, deadline: float) -> PullResult:  # fmt: skip
+        # The collection's id from the API root's list, then its objects page by page (collector.core.taxii):
+        # everything on the first pull, what was added since on the later ones.
+        assert spec.taxii is not None
+        headers = {**headers, "Accept": MEDIA_TYPE.encode()}
+        held = state.taxii or TaxiiState()
+        counted = [0]  # requests made, retries included
+        limit = self.settings.max_body_bytes
+        pages: list[Page] = []
+        try:
+            listed = await self._taxii_get(collections_url(spec.url), headers, secrets, deadline, counted)
+            collection = find_collection(listed.body, spec.taxii.collection)
+            size, seen, next_page = 0, set(), None
+            while True:
+                url = objects_url(spec.url, collection, held.added_after, next_page)
+                fetched = await self._taxii_get(url, headers, secrets, deadline, counted)
+                size += len(fetched.body)
+                if size > limit:
+                    raise TaxiiError(f"the collection's pages are over the limit of {limit} bytes together")
+                page = read_page(fetched.body, fetched.date_added_last)
+                pages.append(page)
+                if not page.more:
+                    break
+                if page.next in seen:
+                    raise TaxiiError(f"the server gives the page {page.next!r} twice")
+                seen.add(page.next)
+                next_page = page.next
+        except _TaxiiPullFailed as failed:
+            return self._failed(spec.name, state, PULL_FAILED, str(failed), counted[0])
+        except TaxiiError as error:
+            message = f"the TAXII collection cannot be read: {_redact(str(error), secrets)}"
+            return self._failed(spec.name, state, PARSE_FAILED, message, counted[0])
+        objects = [obj for page in pages for obj in page.objects]
+        now = self._clock()
+
+        def judge() -> tuple[dict[str, dict], BodyVerdict]:
+            indicators = merge(held.indicators, objects)
+            parsed = parse_objects(indicators.values(), spec.content, now)
+            verdict = judge_parsed(state.status, parsed, now=now, policy=self.settings.suspect,
+                                   compare_with_set_in_force=not accept_shrink and spec.name not in self._fresh)
+            return indicators, verdict
+
+        indicators, verdict = await asyncio.to_thread(judge)  # a large collection must not stall the event loop
+        if verdict.outcome in (UPDATED, UNCHANGED):
+            new_state = FeedState(verdict.status, Validators(), 0, next_state(held, pages, indicators))
+        else:  # refused: the next pull reads the same pages again
+            new_state = replace(state, status=verdict.status, failures_in_a_row=state.failures_in_a_row + 1)
+        return PullResult(spec.name, verdict.outcome, new_state, verdict.parsed, verdict.message, counted[0])
+
+    async def _taxii_get(self, url: str, headers: dict[str, bytes], secrets: list[Secret], deadline: float,
+                         counted: list[int]) -> _Fetched:  # fmt: skip
+        fetched, attempts = await self._fetch_with_retries(url, headers, secrets, deadline)
+        counted[0] += attempts
+        if isinstance(fetched, PullFailure):
+            tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+            raise _TaxiiPullFailed(f"GET {redacted_url(url)}: {fetched.detail}{tries}")
+        if fetched.status_code != 200:
+            raise TaxiiError(f"GET {redacted_url(url)} answered {fetched.status_code}, not 200")
+        check_media_type(fetched.content_type)
+        return fetched
 
     async def _resolve_headers(
         self, specs: tuple[HeaderSpec, ...]
@@ -456,7 +534,8 @@ class FeedPuller:
             body = reader.finish()
         except BodyRefused as refused:
             raise _Failed(refused.failure) from None
-        return _Fetched(response.status_code, body, response.headers.get("content-type"), validators)
+        return _Fetched(response.status_code, body, response.headers.get("content-type"), validators,
+                        response.headers.get("x-taxii-date-added-last"))
 
     # ------------------------------------------------------------------------------------------ the schedule
 
@@ -516,7 +595,7 @@ class FeedPuller:
 
 def _feed_identity(spec: FeedSpec) -> tuple:
     # What makes a body another feed's: its set in force is then no yardstick for shrinking.
-    return (spec.url, spec.content, spec.format)
+    return (spec.url, spec.content, spec.format, spec.taxii)
 
 
 def _merge(old: Validators, new: Validators) -> Validators:

@@ -9,9 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dnswatch.feeds.rejections import rejection_reason
 from dnswatch.feeds.status import FeedStatus
 
-__all__ = ["FeedInfo"]
+__all__ = ["FeedInfo", "RefusedManifest"]
+
+
+@dataclass(frozen=True)
+class RefusedManifest:
+    """A manifest the collector refused (or a feeds-folder file it cannot read), shown by `dnswatch feeds list`."""
+
+    origin: str
+    """Where it is: `projectcalico.org/v3 GlobalThreatFeed/c2`, or a file (and document) of the feeds folder."""
+    name: str
+    """The feed's name; empty when the manifest has none that can be read."""
+    message: str
+    """Why, naming the field; a URL in it is redacted."""
+
+    def record(self) -> dict[str, Any]:
+        return {"origin": self.origin, "name": self.name, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,16 @@ class FeedInfo:
     """`newlineDelimited`, `json` or `csv`."""
     match_subdomains: bool = False
     """`spec.matchSubdomains`."""
+    pushed: bool = False
+    """A push feed (no `spec.pull`): its set comes from `dnswatch feeds push`, never from a URL."""
+    source: str = ""
+    """Where its manifest is (`dnswatch.dev/v1 GlobalThreatFeed/c2`, or a feeds-folder file); empty before
+    it is read."""
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The rejected samples of the set in force, each with why it is no entry."""
+        return [{"line": number, "text": text, "reason": rejection_reason(text, self.content, self.format)}
+                for number, text in self.status.rejected_samples]
 
     def record(self) -> dict[str, Any]:
         """The JSON object of `dnswatch feeds list -o json`."""
@@ -62,4 +88,7 @@ class FeedInfo:
             "periodSeconds": self.period_seconds,
             "format": self.format,
             "matchSubdomains": self.match_subdomains,
+            "push": self.pushed,
+            "source": self.source,
+            "rejectedSamples": self.rejected(),
         }

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonPathError
-from dnswatch.feeds.formats import compile_json_path
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, FeedFormat, JsonFormat, JsonLinesFormat
+from dnswatch.feeds.formats import JsonPathError, MispFormat, StixFormat, compile_json_path
 from dnswatch.feeds.lines import CONTENTS, DOMAIN_NAME_SET, IP_SET
 from dnswatch.errors import BadInput
 
@@ -35,6 +35,8 @@ __all__ = [
     "FeedSpecError",
     "HeaderSpec",
     "KeyRef",
+    "TaxiiSource",
+    "feed_format_from_manifest",
     "feed_spec_from_manifest",
     "feed_specs_from_yaml_documents",
     "parse_go_duration",
@@ -82,6 +84,14 @@ class HeaderSpec:
     """A missing ConfigMap/Secret key omits the header instead of failing the pull."""
 
 
+@dataclass(frozen=True)
+class TaxiiSource:
+    """`pull.taxii`: the feed is a TAXII 2.1 collection, its objects read as STIX (docs/feeds.md)."""
+
+    collection: str
+    """The collection's `id` or `title`, as the API root's `collections/` lists it."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class FeedSpec:
     """A validated GlobalThreatFeed spec with Calico's defaults applied."""
@@ -98,12 +108,15 @@ class FeedSpec:
     """`Builtin` or `Custom` (informational, as in Calico)."""
     period_seconds: float = DEFAULT_PERIOD_SECONDS
     """`pull.period`: seconds between pulls, at least 300 (5m); 24h by default."""
-    url: str
-    """`pull.http.url`: http(s), or `file:` where the caller allows it (the agent's `--feed-manifest`)."""
+    url: str = ""
+    """`pull.http.url`: http(s), or `file:` where the caller allows it (the agent's `--feed-manifest`); for a
+    TAXII feed `pull.taxii.url`, the API root; empty for a push feed."""
     headers: tuple[HeaderSpec, ...] = ()
-    """`pull.http.headers`, in order."""
+    """`pull.http.headers`, in order; for a TAXII feed `pull.taxii.auth.headers`."""
     format: FeedFormat = NEWLINE_DELIMITED
-    """`pull.http.format`: how the body is read (`dnswatch.feeds.formats`)."""
+    """`pull.http.format`: how the body is read (`dnswatch.feeds.formats`); STIX for a TAXII feed."""
+    taxii: TaxiiSource | None = None
+    """`pull.taxii`: set when the feed is a TAXII collection rather than one HTTP body."""
     match_subdomains: bool = False
     """Ours: each plain entry also covers its subdomains (`evil.com` matches `a.evil.com`)."""
 
@@ -111,18 +124,35 @@ class FeedSpec:
     def enabled(self) -> bool:
         return self.mode == "Enabled"
 
+    @property
+    def pushed(self) -> bool:
+        """A push feed (Calico's, with no `pull`): its set is pushed to the collector, never pulled."""
+        return not self.url
+
 
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def feed_spec_from_manifest(obj: dict, *, allow_file_urls: bool = False) -> FeedSpec:
-    """Validate one GlobalThreatFeed object (a parsed YAML/JSON dict) into a FeedSpec; raises FeedSpecError."""
+def feed_spec_from_manifest(obj: dict, *, allow_file_urls: bool = False, allow_push: bool = False) -> FeedSpec:
+    """Validate one GlobalThreatFeed object (a parsed YAML/JSON dict) into a FeedSpec; raises FeedSpecError.
+
+    `allow_push` accepts a manifest with no `pull` as a push feed: only the collector, which receives the
+    pushed sets, can use one.
+    """
     if not isinstance(obj, dict):
         raise FeedSpecError("(document)", f"expected a GlobalThreatFeed object, got {_type(obj)}")
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     feed = name if isinstance(name, str) and name else None
-    return _Validator(feed).validate(obj, allow_file_urls)
+    return _Validator(feed).validate(obj, allow_file_urls, allow_push)
+
+
+def feed_format_from_manifest(obj: Any) -> FeedFormat:
+    """The format a `pull.http.format` object describes (`{"csv": {"fieldNum": 1}}`); raises FeedSpecError.
+
+    `dnswatch feeds push --format` takes the same object, so a pushed body is read as a pulled one would be.
+    """
+    return _Validator(None).format(obj)
 
 
 def feed_specs_from_yaml_documents(docs: list, *, allow_file_urls: bool = False) -> list[FeedSpec]:
@@ -180,7 +210,7 @@ def parse_go_duration(text: str) -> float:
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
-_FORMATS = ("newlineDelimited", "json", "csv")
+_FORMATS = ("newlineDelimited", "json", "csv", "jsonLines", "misp", "stix")
 
 
 class _Validator:
@@ -190,7 +220,7 @@ class _Validator:
     def fail(self, field_path: str, problem: str) -> FeedSpecError:
         return FeedSpecError(field_path, problem, self.feed)
 
-    def validate(self, obj: dict, allow_file_urls: bool) -> FeedSpec:
+    def validate(self, obj: dict, allow_file_urls: bool, allow_push: bool = False) -> FeedSpec:
         # kind first: in a folder of manifests, "this is a ConfigMap" says more than its apiVersion would.
         if obj.get("kind") != KIND:
             raise self.fail("kind", f"{_show(obj.get('kind'))} is not {KIND}")
@@ -207,21 +237,50 @@ class _Validator:
         self.known(
             spec, "spec", ("content", "mode", "description", "feedType", "pull", "matchSubdomains", "globalNetworkSet")
         )
-        pull = self.mapping(spec.get("pull"), "spec.pull", required=True)
-        self.known(pull, "spec.pull", ("period", "http"))
-        http = self.mapping(pull.get("http"), "spec.pull.http", required=True)
-        self.known(http, "spec.pull.http", ("url", "headers", "format"))
-        return FeedSpec(
+        common = dict(
             name=name,
             content=self.choice(spec, "content", CONTENTS, IP_SET),
             mode=self.choice(spec, "mode", MODES, "Enabled"),
             description=self.description(spec.get("description")),
             feed_type=self.choice(spec, "feedType", FEED_TYPES, "Custom"),
-            period_seconds=self.period(pull.get("period")),
+            match_subdomains=self.boolean(spec.get("matchSubdomains"), "spec.matchSubdomains"),
+        )
+        if spec.get("pull") is None and allow_push:
+            return FeedSpec(**common)  # Calico's push feed: `dnswatch feeds push` brings its set
+        if spec.get("pull") is None:
+            raise self.fail("spec.pull", "required (a feed with no pull is a push feed, which only the "
+                                         "collector serves)")
+        pull = self.mapping(spec.get("pull"), "spec.pull", required=True)
+        self.known(pull, "spec.pull", ("period", "http", "taxii"))
+        if "http" in pull and "taxii" in pull:
+            raise self.fail("spec.pull", "set either http or taxii, not both")
+        common["period_seconds"] = self.period(pull.get("period"))
+        if "taxii" in pull:
+            return self.taxii(self.mapping(pull["taxii"], "spec.pull.taxii", required=True), common)
+        http = self.mapping(pull.get("http"), "spec.pull.http", required=True)
+        self.known(http, "spec.pull.http", ("url", "headers", "format"))
+        return FeedSpec(
             url=self.url(http.get("url"), allow_file_urls),
             headers=self.headers(http.get("headers")),
             format=self.format(http.get("format")),
-            match_subdomains=self.boolean(spec.get("matchSubdomains"), "spec.matchSubdomains"),
+            **common,
+        )
+
+    def taxii(self, taxii: dict, common: dict) -> FeedSpec:
+        where = "spec.pull.taxii"
+        self.known(taxii, where, ("url", "collection", "auth"))
+        collection = taxii.get("collection")
+        if collection is None or collection == "":
+            raise self.fail(f"{where}.collection", "required")
+        collection = self.string(collection, f"{where}.collection")
+        auth = self.mapping(taxii.get("auth"), f"{where}.auth")
+        self.known(auth, f"{where}.auth", ("headers",))
+        return FeedSpec(
+            url=self.url(taxii.get("url"), allow_file_urls=False, field_path=f"{where}.url"),
+            headers=self.headers(auth.get("headers"), f"{where}.auth.headers"),
+            format=StixFormat(),
+            taxii=TaxiiSource(collection),
+            **common,
         )
 
     # -- helpers for shapes
@@ -283,33 +342,33 @@ class _Validator:
             raise self.fail("spec.pull.period", f"{_show(value)} is shorter than the minimum 5m")
         return seconds
 
-    def url(self, value: Any, allow_file_urls: bool) -> str:
+    def url(self, value: Any, allow_file_urls: bool, field_path: str = "spec.pull.http.url") -> str:
         if value is None or value == "":
-            raise self.fail("spec.pull.http.url", "required")
-        url = self.string(value, "spec.pull.http.url")
+            raise self.fail(field_path, "required")
+        url = self.string(value, field_path)
         schemes = ("http", "https", "file") if allow_file_urls else ("http", "https")
         if any(char.isspace() for char in url):
-            raise self.fail("spec.pull.http.url", f"{_show(url)} contains white space")
+            raise self.fail(field_path, f"{_show(url)} contains white space")
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
         except ValueError as error:
-            raise self.fail("spec.pull.http.url", f"{_show(url)} is not a valid URL: {error}") from None
+            raise self.fail(field_path, f"{_show(url)} is not a valid URL: {error}") from None
         if parts.scheme not in schemes:
-            raise self.fail("spec.pull.http.url", f"{_show(url)} must be {' or '.join(schemes)}")
+            raise self.fail(field_path, f"{_show(url)} must be {' or '.join(schemes)}")
         if parts.scheme == "file":
             if not (parts.path or parts.netloc):
-                raise self.fail("spec.pull.http.url", f"{_show(url)} names no file")
+                raise self.fail(field_path, f"{_show(url)} names no file")
         elif not parts.hostname:
-            raise self.fail("spec.pull.http.url", f"{_show(url)} has no host")
+            raise self.fail(field_path, f"{_show(url)} has no host")
         return url
 
-    def headers(self, value: Any) -> tuple[HeaderSpec, ...]:
+    def headers(self, value: Any, field_path: str = "spec.pull.http.headers") -> tuple[HeaderSpec, ...]:
         if value is None:
             return ()
         if not isinstance(value, list):
-            raise self.fail("spec.pull.http.headers", f"expected a list, got {_type(value)}")
-        return tuple(self.header(item, f"spec.pull.http.headers[{index}]") for index, item in enumerate(value))
+            raise self.fail(field_path, f"expected a list, got {_type(value)}")
+        return tuple(self.header(item, f"{field_path}[{index}]") for index, item in enumerate(value))
 
     def header(self, item: Any, where: str) -> HeaderSpec:
         item = self.mapping(item, where, required=True)
@@ -359,8 +418,16 @@ class _Validator:
             return self.json_format(self.mapping(fmt["json"], f"{where}.json", required=True), f"{where}.json")
         if "csv" in fmt:
             return self.csv_format(self.mapping(fmt["csv"], f"{where}.csv", required=True), f"{where}.csv")
-        if fmt.get("newlineDelimited") not in (None, {}):
-            raise self.fail(f"{where}.newlineDelimited", "expected an empty object {}")
+        if "jsonLines" in fmt:
+            where = f"{where}.jsonLines"
+            return self.json_lines_format(self.mapping(fmt["jsonLines"], where, required=True), where)
+        for name in ("newlineDelimited", "misp", "stix"):  # the formats without options
+            if fmt.get(name) not in (None, {}):
+                raise self.fail(f"{where}.{name}", "expected an empty object {}")
+        if "misp" in fmt:
+            return MispFormat()
+        if "stix" in fmt:
+            return StixFormat()
         return NEWLINE_DELIMITED
 
     def json_format(self, obj: dict, where: str) -> JsonFormat:
@@ -373,6 +440,13 @@ class _Validator:
         except JsonPathError as error:
             raise self.fail(f"{where}.path", str(error)) from None
         return JsonFormat(path)
+
+    def json_lines_format(self, obj: dict, where: str) -> JsonLinesFormat:
+        self.known(obj, where, ("key",))
+        key = obj.get("key")
+        if key is None or key == "":
+            raise self.fail(f"{where}.key", "required")
+        return JsonLinesFormat(self.string(key, f"{where}.key"))
 
     def csv_format(self, obj: dict, where: str) -> CsvFormat:
         known = ("fieldNum", "fieldName", "header", "columnDelimiter", "commentDelimiter", "recordSize",

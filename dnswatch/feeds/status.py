@@ -93,6 +93,9 @@ class FeedStatus:
     """`entries_sha256` of the set in force; empty before the first good pull."""
     version: int = 0
     """Bumped by one each time the set in force changes, never otherwise; 0 before the first good pull."""
+    rejected_samples: tuple[tuple[int, str], ...] = ()
+    """Up to 10 (line number, line) of the rejected lines of the last good body, for `dnswatch feeds get`.
+    Not part of `to_dict`: the resource's status (whose fields are Calico's and the CRD's) does not hold them."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON fields (`lastSuccessfulSync`, `errorConditions`, ...), as the CRD status holds them."""
@@ -158,6 +161,7 @@ def after_success(status: FeedStatus, parsed: ParsedFeed, now: datetime, sha: st
         rejected_lines=parsed.rejected,
         sha256=sha,
         version=status.version + (sha != status.sha256),
+        rejected_samples=parsed.rejected_samples,
     )
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
-from dnswatch.feeds.feedinfo import FeedInfo
+from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from dnswatch.feeds.status import ErrorCondition, FeedStatus
 from dnswatch.feeds.wire import GAPS_ZLIB, LINES, FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, UnusableFeed
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch_pb.v1 import distribution_pb2, feeds_pb2
 
-__all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "sync_from_pb", "sync_to_pb", "update_from_pb", "update_to_pb"]
+__all__ = ["SYNCED", "feed_from_pb", "feed_to_pb", "refused_from_pb", "refused_to_pb", "sync_from_pb", "sync_to_pb",
+           "update_from_pb", "update_to_pb"]
 
 _CONTENTS = {DOMAIN_NAME_SET: feeds_pb2.FEED_CONTENT_DOMAIN_NAME_SET, IP_SET: feeds_pb2.FEED_CONTENT_IP_SET}
 _CONTENT_NAMES = {number: name for name, number in _CONTENTS.items()}
@@ -47,7 +48,11 @@ def feed_to_pb(feed: FeedInfo) -> feeds_pb2.Feed:
             rejected_lines=status.rejected_lines,
             sha256=status.sha256,
             version=status.version,
+            rejected_samples=[feeds_pb2.RejectedSample(line=r["line"], text=r["text"], reason=r["reason"])
+                              for r in feed.rejected()],
         ),
+        push=feed.pushed,
+        source=feed.source,
     )
     if feed.period_seconds is not None:
         message.period.FromTimedelta(timedelta(seconds=feed.period_seconds))
@@ -72,13 +77,24 @@ def feed_from_pb(message: feeds_pb2.Feed) -> FeedInfo:
             rejected_lines=status.rejected_lines,
             sha256=status.sha256,
             version=status.version,
+            rejected_samples=tuple((sample.line, sample.text) for sample in status.rejected_samples),
         ),
         description=message.description,
         url=message.url,
         period_seconds=message.period.ToTimedelta().total_seconds() if message.HasField("period") else None,
         format=message.format,
         match_subdomains=message.match_subdomains,
+        pushed=message.push,
+        source=message.source,
     )
+
+
+def refused_to_pb(refused: RefusedManifest) -> feeds_pb2.RefusedManifest:
+    return feeds_pb2.RefusedManifest(origin=refused.origin, name=refused.name, message=redact_urls(refused.message))
+
+
+def refused_from_pb(message: feeds_pb2.RefusedManifest) -> RefusedManifest:
+    return RefusedManifest(message.origin, message.name, message.message)
 
 
 def sync_to_pb(feed: FeedInfo, outcome: str, message: str) -> feeds_pb2.SyncFeedResponse:

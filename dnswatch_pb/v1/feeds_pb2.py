@@ -26,35 +26,43 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64nswatch/v1/feeds.proto\x12\x0b\x64nswatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x0e\x45rrorCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12-\n\tlast_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\nFeedStatus\x12\x38\n\x14last_successful_sync\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10\x65rror_conditions\x18\x02 \x03(\x0b\x32\x1b.dnswatch.v1.ErrorCondition\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x16\n\x0erejected_lines\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\"\x84\x02\n\x04\x46\x65\x65\x64\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12#\n\x04mode\x18\x03 \x01(\x0e\x32\x15.dnswatch.v1.FeedMode\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12)\n\x06period\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\x12\x18\n\x10match_subdomains\x18\x08 \x01(\x08\x12\'\n\x06status\x18\t \x01(\x0b\x32\x17.dnswatch.v1.FeedStatus\"\x12\n\x10ListFeedsRequest\"5\n\x11ListFeedsResponse\x12 \n\x05\x66\x65\x65\x64s\x18\x01 \x03(\x0b\x32\x11.dnswatch.v1.Feed\"\x1e\n\x0eGetFeedRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFeedResponse\x12\x1f\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x11.dnswatch.v1.Feed\"\x1f\n\x0fSyncFeedRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"U\n\x10SyncFeedResponse\x12\x1f\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x11.dnswatch.v1.Feed\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t*f\n\x0b\x46\x65\x65\x64\x43ontent\x12\x1c\n\x18\x46\x45\x45\x44_CONTENT_UNSPECIFIED\x10\x00\x12 \n\x1c\x46\x45\x45\x44_CONTENT_DOMAIN_NAME_SET\x10\x01\x12\x17\n\x13\x46\x45\x45\x44_CONTENT_IP_SET\x10\x02*T\n\x08\x46\x65\x65\x64Mode\x12\x19\n\x15\x46\x45\x45\x44_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46\x45\x45\x44_MODE_ENABLED\x10\x01\x12\x16\n\x12\x46\x45\x45\x44_MODE_DISABLED\x10\x02\x32\xd5\x01\n\x05\x46\x65\x65\x64s\x12\x45\n\x04List\x12\x1d.dnswatch.v1.ListFeedsRequest\x1a\x1e.dnswatch.v1.ListFeedsResponse\x12@\n\x03Get\x12\x1b.dnswatch.v1.GetFeedRequest\x1a\x1c.dnswatch.v1.GetFeedResponse\x12\x43\n\x04Sync\x12\x1c.dnswatch.v1.SyncFeedRequest\x1a\x1d.dnswatch.v1.SyncFeedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64nswatch/v1/feeds.proto\x12\x0b\x64nswatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x0e\x45rrorCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12-\n\tlast_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfe\x01\n\nFeedStatus\x12\x38\n\x14last_successful_sync\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10\x65rror_conditions\x18\x02 \x03(\x0b\x32\x1b.dnswatch.v1.ErrorCondition\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x16\n\x0erejected_lines\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\x35\n\x10rejected_samples\x18\x07 \x03(\x0b\x32\x1b.dnswatch.v1.RejectedSample\"<\n\x0eRejectedSample\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"@\n\x0fRefusedManifest\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xa2\x02\n\x04\x46\x65\x65\x64\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12#\n\x04mode\x18\x03 \x01(\x0e\x32\x15.dnswatch.v1.FeedMode\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12)\n\x06period\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\x12\x18\n\x10match_subdomains\x18\x08 \x01(\x08\x12\'\n\x06status\x18\t \x01(\x0b\x32\x17.dnswatch.v1.FeedStatus\x12\x0c\n\x04push\x18\n \x01(\x08\x12\x0e\n\x06source\x18\x0b \x01(\t\"\x12\n\x10ListFeedsRequest\"d\n\x11ListFeedsResponse\x12 \n\x05\x66\x65\x65\x64s\x18\x01 \x03(\x0b\x32\x11.dnswatch.v1.Feed\x12-\n\x07refused\x18\x02 \x03(\x0b\x32\x1c.dnswatch.v1.RefusedManifest\"\x1e\n\x0eGetFeedRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFeedResponse\x12\x1f\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x11.dnswatch.v1.Feed\"\x1f\n\x0fSyncFeedRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"U\n\x10SyncFeedResponse\x12\x1f\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x11.dnswatch.v1.Feed\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"=\n\x0fPushFeedRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"D\n\x10PushFeedResponse\x12\x1f\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x11.dnswatch.v1.Feed\x12\x0f\n\x07outcome\x18\x02 \x01(\t*f\n\x0b\x46\x65\x65\x64\x43ontent\x12\x1c\n\x18\x46\x45\x45\x44_CONTENT_UNSPECIFIED\x10\x00\x12 \n\x1c\x46\x45\x45\x44_CONTENT_DOMAIN_NAME_SET\x10\x01\x12\x17\n\x13\x46\x45\x45\x44_CONTENT_IP_SET\x10\x02*T\n\x08\x46\x65\x65\x64Mode\x12\x19\n\x15\x46\x45\x45\x44_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46\x45\x45\x44_MODE_ENABLED\x10\x01\x12\x16\n\x12\x46\x45\x45\x44_MODE_DISABLED\x10\x02\x32\x9a\x02\n\x05\x46\x65\x65\x64s\x12\x45\n\x04List\x12\x1d.dnswatch.v1.ListFeedsRequest\x1a\x1e.dnswatch.v1.ListFeedsResponse\x12@\n\x03Get\x12\x1b.dnswatch.v1.GetFeedRequest\x1a\x1c.dnswatch.v1.GetFeedResponse\x12\x43\n\x04Sync\x12\x1c.dnswatch.v1.SyncFeedRequest\x1a\x1d.dnswatch.v1.SyncFeedResponse\x12\x43\n\x04Push\x12\x1c.dnswatch.v1.PushFeedRequest\x1a\x1d.dnswatch.v1.PushFeedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dnswatch_pb.v1.feeds_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FEEDCONTENT']._serialized_start=960
-  _globals['_FEEDCONTENT']._serialized_end=1062
-  _globals['_FEEDMODE']._serialized_start=1064
-  _globals['_FEEDMODE']._serialized_end=1148
+  _globals['_FEEDCONTENT']._serialized_start=1353
+  _globals['_FEEDCONTENT']._serialized_end=1455
+  _globals['_FEEDMODE']._serialized_start=1457
+  _globals['_FEEDMODE']._serialized_end=1541
   _globals['_ERRORCONDITION']._serialized_start=105
   _globals['_ERRORCONDITION']._serialized_end=214
   _globals['_FEEDSTATUS']._serialized_start=217
-  _globals['_FEEDSTATUS']._serialized_end=416
-  _globals['_FEED']._serialized_start=419
-  _globals['_FEED']._serialized_end=679
-  _globals['_LISTFEEDSREQUEST']._serialized_start=681
-  _globals['_LISTFEEDSREQUEST']._serialized_end=699
-  _globals['_LISTFEEDSRESPONSE']._serialized_start=701
-  _globals['_LISTFEEDSRESPONSE']._serialized_end=754
-  _globals['_GETFEEDREQUEST']._serialized_start=756
-  _globals['_GETFEEDREQUEST']._serialized_end=786
-  _globals['_GETFEEDRESPONSE']._serialized_start=788
-  _globals['_GETFEEDRESPONSE']._serialized_end=838
-  _globals['_SYNCFEEDREQUEST']._serialized_start=840
-  _globals['_SYNCFEEDREQUEST']._serialized_end=871
-  _globals['_SYNCFEEDRESPONSE']._serialized_start=873
-  _globals['_SYNCFEEDRESPONSE']._serialized_end=958
-  _globals['_FEEDS']._serialized_start=1151
-  _globals['_FEEDS']._serialized_end=1364
+  _globals['_FEEDSTATUS']._serialized_end=471
+  _globals['_REJECTEDSAMPLE']._serialized_start=473
+  _globals['_REJECTEDSAMPLE']._serialized_end=533
+  _globals['_REFUSEDMANIFEST']._serialized_start=535
+  _globals['_REFUSEDMANIFEST']._serialized_end=599
+  _globals['_FEED']._serialized_start=602
+  _globals['_FEED']._serialized_end=892
+  _globals['_LISTFEEDSREQUEST']._serialized_start=894
+  _globals['_LISTFEEDSREQUEST']._serialized_end=912
+  _globals['_LISTFEEDSRESPONSE']._serialized_start=914
+  _globals['_LISTFEEDSRESPONSE']._serialized_end=1014
+  _globals['_GETFEEDREQUEST']._serialized_start=1016
+  _globals['_GETFEEDREQUEST']._serialized_end=1046
+  _globals['_GETFEEDRESPONSE']._serialized_start=1048
+  _globals['_GETFEEDRESPONSE']._serialized_end=1098
+  _globals['_SYNCFEEDREQUEST']._serialized_start=1100
+  _globals['_SYNCFEEDREQUEST']._serialized_end=1131
+  _globals['_SYNCFEEDRESPONSE']._serialized_start=1133
+  _globals['_SYNCFEEDRESPONSE']._serialized_end=1218
+  _globals['_PUSHFEEDREQUEST']._serialized_start=1220
+  _globals['_PUSHFEEDREQUEST']._serialized_end=1281
+  _globals['_PUSHFEEDRESPONSE']._serialized_start=1283
+  _globals['_PUSHFEEDRESPONSE']._serialized_end=1351
+  _globals['_FEEDS']._serialized_start=1544
+  _globals['_FEEDS']._serialized_end=1826
 # @@protoc_insertion_point(module_scope)

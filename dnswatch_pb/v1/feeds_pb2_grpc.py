@@ -50,6 +50,11 @@ class FeedsStub:
                 request_serializer=dnswatch_dot_v1_dot_feeds__pb2.SyncFeedRequest.SerializeToString,
                 response_deserializer=dnswatch_dot_v1_dot_feeds__pb2.SyncFeedResponse.FromString,
                 _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/dnswatch.v1.Feeds/Push',
+                request_serializer=dnswatch_dot_v1_dot_feeds__pb2.PushFeedRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_feeds__pb2.PushFeedResponse.FromString,
+                _registered_method=True)
 
 
 class FeedsServicer:
@@ -78,6 +83,13 @@ class FeedsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Push(self, request, context):
+        """Replaces a push feed's set: versioned, stored and distributed to agents like a pulled one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +107,11 @@ def add_FeedsServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=dnswatch_dot_v1_dot_feeds__pb2.SyncFeedRequest.FromString,
                     response_serializer=dnswatch_dot_v1_dot_feeds__pb2.SyncFeedResponse.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=dnswatch_dot_v1_dot_feeds__pb2.PushFeedRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_feeds__pb2.PushFeedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +196,33 @@ class Feeds:
             '/dnswatch.v1.Feeds/Sync',
             dnswatch_dot_v1_dot_feeds__pb2.SyncFeedRequest.SerializeToString,
             dnswatch_dot_v1_dot_feeds__pb2.SyncFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Feeds/Push',
+            dnswatch_dot_v1_dot_feeds__pb2.PushFeedRequest.SerializeToString,
+            dnswatch_dot_v1_dot_feeds__pb2.PushFeedResponse.FromString,
             options,
             channel_credentials,
             insecure,

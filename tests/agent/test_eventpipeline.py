@@ -70,8 +70,9 @@ def web_event(*, count=1, first=T0, last=T0 + 0.01, rcode="NOERROR", answers=(),
         "source_labels": {"app": "web", "pod-template-hash": "7d4b9c"},
         "source_workload": {"kind": "Deployment", "name": "web"},
         "attack_vector": "Network",
-        "mitre_ids": ["T1071.004"],
-        "mitre_tactic": "Command and Control",
+        "mitre_ids": ["T1041"],
+        "mitre_tactic": "Exfiltration",
+        "mitigations": ["Create a global network policy to prevent traffic from this IP address"],
         "record": record,
     }
     event.update(changes)

@@ -50,8 +50,9 @@ def test_the_spec_example_event_exactly():
         "source_labels": {"app": "web", "pod-template-hash": "7d4b9c"},
         "source_workload": {"kind": "Deployment", "name": "web"},
         "attack_vector": "Network",
-        "mitre_ids": ["T1071.004"],
-        "mitre_tactic": "Command and Control",
+        "mitre_ids": ["T1041"],
+        "mitre_tactic": "Exfiltration",
+        "mitigations": ["Create a global network policy to prevent traffic from this IP address"],
         "record": {
             "feeds": ["c2"],
             "suspicious_domains": ["evil.example"],

@@ -1,9 +1,11 @@
-"""Feed body formats (dnswatch.feeds.formats): newlineDelimited, json with Calico's JSONPath subset, csv."""
+"""Feed body formats (dnswatch.feeds.formats): newlineDelimited, json with Calico's JSONPath and filters, csv,
+jsonLines, misp and stix, the structured ones on bodies as their publishers serve them (tests/publishedfeeds.py)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -11,21 +13,27 @@ from dnswatch.feeds.formats import (
     NEWLINE_DELIMITED,
     CsvFormat,
     JsonFormat,
+    JsonLinesFormat,
     JsonPathError,
+    MispFormat,
     NewlineDelimitedFormat,
+    StixFormat,
     compile_json_path,
     format_names,
     parse_feed_body,
 )
+from dnswatch.feeds.formats.stix_pattern import UnsupportedPattern, pattern_values
 from dnswatch.feeds.lines import FeedError, ParsedFeed
+from tests.publishedfeeds import MISP_EVENTS, SPAMHAUS_DROP_V4, STIX_BUNDLE, THREATFOX_CSV, THREATFOX_JSON
 
 DOMAINS = "DomainNameSet"
 IPS = "IPSet"
 
 
 def test_one_parser_per_format_name():
-    assert format_names() == ("newlineDelimited", "json", "csv")
-    assert {NewlineDelimitedFormat.kind, JsonFormat.kind, CsvFormat.kind} == set(format_names())
+    assert format_names() == ("newlineDelimited", "json", "csv", "jsonLines", "misp", "stix")
+    kinds = (NewlineDelimitedFormat, JsonFormat, CsvFormat, JsonLinesFormat, MispFormat, StixFormat)
+    assert {kind.kind for kind in kinds} == set(format_names())
 
 
 def test_newline_delimited_is_the_default_and_uses_the_line_formats():
@@ -121,8 +129,21 @@ def test_json_missing_members_after_a_wildcard_select_nothing():
     ("path", "message"),
     [
         ("data[*]", "starts with '\\$'"),
-        ("$.data[?(@.x)]", "filters and expressions are not supported"),
-        ("$.data[(@.length-1)]", "filters and expressions are not supported"),
+        ("$.data[(@.length-1)]", "script expressions .* are not supported"),
+        ("$.data[?(@.x)]", None),
+        ("$.data[?@.x == 'a']", None),
+        ("$.data[?(@['a b'][0] != \"]\")]", None),
+        ("$.data[?()]", "expected '@' or a literal"),
+        ("$.data[?(@.x = 'a')]", "unexpected '='"),
+        ("$.data[?(@.x == )]", "expected '@' or a literal"),
+        ("$.data[?(@.x == 'a']", "ends too soon"),
+        ("$.data[?(@.x == 'a'))]", r"unexpected '\)'"),
+        ("$.data[?('a')]", "a literal alone is no test"),
+        ("$.data[?(@.)]", "expected a member name"),
+        ("$.data[?(@[x])]", "expected a quoted key or an index"),
+        ("$.data[?" + "!" * 33 + "@.x]", "more than 32 deep"),
+        ("$.data[?" + "(" * 100_000 + "@.x" + ")" * 100_000 + "]", "more than 32 deep"),
+        ("$.data[?" + "(" * 32 + "@.x" + ")" * 32 + "]", None),
         ("$.data[", "never closed"),
         ("$..", "must be followed"),
         ("$.data[1:2:3:4]", "slice"),
@@ -211,3 +232,285 @@ def test_csv_unreadable_record_is_rejected_not_fatal():
     body = b'"' + b"x" * 200_000 + b'"\nevil.com\n'  # a field over the csv module's size limit
     parsed = parse_feed_body(body, DOMAINS, CsvFormat(field_num=0, disable_record_size_validation=True))
     assert parsed.rejected >= 1
+
+
+# ---------------------------------------------------------------------------------------------- json filters
+
+FILTERED = {
+    "data": [
+        {"domain": "a.example", "type": "domain", "score": 90, "live": True, "tags": ["c2"], "meta": {"src": "x"}},
+        {"domain": "b.example", "type": "domain", "score": 40, "live": False},
+        {"domain": "c.example", "type": "url", "score": 75, "live": True, "meta": {"src": "y"}},
+        {"domain": "d.example", "score": 60.5, "live": None},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "entries"),
+    [
+        ("$.data[?(@.type=='domain')].domain", ("a.example", "b.example")),
+        ('$.data[?(@.type == "domain")].domain', ("a.example", "b.example")),
+        ("$.data[?@.type == 'domain'].domain", ("a.example", "b.example")),  # RFC 9535 writes no parentheses
+        ("$.data[?(@.type != 'domain')].domain", ("c.example", "d.example")),  # a missing member is != anything
+        ("$.data[?(@.score >= 75)].domain", ("a.example", "c.example")),
+        ("$.data[?(@.score < 60.5)].domain", ("b.example",)),
+        ("$.data[?(@.score > '50')].domain", ()),  # a number is never ordered against a string
+        ("$.data[?(@.type < 'e')].domain", ("a.example", "b.example")),  # strings are, against strings
+        ("$.data[?(@.live == true)].domain", ("a.example", "c.example")),
+        ("$.data[?(@.live == null)].domain", ("d.example",)),
+        ("$.data[?(@.score == 90 && @.live)].domain", ("a.example",)),
+        ("$.data[?(@.type == 'url' || @.score < 50)].domain", ("b.example", "c.example")),
+        ("$.data[?(!(@.type == 'domain') && @.meta)].domain", ("c.example",)),
+        ("$.data[?(@.tags)].domain", ("a.example",)),  # existence
+        ("$.data[?(!@.type)].domain", ("d.example",)),
+        ("$.data[?(@.meta.src == 'y')].domain", ("c.example",)),
+        ("$.data[?(@['meta']['src'] == 'x')].domain", ("a.example",)),
+        ("$.data[?(@.tags[0] == 'c2')].domain", ("a.example",)),
+        ("$.data[?(@.live == 1)].domain", ()),  # true is not 1
+        ("$..[?(@.type == 'url')].domain", ("c.example",)),
+        ("$.data[?(@.type == 'domain')][domain]", ("a.example", "b.example")),
+    ],
+)
+def test_json_filters(path, entries):
+    parsed = parse_feed_body(json.dumps(FILTERED).encode(), DOMAINS, JsonFormat(path))
+    assert parsed.entries == entries
+    assert parsed.rejected == 0
+
+
+def test_a_filter_on_an_object_keeps_its_members():
+    body = b'{"x": {"type": "domain", "v": "a.example"}, "y": {"type": "ip", "v": "192.0.2.1"}}'
+    assert parse_feed_body(body, DOMAINS, JsonFormat("$[?(@.type == 'domain')].v")).entries == ("a.example",)
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "entries", "rejected"),
+    [
+        # ThreatFox's JSON is an object keyed by IOC id whose values are lists of one IOC: `$.*` is the lists.
+        ("$.*[?(@.ioc_type=='domain')].ioc_value", DOMAINS, ("c2.evil.example", "phish.evil.example"), 0),
+        ("$.*[?(@.ioc_type=='url')].ioc_value", DOMAINS, ("dl.evil.example",), 0),
+        ("$.*[?(@.ioc_type=='domain' && @.confidence_level >= 75)].ioc_value", DOMAINS, ("c2.evil.example",), 0),
+        ("$..[?(@.ioc_type=='domain')].ioc_value", DOMAINS, ("c2.evil.example", "phish.evil.example"), 0),
+        ("$.*[*].ioc_value", DOMAINS, ("c2.evil.example", "dl.evil.example", "phish.evil.example"), 1),
+        # The root holds lists, which have no ioc_type: this selects nothing, as in every JSONPath.
+        ("$[?(@.ioc_type=='domain')].ioc_value", DOMAINS, (), 0),
+    ],
+)
+def test_threatfox_json(path, content, entries, rejected):
+    parsed = parse_feed_body(THREATFOX_JSON, content, JsonFormat(path))
+    assert (parsed.entries, parsed.rejected) == (entries, rejected)
+
+
+def test_the_hand_written_paths_still_select_as_before_with_a_filter_beside_them():
+    # The filter step is one more step: the others keep their Calico meaning, in any combination.
+    body = json.dumps(DOCUMENT).encode()
+    assert parse_feed_body(body, DOMAINS, JsonFormat("$.data[?(@.tags)].domain")).entries == ("evil.com",)
+    assert parse_feed_body(body, IPS, JsonFormat("$..nested[?(@.ip)]")).entries == ()
+    assert parse_feed_body(body, IPS, JsonFormat("$.data[0:2][?(@ == '10.1.2.3/8')]")).entries == ("10.0.0.0/8",)
+
+
+# ---------------------------------------------------------------------------------------------- csv, quoted
+
+
+def test_threatfox_csv_space_after_the_delimiter_and_quoted_fields():
+    fmt = CsvFormat(field_num=2, comment_delimiter="#")
+    parsed = parse_feed_body(THREATFOX_CSV, DOMAINS, fmt)
+    assert parsed.entries == ("c2.evil.example", "dl.evil.example")
+    assert parsed.rejected_samples == ((11, "198.51.100.36:5555"),)  # an ip:port is no name
+    # the tags and alias fields hold commas inside their quotes: every record still has its 15 fields
+    sized = parse_feed_body(THREATFOX_CSV, DOMAINS, CsvFormat(field_num=2, comment_delimiter="#", record_size=15))
+    assert sized == parsed
+
+
+@pytest.mark.parametrize(
+    ("body", "fmt", "entries", "rejected"),
+    [
+        (b'"a.example", "1"\n"b.example",  "2"\n', CsvFormat(field_num=0), ("a.example", "b.example"), 0),
+        (b'1, "a.example, b.example"\n', CsvFormat(field_num=1), (), 1),  # one quoted field, a comma inside
+        (b'id, domain\n1, "c.example"\n', CsvFormat(field_name="domain", header=True), ("c.example",), 0),
+        (b'"id", "domain"\n1, "c.example"\n', CsvFormat(field_name="domain", header=True), ("c.example",), 0),
+        # with a space as the delimiter, two spaces are an empty field, as before
+        (b"a.example  b.example\n", CsvFormat(field_num=2, column_delimiter=" "), ("b.example",), 0),
+    ],
+)
+def test_csv_white_space_after_the_delimiter(body, fmt, entries, rejected):
+    parsed = parse_feed_body(body, DOMAINS, fmt)
+    assert (parsed.entries, parsed.rejected) == (entries, rejected)
+
+
+# ---------------------------------------------------------------------------------------------- jsonLines
+
+
+def test_spamhaus_drop_json_lines():
+    parsed = parse_feed_body(SPAMHAUS_DROP_V4, IPS, JsonLinesFormat("cidr"))
+    # the metadata line is no entry and no garbage
+    assert parsed == ParsedFeed(("1.10.16.0/20", "198.51.100.0/24", "203.0.113.0/25"))
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "entries", "samples"),
+    [
+        (b'{"cidr": "192.0.2.0/24"}\r\n\r\n{"cidr": "10.1.2.3/8"}', "cidr", ("192.0.2.0/24", "10.0.0.0/8"), ()),
+        (b'{"cidr": "192.0.2.0/24"}\nnot json\n[1, 2]\n{"cidr": 7}\n{"cidr": "x"}\n', "cidr", ("192.0.2.0/24",),
+         ((2, "not json"), (3, "[1, 2]"), (4, '{"cidr": 7}'), (5, "x"))),
+        (b'{"d": "Evil.example"}\n{"type": "metadata"}\n', "d", ("evil.example",), ()),
+        (gzip.compress(b'{"cidr":"2001:db8::/32"}\n'), "cidr", ("2001:db8::/32",), ()),
+        (b"", "cidr", (), ()),
+        (b"\n\n", "cidr", (), ()),
+    ],
+)
+def test_json_lines(body, key, entries, samples):
+    content = DOMAINS if key == "d" else IPS
+    parsed = parse_feed_body(body, content, JsonLinesFormat(key))
+    assert parsed.entries == entries
+    assert parsed.rejected_samples == samples
+    assert parsed.rejected == len(samples)
+
+
+def test_json_lines_where_no_object_has_the_key_is_a_feed_error():
+    # The spec does not fit the feed (a typo, or the publisher renamed it): not an empty set taken quietly.
+    with pytest.raises(FeedError, match="no JSON object of the body has the key 'ip'"):
+        parse_feed_body(SPAMHAUS_DROP_V4, IPS, JsonLinesFormat("ip"))
+
+
+# ---------------------------------------------------------------------------------------------- misp
+
+
+def test_misp_composite_values_give_the_part_the_content_wants():
+    domains = parse_feed_body(MISP_EVENTS, DOMAINS, MispFormat())
+    assert domains.entries == ("c2.evil.example", "beacon.evil.example", "dl.evil.example", "obj.evil.example")
+    assert domains.rejected_samples == ((8, "domain|ip: broken.evil.example"),)  # a composite without its `|`
+    ips = parse_feed_body(MISP_EVENTS, IPS, MispFormat())
+    assert ips.entries == ("198.51.100.23/32", "203.0.113.9/32", "2001:db8::66/128", "198.51.100.24/32")
+    assert ips.rejected == 1
+
+
+@pytest.mark.parametrize(
+    ("document", "content", "entries", "rejected"),
+    [
+        ({"Event": {"Attribute": [{"type": "domain", "value": "a.example"}]}}, DOMAINS, ("a.example",), 0),
+        ([{"Event": {"Attribute": [{"type": "ip-dst", "value": "192.0.2.1"}]}}], IPS, ("192.0.2.1/32",), 0),
+        ({"response": {"Attribute": [{"type": "hostname", "value": "h.example"}]}}, DOMAINS, ("h.example",), 0),
+        ({"Event": {"Attribute": [{"type": "domain", "value": 7}]}}, DOMAINS, (), 1),
+        ({"Event": {"Attribute": [{"type": "domain|ip", "value": "a.example|1.2.3.4|5"}]}}, DOMAINS, (), 1),
+        ({"Event": {"Attribute": [{"type": "domain|ip", "value": "not a name|192.0.2.1"}]}}, DOMAINS, (), 1),
+        ({"Event": {"Attribute": [{"type": "domain|ip", "value": "not a name|192.0.2.1"}]}}, IPS, ("192.0.2.1/32",), 0),
+        ({"Event": {"Attribute": [{"type": "email-src", "value": "x@a.example"}]}}, DOMAINS, (), 0),
+        ({"Event": {"Attribute": "none"}}, DOMAINS, (), 0),
+        ({}, DOMAINS, (), 0),
+    ],
+)
+def test_misp_shapes(document, content, entries, rejected):
+    parsed = parse_feed_body(json.dumps(document).encode(), content, MispFormat())
+    assert (parsed.entries, parsed.rejected) == (entries, rejected)
+
+
+def test_misp_body_that_is_not_json_is_a_feed_error():
+    with pytest.raises(FeedError, match="not valid JSON"):
+        parse_feed_body(b"<xml/>", DOMAINS, MispFormat())
+
+
+# ---------------------------------------------------------------------------------------------- stix
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
+
+
+def test_stix_bundle_for_domains():
+    parsed = parse_feed_body(STIX_BUNDLE, DOMAINS, StixFormat(), now=NOW)
+    # expired (5) and revoked (6) indicators are left out; the IP ones (2, 4) belong to an IPSet
+    assert parsed.entries == ("c2.evil.example", "dl.evil.example", "one.evil.example", "two.evil.example")
+    assert [number for number, _ in parsed.rejected_samples] == [8, 9, 11]  # objects counted from 1
+    hashes, both, snort = (text for _, text in parsed.rejected_samples)
+    assert hashes.startswith("indicator--8e2e2d2b-17d4-4cbf-938f-000000000007: file:hashes.'SHA-256' is none of")
+    assert "AND between observations" in both
+    assert "pattern_type 'snort' is not stix" in snort
+
+
+def test_stix_bundle_for_addresses():
+    parsed = parse_feed_body(STIX_BUNDLE, IPS, StixFormat(), now=NOW)
+    assert parsed.entries == ("198.51.100.7/32", "203.0.113.0/24", "2001:db8::bad/128")
+    assert parsed.rejected == 3
+
+
+def test_stix_valid_until_is_against_now():
+    before = datetime(2026, 11, 14, tzinfo=timezone.utc)
+    assert "expired.evil.example" in parse_feed_body(STIX_BUNDLE, DOMAINS, StixFormat(), now=before).entries
+    after = datetime(2027, 6, 1, tzinfo=timezone.utc)  # valid_until itself is past: the end is exclusive
+    assert "one.evil.example" not in parse_feed_body(STIX_BUNDLE, DOMAINS, StixFormat(), now=after).entries
+
+
+@pytest.mark.parametrize(
+    ("document", "entries", "rejected"),
+    [
+        ({"objects": [{"type": "indicator", "pattern": "[domain-name:value = 'a.example']"}]}, ("a.example",), 0),
+        ([{"type": "indicator", "pattern": "[domain-name:value = 'a.example']"}], ("a.example",), 0),
+        ({"type": "bundle", "id": "bundle--1"}, (), 0),
+        ({"objects": [{"type": "indicator"}]}, (), 1),
+        ({"objects": [{"type": "indicator", "pattern": "[domain-name:value = 'a.example']", "valid_until": "soon"}]},
+         (), 1),
+        ({"objects": [{"type": "indicator", "pattern": "[domain-name:value = 'not a name']"}]}, (), 1),
+        ({"objects": [{"type": "indicator", "pattern": "[domain-name:value = 'a.example']", "revoked": False,
+                       "valid_until": "2026-12-03T12:00:01.123Z"}]}, ("a.example",), 0),
+        ({"objects": ["indicator", None, {"type": "note"}]}, (), 0),
+    ],
+)
+def test_stix_shapes(document, entries, rejected):
+    parsed = parse_feed_body(json.dumps(document).encode(), DOMAINS, StixFormat(), now=NOW)
+    assert (parsed.entries, parsed.rejected) == (entries, rejected)
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"type": "indicator"}', b'"bundle"'])
+def test_stix_body_that_is_no_bundle_is_a_feed_error(body):
+    with pytest.raises(FeedError, match="not valid JSON|not a STIX bundle"):
+        parse_feed_body(body, DOMAINS, StixFormat(), now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "values"),
+    [
+        ("[domain-name:value = 'evil.example']", [("domain-name", "evil.example")]),
+        ("[domain-name:value='evil.example']", [("domain-name", "evil.example")]),
+        ("[ipv4-addr:value = '192.0.2.1' OR ipv6-addr:value = '2001:db8::1']",
+         [("ipv4-addr", "192.0.2.1"), ("ipv6-addr", "2001:db8::1")]),
+        ("[url:value = 'http://a.example/x'] OR [domain-name:value = 'b.example']",
+         [("url", "http://a.example/x"), ("domain-name", "b.example")]),
+        ("([domain-name:value = 'a.example'] OR ([domain-name:value = 'b.example']))",
+         [("domain-name", "a.example"), ("domain-name", "b.example")]),
+        ("[(domain-name:value = 'a.example' OR domain-name:value = 'b.example')]",
+         [("domain-name", "a.example"), ("domain-name", "b.example")]),
+        ("[domain-name:value IN ('a.example', 'b.example')]", [("domain-name", "a.example"), ("domain-name", "b.example")]),
+        (r"[url:value = 'http://a.example/it\'s\\here']", [("url", "http://a.example/it's\\here")]),
+        ("[url:value = 'http://a.example/[x] OR y']", [("url", "http://a.example/[x] OR y")]),
+    ],
+)
+def test_stix_patterns(pattern, values):
+    assert pattern_values(pattern) == values
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("", "an empty pattern"),
+        ("[domain-name:value = 'a.example' AND domain-name:value = 'b.example']", "AND inside an observation"),
+        ("[domain-name:value = 'a.example'] AND [ipv4-addr:value = '192.0.2.1']", "AND between observations"),
+        ("[domain-name:value = 'a.example'] FOLLOWEDBY [domain-name:value = 'b.example']", "FOLLOWEDBY"),
+        ("[domain-name:value = 'a.example'] WITHIN 300 SECONDS", "the qualifier WITHIN"),
+        ("[domain-name:value = 'a.example'] REPEATS 5 TIMES", "the qualifier REPEATS"),
+        ("[domain-name:value LIKE '%.example']", "LIKE ...: only = and IN"),
+        ("[domain-name:value MATCHES '^a']", "MATCHES ...: only = and IN"),
+        ("[domain-name:value != 'a.example']", "!= ...: only = and IN"),
+        ("[NOT domain-name:value = 'a.example']", "expected an object path"),
+        ("[domain-name:resolves_to_refs[*].value = '192.0.2.1']", "is none of domain-name:value"),
+        ("[email-addr:value = 'x@a.example']", "email-addr:value is none of"),
+        ("[domain-name:value = 7]", "expected a quoted string"),
+        ("[domain-name:value = 'a.example'", "ends inside an observation"),
+        ("domain-name:value = 'a.example'", "expected '\\['"),
+        ("[domain-name:value = 'a.example'] OR", "ends too soon"),
+        ("[domain-name:value = 'unterminated]", "cannot read the pattern"),
+        ("(" * 100_000 + "[domain-name:value = 'a.example']" + ")" * 100_000, "nested more than 32 deep"),
+        ("[" + "(" * 33 + "domain-name:value = 'a.example'" + ")" * 33 + "]", "nested more than 32 deep"),
+    ],
+)
+def test_unsupported_stix_patterns_say_why(pattern, reason):
+    with pytest.raises(UnsupportedPattern, match=reason):
+        pattern_values(pattern)

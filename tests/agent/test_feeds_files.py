@@ -15,6 +15,7 @@ import pytest
 from dnswatch.errors import BadInput
 from agent.shell.feeds import load_manifest, read_file
 from harness.feedserver import FeedServer
+from tests.publishedfeeds import STIX_BUNDLE
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1024**3
@@ -100,3 +101,19 @@ def test_a_manifest_urls_credentials_are_used_and_never_shown(tmp_path):
             message = str(refused.value)
             assert f"cannot fetch http://reader:***@127.0.0.1:{server.port}/gone.txt?token=***: " in message
             assert "404" in message and password not in message and token not in message
+
+
+def test_a_manifest_with_a_stix_bundle_is_read_and_a_taxii_feed_refused(tmp_path):
+    (tmp_path / "bundle.json").write_bytes(STIX_BUNDLE)
+    manifest = tmp_path / "feeds.yaml"
+    manifest.write_text(
+        "apiVersion: dnswatch.dev/v1\nkind: GlobalThreatFeed\nmetadata: {name: cti}\n"
+        "spec:\n  content: DomainNameSet\n  pull:\n    http:\n      url: file:bundle.json\n"
+        "      format: {stix: {}}\n")
+    (loaded,) = load_manifest(manifest)
+    assert "c2.evil.example" in loaded.parsed.entries
+    manifest.write_text(
+        "apiVersion: dnswatch.dev/v1\nkind: GlobalThreatFeed\nmetadata: {name: cti}\n"
+        "spec:\n  content: DomainNameSet\n  pull:\n    taxii: {url: 'https://taxii.example/api1/', collection: c2}\n")
+    with pytest.raises(BadInput, match="feed cti: a TAXII collection .* is pulled by the collector only"):
+        load_manifest(manifest)

@@ -8,12 +8,13 @@ import re
 import pytest
 import yaml
 
-from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, JsonFormat
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, CsvFormat, JsonFormat, JsonLinesFormat, MispFormat, StixFormat
 from dnswatch.feeds.spec import (
     FeedSpec,
     FeedSpecError,
     HeaderSpec,
     KeyRef,
+    TaxiiSource,
     feed_spec_from_manifest,
     feed_specs_from_yaml_documents,
     parse_go_duration,
@@ -140,6 +141,32 @@ def test_csv_format_read():
     assert spec.format == CsvFormat(field_num=0, disable_record_size_validation=True)
 
 
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ({"jsonLines": {"key": "cidr"}}, JsonLinesFormat("cidr")),
+        ({"misp": {}}, MispFormat()),
+        ({"misp": None}, MispFormat()),
+        ({"stix": {}}, StixFormat()),
+        ({"json": {"path": "$.*[?(@.ioc_type=='domain')].ioc_value"}}, JsonFormat("$.*[?(@.ioc_type=='domain')].ioc_value")),
+    ],
+)
+def test_structured_formats_read(fmt, expected):
+    assert feed_spec_from_manifest(with_changes(spec__pull__http__format=fmt)).format == expected
+
+
+def test_taxii_source_read():
+    auth = {"headers": [{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "taxii", "key": "basic"}}}]}
+    spec = feed_spec_from_manifest(with_changes(
+        spec__content="DomainNameSet", spec__pull__http=DELETE,
+        spec__pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2-indicators", "auth": auth}))
+    assert spec.taxii == TaxiiSource("c2-indicators")
+    assert spec.url == "https://taxii.example/api1/"
+    assert spec.format == StixFormat()
+    assert spec.headers == (HeaderSpec(name="Authorization", secret_ref=KeyRef("taxii", "basic")),)
+    assert feed_spec_from_manifest(MINIMAL).taxii is None
+
+
 def test_a_literal_header_value_is_kept_out_of_repr():
     spec = feed_spec_from_manifest(with_changes(spec__pull__http__headers=[{"name": "Authorization", "value": "Bearer s3cret"}]))
     assert spec.headers[0].value == "Bearer s3cret"
@@ -217,13 +244,21 @@ def test_file_urls_only_where_allowed():
         ({"spec__pull__http__headers": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": "no"}}}]}, "secretKeyRef.optional: expected true or false"),
         ({"spec__pull__http__headers": [{"name": "A", "valueFrom": {"fieldRef": {}}}]}, "headers[0].valueFrom.fieldRef: unknown field"),
         # format
-        ({"spec__pull__http__format": {"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}}, "spec.pull.http.format: set at most one of newlineDelimited, json, csv (found json, csv)"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}}, "spec.pull.http.format: set at most one of newlineDelimited, json, csv, jsonLines, misp, stix (found json, csv)"),
         ({"spec__pull__http__format": {"xml": {}}}, "spec.pull.http.format.xml: unknown field"),
         ({"spec__pull__http__format": {"newlineDelimited": {"x": 1}}}, "spec.pull.http.format.newlineDelimited: expected an empty object"),
         ({"spec__pull__http__format": {"json": None}}, "spec.pull.http.format.json: required"),
         ({"spec__pull__http__format": {"json": {}}}, "spec.pull.http.format.json.path: required"),
         ({"spec__pull__http__format": {"json": {"path": ""}}}, "spec.pull.http.format.json.path: required"),
-        ({"spec__pull__http__format": {"json": {"path": "$.a[?(@.b)]"}}}, "spec.pull.http.format.json.path: .* filters and expressions are not supported"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a[(@.length-1)]"}}}, "spec.pull.http.format.json.path: .* script expressions .* are not supported"),
+        ({"spec__pull__http__format": {"json": {"path": "$.a[?(@.b = 1)]"}}}, "spec.pull.http.format.json.path: .* unexpected '='"),
+        ({"spec__pull__http__format": {"jsonLines": None}}, "spec.pull.http.format.jsonLines: required"),
+        ({"spec__pull__http__format": {"jsonLines": {}}}, "spec.pull.http.format.jsonLines.key: required"),
+        ({"spec__pull__http__format": {"jsonLines": {"key": 7}}}, "spec.pull.http.format.jsonLines.key: expected a string"),
+        ({"spec__pull__http__format": {"jsonLines": {"key": "cidr", "path": "$"}}}, "spec.pull.http.format.jsonLines.path: unknown field"),
+        ({"spec__pull__http__format": {"misp": {"types": ["domain"]}}}, "spec.pull.http.format.misp: expected an empty object"),
+        ({"spec__pull__http__format": {"stix": {"version": "2.1"}}}, "spec.pull.http.format.stix: expected an empty object"),
+        ({"spec__pull__http__format": {"stix": {}, "misp": {}}}, "spec.pull.http.format: set at most one of"),
         ({"spec__pull__http__format": {"json": {"path": "data"}}}, "format.json.path: a JSONPath starts with"),
         ({"spec__pull__http__format": {"csv": None}}, "spec.pull.http.format.csv: required"),
         ({"spec__pull__http__format": {"csv": {}}}, "spec.pull.http.format.csv: set fieldNum or fieldName"),
@@ -240,6 +275,17 @@ def test_file_urls_only_where_allowed():
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "recordSize": 0}}}, "format.csv.recordSize: 0 is not a positive number of fields"),
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "recordSize": 2, "disableRecordSizeValidation": True}}}, "format.csv: recordSize and disableRecordSizeValidation are mutually exclusive"),
         ({"spec__pull__http__format": {"csv": {"fieldNum": 0, "quote": "'"}}}, "format.csv.quote: unknown field"),
+        # taxii
+        ({"spec__pull__taxii": {"url": "https://t.example/api1/", "collection": "c"}}, "spec.pull: set either http or taxii, not both"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": None}, "spec.pull.taxii: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"collection": "c"}}, "spec.pull.taxii.url: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "file:x", "collection": "c"}}, 'spec.pull.taxii.url: "file:x" must be http or https'),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/"}}, "spec.pull.taxii.collection: required"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": 7}}, "spec.pull.taxii.collection: expected a string"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "format": {}}}, "spec.pull.taxii.format: unknown field"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": []}}, "spec.pull.taxii.auth: expected an object"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": {"basic": {}}}}, "spec.pull.taxii.auth.basic: unknown field"),
+        ({"spec__pull__http": DELETE, "spec__pull__taxii": {"url": "https://t.example/", "collection": "c", "auth": {"headers": [{"name": "A"}]}}}, "spec.pull.taxii.auth.headers[0]: set value or valueFrom"),
     ],
 )
 def test_invalid_specs_name_the_field(changes, message):

@@ -4,6 +4,8 @@ and spool, and real held feeds."""
 
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import logging
 import socket
@@ -22,7 +24,8 @@ from agent.core.outbox import Outbox, queued_event
 from agent.shell import feeds as feed_loading
 from dnswatch.logfmt import JsonFormatter, configure_logging
 from agent.shell.metrics import AgentMetrics, InterfaceCounters
-from dnswatch.metricsserver import serve_metrics
+from dnswatch import metricsserver
+from dnswatch.metricsserver import listen_failure, metrics_address, serve_metrics
 from agent.shell.replay import replay
 from agent.shell.shipper import EventShipper, ShipperSettings
 from agent.shell.spool import Spool
@@ -251,6 +254,60 @@ def test_ipv6_listen_address():
         pytest.skip(f"no IPv6 loopback here: {error}")
     with server:
         assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_by_default_every_address_ipv4_and_ipv6_on_one_port():
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    with serve_metrics(AgentMetrics().registry, 0) as server:
+        assert server.address == f"[::]:{server.port}"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+        assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
+        with pytest.raises(OSError) as taken:  # the whole port, for either family
+            serve_metrics(AgentMetrics().registry, server.port, host="0.0.0.0")
+        assert listen_failure("0.0.0.0", server.port, taken.value) == (
+            f"cannot listen on 0.0.0.0:{server.port} (the port is in use: stop what listens there or choose "
+            "another --metrics-port)")
+
+
+def test_an_ipv4_address_is_ipv4_only():
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    with serve_metrics(AgentMetrics().registry, 0, host="127.0.0.1") as server:
+        assert server.address == f"127.0.0.1:{server.port}"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://[::1]:{server.port}/healthz")
+
+
+def test_without_ipv6_every_address_is_every_ipv4_one(monkeypatch):
+    def no_ipv6(self):
+        raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+
+    monkeypatch.setattr(metricsserver._ThreadingServer6, "server_bind", no_ipv6)
+    with serve_metrics(AgentMetrics().registry, 0) as server:
+        assert server.address == f"0.0.0.0:{server.port}"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("given", "address"), [("::", "::"), ("[::1]", "::1"), ("0.0.0.0", "0.0.0.0"),
+                                                ("127.0.0.1", "127.0.0.1")])
+def test_metrics_address_takes_ip_addresses(given, address):
+    assert metrics_address(given) == address
+
+
+def test_metrics_address_refuses_a_name_with_examples():
+    with pytest.raises(argparse.ArgumentTypeError, match="not an IP address: 'localhost' .e.g. :: for every"):
+        metrics_address("localhost")
 
 
 # -- structured logs

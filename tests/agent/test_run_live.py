@@ -238,6 +238,23 @@ def test_an_idle_agent_flushes_and_exits_on_sigint(testbed, feeds):
     assert any("captured 0 packets on 0 interfaces" in line and "0 drops" in line for line in agent.stderr)
 
 
+def test_no_interface_matching_warns_and_the_agent_is_not_ready(testbed, feeds):
+    bed = testbed
+    bed.add_pod("web")  # a cali* interface is there, but not what the agent is told to capture
+    agent = RunningAgent(bed, ["--interfaces", "nothing-matches*", *feeds, "--metrics-port", "0"])
+    try:
+        port = agent.logged_number(r"metrics, /healthz and /readyz on port (\d+)")
+        agent.wait_for_log("no interface matches --interfaces nothing-matches* (this host has ")
+        time.sleep(1.5)  # the capture loop has come round since: that alone must not make it ready
+        probes = bed.call_in_node(http_get_all, port, ["/readyz", "/healthz"])
+        assert probes["/readyz"][0] == 503 and probes["/healthz"][0] == 200, probes
+    finally:
+        status, _, summary = agent.stop()
+    assert status == 0 and summary["interfaces"] == 0
+    warning = next(line for line in agent.stderr if "no interface matches" in line)
+    assert "/readyz answers 503 until one appears" in warning and "cali" in warning
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

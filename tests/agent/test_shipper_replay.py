@@ -65,8 +65,8 @@ def test_spool_without_collector_is_refused(tmp_path) -> None:
     result = run_cli("replay", str(PCAPS / "demo.pcapng"), "--feed-manifest", str(PCAPS / "demo-feeds.yaml"),
                      "--spool", str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr == ("dnswatch-agent: error: --spool: only with --collector (it holds the events not yet "
-                             "sent to it)\n")
+    assert result.stderr == ("dnswatch-agent: error: --spool-dir: only with --collector (it holds the events not "
+                             "yet sent to it)\n")
 
 
 def test_a_collector_that_does_not_acknowledge_is_one_line(tmp_path) -> None:

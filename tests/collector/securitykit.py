@@ -123,10 +123,19 @@ def _ingest(channel: grpc.Channel) -> None:
         pass
 
 
-CALLS = {"Feeds.List": _feeds_list, "FeedDistribution.Subscribe": _subscribe, "Events.List": _events_list,
+def _feeds_push(channel: grpc.Channel) -> None:
+    try:
+        feeds_pb2_grpc.FeedsStub(channel).Push(feeds_pb2.PushFeedRequest(name="no-such-feed", body=b"a.example\n"),
+                                               timeout=5)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: let in, then told there is no such feed
+            raise
+
+
+CALLS = {"Feeds.List": _feeds_list, "Feeds.Push": _feeds_push, "FeedDistribution.Subscribe": _subscribe, "Events.List": _events_list,
          "Events.Watch": _events_watch, "EventIngest.Send": _ingest}
 AGENT_CALLS = ("FeedDistribution.Subscribe", "EventIngest.Send")
-CONSUMER_CALLS = ("Feeds.List", "Events.List", "Events.Watch")
+CONSUMER_CALLS = ("Feeds.List", "Feeds.Push", "Events.List", "Events.Watch")
 
 
 def call_status(address: str, security: ChannelSecurity, call: str) -> grpc.StatusCode:

@@ -187,7 +187,8 @@ def test_a_listen_port_in_use_is_our_one_line_only(tmp_path, host):
         port = taken.getsockname()[1]
         result = collector_process("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", f"{host}:{port}",
                                    "--insecure", "--feeds-dir", str(tmp_path / "feeds"))
-    assert_one_line(result, f"--listen {host}:{port}: cannot listen there (the port is in use)")
+    assert_one_line(result, f"--listen {host}:{port}: cannot listen there (the port is in use: stop what "
+                    "listens there (another collector?) or choose another port)")
 
 
 def test_a_listen_host_that_does_not_resolve_is_one_line(tmp_path):
@@ -205,3 +206,22 @@ def test_a_sqlite_file_in_a_folder_that_does_not_exist_is_refused(tmp_path, db):
                                "--feeds-dir", str(tmp_path / "feeds"))
     assert_one_line(result, "--db: the database's folder", "create it first")
     assert not (tmp_path / "a").exists()  # nothing was made
+
+
+@pytest.mark.parametrize(("pull", "poll", "seconds"), [("2m", "500ms", (120, 0.5)), ("90", "2", (90, 2)),
+                                                       ("1m30s", "0.25", (90, 0.25))])
+def test_the_collectors_durations_take_the_one_syntax_and_plain_seconds(tmp_path, pull, poll, seconds):
+    (tmp_path / "feeds").mkdir()
+    settings = collector_main.settings_from_args([
+        "--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", "127.0.0.1:0", "--insecure",
+        "--feeds-dir", str(tmp_path / "feeds"), "--pull-timeout", pull, "--feeds-dir-poll", poll])
+    assert (settings.pull_timeout, settings.poll_seconds) == seconds
+
+
+def test_the_collector_says_its_version_and_completes_its_flags():
+    from dnswatch.version import package_version
+
+    version = collector_process("--version")
+    assert version.returncode == 0 and version.stdout == f"dnswatch-collector {package_version()}\n"
+    completion = collector_process("--completion", "bash")
+    assert completion.returncode == 0 and "--pull-timeout" in completion.stdout

@@ -1,4 +1,4 @@
-"""deploy/crd-globalthreatfeed.yaml: a structural apiextensions.k8s.io/v1 CRD whose schema agrees with feedspec.
+"""deploy/base/crd-globalthreatfeed.yaml: a structural apiextensions.k8s.io/v1 CRD whose schema agrees with feedspec.
 
 The openAPIV3Schema is checked as the API server would use it: as a JSON schema (jsonschema, Draft 4 is the
 dialect OpenAPI v3.0 builds on), plus its CEL rules (`x-kubernetes-validations`, evaluated with cel-python),
@@ -8,6 +8,7 @@ with the patterns compiled by RE2 (google-re2), the engine Go's regexp shares it
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import celpy
@@ -20,7 +21,7 @@ from dnswatch.feeds.spec import FeedSpecError, feed_spec_from_manifest
 from dnswatch.feeds.status import ErrorCondition, FeedStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.safe_load((ROOT / "deploy" / "crd-globalthreatfeed.yaml").read_text())
+CRD = yaml.safe_load((ROOT / "deploy" / "base" / "crd-globalthreatfeed.yaml").read_text())
 VERSION = CRD["spec"]["versions"][0]
 SCHEMA = VERSION["schema"]["openAPIV3Schema"]
 JUNCTORS = ("oneOf", "anyOf", "allOf", "not")
@@ -196,6 +197,14 @@ VALID = {
     "json": manifest(pull__http__format={"json": {"path": "$.data[*].domain"}}),
     "csv by number": manifest(pull__http__format={"csv": {"fieldNum": 2, "columnDelimiter": ";", "commentDelimiter": "#"}}),
     "csv by name": manifest(pull__http__format={"csv": {"fieldName": "domain", "header": True, "recordSize": 3}}),
+    "json with a filter": manifest(pull__http__format={"json": {"path": "$.*[?(@.ioc_type=='domain')].ioc_value"}}),
+    "jsonLines": manifest(content="IPSet", pull__http__format={"jsonLines": {"key": "cidr"}}),
+    "misp": manifest(pull__http__format={"misp": {}}),
+    "stix": manifest(pull__http__format={"stix": {}}),
+    "taxii": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2"}),
+    "taxii with auth": manifest(pull__http=None, pull__taxii={
+        "url": "https://taxii.example/api1/", "collection": "91a7b528-80eb-42ed-a74d-c6fbd5a26116",
+        "auth": {"headers": [{"name": "Authorization", "valueFrom": SECRET}]}}),
 }
 
 INVALID = {
@@ -204,7 +213,6 @@ INVALID = {
     "bad feedType": manifest(feedType="Other"),
     "description too long": manifest(description="x" * 257),
     "matchSubdomains not a boolean": manifest(matchSubdomains="yes"),
-    "no pull": manifest(pull=None),
     "no url": manifest(pull__http__url=None),
     "url ftp://": manifest(pull__http__url="ftp://f.example/c2"),
     "url without host": manifest(pull__http__url="https://"),
@@ -223,6 +231,16 @@ INVALID = {
     "header value with a line break": manifest(pull__http__headers=[{"name": "A", "value": "x\r\nEvil: 1"}]),
     "two formats": manifest(pull__http__format={"json": {"path": "$.a"}, "csv": {"fieldNum": 0}}),
     "json without path": manifest(pull__http__format={"json": {}}),
+    "jsonLines without key": manifest(pull__http__format={"jsonLines": {}}),
+    "jsonLines empty key": manifest(pull__http__format={"jsonLines": {"key": ""}}),
+    "jsonLines key not a string": manifest(pull__http__format={"jsonLines": {"key": 7}}),
+    "stix and misp": manifest(pull__http__format={"stix": {}, "misp": {}}),
+    "http and taxii": manifest(pull__taxii={"url": "https://taxii.example/api1/", "collection": "c2"}),
+    "taxii without collection": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/api1/"}),
+    "taxii empty collection": manifest(pull__http=None, pull__taxii={"url": "https://taxii.example/", "collection": ""}),
+    "taxii ftp url": manifest(pull__http=None, pull__taxii={"url": "ftp://taxii.example/", "collection": "c2"}),
+    "taxii header without value": manifest(pull__http=None, pull__taxii={
+        "url": "https://taxii.example/api1/", "collection": "c2", "auth": {"headers": [{"name": "A"}]}}),
     "csv without a field": manifest(pull__http__format={"csv": {"header": True}}),
     "csv with both fields": manifest(pull__http__format={"csv": {"fieldNum": 1, "fieldName": "d", "header": True}}),
     "csv fieldName without header": manifest(pull__http__format={"csv": {"fieldName": "d"}}),
@@ -246,6 +264,13 @@ def test_the_demo_manifests_with_https_urls_are_valid(name):
 def test_valid_examples_pass_both(name):
     assert schema_errors(VALID[name]) == []
     feed_spec_from_manifest(VALID[name])
+
+
+def test_a_push_feed_passes_both_where_the_collector_reads_it():
+    push = manifest(pull=None)
+    assert schema_errors(push) == []
+    assert feed_spec_from_manifest(push, allow_push=True).pushed
+    assert not feedspec_accepts(push)  # the agent's --feed-manifest has nowhere to get its set from
 
 
 @pytest.mark.parametrize("name", list(INVALID))
@@ -315,3 +340,27 @@ def test_status_schema_holds_what_the_collector_writes():
     assert schema_errors(too_many)
     negative = {**manifest(), "status": {"entries": -1}}
     assert schema_errors(negative)
+
+
+def documented_manifests() -> list[dict]:
+    """The GlobalThreatFeed manifests of the docs' YAML blocks (docs/feeds.md, docs/globalthreatfeed.md)."""
+    found = []
+    for doc in ("feeds.md", "globalthreatfeed.md"):
+        text = (ROOT / "docs" / doc).read_text()
+        for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.S):
+            obj = yaml.safe_load(block)
+            if isinstance(obj, dict) and obj.get("kind") == "GlobalThreatFeed":
+                found.append(obj)
+    return found
+
+
+def test_every_documented_manifest_passes_both():
+    manifests = documented_manifests()
+    pulls = [m["spec"]["pull"] for m in manifests if "pull" in m["spec"]]
+    formats = {next(iter(pull["http"].get("format", {"newlineDelimited": {}}))) for pull in pulls if "http" in pull}
+    assert {"json", "csv", "jsonLines", "misp", "stix"} <= formats  # one manifest per structured format at least
+    assert any("taxii" in pull for pull in pulls)
+    assert len(pulls) < len(manifests)  # and a push feed
+    for obj in manifests:
+        assert schema_errors(obj) == [], obj["metadata"]["name"]
+        feed_spec_from_manifest(obj, allow_push="pull" not in obj["spec"])

@@ -199,7 +199,7 @@ def test_relative_since_and_until(collector, db_url):  # noqa: F811
     (["events", "list", "--until", "2026-11-27T20:00:00"], "has no timezone"),
     (["events", "list", "--limit", "many"], "--limit: 'many' is not a number"),
     (["events", "list", "--since", "1h", "--until", "2h"], "--since must be before --until"),
-    (["events", "list", "-o", "yaml"], "invalid choice: 'yaml'"),
+    (["events", "list", "-o", "xml"], "invalid choice: 'xml'"),
     (["events", "watch", "--resume-token", "garbage"], "resume_token: not a resume token"),
     (["events", "list"], None),  # the collector is unreachable
     (["events", "burn"], "invalid choice: 'burn'"),

@@ -74,4 +74,5 @@ def test_the_consumer_record_has_the_spec_fields_in_order_and_the_table_shows_th
     assert feed.record()["errorConditions"][-1] == {"type": "PullFailed", "message": "HTTP 500", "count": 3,
                                                     "lastTime": "2026-11-27T21:50:00Z"}
     assert feed.detail()["url"] == "https://feeds.example/c2.txt"
-    assert table_row(feed) == ("c2", DOMAIN_NAME_SET, "Enabled", "3", "2", "2026-11-27T21:00:00Z", "PullFailed x3 +1")
+    assert table_row(feed) == ("c2", DOMAIN_NAME_SET, "Enabled", "3", "1", "2", "2026-11-27T21:00:00Z",
+                               "PullFailed x3 +1")

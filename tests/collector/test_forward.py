@@ -333,3 +333,12 @@ def test_syslog_receivers_get_every_event_in_order_though_away_for_a_while(recei
     first = messages[0]
     assert (first.severity, first.app_name, first.msgid) == (2, "dnswatch", "gtf_suspicious_dns_query")
     assert first.structured_data.startswith(f'[dnswatch@32473 id="{0:032x}" count="1"')
+
+
+def test_an_older_agents_event_keeps_its_order_without_the_fields_added_since() -> None:
+    stored = make_event(2)
+    stored.pop("mitigations", None)
+    stored["record"].pop("answers")
+    line = json.loads(forwarded_event(json.dumps(stored), 5, "2026-12-03T17:00:00.000Z").line)
+    assert list(line) == [name for name in EVENT_FIELDS if name in stored] + list(FORWARD_FIELDS)
+    assert list(line["record"]) == [name for name in RECORD_FIELDS if name != "answers"]

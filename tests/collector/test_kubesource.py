@@ -298,5 +298,5 @@ def test_a_missing_crd_is_retried_with_a_hint(caplog):
             wait_for(lambda: list_requests(api) >= 3)
         finally:
             source.stop()
-    assert "kubectl apply -f deploy/crd-globalthreatfeed.yaml" in caplog.text
+    assert "kubectl apply -f deploy/base/crd-globalthreatfeed.yaml" in caplog.text
     assert source.changes.empty()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dnswatch.feeds.formats import CsvFormat, JsonFormat
+from dnswatch.feeds.formats import CsvFormat, JsonFormat, JsonLinesFormat, MispFormat, StixFormat
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
 from dnswatch.feeds.spec import FeedSpec, HeaderSpec, KeyRef
 from dnswatch.feeds.outcomes import DISABLED, FAILED, NOT_MODIFIED, REFUSED, UNCHANGED, UPDATED
@@ -31,6 +31,7 @@ from dnswatch.feeds.status import FeedStatus
 from collector.shell.puller import FeedPuller, FeedState, PullerSettings, PullResult
 from harness import feedserver
 from harness.feedserver import FeedServer
+from tests.publishedfeeds import MISP_EVENTS, SPAMHAUS_DROP_V4, STIX_BUNDLE, THREATFOX_CSV, THREATFOX_JSON
 
 API_KEY = "s3cr3t-api-key-9f8e7d"
 SETTINGS = PullerSettings(
@@ -124,6 +125,48 @@ def test_json_and_csv_formats(server):
     assert ips.outcome == UPDATED and ips.status.entries == 2 and ips.status.rejected_lines == 1
     csv = pull(spec(server.url("/f.csv"), format=CsvFormat(field_name="domain", header=True)))
     assert csv.parsed.entries == ("evil.example", "bad.example")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "content", "fmt", "entries", "rejected"),
+    [
+        (SPAMHAUS_DROP_V4, "application/json", IP_SET, JsonLinesFormat("cidr"),
+         ("1.10.16.0/20", "198.51.100.0/24", "203.0.113.0/25"), 0),
+        (THREATFOX_JSON, "application/json", DOMAIN_NAME_SET, JsonFormat("$.*[?(@.ioc_type=='domain')].ioc_value"),
+         ("c2.evil.example", "phish.evil.example"), 0),
+        (THREATFOX_CSV, "text/csv", DOMAIN_NAME_SET, CsvFormat(field_num=2, comment_delimiter="#"),
+         ("c2.evil.example", "dl.evil.example"), 1),
+        (MISP_EVENTS, "application/json", DOMAIN_NAME_SET, MispFormat(),
+         ("c2.evil.example", "beacon.evil.example", "dl.evil.example", "obj.evil.example"), 1),
+        (MISP_EVENTS, "application/json", IP_SET, MispFormat(),
+         ("198.51.100.23/32", "203.0.113.9/32", "2001:db8::66/128", "198.51.100.24/32"), 1),
+        (STIX_BUNDLE, "application/stix+json;version=2.1", DOMAIN_NAME_SET, StixFormat(),
+         ("c2.evil.example", "dl.evil.example", "one.evil.example", "two.evil.example"), 3),
+    ],
+    ids=["spamhaus-drop", "threatfox-json", "threatfox-csv", "misp-domains", "misp-ips", "stix"],
+)
+def test_structured_feeds_as_their_publishers_serve_them(server, body, content_type, content, fmt, entries, rejected):
+    server.serve("/feed", body, content_type=content_type)
+    result = pull(spec(server.url("/feed"), content=content, format=fmt), clock=Clock())
+    assert result.outcome == UPDATED
+    assert result.parsed.entries == entries
+    assert (result.status.entries, result.status.rejected_lines) == (len(entries), rejected)
+
+
+def test_stix_validity_is_judged_at_the_pullers_clock(server):
+    server.serve("/bundle", STIX_BUNDLE, content_type="application/stix+json;version=2.1")
+    clock = Clock()
+    clock.now = datetime(2026, 11, 14, tzinfo=timezone.utc)  # before the indicator's valid_until
+    result = pull(spec(server.url("/bundle"), format=StixFormat()), clock=clock)
+    assert "expired.evil.example" in result.parsed.entries
+
+
+def test_a_json_lines_body_without_the_key_fails_with_a_parse_condition(server):
+    server.serve("/drop_v4.json", SPAMHAUS_DROP_V4, content_type="application/json")
+    result = pull(spec(server.url("/drop_v4.json"), content=IP_SET, format=JsonLinesFormat("ip")))
+    assert result.outcome == FAILED
+    assert [c.type for c in result.status.error_conditions] == [PARSE_FAILED]
+    assert "no JSON object of the body has the key 'ip'" in result.message
 
 
 def test_conditional_get_gives_304_which_keeps_the_set_and_counts_as_a_sync(server):

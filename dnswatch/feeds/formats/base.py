@@ -18,7 +18,8 @@ class JsonFormat:
     """A JSON document whose entries a JSONPath selects (`json: {path: "$.data[*].domain"}`)."""
 
     path: str
-    """The JSONPath: Calico's subset (`$`, `.key`, `["key"]`, `[n]`, `[a,b]`, `[s:e:step]`, `*`, `..`), no filters."""
+    """The JSONPath: Calico's subset (`$`, `.key`, `["key"]`, `[n]`, `[a,b]`, `[s:e:step]`, `*`, `..`) and filters
+    (`[?(@.type=='domain')]`)."""
 
     kind: ClassVar[str] = "json"
 
@@ -45,5 +46,29 @@ class CsvFormat:
     kind: ClassVar[str] = "csv"
 
 
-FeedFormat = NewlineDelimitedFormat | JsonFormat | CsvFormat
+@dataclass(frozen=True)
+class JsonLinesFormat:
+    """One JSON object per line, the entry under `key` (`jsonLines: {key: cidr}`, Spamhaus's `drop_v4.json`)."""
+
+    key: str
+    """The member of each object holding the entry."""
+
+    kind: ClassVar[str] = "jsonLines"
+
+
+@dataclass(frozen=True)
+class MispFormat:
+    """A MISP JSON export (`misp: {}`): the values of its attributes, composite ones (`domain|ip`) split."""
+
+    kind: ClassVar[str] = "misp"
+
+
+@dataclass(frozen=True)
+class StixFormat:
+    """A STIX 2.1 bundle (`stix: {}`): the domains, addresses and URL hosts its indicators' patterns name."""
+
+    kind: ClassVar[str] = "stix"
+
+
+FeedFormat = NewlineDelimitedFormat | JsonFormat | CsvFormat | JsonLinesFormat | MispFormat | StixFormat
 NEWLINE_DELIMITED = NewlineDelimitedFormat()

@@ -3,6 +3,11 @@
 Calico reads CSV with Go's encoding/csv and fails the whole pull on a record of the wrong size; here such a
 record is counted as rejected (a line that cannot be an entry is never fatal), as is a record too
 short to hold the column. A header without the named column is fatal: the spec does not fit the feed.
+
+White space after a delimiter is skipped, so a quoted field may follow it: ThreatFox writes its CSV as
+`"2024-01-01 00:00:00", "1234", "evil.example", "domain", ...`, which Go's encoding/csv refuses (a bare quote in
+a field) and the csv module would read as fields starting with ` "`. Not when the delimiter is a space itself:
+there two spaces in a row are an empty field between them.
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import datetime
 
 from dnswatch.feeds.formats.base import CsvFormat
 from dnswatch.feeds.lines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
 
 
-def parse(body: bytes, content: str, fmt: CsvFormat, max_bytes: int) -> ParsedFeed:
+def parse(body: bytes, content: str, fmt: CsvFormat, max_bytes: int, now: datetime) -> ParsedFeed:
     text = decode_body(body, max_bytes)
     position = [0]  # the physical line number of the last line handed to the csv reader
 
@@ -27,7 +33,7 @@ def parse(body: bytes, content: str, fmt: CsvFormat, max_bytes: int) -> ParsedFe
                 continue
             yield line
 
-    reader = csv.reader(lines(), delimiter=fmt.column_delimiter)
+    reader = csv.reader(lines(), delimiter=fmt.column_delimiter, skipinitialspace=fmt.column_delimiter != " ")
     records = _records(reader, position)
     column = fmt.field_num or 0
     expected = None if fmt.disable_record_size_validation else fmt.record_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from dnswatch.feeds.formats.base import JsonFormat
@@ -10,7 +11,7 @@ from dnswatch.feeds.formats.jsonpath import JsonPathError, compile_json_path
 from dnswatch.feeds.lines import MAX_REJECTED_SAMPLES, FeedError, ParsedFeed, decode_body, parse_values
 
 
-def parse(body: bytes, content: str, fmt: JsonFormat, max_bytes: int) -> ParsedFeed:
+def parse(body: bytes, content: str, fmt: JsonFormat, max_bytes: int, now: datetime) -> ParsedFeed:
     text = decode_body(body, max_bytes)
     try:
         document = json.loads(text)

@@ -1,9 +1,16 @@
-"""The JSONPath subset Calico's threat feeds accept (github.com/yalp/jsonpath): no filters, no expressions.
+"""The JSONPath Calico's threat feeds accept (github.com/yalp/jsonpath), with filters.
 
 `$` (also written `$.`) is the document; `.key` and `["key"]` (or `['key']`) a member; `[n]` an element (negative
 counts from the end); `[a,b]` several; `[start:end:step]` a slice; `*` and `[*]` every member or element; `..`
-followed by a key, `*` or a bracket searches every depth. Before the first step that can select several nodes
-a missing member is an error (the path is wrong for this document); after one, it only selects nothing.
+followed by a key, `*` or a bracket searches every depth; `[?(expression)]` (or `[?expression]`) keeps the
+members or elements for which the expression holds (`dnswatch.feeds.formats.jsonfilter`). Script expressions
+(`[(@.length-1)]`) are not supported. Before the first step that can select several nodes a missing member is
+an error (the path is wrong for this document); after one, it only selects nothing.
+
+Why our own and not a JSONPath library from PyPI: jsonpath-ng (which has filters) took 7.9 s to select
+`$.data[*].domain` from a document of a million objects where this module takes 0.11 s, and 11.8 s for
+`$..domain` against 1.3 s; the whole load of a 1M-entry feed has 2 s (docs/architecture.md). Its dialect
+also differs from Calico's in paths manifests already use (`$.` is an error to it).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from dnswatch.feeds.formats.jsonfilter import FilterError, compile_filter
 
 
 class JsonPathError(ValueError):
@@ -41,6 +50,9 @@ class JsonPath:
                 several = several or len(step[1]) > 1
             elif op == "every":
                 nodes = [child for node in nodes for child in _children(node)]
+                several = True
+            elif op == "filter":
+                nodes = [child for node in nodes for child in _children(node) if step[1].holds(child)]
                 several = True
             elif op == "slice":
                 nodes = [child for node in nodes if isinstance(node, list) for child in node[step[1]]]
@@ -97,9 +109,14 @@ def _dotted(text: str, pos: int, steps: list[tuple]) -> int:
 def _bracket(text: str, pos: int, steps: list[tuple]) -> int:
     close = _closing_bracket(text, pos)
     inner = text[pos:close].strip()
-    if inner.startswith(("?", "(")):
-        raise JsonPathError(f"{text!r}: filters and expressions are not supported")
-    if inner == "*":
+    if inner.startswith("("):
+        raise JsonPathError(f"{text!r}: script expressions such as [(@.length-1)] are not supported")
+    if inner.startswith("?"):
+        try:
+            steps.append(("filter", compile_filter(inner[1:])))
+        except FilterError as error:
+            raise JsonPathError(f"{text!r}: {error}") from None
+    elif inner == "*":
         steps.append(("every",))
     elif ":" in inner and not _STRING.match(inner):
         parts = [part.strip() for part in inner.split(":")]
@@ -116,7 +133,9 @@ def _bracket(text: str, pos: int, steps: list[tuple]) -> int:
 
 
 def _closing_bracket(text: str, pos: int) -> int:
+    # Brackets nest inside a filter (`[?(@['a'] == 1)]`), so the one that closes is the one at depth 0.
     quote = None
+    depth = 0
     index = pos
     while index < len(text):
         char = text[index]
@@ -127,8 +146,12 @@ def _closing_bracket(text: str, pos: int) -> int:
                 quote = None
         elif char in "'\"":
             quote = char
+        elif char == "[":
+            depth += 1
         elif char == "]":
-            return index
+            if depth == 0:
+                return index
+            depth -= 1
         index += 1
     raise JsonPathError(f"{text!r}: '[' at {pos - 1} is never closed")
 
