@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # OS packages the test suite uses (tshark is the oracle for what a capture holds; PostgreSQL is the
 # collector's multi-replica store, tested against a real server the suite starts; the live-capture testbed
-# runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2).
-APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2
+# runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2;
+# rsyslog, with its TLS driver, is the real syslog receiver of the forwarding tests).
+APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2 rsyslog rsyslog-gnutls
 
 .PHONY: venv demo test bench fuzz apt lint clean
 

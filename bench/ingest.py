@@ -117,7 +117,8 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 class Collector:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *flags: str) -> None:
+        """`flags` are added to the collector's command line (bench/forward.py attaches forwarders)."""
         self.db = f"sqlite:///{folder / 'ingest.sqlite'}"
         feeds = folder / "feeds"
         feeds.mkdir(exist_ok=True)
@@ -125,7 +126,7 @@ class Collector:
         self.address = f"127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "collector.shell.main", "--db", self.db, "--listen", self.address,
-             "--feeds-dir", str(feeds), "--insecure", "--log-level", "WARNING"],
+             "--feeds-dir", str(feeds), "--insecure", "--log-level", "WARNING", *flags],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with grpc.insecure_channel(self.address) as channel:
             grpc.channel_ready_future(channel).result(timeout=60)

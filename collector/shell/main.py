@@ -6,8 +6,9 @@
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
-write-back), and the gRPC server. SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams
-end, pulls are cancelled, the store is closed, and the process exits 0.
+write-back), the gRPC server, and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
+stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each forwarder saves its
+cursor, the store is closed, and the process exits 0.
 
 gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
 """
@@ -39,6 +40,9 @@ from collector.shell.eventbell import EventBell
 from collector.shell.exceptionkeeper import ExceptionKeeper
 from collector.shell.feedhub import FeedHub, Refusals, StatusSink
 from collector.shell.grpc_alerting import add_alerting_service
+from collector.shell.forwarder import Forwarding
+from collector.shell.forwardmetrics import ForwardMetrics
+from collector.shell.forwardsettings import ForwardSettings, add_forward_arguments, forward_settings_from_args
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
@@ -107,6 +111,8 @@ class CollectorSettings:
     """The address of the metrics port: every one, IPv4 and IPv6, by default."""
     pull_timeout: float = 60.0
     """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
+    forward: ForwardSettings = ForwardSettings()
+    """Where every event is forwarded (`--forward`, docs/forwarding.md); no target: nowhere."""
 
     @property
     def insecure(self) -> bool:
@@ -144,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "`dnswatch feeds sync` waits (30s, 2m, or seconds; default: 60s)")
     add_log_arguments(parser)
     add_security_arguments(parser)
+    add_forward_arguments(parser)
     return parser
 
 
@@ -164,12 +171,13 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected a port number, 0 to 65535")
     security = server_security_from_args(args)
+    forward = forward_settings_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
                              kubeconfig=args.kubeconfig, namespace=args.namespace, security=security,
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
                              metrics_address=args.metrics_address,
-                             pull_timeout=args.pull_timeout)
+                             pull_timeout=args.pull_timeout, forward=forward)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -257,7 +265,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             server = grpc.aio.server(options=_SERVER_OPTIONS,
                                      interceptors=[*_interceptors(settings), StreamCounter(metrics)])
             health = await add_feed_services(server, hub)
-            bell = EventBell()  # the ingest rings it after each durable write; watches wake on it
+            bell = EventBell()  # the ingest rings it after each durable write; watches and forwarders wake on it
+            forwarding = Forwarding(settings.forward, store, bell, ForwardMetrics(metrics.registry))
             add_events_service(server, store, bell)
             keeper = ExceptionKeeper(store)
             add_alerting_service(server, keeper)
@@ -268,6 +277,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             serving.set()
             if on_listening is not None:
                 on_listening(port)
+            forwarding.start()
             exceptions_task = []
             if settings.feeds_dir is None:
                 # Imported only here: the folder mode never loads the kubernetes client.
@@ -294,6 +304,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 for task in [*tasks, stopping]:
                     task.cancel()
                 await asyncio.gather(*tasks, stopping, return_exceptions=True)
+                await forwarding.close()  # each target's cursor saved before the store closes
     finally:
         serving.clear()
         if exporter is not None:

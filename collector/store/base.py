@@ -181,6 +181,16 @@ class Store(Protocol):
 
     async def excepted_counts(self) -> dict[str, int]:
         """How many stored events each alert exception marks."""
+    # -- forwarding (collector/store/forwardcursors.py) -----------------------------------------------
+
+    async def forward_cursor(self, target: str) -> int | None:
+        """The change sequence number the forwarding `target` has received every change up to; None if new."""
+
+    async def forward_changes(self, seq: int, limit: int) -> tuple[int, list[tuple[int, bytes]]]:
+        """(latest seq, [(seq, body as UTF-8)]): at most `limit` changes after `seq`, in sequence order."""
+
+    async def save_forward_cursor(self, target: str, seq: int) -> None:
+        """Durably record that `target` has every change up to `seq`; a cursor never moves back."""
 
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""

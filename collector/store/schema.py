@@ -219,6 +219,16 @@ MIGRATIONS += (
         "CREATE INDEX events_dismissed ON events (time, id) WHERE dismissed_at IS NOT NULL",
         "CREATE INDEX events_excepted ON events (excepted_by, time, id) WHERE excepted_by <> ''",
     )),
+    Migration(7, "forwarding: the change sequence number each forwarding target has received up to", (
+        # One row per target (its --forward text): every change numbered up to `seq` has reached it. Written
+        # only after the target has the events, so a restart resumes there (docs/forwarding.md).
+        """
+        CREATE TABLE forward_cursors (
+            target   TEXT PRIMARY KEY,
+            seq      BIGINT NOT NULL,
+            saved_at DOUBLE PRECISION NOT NULL
+        )""",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

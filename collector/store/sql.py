@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Protocol, TypeVar
 from collector.store.base import (DEFAULT_KEEP_VERSIONS, FeedHeader, FeedVersion, StoredFeed, StoreError,
                                   VersionConflict, from_epoch, pack_entries, unpack_entries)
 from collector.store.events import EventStoreMixin
+from collector.store.forwardcursors import ForwardCursorMixin
 from collector.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 
 T = TypeVar("T")
@@ -62,10 +63,11 @@ class Dialect(Protocol):
         """The SQL expression of a text column's UTF-8 bytes (read without decoding them)."""
 
 
-class SqlStore(EventStoreMixin):
+class SqlStore(EventStoreMixin, ForwardCursorMixin):
     """A Store over one SQL connection in a worker thread. Build it with `open_store(url)`.
 
-    The event methods come from EventStoreMixin (collector/store/events.py)."""
+    The event methods come from EventStoreMixin (collector/store/events.py), the forwarding cursors from
+    ForwardCursorMixin (collector/store/forwardcursors.py)."""
 
     def __init__(self, dialect: Dialect, *, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> None:
         if keep_versions < 2:
