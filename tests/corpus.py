@@ -1,5 +1,5 @@
-"""The real captures of other projects' test suites (pcaps/corpus, copied from ../shared/pcaps/corpus so a
-fresh clone carries them), with what tshark 4.0 finds in each (manifest.json)."""
+"""The real captures of other projects' test suites (pcaps/corpus, carried in the repository so that a fresh
+clone tests against them), with what tshark 4.0 finds in each (manifest.json)."""
 
 import json
 from pathlib import Path
