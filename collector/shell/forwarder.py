@@ -114,7 +114,8 @@ class Forwarder:
         self._failures = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._held: list[tuple[int, bytes | str]] = []  # this process's new rows, right after _frontier
+        # This process's new rows, right after _frontier: (seq, body, excepted_by, dismissed).
+        self._held: list[tuple[int, bytes | str, str, bool]] = []
         self._frontier = 0  # the last change read or taken, forwarded or not yet
 
     def start(self) -> None:
@@ -214,21 +215,22 @@ class Forwarder:
 
     # -- the steps -------------------------------------------------------------------------------------------
 
-    async def _forward(self, changes: list[tuple[int, bytes]]) -> bool:
+    async def _forward(self, changes: list[tuple[int, bytes | str, str, bool]]) -> bool:
         """Hand the changes' forwarded events to the sink; False (after the backoff) when it failed."""
         if not changes:
             return True
         stamp = rfc3339_ms(dt.datetime.now(dt.timezone.utc))
         page: list[Forwarded] = []
-        for seq, body in changes:
+        for seq, body, excepted_by, dismissed in changes:
+            if not is_forwarded(excepted_by, dismissed):
+                continue  # hidden when emitted: declined, and never parsed
             try:
                 forwarded = forwarded_event(body, seq, stamp)
             except ValueError as error:  # the ingest stores JSON objects only: a damaged row, skipped
                 self._metrics.error(self.name)
                 log.error("forwarding to %s: change %d is no JSON event, skipped: %s", self.name, seq, error)
                 continue
-            if is_forwarded(forwarded):
-                page.append(forwarded)
+            page.append(forwarded)
         if not page:
             return True
         try:
@@ -252,7 +254,8 @@ class Forwarder:
         if skip < 0 or len(self._held) + len(rows) > self._settings.max_held_events:
             self._held = []
             return
-        self._held += [(first_seq + index, rows[index].body) for index in range(skip, len(rows))]
+        self._held += [(first_seq + index, rows[index].body, rows[index].excepted_by, rows[index].dismissed)
+                       for index in range(skip, len(rows))]
 
     def _rewind(self) -> None:
         """After a failure: go back to the first page sent within the sink's resend_seconds, which may not

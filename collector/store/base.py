@@ -186,8 +186,9 @@ class Store(Protocol):
     async def forward_cursor(self, target: str) -> int | None:
         """The change sequence number the forwarding `target` has received every change up to; None if new."""
 
-    async def forward_changes(self, seq: int, limit: int) -> tuple[int, list[tuple[int, bytes]]]:
-        """(latest seq, [(seq, body as UTF-8)]): at most `limit` changes after `seq`, in sequence order."""
+    async def forward_changes(self, seq: int, limit: int) -> tuple[int, list[tuple[int, bytes, str, bool]]]:
+        """(latest seq, [(seq, body as UTF-8, excepted_by, dismissed)]): at most `limit` changes after `seq`,
+        in sequence order, each with the marks the store holds beside the event."""
 
     async def save_forward_cursor(self, target: str, seq: int) -> None:
         """Durably record that `target` has every change up to `seq`; a cursor never moves back."""

@@ -5,8 +5,8 @@ has reached that target. The forwarder saves it only after the target has what i
 collector resumes there and loses nothing; what it had sent since the last save is sent again.
 
 The forwarder reads the changes themselves with `forward_changes`: the change sequence as `event_changes`
-gives it to watches, but only each row's number and body (the forwarder parses the body anyway, and the
-columns a watch filters on cost it a tenth of its time at full ingest).
+gives it to watches, but only each row's number, body and marks (the forwarder parses the body anyway, and
+the columns a watch filters on cost it a tenth of its time at full ingest).
 
 `ForwardCursorMixin` is mixed into SqlStore, like the event transactions, so both backends share it.
 """
@@ -40,23 +40,25 @@ class ForwardCursorMixin:
         a lower `seq` than the saved one changes nothing."""
         await self._call(self._save_forward_cursor, target, int(seq), time.time())
 
-    async def forward_changes(self, seq: int, limit: int) -> tuple[int, list[tuple[int, bytes]]]:
+    async def forward_changes(self, seq: int, limit: int) -> tuple[int, list[tuple[int, bytes, str, bool]]]:
         """(latest, rows): the latest change sequence number handed out, read first, then at most `limit`
-        (seq, body as UTF-8) rows changed after `seq`, in sequence order; as `event_changes`, when fewer than
-        `limit` come back no change up to `latest` is left unread. Read beside the writes, on the reading
-        connection."""
+        (seq, body as UTF-8, excepted_by, dismissed) rows changed after `seq`, in sequence order; as
+        `event_changes`, when fewer than `limit` come back no change up to `latest` is left unread. Read beside
+        the writes, on the reading connection."""
         size = check_limit(limit, "limit", cap=MAX_CHANGES_READ)
         return await self._call_reading(self._read_forward_changes, int(seq), size)
 
     # -- on the store's thread --------------------------------------------------------------------------
 
-    def _read_forward_changes(self, conn: Any, seq: int, size: int) -> tuple[int, list[tuple[int, bytes]]]:
+    def _read_forward_changes(self, conn: Any, seq: int,
+                              size: int) -> tuple[int, list[tuple[int, bytes, str, bool]]]:
         # Two statements, each its own snapshot: the number first, so the rows read after it hold every change
         # it counts.
         latest = int(self._exec(conn, "SELECT last_seq FROM event_sequence WHERE one = 1", ()).fetchone()[0])
-        rows = self._exec(conn, f"SELECT seq, {self._dialect.utf8_of('body')} FROM events WHERE seq > ? "
-                                "ORDER BY seq LIMIT ?", (seq, size)).fetchall()
-        return latest, rows
+        rows = self._exec(conn, f"SELECT seq, {self._dialect.utf8_of('body')}, excepted_by, "
+                                "dismissed_at IS NOT NULL FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                          (seq, size)).fetchall()
+        return latest, [(row[0], row[1], row[2], bool(row[3])) for row in rows]
 
     def _read_forward_cursor(self, conn: Any, target: str) -> int | None:
         row = self._exec(conn, "SELECT seq FROM forward_cursors WHERE target = ?", (target,)).fetchone()

@@ -342,3 +342,40 @@ def test_an_older_agents_event_keeps_its_order_without_the_fields_added_since() 
     line = json.loads(forwarded_event(json.dumps(stored), 5, "2026-12-03T17:00:00.000Z").line)
     assert list(line) == [name for name in EVENT_FIELDS if name in stored] + list(FORWARD_FIELDS)
     assert list(line["record"]) == [name for name in RECORD_FIELDS if name != "answers"]
+
+
+# ---------------------------------------------------------------------------------------------- events left out
+
+
+def test_excepted_and_dismissed_events_are_not_forwarded_when_emitted(tmp_path) -> None:
+    """A real collector with an AlertException in its folder and a file target: events the exception matches
+    and an event dismissed through the CLI (and its growth, which stays dismissed) never reach the file;
+    removing the exception afterwards does not send the events it hid, while a later emission is forwarded."""
+    from tests.collector.test_alerting_cli import exception
+    from tests.collector.test_events_cli import dnswatch
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "ci.yaml").write_text(exception("ci", "source_namespace = ci"))
+    out = tmp_path / "siem" / "events.jsonl"
+    shop = [make_event(n, namespace="shop") for n in range(4)]
+    ci = [make_event(n, namespace="ci") for n in range(4, 7)]
+    with RunningCollector(f"sqlite:///{tmp_path / 'db.sqlite'}", folder, "--forward", f"file:{out}") as running:
+        def exception_active() -> bool:
+            shown = dnswatch(running.address, "exceptions", "get", "ci", "-o", "json")
+            return shown.returncode == 0 and json.loads(shown.stdout)["status"]["active"] is True
+
+        wait_until(exception_active, "the exception loaded")
+        ship(running.address, shop + ci)
+        wait_until(lambda: len(file_lines(out)) >= len(shop), "the shop events in the file")
+        dismissed = dnswatch(running.address, "events", "dismiss", shop[0]["id"])
+        assert dismissed.returncode == 0, dismissed.stderr
+        (folder / "ci.yaml").unlink()
+        wait_until(lambda: dnswatch(running.address, "exceptions", "get", "ci").returncode != 0,
+                   "the exception removed")
+        # After both: the dismissed event grows, an event hidden before grows, and one more arrives last.
+        ship(running.address, [make_event(0, namespace="shop", count=5), make_event(4, namespace="ci", count=2)],
+             first_batch=10)
+        ship(running.address, [make_event(9, namespace="shop")], first_batch=20)
+        wait_until(lambda: any(line["id"] == f"{9:032x}" for line in file_lines(out)), "the last event")
+    assert emissions(file_lines(out)) == [(e["id"], 1) for e in shop] + [(f"{4:032x}", 2), (f"{9:032x}", 1)]
