@@ -1,5 +1,6 @@
 """Alert exceptions and dismissal end to end: `dnswatch exceptions|events ...` as real processes against a real
-collector reading AlertExceptions from its manifests folder (SQLite, 127.0.0.1)."""
+collector reading AlertExceptions from its manifests folder or the Kubernetes API emulator (127.0.0.1), its
+store on SQLite and on a real PostgreSQL server in turn."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import yaml
 
 from harness.collector import RunningCollector
 from tests.collector.eventdata import event
-from tests.collector.running import db_url  # noqa: F401
 from tests.collector.test_events_cli import compact, dnswatch, ingest
 
 pytestmark = pytest.mark.timeout(120)
@@ -45,6 +45,12 @@ def wait_listed(address: str, expected: list[str], *flags: str, deadline: float 
 
 
 @pytest.fixture
+def db_url(store_url: str) -> str:
+    """The collector's store: each test runs on both backends."""
+    return store_url
+
+
+@pytest.fixture
 def folder(tmp_path):
     path = tmp_path / "manifests"
     path.mkdir()
@@ -52,7 +58,7 @@ def folder(tmp_path):
 
 
 @pytest.fixture
-def collector(db_url, folder):  # noqa: F811
+def collector(db_url, folder):
     ingest(db_url, EVENTS)
     with RunningCollector(db_url, folder) as running:
         yield running
@@ -111,7 +117,7 @@ def test_a_selector_that_does_not_parse_is_a_status_condition_and_is_not_applied
     assert missing.returncode == 1 and "no AlertException named 'nothing'" in missing.stderr
 
 
-def test_dismiss_and_undismiss_with_unknown_ids_reported(collector, db_url):  # noqa: F811
+def test_dismiss_and_undismiss_with_unknown_ids_reported(collector, db_url):
     result = dnswatch(collector.address, "events", "dismiss", IDS[1], IDS[3], "f" * 32)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [f"{IDS[1]} dismissed", f"{IDS[3]} dismissed"]
@@ -133,7 +139,7 @@ def test_dismiss_and_undismiss_with_unknown_ids_reported(collector, db_url):  # 
     assert compact(EVENTS[0]) in dnswatch(collector.address, "events", "list", "-o", "json").stdout
 
 
-def test_watch_leaves_out_dismissed_events_unless_asked(collector, db_url):  # noqa: F811
+def test_watch_leaves_out_dismissed_events_unless_asked(collector, db_url):
     from dnswatch.pbconvert.events import encode_resume_token
     from tests.collector.test_events_cli import Watch, latest_seq
 
@@ -157,7 +163,7 @@ def test_watch_leaves_out_dismissed_events_unless_asked(collector, db_url):  # n
 # ---------------------------------------------------------------------------------------------- Kubernetes mode
 
 
-def test_alert_exceptions_from_the_kubernetes_api_apply_and_report_their_status(tmp_path, db_url):  # noqa: F811
+def test_alert_exceptions_from_the_kubernetes_api_apply_and_report_their_status(tmp_path, db_url):
     from tests.collector.kubesetup import kubeconfig, wait_until
     from tests.kubeapi import FakeKubeAPI
 
