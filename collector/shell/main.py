@@ -305,14 +305,17 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             if on_listening is not None:
                 on_listening(port)
             forwarding.start()
-            exceptions_task = []
+            alerting_tasks = []
             if settings.feeds_dir is None:
                 # Imported only here: the folder mode never loads the kubernetes client.
                 from collector.shell.exceptionsource import AlertExceptionSource
+                from collector.shell.webhooksource import SecurityEventWebhookSource
 
                 exception_source = AlertExceptionSource(_kube_api_client(settings), keeper)
-                exceptions_task = [asyncio.create_task(exception_source.follow(), name="AlertException source")]
-            tasks = [*exceptions_task, asyncio.create_task(puller.run(), name="puller"),
+                webhook_source = SecurityEventWebhookSource(_kube_api_client(settings), webhooks)
+                alerting_tasks = [asyncio.create_task(exception_source.follow(), name="AlertException source"),
+                                  asyncio.create_task(webhook_source.follow(), name="SecurityEventWebhook source")]
+            tasks = [*alerting_tasks, asyncio.create_task(puller.run(), name="puller"),
                      asyncio.create_task(_follow(source, hub), name="feed source"),
                      asyncio.create_task(keeper.run(first_replace=True),
                                          name="alert exceptions")]
