@@ -47,6 +47,7 @@ from collector.shell.forwardsettings import ForwardSettings, add_forward_argumen
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
+from collector.shell.grpc_webhooks import add_webhooks_service
 # The metrics server and log formatter are the agent's, shared through collector.shell.metrics (the one
 # place the import contract lets the collector reach into agent.shell for them).
 from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
@@ -295,6 +296,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             keeper = ExceptionKeeper(store)
             add_alerting_service(server, keeper)
             webhooks = WebhookKeeper(source.resolve_value)
+            add_webhooks_service(server, webhooks)
             if on_assembled is not None:
                 on_assembled(AlertingParts(keeper, webhooks, loop))
             add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
