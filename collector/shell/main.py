@@ -6,7 +6,9 @@
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
-write-back), the gRPC server, and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
+write-back), the gRPC server, the alert exceptions and the SecurityEventWebhooks (their keepers, and in
+Kubernetes mode their sources; in folder mode the folder gives them, with the Secrets and ConfigMaps webhooks
+read, docs/webhooks.md), and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
 stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each forwarder saves its
 cursor, the store is closed, and the process exits 0.
 

@@ -106,6 +106,16 @@ def test_test_says_whether_the_sample_was_delivered(collector):  # noqa: F811
     assert delivered.stdout == "webhook tickets: the sample event was delivered (HTTP 200)\n"
 
 
+def test_none_is_said_on_stderr_and_an_empty_list_in_json_and_yaml(db_url, tmp_path):  # noqa: F811
+    from harness.collector import RunningCollector
+
+    with RunningCollector(db_url, tmp_path) as empty:
+        table = run(empty.address, "list")
+        assert (table.returncode, table.stdout, table.stderr) == (0, "", "dnswatch: no webhooks\n")
+        assert run(empty.address, "list", "-o", "json").stdout == ""
+        assert run(empty.address, "list", "-o", "yaml").stdout == "[]\n"
+
+
 def test_no_collector_is_one_line_and_exit_2(tmp_path):
     from harness.collector import free_port
 
