@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.entrylines import EntryLines
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET, ParsedFeed
 from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
 from dnswatch.feeds.spec import DEFAULT_SEVERITY
@@ -46,11 +47,15 @@ class CompiledFeed:
     """The feed's labels at this version (`FeedSpec.labels`), sent with the set."""
     severity: int = DEFAULT_SEVERITY
     """The severity of the feed's events at this version (`FeedSpec.severity`), sent with the set."""
+    lines: EntryLines | None = None
+    """The body this version was read from, when it was newline-delimited and pulled or pushed by this process
+    (not restored from the store): where the collector finds the line of a matched entry."""
 
 
 def compile_feed(
     name: str, content: str, version: int, sha256: str, entries: tuple[str, ...] | list[str],
     match_subdomains: bool = False, labels: tuple[tuple[str, str], ...] = (), severity: int = DEFAULT_SEVERITY,
+    lines: EntryLines | None = None,
 ) -> CompiledFeed:
     """Compile a stored or freshly pulled set, with the labels and severity it travels with; ValueError for an
     unknown content.
@@ -71,7 +76,7 @@ def compile_feed(
         raise ValueError(f"feed {name!r}: content must be {DOMAIN_NAME_SET} or {IP_SET}, not {content!r}")
     snapshot = replace(snapshot, labels=tuple(labels), severity=severity)
     return CompiledFeed(name, content, version, sha256, entries, match_subdomains, domains, snapshot, tuple(labels),
-                        severity)
+                        severity, lines)
 
 
 def delta_between(old: CompiledFeed, new: CompiledFeed) -> FeedDelta | None:

@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from dnswatch.feeds.formats import FeedFormat
+from dnswatch.feeds.entrylines import EntryLines
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, FeedFormat
 from dnswatch.feeds.spec import DEFAULT_SEVERITY, FeedSpec
 from dnswatch.feeds.wire import FeedDelta, FeedRemoved, FeedUpdate
 from dnswatch.urlredact import redact_urls, redacted_url
@@ -264,7 +265,8 @@ class FeedHub:
         assert current is not None
         version = max(current.version, feed.status.version) + 1
         compiled = await asyncio.to_thread(compile_feed, feed.name, current.content, version, current.sha256,
-                                           current.entries, spec.match_subdomains, spec.labels, spec.severity)
+                                           current.entries, spec.match_subdomains, spec.labels, spec.severity,
+                                           current.lines)
         status = replace(feed.status, version=version)
         await self._save_set(feed, compiled, status)
         return status
@@ -298,8 +300,9 @@ class FeedHub:
                 content = spec.content if spec is not None else feed.content
                 subdomains = spec.match_subdomains if spec is not None else False
                 labels, severity = _context_of(spec, feed.current)
+                lines = await asyncio.to_thread(_lines_of, result, spec, content)
                 compiled = await asyncio.to_thread(compile_feed, feed.name, content, status.version, status.sha256,
-                                                   result.parsed.entries, subdomains, labels, severity)
+                                                   result.parsed.entries, subdomains, labels, severity, lines)
                 await self._save_set(feed, compiled, status)
             elif status != feed.status:
                 feed.status = status
@@ -397,8 +400,20 @@ class FeedHub:
             if verdict.outcome == REFUSED:
                 raise PushRefused(f"feed {name!r}: {verdict.message}")
             feed.pushed_format = (fmt or spec.format).kind
-            await self.record_pull(PullResult(name, verdict.outcome, FeedState(verdict.status), verdict.parsed))
+            await self.record_pull(PullResult(name, verdict.outcome, FeedState(verdict.status), verdict.parsed,
+                                              body=body if feed.pushed_format == NEWLINE_DELIMITED.kind else None))
         return self.feed(name), verdict.outcome
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def entry_lines(self) -> dict[tuple[str, int], EntryLines]:
+        """The bodies of the versions still held, by (feed, version): where an event's `line` is found."""
+        held: dict[tuple[str, int], EntryLines] = {}
+        for feed in self._feeds.values():
+            for compiled in (feed.current, *feed.older.values()):
+                if compiled is not None and compiled.lines is not None:
+                    held[(feed.name, compiled.version)] = compiled.lines
+        return held
 
     # ------------------------------------------------------------------------------------------ agents
 
@@ -507,6 +522,15 @@ def _stored_status(status: FeedStatus, feed: _Feed, compiled: CompiledFeed | Non
         saved[_VALIDATORS] = {"for": feed.validators_for, "etag": feed.validators.etag,
                               "lastModified": feed.validators.last_modified}
     return saved
+
+
+def _lines_of(result: PullResult, spec: FeedSpec | None, content: str) -> EntryLines | None:
+    """The pulled body's lines, when they are lines: a structured body (JSON, CSV, STIX...) has no line to show."""
+    if result.body is None or spec is None:
+        return None
+    if not spec.pushed and spec.format.kind != NEWLINE_DELIMITED.kind:
+        return None
+    return EntryLines.from_body(result.body, content)
 
 
 def _context_of(spec: FeedSpec | None, current: CompiledFeed | None) -> tuple[tuple[tuple[str, str], ...], int]:
