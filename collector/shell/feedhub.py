@@ -31,7 +31,7 @@ from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import DnswatchError
 from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from collector.core.feedsets import CompiledFeed, compile_feed, delta_between, update_from
-from dnswatch.feeds.outcomes import REFUSED, UPDATED
+from dnswatch.feeds.outcomes import REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import Validators
 from collector.core.pushing import judge_push
 from dnswatch.feeds.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
@@ -304,14 +304,18 @@ class FeedHub:
                 compiled = await asyncio.to_thread(compile_feed, feed.name, content, status.version, status.sha256,
                                                    result.parsed.entries, subdomains, labels, severity, lines)
                 await self._save_set(feed, compiled, status)
-            elif status != feed.status:
+            else:
+                if result.outcome == UNCHANGED and result.body is not None and feed.current is not None:
+                    # The same set from another body (lines moved, comments changed): lines are the latest body's.
+                    lines = await asyncio.to_thread(_lines_of, result, feed.spec, feed.current.content)
+                    feed.current = replace(feed.current, lines=lines)
+                if status == feed.status:
+                    return
                 feed.status = status
                 try:
                     await self._store.save_status(feed.name, _stored_status(status, feed))
                 except StoreError as error:
                     log.error("feed %s: cannot save its status: %s", feed.name, error)
-            else:
-                return
             await self._write_status(feed)
 
     async def _save_set(self, feed: _Feed, compiled: CompiledFeed, status: FeedStatus) -> None:
