@@ -10,6 +10,7 @@ a grown event is filled alike and replaces its row as before.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 from dnswatch.feeds.entrylines import EntryLines
@@ -26,30 +27,44 @@ def fill_lines(texts: list[str], bodies: Mapping[tuple[str, int], EntryLines]) -
     if not bodies:
         return None
     out, changed = [], False
+    filling: dict[tuple[str, str, str], str | None] = {}  # a batch's events mostly share their matches
     for text in texts:
-        filled = _filled(text, bodies) if UNFILLED in text else None
+        filled = _filled(text, bodies, filling) if UNFILLED in text else None
         out.append(text if filled is None else filled)
         changed = changed or filled is not None
     return out if changed else None
 
 
-def _filled(text: str, bodies: Mapping[tuple[str, int], EntryLines]) -> str | None:
-    try:
-        event = json.loads(text)
-        matches = event["record"]["matches"]
-    except (ValueError, KeyError, TypeError):
-        return None  # the store says what is wrong with it
-    changed = False
-    for match in matches if isinstance(matches, list) else ():
-        if not isinstance(match, dict) or match.get("line") is not None:
+# A match as the agent writes it (agent/core/events.py's MatchRecord, in its field order, compact JSON) with its
+# line left to the collector. Rewriting just these spans, not decoding and encoding the whole event, costs 7.5 us
+# an event where json.loads and json.dumps took 27 (an event without one: 0.5 us); every event of an agent fed
+# by the collector has one.
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_UNFILLED_MATCH = re.compile(
+    rf'"feed":(?P<feed>{_STRING}),"entry":(?P<entry>{_STRING}),"section":"[a-z]+","feed_version":"(?P<version>[0-9]+)",'
+    rf'(?P<unfilled>"line":null,"line_text":null)')
+
+
+def _filled(text: str, bodies: Mapping[tuple[str, int], EntryLines],
+            filling: dict[tuple[str, str, str], str | None]) -> str | None:
+    pieces, last = [], 0
+    for match in _UNFILLED_MATCH.finditer(text):
+        key = (match["feed"], match["version"], match["entry"])
+        if key not in filling:
+            filling[key] = _filling(bodies, *key)
+        if filling[key] is None:
             continue
-        version = match.get("feed_version")
-        lines = bodies.get((match.get("feed"), int(version))) if isinstance(version, str) and version.isdigit() \
-            else None
-        entry = match.get("entry")
-        found = lines.locate(entry) if lines is not None and isinstance(entry, str) else None
-        if found is not None:
-            match["line"], written = found
-            match["line_text"] = written if written != entry else None
-            changed = True
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False) if changed else None
+        pieces += [text[last:match.start("unfilled")], filling[key]]
+        last = match.end("unfilled")
+    return "".join(pieces) + text[last:] if pieces else None
+
+
+def _filling(bodies: Mapping[tuple[str, int], EntryLines], feed: str, version: str, entry: str) -> str | None:
+    """The JSON of `line` and `line_text` for a match of `entry` (JSON text) in `feed` at `version`."""
+    lines = bodies.get((json.loads(feed), int(version)))
+    entry_text = json.loads(entry)
+    found = lines.locate(entry_text) if lines is not None else None
+    if found is None:
+        return None
+    line, written = found
+    return f'"line":{line},"line_text":{json.dumps(written if written != entry_text else None, ensure_ascii=False)}'
