@@ -21,6 +21,12 @@ UNFILLED = '"line":null'
 """What an agent's compact JSON holds when a match's line is left to the collector: a text without it is
 passed by at the cost of one substring search."""
 
+MAX_SEARCHES = 8
+"""First lookups of an entry (a search of its feed's body, about 14 ms on a 1M-entry feed) per batch, at most:
+a flood of events matching thousands of distinct entries must not hold the ingest up for seconds. The matches
+past it keep `line` null; the entries found stay cached, so a re-emission of the event, or the next batch,
+fills them in."""
+
 
 def fill_lines(texts: list[str], bodies: Mapping[tuple[str, int], EntryLines]) -> list[str] | None:
     """`texts` with the line of every match whose version's body is in `bodies`; None when none changed."""
@@ -28,8 +34,9 @@ def fill_lines(texts: list[str], bodies: Mapping[tuple[str, int], EntryLines]) -
         return None
     out, changed = [], False
     filling: dict[tuple[str, str, str], str | None] = {}  # a batch's events mostly share their matches
+    searches = [MAX_SEARCHES]
     for text in texts:
-        filled = _filled(text, bodies, filling) if UNFILLED in text else None
+        filled = _filled(text, bodies, filling, searches) if UNFILLED in text else None
         out.append(text if filled is None else filled)
         changed = changed or filled is not None
     return out if changed else None
@@ -46,12 +53,12 @@ _UNFILLED_MATCH = re.compile(
 
 
 def _filled(text: str, bodies: Mapping[tuple[str, int], EntryLines],
-            filling: dict[tuple[str, str, str], str | None]) -> str | None:
+            filling: dict[tuple[str, str, str], str | None], searches: list[int]) -> str | None:
     pieces, last = [], 0
     for match in _UNFILLED_MATCH.finditer(text):
         key = (match["feed"], match["version"], match["entry"])
         if key not in filling:
-            filling[key] = _filling(bodies, *key)
+            filling[key] = _filling(bodies, *key, searches)
         if filling[key] is None:
             continue
         pieces += [text[last:match.start("unfilled")], filling[key]]
@@ -59,11 +66,18 @@ def _filled(text: str, bodies: Mapping[tuple[str, int], EntryLines],
     return "".join(pieces) + text[last:] if pieces else None
 
 
-def _filling(bodies: Mapping[tuple[str, int], EntryLines], feed: str, version: str, entry: str) -> str | None:
+def _filling(bodies: Mapping[tuple[str, int], EntryLines], feed: str, version: str, entry: str,
+             searches: list[int]) -> str | None:
     """The JSON of `line` and `line_text` for a match of `entry` (JSON text) in `feed` at `version`."""
     lines = bodies.get((json.loads(feed), int(version)))
     entry_text = json.loads(entry)
-    found = lines.locate(entry_text) if lines is not None else None
+    if lines is None:
+        return None
+    if not lines.searched(entry_text):
+        if searches[0] <= 0:
+            return None
+        searches[0] -= 1
+    found = lines.locate(entry_text)
     if found is None:
         return None
     line, written = found

@@ -64,6 +64,10 @@ class EntryLines:
         """Memory held: the body's text (one byte per character for an ASCII body)."""
         return sys.getsizeof(self._text)
 
+    def searched(self, entry: str) -> bool:
+        """Whether `locate(entry)` is answered from the cache (a lookup without a search of the body)."""
+        return entry in self._found
+
     def locate(self, entry: str) -> tuple[int, str] | None:
         """(1-based line number, the line as written) of the first line that yields `entry` as matches report
         it (`evil.com`, `*.evil.com`, `192.0.2.0/24`); None when no line spells it out."""
