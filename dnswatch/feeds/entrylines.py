@@ -64,6 +64,11 @@ class EntryLines:
         """Memory held: the body's text (one byte per character for an ASCII body)."""
         return sys.getsizeof(self._text)
 
+    @property
+    def search_cost(self) -> int:
+        """Characters a first lookup searches (at most: it stops at the first line that gives the entry)."""
+        return len(self._text)
+
     def searched(self, entry: str) -> bool:
         """Whether `locate(entry)` is answered from the cache (a lookup without a search of the body)."""
         return entry in self._found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from collector.core.matchlines import MAX_SEARCHES, fill_lines
+from collector.core.matchlines import SEARCH_BUDGET, fill_lines
 from dnswatch.feeds.entrylines import EntryLines
 
 BODIES = {("c2", 1): EntryLines("# c2\n0.0.0.0 evil.example\nplain.example\n", "DomainNameSet"),
@@ -48,12 +48,13 @@ def test_only_the_changed_texts_are_encoded_again():
     assert out[0] is untouched and '"line":2' in out[1]
 
 
-def test_a_batch_searches_the_bodies_for_a_few_new_entries_only():
+def test_a_batch_searches_a_bounded_amount_of_feed_bodies():
     body = "".join(f"n{i}.example\n" for i in range(100))
-    bodies = {("c2", 1): EntryLines(body, "DomainNameSet")}
-    texts = [event(match(f"n{i}.example")) for i in range(MAX_SEARCHES + 5)]
+    padding = "#" * (SEARCH_BUDGET // 8 - len(body) - 1) + "\n"  # a body 1/8 of the budget: 8 searches a batch
+    bodies = {("c2", 1): EntryLines(body + padding, "DomainNameSet")}
+    texts = [event(match(f"n{i}.example")) for i in range(8 + 5)]
     first = fill_lines(texts, bodies)
     lines = [json.loads(text)["record"]["matches"][0]["line"] for text in first]
-    assert lines == [i + 1 for i in range(MAX_SEARCHES)] + [None] * 5
+    assert lines == [i + 1 for i in range(8)] + [None] * 5
     again = fill_lines(texts, bodies)  # the entries found are cached; the next ones get their searches
     assert [json.loads(text)["record"]["matches"][0]["line"] for text in again] == [i + 1 for i in range(len(texts))]
