@@ -14,7 +14,10 @@ cannot hold a thousand windows in the collector's memory.
 
 The servicer only translates: a batch goes to the store as its events' JSON texts and ids
 (`Store.ingest_json`, which parses them off the event loop and stores each text as it came), with the batch's
-bytes as received, from which an event watch cuts each event's encoding to send it on (batchwire.py). A batch that
+bytes as received, from which an event watch cuts each event's encoding to send it on (batchwire.py). The one
+exception is a match whose feed line the agent left to the collector (`"line":null`): it is filled in from the
+feed body of the version it names (collector/core/matchlines.py, in a worker thread), and that batch then goes
+without its bytes, so that a watch sends the texts as stored. A batch that
 cannot be stored (JSON that does not parse, an `id` that differs from `Event.id`, an event the store
 refuses) ends the stream with INVALID_ARGUMENT naming the batch and the event; the batches before it are
 still acknowledged, nothing of it is stored, and nothing after it is acknowledged (a later batch already read
