@@ -619,7 +619,7 @@ def _watch_events(args: argparse.Namespace) -> int:
     request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token,
                                             max_events=_WATCH_PAGE,
                                             compression=events_pb2.WATCH_COMPRESSION_ZSTD)
-    columns, row, widths = ((EVENT_WIDE_COLUMNS, event_wide_row, [20, 30, 15, 40, 6, 9, 16, 5, 16, 32])
+    columns, row, widths = ((EVENT_WIDE_COLUMNS, event_wide_row, [20, 30, 15, 40, 6, 9, 16, 16, 5, 16, 32])
                             if args.output == "wide" else (EVENT_COLUMNS, event_row, [20, 30, 40, 16, 5]))
     printed_header = False
     answered = False

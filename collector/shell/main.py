@@ -301,7 +301,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             add_webhooks_service(server, webhooks)
             if on_assembled is not None:
                 on_assembled(AlertingParts(keeper, webhooks, loop))
-            add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
+            add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring,
+                               entry_lines=hub.entry_lines)
             port = _bind(server, settings)
             await server.start()
             log.info("listening on %s (port %d), feeds from %s", settings.listen, port, settings.source)

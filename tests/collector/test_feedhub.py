@@ -190,3 +190,33 @@ async def test_after_a_restart_the_first_pull_of_an_unchanged_feed_is_conditiona
     await pulled_once(store, spec(feed_server, url=feed_server.url("/other.txt")))
     other = feed_server.requests[-1]
     assert other.path == "/other.txt" and "if-none-match" not in other.headers
+
+
+async def test_labels_and_severity_survive_a_restart_without_a_new_version(store, feed_server):
+    context = {"labels": (("team", "secops"),), "severity": 70}
+    info = await pulled_once(store, spec(feed_server, **context))
+    assert info.status.version == 1
+    hub, puller = await running_hub(store)
+    try:
+        (restored,) = await hub.updates_for("c2", None)
+        assert (restored.version, restored.labels, restored.severity) == (1, (("team", "secops"),), 70)
+        await hub.apply(FeedUpserted(spec(feed_server, **context), "test"))  # the same manifest: nothing new
+        assert hub.feed("c2").status.version == 1 and await hub.updates_for("c2", 1) == []
+        assert hub.entry_lines() == {}  # a restored set has no body until its next pull
+        await hub.apply(FeedUpserted(spec(feed_server, labels=(("team", "red"),), severity=70), "test"))
+        (change,) = await hub.updates_for("c2", 1)
+        assert (change.from_version, change.to_version, change.labels) == (1, 2, (("team", "red"),))
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_the_bodies_of_held_versions_give_the_lines_of_their_entries(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        lines = hub.entry_lines()[("c2", 1)]
+        assert lines.locate("hosts.example") == (2003, "0.0.0.0 hosts.example")
+        assert lines.locate("*.wild.example") == (2002, "*.wild.example")
+    finally:
+        await puller.__aexit__(None, None, None)
