@@ -247,8 +247,11 @@ class FeedHub:
             state: FeedState | None = None
             if old is None or old.pushed:
                 # What the store kept: the puller's schedule starts from it, and its first pull is conditional
-                # when the set in force came from this very feed.
-                same = feed.current is not None and feed.validators_for == _identity(spec)
+                # when the set in force came from this very feed - unless the set's lines are wanted and not
+                # held (bodies are kept in memory only): a 304 would leave events without their `line` until
+                # the feed changed, so a line feed's first pull after a restart downloads its body once.
+                same = (feed.current is not None and feed.validators_for == _identity(spec)
+                        and not _lines_wanted(feed.current, spec))
                 state = FeedState(feed.status, feed.validators if same else Validators())
             if recompile:
                 async with feed.results:  # not interleaved with a pull result installing another version
@@ -535,6 +538,11 @@ def _lines_of(result: PullResult, spec: FeedSpec | None, content: str) -> EntryL
     if not spec.pushed and spec.format.kind != NEWLINE_DELIMITED.kind:
         return None
     return EntryLines.from_body(result.body, content)
+
+
+def _lines_wanted(current: CompiledFeed, spec: FeedSpec) -> bool:
+    """Whether the set in force should have its body's lines and has not."""
+    return current.lines is None and spec.format.kind == NEWLINE_DELIMITED.kind
 
 
 def _context_of(spec: FeedSpec | None, current: CompiledFeed | None) -> tuple[tuple[tuple[str, str], ...], int]:
