@@ -73,6 +73,9 @@ CORE_RESOURCES = (
 )
 CALICO_GLOBALTHREATFEEDS = Resource("projectcalico.org", "v3", "globalthreatfeeds", "GlobalThreatFeed", False, True)
 """Calico's GlobalThreatFeeds: `FakeKubeAPI((*CORE_RESOURCES, CALICO_GLOBALTHREATFEEDS))` serves both groups."""
+CALICO_ALERTEXCEPTIONS = Resource("projectcalico.org", "v3", "alertexceptions", "AlertException", False, True)
+CALICO_SECURITYEVENTWEBHOOKS = Resource("projectcalico.org", "v3", "securityeventwebhooks", "SecurityEventWebhook",
+                                        False, True)
 
 _PATH = re.compile(
     r"^/(?:api/(?P<core_version>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"

@@ -20,17 +20,23 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from collector.core.feedgroups import CALICO_GROUP
 from collector.core.watchloop import Backoff
 from dnswatch.kubewatch import WatchEvent, WatchPosition
 from dnswatch.listwatch import ListWatch
 
-__all__ = ["CustomResourceSettings", "CustomResourceWatch", "object_name"]
+__all__ = ["CALICO_VERSION", "CustomResourceSettings", "CustomResourceWatch", "discover_groups", "object_name",
+           "served_api_groups"]
+
+CALICO_VERSION = "v3"
+"""Calico's API version of GlobalThreatFeed, AlertException and SecurityEventWebhook."""
 
 NOT_FOUND = 404
 
@@ -52,6 +58,36 @@ class CustomResourceSettings:
     """Client-side timeout of list, get and patch requests (and the slack on a watch's read timeout)."""
     backoff: Backoff = field(default_factory=Backoff)
     """Delays between attempts after a failure; reset by a success."""
+
+
+Settings = TypeVar("Settings", bound=CustomResourceSettings)
+
+
+def served_api_groups(api_client: client.ApiClient, timeout: float = 30.0) -> dict[str, tuple[str, ...]]:
+    """API discovery (`GET /apis`): each group the server serves, with its versions."""
+    groups = client.ApisApi(api_client).get_api_versions(_request_timeout=timeout).groups or []
+    return {group.name: tuple(version.version for version in group.versions or ()) for group in groups}
+
+
+async def discover_groups(api_client: client.ApiClient, settings: Settings, kind: str,
+                          log: logging.Logger) -> list[Settings]:
+    """`settings` (ours), and the same for Calico's group when the API server serves it: the groups a source of
+    `kind` reads, the first winning a name both hold. Discovery is retried with backoff until it answers."""
+    failures = 0
+    while True:
+        try:
+            served = await asyncio.to_thread(served_api_groups, api_client, settings.request_timeout_seconds)
+            break
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            delay = settings.backoff.delay(failures, random.Random())
+            failures += 1
+            log.warning("API discovery failed: %s; retrying in %.1fs", error, delay)
+            await asyncio.sleep(delay)
+    groups = [settings]
+    if CALICO_VERSION in served.get(CALICO_GROUP, ()):
+        log.info("the API serves %s/%s: its %ss are read too", CALICO_GROUP, CALICO_VERSION, kind)
+        groups.append(replace(settings, group=CALICO_GROUP, version=CALICO_VERSION))
+    return groups
 
 
 def hints(kind: str, plural: str, group: str) -> dict[int, str]:

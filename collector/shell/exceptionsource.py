@@ -1,5 +1,8 @@
-"""AlertExceptions from the Kubernetes API (`alertexceptions.dnswatch.dev`): list, then watch, for ever, handed
-to the ExceptionKeeper; each object's status says whether it is active and why it is not applied.
+"""AlertExceptions from the Kubernetes API (`alertexceptions.dnswatch.dev`, and Calico's
+`alertexceptions.projectcalico.org` beside them when the API server serves that group): list, then watch, for
+ever, handed to the ExceptionKeeper; each of our objects' status says whether it is active and why it is not
+applied. A name both groups hold is ours (collector/core/groupmerge.py); Calico's objects get no status from
+us (Calico's API server owns their schema): `dnswatch exceptions get` shows it.
 
 The list and the watch are those every custom resource here shares (collector/shell/customresources.py). The
 keeper validates what it is given; the status written back (`active`, `endsAt`, `errorConditions`) goes
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +26,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, object_name
+from collector.core.groupmerge import GroupMerge
+from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, discover_groups, object_name
 from collector.shell.exceptionkeeper import ExceptionKeeper
 
 __all__ = ["AlertExceptionSource", "ExceptionSourceSettings"]
@@ -42,31 +47,48 @@ class AlertExceptionSource:
     def __init__(self, api_client: client.ApiClient, keeper: ExceptionKeeper,
                  settings: ExceptionSourceSettings | None = None) -> None:
         self.settings = settings or ExceptionSourceSettings()
+        self._api_client = api_client
         self._keeper = keeper
         self._specs: dict[str, object] = {}  # the spec last applied, by name (on the event loop)
-        self._watch = CustomResourceWatch(api_client, self.settings, "AlertException", on_list=self._replace,
-                                          on_event=self._applied, log=log)
+        self._merge = GroupMerge(1)
+        self._watches: list[CustomResourceWatch] = []
 
     async def follow(self) -> None:
-        """List and watch until cancelled (then closed); the keeper is called on this event loop."""
-        await self._watch.follow()
+        """Discover the groups, then list and watch each until cancelled (then closed); the keeper is called
+        on this event loop."""
+        groups = await discover_groups(self._api_client, self.settings, "AlertException", log)
+        self._merge = GroupMerge(len(groups))
+        self._watches = [CustomResourceWatch(self._api_client, settings, "AlertException",
+                                             on_list=functools.partial(self._replace, index),
+                                             on_event=functools.partial(self._applied, index), log=log)
+                         for index, settings in enumerate(groups)]
+        try:
+            await asyncio.gather(*(watch.follow() for watch in self._watches))
+        finally:
+            self.close()
 
     def close(self) -> None:
-        self._watch.close()
+        for watch in self._watches:
+            watch.close()
 
     # -- on the event loop
 
-    def _replace(self, items: list[dict[str, Any]]) -> None:
-        self._specs = {object_name(item): item.get("spec") for item in items}
-        self._keeper.replace({object_name(item): item for item in items})
-        for item in items:
+    def _replace(self, group: int, items: list[dict[str, Any]]) -> None:
+        merged = self._merge.listed(group, {object_name(item): item for item in items})
+        self._specs = {name: item.get("spec") for name, item in merged.items()}
+        self._keeper.replace(merged)
+        for item in merged.values():
             self._report(item)
 
-    def _applied(self, kind: str, name: str, obj: dict[str, Any]) -> None:
-        if kind == "DELETED":
+    def _applied(self, group: int, kind: str, name: str, obj: dict[str, Any]) -> None:
+        winner = self._merge.applied(group, name, None if kind == "DELETED" else obj)
+        if winner is None:
+            return  # a shadowed object: the one in force is unchanged
+        if winner.obj is None:
             self._specs.pop(name, None)
             self._keeper.delete(name)
             return
+        obj = dict(winner.obj)
         # Our own status writes come back as MODIFIED with the spec unchanged: nothing to apply again.
         if name not in self._specs or self._specs[name] != obj.get("spec"):
             self._specs[name] = obj.get("spec")
@@ -75,8 +97,8 @@ class AlertExceptionSource:
 
     def _report(self, obj: dict[str, Any]) -> None:
         exception = self._keeper.get(object_name(obj))
-        if exception is None:
-            return
+        if exception is None or self._merge.winner(object_name(obj)) != 0:
+            return  # Calico's objects keep the status Calico gives them
         shown = exception.to_dict(dt.datetime.now(dt.timezone.utc))["status"]
         status = {key: shown[key] for key in ("errorConditions",)}
         if "endsAt" in shown:
@@ -88,7 +110,7 @@ class AlertExceptionSource:
 
     def _patch_status(self, name: str, status: dict[str, Any]) -> None:
         try:
-            self._watch.patch_status(name, status)
+            self._watches[0].patch_status(name, status)
         except ApiException as error:
             log.warning("AlertException %s: cannot write its status: HTTP %s %s", name, error.status, error.reason)
         except (urllib3.exceptions.HTTPError, OSError) as error:

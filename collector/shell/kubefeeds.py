@@ -16,24 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from collector.core.feedgroups import CALICO_GROUP, FeedMerge, calico_status
 from collector.core.watchloop import FeedChange
-from collector.shell.kubesource import GlobalThreatFeedSource, KeyReference, KubeSourceSettings, served_api_groups
+from collector.shell.customresources import CALICO_VERSION, discover_groups
+from collector.shell.kubesource import GlobalThreatFeedSource, KeyReference, KubeSourceSettings
 from dnswatch.feeds.feedinfo import RefusedManifest
 
 __all__ = ["CALICO_VERSION", "KubeFeeds"]
 
 log = logging.getLogger(__name__)
-
-CALICO_VERSION = "v3"
 
 
 class KubeFeeds:
@@ -48,7 +43,8 @@ class KubeFeeds:
 
     async def changes(self) -> AsyncIterator[FeedChange]:
         """The merged changes of every group's source, from discovery on, until closed."""
-        self._sources = [GlobalThreatFeedSource(self._api_client, s) for s in await self._groups()]
+        groups = await discover_groups(self._api_client, self._settings, "GlobalThreatFeed", log)
+        self._sources = [GlobalThreatFeedSource(self._api_client, s) for s in groups]
         self._merge = FeedMerge(len(self._sources))
         queue: asyncio.Queue[tuple[int, FeedChange]] = asyncio.Queue()
 
@@ -67,25 +63,6 @@ class KubeFeeds:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _groups(self) -> list[KubeSourceSettings]:
-        """Ours, and Calico's when the API server serves it; discovery is retried until it answers."""
-        failures = 0
-        while True:
-            try:
-                served = await asyncio.to_thread(served_api_groups, self._api_client,
-                                                 self._settings.request_timeout_seconds)
-                break
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
-                delay = self._settings.backoff.delay(failures, random.Random())
-                failures += 1
-                log.warning("API discovery failed: %s; retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-        groups = [self._settings]
-        if CALICO_VERSION in served.get(CALICO_GROUP, ()):
-            log.info("the API serves %s/%s: its GlobalThreatFeeds are read too", CALICO_GROUP, CALICO_VERSION)
-            groups.append(replace(self._settings, group=CALICO_GROUP, version=CALICO_VERSION))
-        return groups
 
     def refusals(self) -> list[RefusedManifest]:
         """Every group's refused objects, and those shadowed by an object of the same name in ours."""

@@ -42,7 +42,7 @@ from collector.shell.customresources import NOT_FOUND, CustomResourceSettings, C
 from dnswatch.feeds.feedinfo import RefusedManifest
 from dnswatch.urlredact import redact_urls
 
-__all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings", "served_api_groups"]
+__all__ = ["GlobalThreatFeedSource", "KeyReference", "KubeSourceSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +215,3 @@ def _decode(encoded: str, ref: KeyReference) -> str:
         return base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise LookupError(f"{ref.kind} {ref.name} key {ref.key}: not base64-encoded UTF-8 text") from None
-
-
-def served_api_groups(api_client: client.ApiClient, timeout: float = 30.0) -> dict[str, tuple[str, ...]]:
-    """API discovery (`GET /apis`): each group the server serves, with its versions."""
-    groups = client.ApisApi(api_client).get_api_versions(_request_timeout=timeout).groups or []
-    return {group.name: tuple(version.version for version in group.versions or ()) for group in groups}

@@ -1,6 +1,9 @@
-"""SecurityEventWebhooks from the Kubernetes API (`securityeventwebhooks.dnswatch.dev`): listed, then watched,
-for ever, into the WebhookKeeper; each object's status (`WebhookKeeper.status`: conditions, lastDelivery,
-lastError, pending, deadLetters) written back through the status subresource.
+"""SecurityEventWebhooks from the Kubernetes API (`securityeventwebhooks.dnswatch.dev`, and Calico's
+`securityeventwebhooks.projectcalico.org` beside them when the API server serves that group): listed, then
+watched, for ever, into the WebhookKeeper; each of our objects' status (`WebhookKeeper.status`: conditions,
+lastDelivery, lastError, pending, deadLetters) written back through the status subresource. A name both
+groups hold is ours (collector/core/groupmerge.py); Calico's objects get no status from us (Calico's API
+server owns their schema): `dnswatch webhooks get` shows it.
 
 The list and the watch are those every custom resource here shares (collector/shell/customresources.py). A
 status is written only when it differs from the object's, so our own writes, echoed back as MODIFIED, write
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +30,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, object_name
+from collector.core.groupmerge import GroupMerge
+from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, discover_groups, object_name
 from collector.shell.webhookkeeper import WebhookKeeper
 
 __all__ = ["SecurityEventWebhookSource", "WebhookSourceSettings"]
@@ -54,40 +59,54 @@ class SecurityEventWebhookSource:
         self._statuses: dict[str, dict[str, Any]] = {}  # each object's status as last seen or written
         self._written_at: dict[str, float] = {}  # monotonic time of each object's last status write
         self._seen = asyncio.Event()  # set by every list and watch event: a status may need writing
-        self._watch = CustomResourceWatch(api_client, self.settings, "SecurityEventWebhook",
-                                          on_list=self._replace, on_event=self._applied, log=log)
+        self._api_client = api_client
+        self._merge = GroupMerge(1)
+        self._watches: list[CustomResourceWatch] = []
         self.status_writes = 0
         """Status writes made (for tests and logs)."""
 
     async def follow(self) -> None:
         """List and watch, and write statuses, until cancelled (then closed). Only this event loop may call
         the keeper."""
+        groups = await discover_groups(self._api_client, self.settings, "SecurityEventWebhook", log)
+        self._merge = GroupMerge(len(groups))
+        self._watches = [CustomResourceWatch(self._api_client, settings, "SecurityEventWebhook",
+                                             on_list=functools.partial(self._replace, index),
+                                             on_event=functools.partial(self._applied, index), log=log)
+                         for index, settings in enumerate(groups)]
         writer = asyncio.create_task(self._write_statuses(), name="SecurityEventWebhook status")
         try:
-            await self._watch.follow()
+            await asyncio.gather(*(watch.follow() for watch in self._watches))
         finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+            self.close()
 
     def close(self) -> None:
-        self._watch.close()
+        for watch in self._watches:
+            watch.close()
 
     # -- the watch's callbacks, on the event loop
 
-    def _replace(self, items: list[dict[str, Any]]) -> None:
-        self._specs = {object_name(item): item.get("spec") for item in items}
-        self._statuses = {object_name(item): item.get("status") or {} for item in items}
-        self._keeper.replace({object_name(item): item for item in items})
+    def _replace(self, group: int, items: list[dict[str, Any]]) -> None:
+        merged = self._merge.listed(group, {object_name(item): item for item in items})
+        self._specs = {name: item.get("spec") for name, item in merged.items()}
+        self._statuses = {name: item.get("status") or {} for name, item in merged.items()}
+        self._keeper.replace(merged)
         self._seen.set()
 
-    def _applied(self, kind: str, name: str, obj: dict[str, Any]) -> None:
-        if kind == "DELETED":
+    def _applied(self, group: int, kind: str, name: str, obj: dict[str, Any]) -> None:
+        winner = self._merge.applied(group, name, None if kind == "DELETED" else obj)
+        if winner is None:
+            return  # a shadowed object: the one in force is unchanged
+        if winner.obj is None:
             self._specs.pop(name, None)
             self._statuses.pop(name, None)
             self._written_at.pop(name, None)
             self._keeper.delete(name)
             return
+        obj = dict(winner.obj)
         self._statuses[name] = obj.get("status") or {}
         # Our own status writes come back as MODIFIED with the spec unchanged: nothing to apply again.
         if name not in self._specs or self._specs[name] != obj.get("spec"):
@@ -118,15 +137,15 @@ class SecurityEventWebhookSource:
         await self._keeper.resolved(name)  # a missing Secret or key becomes a condition of the status
         wanted = self._keeper.status(name)
         current = self._statuses.get(name)
-        if wanted is None or current is None or current == wanted:
-            return
+        if wanted is None or current is None or current == wanted or self._merge.winner(name) != 0:
+            return  # unchanged, or a Calico object, which keeps the status Calico gives it
         if time.monotonic() - self._written_at.get(name, float("-inf")) < interval:
             return  # written a moment ago: the next round writes it
         # A merge patch: what the status no longer has (a cleared lastError) is deleted with None.
         patch = {**{key: None for key in current if key not in wanted}, **wanted}
         self._written_at[name] = time.monotonic()
         try:
-            written = await self._watch.write_status(name, patch)
+            written = await self._watches[0].write_status(name, patch)
         except ApiException as error:
             log.warning("SecurityEventWebhook %s: cannot write its status: HTTP %s %s", name, error.status,
                         error.reason)
