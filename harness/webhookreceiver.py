@@ -1,0 +1,192 @@
+"""A webhook receiver on 127.0.0.1, playing Slack's incoming webhooks, Jira's issue API or a generic endpoint,
+with faults on demand: what the tests, the demo and the bench send webhooks to.
+
+    with WebhookReceiver() as receiver:                   # TLS: WebhookReceiver(tls=(cert.pem, key.pem))
+        receiver.fail_next(500, 500)                      # the next two requests get 500
+        receiver.fail_next(FaultReply(429, retry_after="1"))
+        receiver.fail_next(STALL)                         # holds the next request past the sender's timeout
+        receiver.fail_next(RESET)                         # closes the next connection without an answer
+        ... receiver.url("/hook") ...
+        receiver.received                                 # [Received(path, headers, body, key, status)]
+
+Every request is recorded with the answer it got; `acknowledged()` gives the Idempotency-Keys answered 2xx in
+order, so a test can see that none was delivered twice after its acknowledgement. `python -m
+harness.webhookreceiver [--port N]` runs one that prints each event it is sent (the demo's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http.server
+import json
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RESET", "STALL", "FaultReply", "Received", "WebhookReceiver"]
+
+
+@dataclass(frozen=True)
+class FaultReply:
+    """An answer other than 200: a status, an optional Retry-After."""
+
+    status: int
+    retry_after: str | None = None
+
+
+STALL = "stall"
+"""Answer nothing until the receiver closes (or `stall_seconds`): the sender's timeout passes."""
+RESET = "reset"
+"""Close the connection with a TCP reset instead of answering."""
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    """What it was answered; 0 for a stall or a reset."""
+    at: float
+
+    @property
+    def key(self) -> str:
+        return self.headers.get("idempotency-key", "")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, stall_seconds: float = 30.0,
+                 port: int = 0, on_received=None) -> None:
+        """`tls`: (certificate chain, key) PEM files to serve HTTPS with; `on_received(Received)` is called for
+        each request, on the server's thread."""
+        self.received: list[Received] = []
+        self._faults: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._stall_seconds = stall_seconds
+        self._on_received = on_received
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's and Jira's servers
+
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                fault = receiver._next_fault()
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                if fault == STALL:
+                    receiver._record(self.path, headers, body, 0)
+                    receiver._closing.wait(receiver._stall_seconds)
+                    self.close_connection = True
+                    return
+                if fault == RESET:
+                    receiver._record(self.path, headers, body, 0)
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                status = 200 if fault is None else fault.status
+                answer = b"ok" if status < 300 else b"no"
+                self.send_response(status)
+                if fault is not None and fault.retry_after is not None:
+                    self.send_header("Retry-After", fault.retry_after)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                self.wfile.flush()
+                receiver._record(self.path, headers, body, status)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook receiver", daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def fail_next(self, *faults) -> None:
+        """The next requests get these answers in turn (a status, a FaultReply, STALL or RESET); then 200."""
+        with self._lock:
+            self._faults.extend(FaultReply(f) if isinstance(f, int) else f for f in faults)
+
+    def acknowledged(self) -> list[str]:
+        """The Idempotency-Keys answered 2xx, in order (a key twice: delivered twice after an ack)."""
+        with self._lock:
+            return [one.key for one in self.received if 200 <= one.status < 300]
+
+    def wait_for(self, condition, what: str, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; received {len(self.received)}")
+            time.sleep(0.02)
+
+    def _next_fault(self):
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _record(self, path: str, headers: dict[str, str], body: bytes, status: int) -> None:
+        received = Received(path, headers, body, status, time.monotonic())
+        with self._lock:
+            self.received.append(received)
+        if self._on_received is not None:
+            self._on_received(received)
+
+
+def _print_event(received: Received) -> None:
+    try:
+        event = received.json()
+        record = event.get("record", {})
+        line = (f"webhook receiver: {received.key}: {event.get('source_namespace')}/{event.get('source_name')} "
+                f"looked up {record.get('qname')} (feeds {','.join(record.get('feeds', []))}, count "
+                f"{record.get('count')})")
+    except (ValueError, AttributeError):
+        line = f"webhook receiver: {received.key}: {len(received.body)} bytes"
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.webhookreceiver",
+                                     description="A generic webhook receiver on 127.0.0.1 printing each event.")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    with WebhookReceiver(port=args.port, on_received=_print_event) as receiver:
+        print(f"webhook receiver: listening on {receiver.url('/')}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
