@@ -96,6 +96,7 @@ class WebhookReceiver:
                     return
                 status = 200 if fault is None else fault.status
                 answer = b"ok" if status < 300 else b"no"
+                receiver._record(self.path, headers, body, status)  # before the answer: the sender may act on it
                 self.send_response(status)
                 if fault is not None and fault.retry_after is not None:
                     self.send_header("Retry-After", fault.retry_after)
@@ -104,7 +105,6 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(answer)
                 self.wfile.flush()
-                receiver._record(self.path, headers, body, status)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

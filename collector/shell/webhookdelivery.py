@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.shell.eventbell import EventBell
+from collector.shell.secretlogfilter import SecretLogFilter
 from collector.shell.webhookdispatch import DispatchSettings, WebhookDispatcher
 from collector.shell.webhookkeeper import TestResult, WebhookKeeper
 from collector.shell.webhookmetrics import WebhookMetrics
@@ -66,8 +67,10 @@ class WebhookDelivery:
         self._tests: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._redaction = SecretLogFilter()
 
     def start(self) -> None:
+        self._redaction.install()
         self._keeper.set_tester(self.test)
         self.dispatcher.start()
         loop = asyncio.get_running_loop()
@@ -88,13 +91,14 @@ class WebhookDelivery:
         await self.dispatcher.close()
         await asyncio.gather(*(sender.close() for sender in self.senders.values()))
         await self.dispatcher.save()
+        self._redaction.uninstall()
 
     async def test(self, webhook: SecurityEventWebhook) -> TestResult:
         """Webhooks.Test: one sample event to the webhook now, whatever its state; the result is its status."""
         config = await self._keeper.resolved(webhook.name)
         if config is None:
             return TestResult(False, "no such webhook")
-        result = await post_once(webhook, config, self._settings.sender, self._settings.ui_url)
+        result = await post_once(webhook, config, self._settings.sender, self._settings.ui_url, self._redaction)
         self._keeper.record_delivery(webhook.name, at=dt.datetime.now(dt.timezone.utc), ok=result.delivered,
                                      error=result.error)
         if result.delivered:
@@ -126,7 +130,8 @@ class WebhookDelivery:
             for name in webhooks:
                 if name not in self.senders:
                     self.senders[name] = WebhookSender(name, self._keeper, self._store, self._metrics,
-                                                       self._settings.sender, ui_url=self._settings.ui_url)
+                                                       self._settings.sender, ui_url=self._settings.ui_url,
+                                                       redaction=self._redaction)
                     self.senders[name].start()
             self._tested = {name: tested for name, tested in self._tested.items() if name in webhooks}
             for name, webhook in webhooks.items():

@@ -29,6 +29,7 @@ import msgspec
 
 from collector.core.webhookpayloads import WebhookRequest, idempotency_key, sample_event, webhook_request
 from collector.core.webhookpolicy import DEAD, DELIVERED, PENDING, RetryPolicy, Verdict, judge, retry_after_seconds
+from collector.shell.secretlogfilter import SecretLogFilter
 from collector.shell.webhookkeeper import TestResult, WebhookKeeper
 from collector.shell.webhookmetrics import WebhookMetrics
 from collector.store import StoreError
@@ -63,8 +64,11 @@ class WebhookSender:
     """Sends one webhook's queue until `close`."""
 
     def __init__(self, name: str, keeper: WebhookKeeper, store: Any, metrics: WebhookMetrics,
-                 settings: SenderSettings = SenderSettings(), *, ui_url: str | None = None) -> None:
+                 settings: SenderSettings = SenderSettings(), *, ui_url: str | None = None,
+                 redaction: SecretLogFilter | None = None) -> None:
+        """`redaction` is told the webhook's secrets before each request, for the HTTP client's own logs."""
         self.name = name
+        self._redaction = redaction
         self._keeper = keeper
         self._store = store
         self._metrics = metrics
@@ -79,6 +83,7 @@ class WebhookSender:
         self._writing: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._hold_until = 0.0
+        self._failed_since_read = False
         self._client: httpx.AsyncClient | None = None
         self._client_for: tuple[tuple[str, str], ...] | None = None
         self._said_incomplete = ""
@@ -136,6 +141,8 @@ class WebhookSender:
                 await self._idle(generation, settings.config_retry_seconds)
                 continue
             self._said_incomplete = ""
+            if self._redaction is not None:
+                self._redaction.hold(self.name, config.secrets)
             wait = self._hold_until - time.time()
             if wait > 0:
                 await self._idle(generation, wait)
@@ -167,9 +174,12 @@ class WebhookSender:
                 self._incomplete(ResolvedConfig({}, conditions=(_bad_ca(error),)))
                 await self._idle(generation, settings.config_retry_seconds)
                 continue
+            self._failed_since_read = False
             for row in rows:
                 await self._slots.acquire()
-                if self._stop.is_set() or self._hold_until > time.time():
+                if self._stop.is_set() or self._failed_since_read:
+                    # After a failure the queue is read again: the failed row, first in change order, goes
+                    # first once it is due (full jitter may make that at once).
                     self._slots.release()
                     break
                 self._in_flight.add(row.key)
@@ -217,6 +227,7 @@ class WebhookSender:
         reason = redact(verdict.reason, config.secrets)
         if verdict.state == PENDING and verdict.transient:
             self._hold_until = max(self._hold_until, now + verdict.delay)
+            self._failed_since_read = True
         self._results.append(AttemptResult(row.key, verdict.state, row.attempts + 1,
                                            now + verdict.delay if verdict.state == PENDING else row.next_attempt_at,
                                            reason))
@@ -303,6 +314,8 @@ def _cause(error: BaseException) -> str:
     seen = error
     while seen.__cause__ is not None or seen.__context__ is not None:
         seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS: certificate verify failed ({seen.verify_message}; a private CA goes in caCert)"
         if isinstance(seen, ssl.SSLError):
             return f"TLS: {seen.reason or 'handshake failed'}"
         if isinstance(seen, OSError) and seen.strerror:
@@ -311,10 +324,12 @@ def _cause(error: BaseException) -> str:
 
 
 async def post_once(webhook: SecurityEventWebhook, config: ResolvedConfig, settings: SenderSettings,
-                    ui_url: str | None = None) -> TestResult:
+                    ui_url: str | None = None, redaction: SecretLogFilter | None = None) -> TestResult:
     """Send one sample event to the webhook now (Webhooks.Test, `state: Test`): no queue, no retry."""
     if not config.complete:
         return TestResult(False, "; ".join(condition.message for condition in config.conditions))
+    if redaction is not None:
+        redaction.hold(webhook.name, config.secrets)
     now = dt.datetime.now(dt.timezone.utc)
     event = sample_event(webhook.name, now)
     body = msgspec.json.encode(event).decode("utf-8")
