@@ -65,9 +65,11 @@ class Received:
 
 class WebhookReceiver:
     def __init__(self, *, tls: tuple[Path, Path] | None = None, stall_seconds: float = 30.0,
-                 port: int = 0, on_received=None) -> None:
+                 port: int = 0, on_received=None, answer_after: float = 0.0) -> None:
         """`tls`: (certificate chain, key) PEM files to serve HTTPS with; `on_received(Received)` is called for
-        each request, on the server's thread."""
+        each request, on the server's thread; `answer_after` seconds pass before each answer (a slow receiver,
+        so that deliveries are still pending when a test kills the collector)."""
+        self.answer_after = answer_after
         self.received: list[Received] = []
         self._faults: collections.deque = collections.deque()
         self._lock = threading.Lock()
@@ -94,6 +96,8 @@ class WebhookReceiver:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     return
+                if receiver.answer_after:
+                    time.sleep(receiver.answer_after)
                 status = 200 if fault is None else fault.status
                 answer = b"ok" if status < 300 else b"no"
                 receiver._record(self.path, headers, body, status)  # before the answer: the sender may act on it
