@@ -167,15 +167,22 @@ class WebhookReceiver:
 
 
 def _print_event(received: Received) -> None:
+    from collector.core.webhookpayloads import looked_up
+
     try:
         event = received.json()
         record = event.get("record", {})
-        line = (f"webhook receiver: {received.key}: {event.get('source_namespace')}/{event.get('source_name')} "
-                f"looked up {record.get('qname')} (feeds {','.join(record.get('feeds', []))}, count "
-                f"{record.get('count')})")
-    except (ValueError, AttributeError):
-        line = f"webhook receiver: {received.key}: {len(received.body)} bytes"
-    print(line, flush=True)
+        source = f"{event.get('source_namespace')}/{event.get('source_name')}"
+        line = (f"webhook receiver: POST {received.path} {received.key}: "
+                f"{event.get('source_ip') if source == '-/-' else source} looked up {looked_up(event)}; "
+                f"feeds {','.join(record.get('feeds', []))}, count {record.get('count')}")
+    except (ValueError, AttributeError, TypeError):
+        line = f"webhook receiver: POST {received.path} {received.key}: {len(received.body)} bytes"
+    with _PRINTING:  # the server answers on a thread per connection: one whole line at a time
+        print(line, flush=True)
+
+
+_PRINTING = threading.Lock()
 
 
 def main(argv: list[str] | None = None) -> int:
