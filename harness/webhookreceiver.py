@@ -11,7 +11,8 @@ with faults on demand: what the tests, the demo and the bench send webhooks to.
 
 Every request is recorded with the answer it got; `acknowledged()` gives the Idempotency-Keys answered 2xx in
 order, so a test can see that none was delivered twice after its acknowledgement. `python -m
-harness.webhookreceiver [--port N]` runs one that prints each event it is sent (the demo's).
+harness.webhookreceiver [--port N] [--quiet]` runs one that prints each event it is sent (the demo's), and
+answers `GET /` with how many it received (the bench's).
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ class Received:
 
 class WebhookReceiver:
     def __init__(self, *, tls: tuple[Path, Path] | None = None, stall_seconds: float = 30.0,
-                 port: int = 0, on_received=None, answer_after: float = 0.0) -> None:
+                 port: int = 0, on_received=None, answer_after: float = 0.0, keep: bool = True) -> None:
         """`tls`: (certificate chain, key) PEM files to serve HTTPS with; `on_received(Received)` is called for
         each request, on the server's thread; `answer_after` seconds pass before each answer (a slow receiver,
-        so that deliveries are still pending when a test kills the collector)."""
+        so that deliveries are still pending when a test kills the collector); without `keep` requests are only
+        counted (a bench sends hundreds of thousands)."""
         self.answer_after = answer_after
+        self._keep = keep
+        self._counts = [0, 0]  # received, acknowledged
         self.received: list[Received] = []
         self._faults: collections.deque = collections.deque()
         self._lock = threading.Lock()
@@ -80,6 +84,9 @@ class WebhookReceiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as Slack's and Jira's servers
+            # The headers and the body go in two writes: with Nagle's algorithm the body would wait for the
+            # client's delayed ACK, 40 ms an answer.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 length = int(self.headers.get("Content-Length") or 0)
@@ -110,10 +117,19 @@ class WebhookReceiver:
                 self.wfile.write(answer)
                 self.wfile.flush()
 
+            def do_GET(self) -> None:  # noqa: N802 - how many were received: for a receiver in another process
+                with receiver._lock:
+                    answer = json.dumps({"received": receiver._counts[0], "acknowledged": receiver._counts[1]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.scheme = "http"
         if tls is not None:
@@ -161,9 +177,19 @@ class WebhookReceiver:
     def _record(self, path: str, headers: dict[str, str], body: bytes, status: int) -> None:
         received = Received(path, headers, body, status, time.monotonic())
         with self._lock:
-            self.received.append(received)
+            self._counts[0] += 1
+            self._counts[1] += 200 <= status < 300
+            if self._keep:
+                self.received.append(received)
         if self._on_received is not None:
             self._on_received(received)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A sender that goes away mid-request (a collector killed on purpose) is no error of the receiver's.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _print_event(received: Received) -> None:
@@ -189,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.webhookreceiver",
                                      description="A generic webhook receiver on 127.0.0.1 printing each event.")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="print nothing per event (GET / counts them)")
     args = parser.parse_args(argv)
-    with WebhookReceiver(port=args.port, on_received=_print_event) as receiver:
+    with WebhookReceiver(port=args.port, on_received=None if args.quiet else _print_event,
+                         keep=not args.quiet) as receiver:
         print(f"webhook receiver: listening on {receiver.url('/')}", flush=True)
         try:
             threading.Event().wait()

@@ -53,6 +53,8 @@ class SenderSettings:
     """Due rows read per query."""
     timeout_seconds: float = 10.0
     """One attempt, connecting and answering, takes at most this long."""
+    write_interval_seconds: float = 0.05
+    """Outcomes are written together at most this often: fewer commits beside the ingest's."""
     poll_seconds: float = 5.0
     """The longest wait when nothing is due (the dispatcher wakes the sender when it queues)."""
     config_retry_seconds: float = 30.0
@@ -147,6 +149,11 @@ class WebhookSender:
             if wait > 0:
                 await self._idle(generation, wait)
                 continue
+            if self._failed_since_read and self._in_flight:
+                # The failed row is read again once its retry is written: it goes first, in change order.
+                self._progress.clear()
+                await self._idle(generation, settings.poll_seconds, self._progress)
+                continue
             try:
                 due = await self._store.due_webhook_deliveries(self.name, time.time(), settings.batch)
             except StoreError as error:
@@ -210,7 +217,8 @@ class WebhookSender:
                        row: QueuedDelivery) -> None:
         started = time.monotonic()
         try:
-            event = _decode(row.body)
+            # The generic payload is the body as stored: parsing it would only cost time.
+            event = {} if webhook.consumer == "Generic" else _decode(row.body)
             request = webhook_request(webhook.consumer, config.values, row.body, event,
                                       key=idempotency_key(self.name, row.event_id, row.count), ui_url=self._ui_url)
         except (msgspec.DecodeError, KeyError, TypeError, ValueError) as error:
@@ -242,12 +250,16 @@ class WebhookSender:
         elif verdict.state == PENDING and row.attempts == 0:
             log.info("webhook %s: delivering event %s failed (%s); trying again in %.1f s", self.name,
                      row.event_id, reason, verdict.delay)
+        self._slots.release()
         if self._writing is None or self._writing.done():
             self._writing = asyncio.get_running_loop().create_task(self._write_results())
 
     async def _write_results(self) -> None:
-        """Write every outcome gathered so far, in one transaction each time; then the rows may be taken again."""
+        """Write the outcomes gathered, a few at a time in one transaction (each write is a durable commit on
+        the store's writer, between the ingest's); then their rows may be taken again."""
         while self._results:
+            if not self._stop.is_set():
+                await asyncio.sleep(self._settings.write_interval_seconds)
             results, self._results = self._results, []
             try:
                 await self._store.record_webhook_attempts(results)
@@ -256,7 +268,6 @@ class WebhookSender:
                 log.warning("webhook %s: writing %d outcomes failed: %s", self.name, len(results), error)
             for result in results:
                 self._in_flight.discard(result.key)
-                self._slots.release()
             self._progress.set()
 
     async def _client_of(self, config: ResolvedConfig) -> httpx.AsyncClient:

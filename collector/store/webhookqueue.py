@@ -8,7 +8,9 @@ emission has been looked at. The dispatcher writes both in one transaction (`enq
 an emission is queued exactly once however often the collector restarts; the primary key makes a repeat a
 no-op besides.
 
-`WebhookQueueMixin` is mixed into SqlStore, like the event transactions, so both backends share it.
+`WebhookQueueMixin` is mixed into SqlStore, like the event transactions, so both backends share it. Its reads
+go to the store's reading connection, beside the writes: on the writer's thread they would queue between the
+ingest's group commits.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class WebhookQueueMixin:
 
     # Provided by SqlStore.
     _call: Callable[..., Any]
+    _call_reading: Callable[..., Any]
     _exec: Callable[..., Any]
     _transaction: Callable[..., Any]
 
@@ -79,7 +82,7 @@ class WebhookQueueMixin:
     async def due_webhook_deliveries(self, webhook: str, now: float, limit: int) -> list[QueuedDelivery]:
         """At most `limit` of the webhook's pending deliveries whose next attempt is due at `now`, in change
         order."""
-        rows = await self._call(self._fetch_queue,
+        rows = await self._call_reading(self._fetch_queue,
                                 f"SELECT {_QUEUED_COLUMNS} FROM webhook_deliveries WHERE webhook = ? AND state = ? "
                                 "AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
                                 (webhook, PENDING, float(now), int(limit)))
@@ -87,7 +90,7 @@ class WebhookQueueMixin:
 
     async def next_webhook_attempt(self, webhook: str) -> float | None:
         """When the webhook's next pending delivery is due; None when none is pending."""
-        rows = await self._call(self._fetch_queue, "SELECT MIN(next_attempt_at) FROM webhook_deliveries "
+        rows = await self._call_reading(self._fetch_queue, "SELECT MIN(next_attempt_at) FROM webhook_deliveries "
                                 "WHERE webhook = ? AND state = ?", (webhook, PENDING))
         return None if rows[0][0] is None else float(rows[0][0])
 
@@ -98,7 +101,7 @@ class WebhookQueueMixin:
 
     async def webhook_queue_counts(self) -> dict[str, tuple[int, int]]:
         """(pending, dead) per webhook that has any."""
-        rows = await self._call(self._fetch_queue, "SELECT webhook, state, COUNT(*) FROM webhook_deliveries "
+        rows = await self._call_reading(self._fetch_queue, "SELECT webhook, state, COUNT(*) FROM webhook_deliveries "
                                 "WHERE state <> ? GROUP BY webhook, state", (DELIVERED,))
         counts: dict[str, tuple[int, int]] = {}
         for webhook, state, number in rows:
@@ -110,7 +113,7 @@ class WebhookQueueMixin:
         """(delivery, state, last error) of every row of the webhook, in change order: for tests and tools."""
         where, params = ("webhook = ?", (webhook,)) if state is None else ("webhook = ? AND state = ?",
                                                                            (webhook, state))
-        rows = await self._call(self._fetch_queue, f"SELECT {_QUEUED_COLUMNS}, state, last_error FROM "
+        rows = await self._call_reading(self._fetch_queue, f"SELECT {_QUEUED_COLUMNS}, state, last_error FROM "
                                 f"webhook_deliveries WHERE {where} ORDER BY seq", params)
         return [(QueuedDelivery(*row[:8]), row[8], row[9]) for row in rows]
 

@@ -110,7 +110,8 @@ def test_every_delivery_survives_a_kill_9_and_none_repeats_after_its_recorded_ac
     assert all(one.path == "/" + one.key.split(":")[0] for one in receiver.received)
     repeated = {key for key, times in collections.Counter(acknowledged).items() if times > 1}
     assert not repeated & {f"{w}:{i}:{c}" for w, i, c in recorded}, "sent again after its recorded acknowledgement"
-    # What may repeat: the attempts answered but not yet written back when the kill came (4 in flight per
-    # webhook, and the outcomes of one write).
-    assert len(repeated) <= 16, f"{len(repeated)} deliveries repeated"
+    # What may repeat: the attempts answered but not yet written back when the kill came: those in flight (4 per
+    # webhook) and those answered while the outcomes wait to be written together (50 ms and a commit; the
+    # receiver answers 4 per 10 ms per webhook), far from all.
+    assert len(repeated) <= 80, f"{len(repeated)} deliveries repeated"
     assert _query(db_path, "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'delivered'") == [(0,)]
