@@ -49,12 +49,15 @@ class SenderSettings:
 
     concurrency: int = 4
     """Requests in flight per webhook at most."""
-    batch: int = 100
-    """Due rows read per query."""
+    batch: int = 500
+    """Due rows read per query: with the rows waiting for their outcomes to be written, at most this many are
+    delivered per `write_interval_seconds`."""
     timeout_seconds: float = 10.0
     """One attempt, connecting and answering, takes at most this long."""
-    write_interval_seconds: float = 0.05
-    """Outcomes are written together at most this often: fewer commits beside the ingest's."""
+    write_interval_seconds: float = 0.25
+    """Outcomes are written together at most this often: each write is a durable commit on the store's one
+    writer, queued between the ingest's group commits (at 0.05 s, three webhooks' commits took the ingest
+    beside them from 30,000 to 13,000 events/s). After a crash, what was answered in this time is sent again."""
     poll_seconds: float = 5.0
     """The longest wait when nothing is due (the dispatcher wakes the sender when it queues)."""
     config_retry_seconds: float = 30.0
