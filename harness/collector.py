@@ -7,6 +7,9 @@
 
 The feeds folder is polled every 0.1 s so a manifest change shows within a test's patience; `manifest` writes
 a feed's manifest for it, and `pulled` is the condition `wait_for` waits on until feeds are pulled.
+`alerting` holds the collector's exception and webhook keepers once it runs; `on_loop` calls them on its loop:
+
+    config = collector.on_loop(lambda: collector.alerting.webhooks.resolved("soc"))
 """
 
 from __future__ import annotations

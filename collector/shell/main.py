@@ -6,10 +6,12 @@
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
-write-back), the gRPC server, a forwarder per `--forward` target (docs/forwarding.md), and the delivery of
-SecurityEventWebhooks (docs/webhooks.md). SIGTERM or SIGINT stops it cleanly: the server stops taking calls,
-streams end, pulls are cancelled, each forwarder saves its cursor, webhook attempts in flight are written back,
-the store is closed, and the process exits 0.
+write-back), the gRPC server, the alert exceptions and the SecurityEventWebhooks (their keepers, and in
+Kubernetes mode their sources; in folder mode the folder gives them, with the Secrets and ConfigMaps webhooks
+read, docs/webhooks.md), a forwarder per `--forward` target (docs/forwarding.md), and the webhooks' delivery.
+SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each
+forwarder saves its cursor, webhook attempts in flight are written back, the store is closed, and the process
+exits 0.
 
 gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
 """
@@ -49,6 +51,7 @@ from collector.shell.forwardsettings import ForwardSettings, add_forward_argumen
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
+from collector.shell.grpc_webhooks import add_webhooks_service
 # The metrics server and log formatter are the agent's, shared through collector.shell.metrics (the one
 # place the import contract lets the collector reach into agent.shell for them).
 from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
@@ -307,6 +310,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             keeper = ExceptionKeeper(store)
             add_alerting_service(server, keeper)
             webhooks = WebhookKeeper(source.resolve_value)
+            add_webhooks_service(server, webhooks)
             delivery = WebhookDelivery(webhooks, store, bell, WebhookMetrics(metrics.registry),
                                        DeliverySettings(ui_url=settings.ui_url))
             if on_assembled is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from pathlib import Path
 
 import jsonschema
@@ -193,3 +194,22 @@ def test_status_schema_holds_what_the_collector_writes():
     negative["status"] = {"pending": -1}
     assert schema_errors(negative)
 
+
+
+def documented_manifests() -> list[dict]:
+    """The SecurityEventWebhook manifests of docs/webhooks.md's YAML blocks, of our apiVersion."""
+    found = []
+    for block in re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "webhooks.md").read_text(), flags=re.S):
+        for obj in yaml.safe_load_all(block):
+            if isinstance(obj, dict) and obj.get("kind") == "SecurityEventWebhook":
+                found.append(obj)
+    return found
+
+
+def test_every_documented_webhook_passes_both():
+    manifests = documented_manifests()
+    assert {m["spec"]["consumer"] for m in manifests} == {"Slack", "Jira", "Generic"}
+    for obj in manifests:
+        ours = {**obj, "apiVersion": "dnswatch.dev/v1"}  # Calico's passes our schema as it is
+        assert schema_errors(ours) == [], obj["metadata"]["name"]
+        assert model_accepts(obj), read_security_event_webhook(obj).conditions

@@ -146,3 +146,24 @@ def test_a_collector_holds_the_folders_webhooks_with_the_secrets_value_and_never
 
 async def _async(function):
     return function()
+
+
+def test_the_documented_folder_gives_every_webhook_its_values(tmp_path):
+    """docs/webhooks.md's YAML blocks as one folder: every webhook is read and every value it names is there."""
+    import re
+    from pathlib import Path
+
+    from dnswatch.alerting.webhooks import read_security_event_webhook, resolve_config
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    for number, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)):
+        write(tmp_path / f"{number}.yaml", block)
+    seen: list[dict] = []
+    source = FeedsDirSource(DirSourceSettings(tmp_path, on_webhooks=seen.append))
+    assert [c.message for c in source.poll() if isinstance(c, FeedInvalid)] == []
+    assert sorted(seen[-1]) == ["siem-generic", "soc-jira", "soc-slack"]
+    for name, manifest in seen[-1].items():
+        webhook = read_security_event_webhook(manifest, name)
+        config = resolve_config(webhook, source.lookup)
+        assert webhook.valid and config.complete, (name, webhook.conditions, config.conditions)
+    assert source.lookup(ValueRef("Secret", "dnswatch-webhook-credentials", "soc-slack-url")).startswith("https://")

@@ -103,3 +103,19 @@ def test_the_sample_event_is_shaped_as_a_real_one() -> None:
 def test_an_unknown_consumer_has_no_payload() -> None:
     with pytest.raises(ValueError):
         webhook_request("Teams", {"url": "x"}, "{}", {}, key="k")
+
+
+def test_the_prefilter_refuses_only_what_the_query_cannot_match() -> None:
+    from collector.core.webhookprefilter import prefilter
+    from collector.store.eventrows import event_row
+    from dnswatch.selector import parse_selector
+
+    shop, data = event_row(make_event(1, namespace="shop")), event_row(make_event(2, namespace="data"))
+    check = prefilter(parse_selector('record.qname = "x" AND source_namespace IN {shop, ci}'))
+    assert check(shop) and not check(data)
+    domains = prefilter(parse_selector("record.suspicious_domains = evil1.example"))
+    assert domains(shop) and not domains(data)  # evil1 / evil2.example
+    for unknown in ("source_namespace = sh*", "source_namespace != shop", "record.qname = x",
+                    "source_namespace = shop OR host = node-1", "NOT source_namespace = data"):
+        assert prefilter(parse_selector(unknown)) is None, unknown
+    assert prefilter(None) is None
