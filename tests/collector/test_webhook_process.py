@@ -115,3 +115,29 @@ def test_every_delivery_survives_a_kill_9_and_none_repeats_after_its_recorded_ac
     # receiver answers 4 per 10 ms per webhook), far from all.
     assert len(repeated) <= 80, f"{len(repeated)} deliveries repeated"
     assert _query(db_path, "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'delivered'") == [(0,)]
+
+
+def test_webhooks_test_sends_a_sample_now_through_the_collectors_tester(tmp_path) -> None:
+    """`dnswatch webhooks test` against a real collector: the sample reaches the receiver at once, with the
+    webhook's token, though the webhook is Disabled; the secret is in no output."""
+    from harness.collector import RunningCollector
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    with WebhookReceiver() as receiver:
+        manifest = yaml.safe_load(webhook("quiet", receiver.url("/quiet")))
+        manifest["spec"]["state"] = "Disabled"
+        manifest["spec"]["config"].append({"name": "token", "value": "T0K3N-for-the-test"})
+        (folder / "quiet.yaml").write_text(yaml.safe_dump(manifest))
+        with RunningCollector(f"sqlite:///{tmp_path / 'db.sqlite'}", folder) as running:
+            wait_until(lambda: dnswatch(running.address, "webhooks", "get", "quiet").returncode == 0,
+                       "the webhook loaded")
+            tested = dnswatch(running.address, "webhooks", "test", "quiet")
+            shown = dnswatch(running.address, "webhooks", "get", "quiet", "-o", "json")
+    assert tested.returncode == 0, tested.stderr
+    assert tested.stdout == "webhook quiet: the sample event was delivered (HTTP 200)\n"
+    (sample,) = receiver.received
+    assert sample.path == "/quiet" and sample.headers["authorization"] == "Bearer T0K3N-for-the-test"
+    assert sample.json()["description"].startswith("a test of the SecurityEventWebhook quiet")
+    assert json.loads(shown.stdout)["status"]["lastDelivery"]
+    assert "T0K3N" not in tested.stdout + tested.stderr + shown.stdout
