@@ -229,10 +229,15 @@ class WebhookSender:
         else:
             if webhook.state == "Debug":
                 log.info("webhook %s (Debug): %s", self.name, request.redacted(config.secrets))
-            status, error_text, retry_after = await post(client, request, self._settings.timeout_seconds)
-            verdict = judge(status=status, error=error_text, retry_after=retry_after, attempts=row.attempts + 1,
-                            age_seconds=time.time() - row.enqueued_at, policy=self._settings.retry,
-                            rand=random.random)
+            try:
+                status, error_text, retry_after = await post(client, request, self._settings.timeout_seconds)
+            except (ValueError, TypeError, httpx.InvalidURL) as error:
+                # A request that cannot be made (a header value that is not ASCII): it never will be.
+                verdict = Verdict(DEAD, reason=f"the request cannot be made: {type(error).__name__}")
+            else:
+                verdict = judge(status=status, error=error_text, retry_after=retry_after,
+                                attempts=row.attempts + 1, age_seconds=time.time() - row.enqueued_at,
+                                policy=self._settings.retry, rand=random.random)
         seconds = time.monotonic() - started
         now = time.time()
         reason = redact(verdict.reason, config.secrets)

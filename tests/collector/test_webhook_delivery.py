@@ -271,3 +271,16 @@ async def test_test_state_sends_one_sample_per_spec_and_the_tester_sends_one_now
     sample = receiver.received[0].json()
     assert sample["description"].startswith("a test of the SecurityEventWebhook soc")
     assert await store.webhook_deliveries("soc") == []
+
+
+async def test_a_request_that_cannot_be_made_is_a_dead_letter_and_the_queue_goes_on(store, receiver) -> None:
+    keeper = WebhookKeeper()
+    keeper.replace({"bad": manifest("bad", "Generic", {"url": receiver.url("/bad"), "token": "tökén"}),
+                    "good": manifest("good", "Generic", {"url": receiver.url("/good")})})
+    async with Running(store, keeper, settings()) as running:
+        await running.ingest([make_event(0), make_event(1)])
+        await until(lambda: keeper.status("bad")["deadLetters"] == 2, "both dead for the token")
+        await until(lambda: len(receiver.acknowledged()) == 2, "the other webhook's deliveries")
+    assert {one.path for one in receiver.received} == {"/good"}
+    assert {error for state, error in (await states(store, "bad")).values()} == {
+        "the request cannot be made: UnicodeEncodeError"}
