@@ -3,8 +3,8 @@
 The detection core runs in this one process, one after the other, so that the dnslib-per-packet baseline and
 our replay see the same machine: this machine is shared and noisy, and the ratio is the figure to trust.
 Then the collector's event path (bench/ingest.py, bench/eventlist.py), its event watches (bench/watch.py),
-its forwarding to a SIEM (bench/forward.py) and, where network namespaces can be made (root), live capture under dnsperf load (bench/live.py) and the
-latency from a packet to an `events watch` (bench/e2e.py). `--only core,feeds,ingest,list,watch,forward,live,e2e`
+its forwarding to a SIEM (bench/forward.py), its webhook delivery (bench/webhooks.py) and, where network namespaces can be made (root), live capture under dnsperf load (bench/live.py) and the
+latency from a packet to an `events watch` (bench/e2e.py). `--only core,feeds,ingest,list,watch,forward,webhooks,live,e2e`
 picks sections.
 """
 
@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.forward import measure as measure_forward
 
         rows += measure_forward()
+    if "webhooks" in chosen:
+        from bench.webhooks import measure as measure_webhooks
+
+        rows += measure_webhooks()
     if "live" in chosen:
         rows += _live_rows()
     if "e2e" in chosen:
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SECTIONS = ("core", "feeds", "ingest", "list", "watch", "forward", "live", "e2e")
+SECTIONS = ("core", "feeds", "ingest", "list", "watch", "forward", "webhooks", "live", "e2e")
 
 
 def _live_rows() -> list[tuple]:

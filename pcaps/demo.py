@@ -5,8 +5,10 @@
 1. an HTTP server on 127.0.0.1 serves the demo feeds (pcaps/demo-*.txt), as a threat-intel site would;
 2. `dnswatch-collector` (SQLite, loopback, plaintext) reads the demo's GlobalThreatFeed manifests from a
    folder, with their URLs pointed at that server, and pulls the feeds;
+   and a Generic SecurityEventWebhook (pcaps/demo-webhook.yaml) pointed at a small webhook receiver
+   (harness/webhookreceiver.py) that prints each event it is sent;
 3. `dnswatch-agent replay --collector` takes the feeds from the collector, replays pcaps/demo.pcapng with the
-   demo's pod list, and ships its events to the collector;
+   demo's pod list, and ships its events to the collector, which delivers each to the webhook;
 4. `dnswatch events list` asks the collector what it stored and prints it.
 
 Each step is the real command in its own process, as a newcomer would run them by hand; the commands are
@@ -35,7 +37,10 @@ BIN = Path(sys.executable).parent
 NODE = "node-1"
 FEEDS = ("c2", "exfil", "badips")
 START_SECONDS = 30.0
+ROOT = PCAPS.parent
 _LISTENING = re.compile(r"listening on \S+ \(port (\d+)\)")
+_RECEIVING = re.compile(r"webhook receiver: listening on http://127\.0\.0\.1:(\d+)/")
+_WEBHOOK = "demo-generic"
 
 
 class DemoError(Exception):
@@ -71,6 +76,65 @@ def write_manifests(folder: Path, base_url: str) -> None:
     text = re.sub(r"url: file:(\S+)", lambda m: f"url: {base_url}/{m.group(1)}", text)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "demo-feeds.yaml").write_text(text, encoding="utf-8")
+
+
+def write_webhook(folder: Path, receiver_port: int) -> None:
+    """The demo's Generic webhook, pointed at the receiver."""
+    text = (PCAPS / "demo-webhook.yaml").read_text(encoding="utf-8").replace("RECEIVER_PORT", str(receiver_port))
+    (folder / "demo-webhook.yaml").write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def webhook_receiver(workdir: Path) -> Iterator[tuple[int, Path]]:
+    """harness/webhookreceiver.py on 127.0.0.1 (any free port); yields its port and the file of what it prints."""
+    command = [sys.executable, "-m", "harness.webhookreceiver"]
+    _show(["python", *command[1:]])
+    out_path = workdir / "webhook-receiver.log"
+    with open(out_path, "w+", encoding="utf-8") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while not (found := _RECEIVING.search(out_path.read_text(encoding="utf-8", errors="replace"))):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise DemoError(f"the webhook receiver did not start:\n{_tail(out_path)}")
+                time.sleep(0.05)
+            yield int(found.group(1)), out_path
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_webhook(workdir: Path) -> None:
+    """Until the collector follows the demo's webhook: events stored before it would not be sent to it."""
+    deadline = time.monotonic() + START_SECONDS
+    log_path = workdir / "collector.log"
+    while f"SecurityEventWebhook {_WEBHOOK}: queueing" not in log_path.read_text(encoding="utf-8", errors="replace"):
+        if time.monotonic() > deadline:
+            raise DemoError(f"the collector did not take the demo's webhook within {START_SECONDS:.0f} s:\n"
+                            f"{_tail(log_path)}")
+        time.sleep(0.1)
+
+
+def wait_for_deliveries(address: str, received: Path) -> list[str]:
+    """Until the receiver has printed the newest emission of every stored event; the lines it printed."""
+    import json
+
+    stored = _dnswatch(address, "events", "list", "--limit", "1000", "-o", "json", show=False).stdout
+    keys = {f"{_WEBHOOK}:{e['id']}:{e['record']['count']}" for e in map(json.loads, stored.splitlines())}
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        lines = [line for line in received.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("webhook receiver: ") and "listening on" not in line]
+        if all(any(f" {key}: " in line for line in lines) for key in keys):
+            return lines
+        if time.monotonic() > deadline:
+            raise DemoError(f"the webhook receiver did not get every event within {START_SECONDS:.0f} s:\n"
+                            f"{_tail(received)}")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -159,12 +223,15 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def run(output: str, workdir: Path) -> str:
     """The whole pipeline; returns what `dnswatch events list -o OUTPUT` printed."""
-    with feed_site() as base_url:
+    with feed_site() as base_url, webhook_receiver(workdir) as (receiver_port, received):
         feeds_dir = workdir / "feeds"
         write_manifests(feeds_dir, base_url)
+        write_webhook(feeds_dir, receiver_port)
         with collector(workdir, feeds_dir) as address:
             wait_for_feeds(address)
+            wait_for_webhook(workdir)
             print(replay(address, workdir).rstrip(), file=sys.stderr)
+            print("\n".join(wait_for_deliveries(address, received)), file=sys.stderr)
             return _dnswatch(address, "events", "list", "--limit", "1000", "-o", output).stdout
 
 

@@ -1,4 +1,5 @@
-"""The whole pipeline end to end, as `make demo` runs it: feed site → collector → agent replay → events list.
+"""The whole pipeline end to end, as `make demo` runs it: feed site → collector → agent replay → events list, and
+the collector's webhook delivering each event to a receiver.
 
 Every part is the real command in its own process (pcaps/demo.py). The events the collector serves must be
 the demo's ground truth (pcaps/demo-expected.json), and exactly the latest emission of each event the agent
@@ -44,9 +45,14 @@ def test_demo_pipeline_stores_exactly_the_ground_truth_events(tmp_path):
                for e in served if "c2" in e["record"]["feeds"])
 
     # The commands were shown as they ran, and the agent's summary says every event was acknowledged.
-    for command in ("$ dnswatch-collector", "$ dnswatch-agent replay", "$ dnswatch --collector"):
+    for command in ("$ python -m harness.webhookreceiver", "$ dnswatch-collector", "$ dnswatch-agent replay",
+                    "$ dnswatch --collector"):
         assert command in result.stderr
     assert "replayed" in result.stderr
+    # The demo's Generic webhook delivered the newest emission of every stored event to the receiver.
+    delivered = [line for line in result.stderr.splitlines() if line.startswith("webhook receiver: POST /dnswatch ")]
+    for event in served:
+        assert any(f" demo-generic:{event['id']}:{event['record']['count']}: " in line for line in delivered)
 
 
 def test_demo_table_lists_every_event(tmp_path):

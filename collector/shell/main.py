@@ -8,9 +8,10 @@ Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wire
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
 write-back), the gRPC server, the alert exceptions and the SecurityEventWebhooks (their keepers, and in
 Kubernetes mode their sources; in folder mode the folder gives them, with the Secrets and ConfigMaps webhooks
-read, docs/webhooks.md), and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
-stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each forwarder saves its
-cursor, the store is closed, and the process exits 0.
+read, docs/webhooks.md), a forwarder per `--forward` target (docs/forwarding.md), and the webhooks' delivery.
+SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each
+forwarder saves its cursor, webhook attempts in flight are written back, the store is closed, and the process
+exits 0.
 
 gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
 """
@@ -29,6 +30,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -59,7 +61,9 @@ from collector.shell.security.ports import add_secure_ports
 from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
 from collector.shell.streamcount import StreamCounter
 from collector.shell.webhookkeeper import Resolver as ValueResolver
+from collector.shell.webhookdelivery import DeliverySettings, WebhookDelivery
 from collector.shell.webhookkeeper import WebhookKeeper
+from collector.shell.webhookmetrics import WebhookMetrics
 from collector.store import BadStoreUrl, StoreError, open_store
 
 __all__ = ["AlertingParts", "CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
@@ -119,6 +123,8 @@ class CollectorSettings:
     """Seconds one feed pull may take in all, retries included; `dnswatch feeds sync` answers within it."""
     forward: ForwardSettings = ForwardSettings()
     """Where every event is forwarded (`--forward`, docs/forwarding.md); no target: nowhere."""
+    ui_url: str | None = None
+    """The web UI's base URL (`--ui-url`): webhook messages link to `{ui_url}/events/{id}`; None: no link."""
 
     @property
     def insecure(self) -> bool:
@@ -155,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pull-timeout", type=duration_flag, default=60.0, metavar="DURATION",
                         help="how long one feed pull may take in all, retries included, and so the longest a "
                         "`dnswatch feeds sync` waits (30s, 2m, or seconds; default: 60s)")
+    parser.add_argument("--ui-url", metavar="URL",
+                        help="the web UI's base URL: Slack and Jira webhook messages link to URL/events/ID")
     add_log_arguments(parser)
     add_security_arguments(parser)
     add_forward_arguments(parser)
@@ -177,6 +185,10 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
         raise UsageError(f"--pull-timeout {args.pull_timeout:g}: expected a number of seconds, more than 0")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected a port number, 0 to 65535")
+    if args.ui_url is not None and (urlsplit(args.ui_url).scheme not in ("http", "https")
+                                    or not urlsplit(args.ui_url).hostname):
+        raise UsageError(f"--ui-url {args.ui_url!r}: expected an absolute http:// or https:// URL, e.g. "
+                         "https://dnswatch.example.com")
     security = server_security_from_args(args)
     forward = forward_settings_from_args(args)
     return CollectorSettings(db=args.db, listen=args.listen, feeds_dir=args.feeds_dir,
@@ -184,7 +196,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
                              metrics_address=args.metrics_address,
-                             pull_timeout=args.pull_timeout, forward=forward)
+                             pull_timeout=args.pull_timeout, forward=forward, ui_url=args.ui_url)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -299,6 +311,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             add_alerting_service(server, keeper)
             webhooks = WebhookKeeper(source.resolve_value)
             add_webhooks_service(server, webhooks)
+            delivery = WebhookDelivery(webhooks, store, bell, WebhookMetrics(metrics.registry),
+                                       DeliverySettings(ui_url=settings.ui_url))
             if on_assembled is not None:
                 on_assembled(AlertingParts(keeper, webhooks, loop))
             add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring,
@@ -310,6 +324,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             if on_listening is not None:
                 on_listening(port)
             forwarding.start()
+            delivery.start()
             alerting_tasks = []
             if settings.feeds_dir is None:
                 # Imported only here: the folder mode never loads the kubernetes client.
@@ -340,6 +355,7 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                     task.cancel()
                 await asyncio.gather(*tasks, stopping, return_exceptions=True)
                 await forwarding.close()  # each target's cursor saved before the store closes
+                await delivery.close()  # attempts in flight written back, and the dispatch cursors saved
     finally:
         serving.clear()
         if exporter is not None:

@@ -193,6 +193,21 @@ class Store(Protocol):
     async def save_forward_cursor(self, target: str, seq: int) -> None:
         """Durably record that `target` has every change up to `seq`; a cursor never moves back."""
 
+    # -- the webhook delivery queue (collector/store/webhookqueue.py) -------------------------------------
+
+    async def start_webhook_cursors(self, webhooks: Any) -> dict[str, int]:
+        """Each webhook's dispatch cursor; a webhook never seen starts at the latest change."""
+
+    async def enqueue_webhook_deliveries(self, rows: list[tuple[str, str, int, int, str]],
+                                         cursors: dict[str, int]) -> int:
+        """Queue (webhook, event id, count, seq, body) rows once each and move the cursors, in one transaction."""
+
+    async def due_webhook_deliveries(self, webhook: str, now: float, limit: int) -> list[Any]:
+        """The webhook's pending deliveries due at `now`, in change order."""
+
+    async def record_webhook_attempts(self, results: list[Any]) -> None:
+        """Write attempts' outcomes; a delivered row is never made pending again."""
+
     async def close(self) -> None:
         """Close the connection and the store's worker thread; the store is unusable afterwards."""
 

@@ -231,4 +231,38 @@ MIGRATIONS += (
     )),
 )
 
+MIGRATIONS += (
+    Migration(8, "webhooks: the delivery queue of each SecurityEventWebhook and its dispatch cursor", (
+        # One row per (webhook, event id, count): an emission the webhook wants, with the event's JSON as it
+        # was emitted (a grown event replaces its row in `events`; what was queued is delivered as it was).
+        # state: pending, delivered or dead. The dispatcher writes the rows and the webhook's cursor in one
+        # transaction, so each emission is queued once, a restart included (docs/webhooks.md).
+        """
+        CREATE TABLE webhook_deliveries (
+            webhook         TEXT NOT NULL,
+            event_id        TEXT NOT NULL,
+            count           BIGINT NOT NULL,
+            seq             BIGINT NOT NULL,
+            body            TEXT NOT NULL,
+            state           TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            last_error      TEXT NOT NULL DEFAULT '',
+            enqueued_at     DOUBLE PRECISION NOT NULL,
+            done_at         DOUBLE PRECISION,
+            PRIMARY KEY (webhook, event_id, count)
+        )""",
+        # The workers read a webhook's pending rows in change order; done rows are pruned by age.
+        "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook, seq) WHERE state = 'pending'",
+        "CREATE INDEX webhook_deliveries_done ON webhook_deliveries (state, done_at) WHERE state <> 'pending'",
+        # Every change numbered up to `seq` has been looked at for the webhook (queued when it wanted it).
+        """
+        CREATE TABLE webhook_cursors (
+            webhook  TEXT PRIMARY KEY,
+            seq      BIGINT NOT NULL,
+            saved_at DOUBLE PRECISION NOT NULL
+        )""",
+    )),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -23,6 +23,7 @@ from collector.store.base import (DEFAULT_KEEP_VERSIONS, FeedHeader, FeedVersion
 from collector.store.events import EventStoreMixin
 from collector.store.forwardcursors import ForwardCursorMixin
 from collector.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from collector.store.webhookqueue import WebhookQueueMixin
 
 T = TypeVar("T")
 
@@ -63,11 +64,12 @@ class Dialect(Protocol):
         """The SQL expression of a text column's UTF-8 bytes (read without decoding them)."""
 
 
-class SqlStore(EventStoreMixin, ForwardCursorMixin):
+class SqlStore(EventStoreMixin, ForwardCursorMixin, WebhookQueueMixin):
     """A Store over one SQL connection in a worker thread. Build it with `open_store(url)`.
 
     The event methods come from EventStoreMixin (collector/store/events.py), the forwarding cursors from
-    ForwardCursorMixin (collector/store/forwardcursors.py)."""
+    ForwardCursorMixin (collector/store/forwardcursors.py), the webhook queue from WebhookQueueMixin
+    (collector/store/webhookqueue.py)."""
 
     def __init__(self, dialect: Dialect, *, keep_versions: int = DEFAULT_KEEP_VERSIONS) -> None:
         if keep_versions < 2:
