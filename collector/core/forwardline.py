@@ -75,8 +75,8 @@ def forwarded_event(body: bytes | str, seq: int, forwarded_at: str) -> Forwarded
     try:
         fields = _fields.decode(raw)
         record = fields.get("record")
-        in_order = (record is not None and _in_order(tuple(fields), EVENT_FIELDS, _EVENT_PLACES)
-                    and _in_order(tuple(_fields.decode(record)), RECORD_FIELDS, _RECORD_PLACES))
+        in_order = (record is not None and _in_order(tuple(fields), _EVENT_PLACES, _EVENT_SHAPES)
+                    and _in_order(tuple(_fields.decode(record)), _RECORD_PLACES, _RECORD_SHAPES))
     except msgspec.ValidationError:  # not an object, or a record that is none
         in_order = False
     if in_order and b"\n" not in raw and b"\r" not in raw:
@@ -99,11 +99,25 @@ def rfc3339_ms(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _in_order(names: tuple[str, ...], order: tuple[str, ...], places: dict[str, int]) -> bool:
+def _in_order(names: tuple[str, ...], places: dict[str, int], seen: dict[tuple[str, ...], bool]) -> bool:
     """Whether the names are documented ones in the documented order (some may be missing: an older agent's
-    event lacks the fields added since)."""
-    if names == order:
-        return True
+    event lacks the fields added since). Remembered in `seen`, per tuple of names: events come in a few shapes,
+    and walking the names of every event cost a fifth of the forwarder's time."""
+    known = seen.get(names)
+    if known is None:
+        known = _walk_in_order(names, places)
+        if len(seen) >= _MAX_SHAPES:  # shapes a sender could vary: kept few
+            seen.clear()
+        seen[names] = known
+    return known
+
+
+_MAX_SHAPES = 1024
+_EVENT_SHAPES: dict[tuple[str, ...], bool] = {}
+_RECORD_SHAPES: dict[tuple[str, ...], bool] = {}
+
+
+def _walk_in_order(names: tuple[str, ...], places: dict[str, int]) -> bool:
     last = -1
     for name in names:
         place = places.get(name, -1)
