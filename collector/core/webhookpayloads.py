@@ -163,9 +163,10 @@ def sample_event(webhook: str, now: dt.datetime) -> dict[str, Any]:
         "source_workload": {"kind": "Deployment", "name": "web"}, "attack_vector": "Network",
         "mitre_ids": ["T1041"], "mitre_tactic": "Exfiltration",
         "mitigations": ["Create a global network policy to prevent traffic from this IP address"],
-        "record": {"feeds": ["c2"], "suspicious_domains": ["evil.example"], "suspicious_ips": [],
+        "record": {"feeds": ["c2"], "feed_labels": {"c2": {}}, "suspicious_domains": ["evil.example"],
+                   "suspicious_ips": [],
                    "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example",
-                                "section": "question"}],
+                                "section": "question", "feed_version": "1", "line": 1, "line_text": None}],
                    "qname": "evil.example", "qtype": "A", "rcode": "NOERROR", "server_ip": "10.96.0.10",
                    "answers": ["evil.example A 198.51.100.7"], "count": 1, "first_seen": stamp, "last_seen": stamp},
     }

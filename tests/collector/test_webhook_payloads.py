@@ -97,6 +97,7 @@ def test_the_sample_event_is_shaped_as_a_real_one() -> None:
     sample = sample_event("soc", NOW)
     real = make_event(0)
     assert set(sample) == set(real) and set(sample["record"]) == set(real["record"])
+    assert set(sample["record"]["matches"][0]) == set(real["record"]["matches"][0])
     assert len(sample["id"]) == 32 and sample["time"] == "2026-12-01T12:00:00.000Z"
 
 
