@@ -251,6 +251,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     _check_listen("--listen", settings.listen)
     if settings.security.mtls_listen is not None:
         _check_listen("--mtls-listen", settings.security.mtls_listen)
+    if settings.http_listen is not None:
+        _check_listen("--http-listen", settings.http_listen)
     loop = asyncio.get_running_loop()
     # The folder is read on a worker thread; its AlertExceptions reach the keeper (made below, before the
     # folder is first read) on the event loop.

@@ -1,0 +1,123 @@
+"""Who may call the HTTP API, over TLS with trustme certificates and real token files: 401 for a missing or
+unknown token, 403 for a role that may not, viewers read and change nothing, consumers do both, and the
+dismissal records the caller; plaintext is refused on the TLS port; bad flags are one line."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.collector.eventdata import event
+from tests.collector.httpkit import ingest, with_http
+from tests.collector.securitykit import AGENT_TOKENS, CONSUMER_TOKENS, pki, tls_flags, token_file  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+VIEWER_TOKEN = "viewer-token-1-c0ffee"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def secured(pki, tmp_path):  # noqa: F811
+    db = f"sqlite:///{tmp_path / 'collector.sqlite'}"
+    ingest(db, [event(1), event(2)])
+    agent = token_file(tmp_path, AGENT_TOKENS[0], "agent-tokens")
+    consumer = token_file(tmp_path, CONSUMER_TOKENS[0], "consumer-tokens")
+    viewer = token_file(tmp_path, VIEWER_TOKEN, "viewer-tokens")
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    running, port = with_http(db, feeds, *tls_flags(pki), "--agent-token-file", str(agent),
+                              "--consumer-token-file", str(consumer), "--viewer-token-file", str(viewer))
+    with running, httpx.Client(base_url=f"https://localhost:{port}/api/v1", verify=ssl.create_default_context(cafile=str(pki.ca)),
+                               timeout=10) as client:
+        yield client, port
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+READS = [("GET", "/events"), ("GET", f"/events/{event(1)['id']}"), ("GET", "/feeds"), ("GET", "/exceptions")]
+WRITES = [("POST", "/events/dismiss", {"ids": [event(1)["id"]]}), ("POST", "/events/undismiss", {"ids": ["x"]}),
+          ("POST", "/feeds", {"kind": "GlobalThreatFeed"}), ("DELETE", "/feeds/nothing", None),
+          ("POST", "/feeds/nothing/sync", None), ("POST", "/exceptions", {"kind": "AlertException"})]
+
+
+@pytest.mark.parametrize("headers", [{}, bearer("wrong-token"), {"Authorization": "Basic dXNlcjpwYXNz"},
+                                     {"Authorization": "Bearer"}])
+def test_missing_or_unknown_credentials_are_401_json_with_a_challenge(secured, headers):
+    client, _ = secured
+    for method, path, *body in READS + WRITES:
+        response = client.request(method, path, headers=headers, json=body[0] if body else None)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unauthenticated"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "wrong-token" not in response.text
+
+
+def test_an_agent_token_may_do_nothing_here(secured):
+    client, _ = secured
+    for method, path, *body in READS + WRITES:
+        response = client.request(method, path, headers=bearer(AGENT_TOKENS[0]), json=body[0] if body else None)
+        assert response.status_code == 403, (method, path)
+        assert response.json()["error"]["code"] == "permission_denied"
+        assert "agent" in response.json()["error"]["message"]
+
+
+def test_a_viewer_reads_and_may_not_write(secured):
+    client, _ = secured
+    for method, path in READS:
+        assert client.request(method, path, headers=bearer(VIEWER_TOKEN)).status_code == 200, path
+    for method, path, body in WRITES:
+        response = client.request(method, path, headers=bearer(VIEWER_TOKEN), json=body)
+        assert response.status_code == 403, (method, path)
+        assert "viewer" in response.json()["error"]["message"]
+
+
+def test_a_consumer_reads_and_writes_and_its_dismissal_names_it(secured):
+    client, _ = secured
+    for method, path in READS:
+        assert client.request(method, path, headers=bearer(CONSUMER_TOKENS[0])).status_code == 200, path
+    target = event(1)["id"]
+    done = client.post("/events/dismiss", json={"ids": [target]}, headers=bearer(CONSUMER_TOKENS[0]))
+    assert done.status_code == 200 and done.json()["changed"] == [target]
+    shown = client.get(f"/events/{target}", headers=bearer(VIEWER_TOKEN)).json()
+    assert shown["dismissed_by"] == "consumer token"
+    assert client.get("/openapi.json").status_code in (200, 401)
+
+
+def test_plaintext_on_the_tls_port_gets_no_answer(secured):
+    _, port = secured
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/events", headers=bearer(CONSUMER_TOKENS[0]), timeout=5)
+
+
+def collector_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "collector.shell.main", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("address", ["nowhere", "127.0.0.1:99999", ":80", "127.0.0.1:http"])
+def test_a_bad_http_listen_is_one_line_and_exit_2(tmp_path, address):
+    result = collector_cli("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", "127.0.0.1:0",
+                           "--feeds-dir", str(tmp_path), "--insecure", "--http-listen", address)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--http-listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_http_port_in_use_is_one_line_and_exit_2(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = collector_cli("--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--listen", "127.0.0.1:0",
+                               "--feeds-dir", str(tmp_path), "--insecure", "--http-listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "port is in use" in result.stderr
