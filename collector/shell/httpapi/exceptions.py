@@ -49,6 +49,8 @@ def validated_exception(manifest: dict[str, Any], name: str | None = None) -> Al
     if exception.conditions:
         message = exception.conditions[0].message
         field = message.split(":", 1)[0] if ":" in message else ""
+        if field == "selector":  # the selector's own messages name it alone
+            field = "spec.selector"
         raise ApiError(422, message, field=f"body.{field}" if field and " " not in field else None)
     if name is not None and exception.name != name:
         raise ApiError(422, f"metadata.name: {exception.name!r} is not the exception of this path ({name!r})",

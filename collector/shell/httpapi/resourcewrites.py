@@ -7,7 +7,9 @@ what the API changes and what the files or the cluster hold stay one source of t
   atomic: a dot-file in the same folder (the folder source skips dot-files), fsync, rename, fsync of the
   folder. The folder source then picks the change up at its next poll.
 - `KubeResources`: the cluster-scoped `dnswatch.dev/v1` objects, created, replaced or deleted through the
-  Kubernetes API (deploy/base/rbac.yaml grants the collector those verbs on the two resources).
+  Kubernetes API (deploy/base/rbac.yaml grants the collector those verbs on the two resources); a manifest
+  written as Calico's is stored in our group. A replace is made at the resourceVersion just read, so a change
+  made meanwhile by someone else is a conflict (409), not overwritten.
 
 Both run their I/O on a worker thread; each method raises ResourceConflict, ResourceMissing or the
 Kubernetes API's failure as ResourceWriteFailed, whose message says what to do.
@@ -169,14 +171,15 @@ class KubeResources:
         return _without_server_fields(found)
 
     async def create(self, kind: str, name: str, manifest: dict[str, Any]) -> None:
-        await self._call(kind, name, "create_cluster_custom_object", manifest)
+        await self._call(kind, name, "create_cluster_custom_object", _ours(manifest))
 
     async def replace(self, kind: str, name: str, manifest: dict[str, Any]) -> None:
         current = await self._call(kind, name, "get_cluster_custom_object", name)
         # Replaced at the version read: a change made meanwhile by someone else is a 409, not overwritten.
         metadata = {**manifest.get("metadata", {}),
                     "resourceVersion": current.get("metadata", {}).get("resourceVersion")}
-        await self._call(kind, name, "replace_cluster_custom_object", name, {**manifest, "metadata": metadata})
+        await self._call(kind, name, "replace_cluster_custom_object", name,
+                         {**_ours(manifest), "metadata": metadata})
 
     async def delete(self, kind: str, name: str) -> None:
         await self._call(kind, name, "delete_cluster_custom_object", name)
@@ -200,6 +203,12 @@ class KubeResources:
         except Exception as error:  # noqa: BLE001 - urllib3's connection errors: the API is away
             raise ResourceWriteFailed(f"{kind} {name!r}: the Kubernetes API did not answer "
                                       f"({type(error).__name__})") from None
+
+
+def _ours(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as a `dnswatch.dev/v1` object: one written as Calico's (`projectcalico.org/v3`, whose spec
+    is the same) is stored in the collector's own group, which is the one it may write."""
+    return {**manifest, "apiVersion": f"{_GROUP}/{_VERSION}"}
 
 
 def _without_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
