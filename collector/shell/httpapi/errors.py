@@ -79,6 +79,9 @@ async def _invalid(request: Request, error: RequestValidationError) -> JSONRespo
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     message = error.detail if isinstance(error.detail, str) else "request refused"
+    if error.status_code == 400 and message == "There was an error parsing the body":
+        # FastAPI's word for a body that is no UTF-8: invalid input, answered as every other is.
+        return error_response(422, "body: not a JSON document (UTF-8)", "body")
     if error.status_code == 404 and message == "Not Found":
         message = f"no such path: {request.url.path} (the API is under /api/v1; see /api/v1/openapi.json)"
     return error_response(error.status_code, message, headers=getattr(error, "headers", None))

@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -128,7 +128,7 @@ def events_router(store: Any, stream: EventStream, gate: Gate) -> APIRouter:
 
     @router.get("/{event_id}", response_model=StoredEventModel, summary="One event",
                 dependencies=[reader], responses={404: {"model": ErrorBody}})
-    async def get_event(event_id: str) -> Response:
+    async def get_event(event_id: str = PathParam(max_length=512, description="the event's id")) -> Response:
         try:
             stored = await eventops.get_event(store, event_id)
         except StoreError as error:
