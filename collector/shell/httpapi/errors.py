@@ -108,8 +108,21 @@ class CatchAll:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
+        state = {"started": False, "ended": False}
+
+        async def watched(message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["ended"] = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, watched)
         except Exception as error:  # noqa: BLE001 - answered by _internal; the log says what failed
             log.error("HTTP %s %s failed: %s: %s", scope.get("method", ""), scope.get("path", ""),
                       type(error).__name__, error)
+            if state["started"] and not state["ended"]:
+                # A stream that failed midway ends here, cleanly: an event stream's client resumes from its
+                # last id, as after any disconnect.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
