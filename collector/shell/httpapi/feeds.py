@@ -71,7 +71,7 @@ def validated_feed(manifest: dict[str, Any], name: str | None = None) -> FeedSpe
 
 def write_error(error: ResourceWriteFailed) -> ApiError:
     status = 404 if isinstance(error, ResourceMissing) else 409 if isinstance(error, ResourceConflict) else 503
-    return ApiError(status, str(error))
+    return ApiError(status, str(error), headers={"Retry-After": "1"} if status == 503 else None)
 
 
 async def settled(condition: Callable[[], bool], seconds: float) -> bool:

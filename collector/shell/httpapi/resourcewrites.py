@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from dnswatch.errors import DnswatchError
+from collector.shell.security.settings import reason
 
 __all__ = ["FEED_KIND", "EXCEPTION_KIND", "FolderResources", "KubeResources", "ResourceConflict",
            "ResourceMissing", "ResourceWriteFailed", "check_name"]
@@ -67,19 +68,26 @@ class FolderResources:
         self._lock = asyncio.Lock()  # one write at a time: a create must not race another's look
 
     async def get(self, kind: str, name: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self._get, kind, name)
+        return await self._run(self._get, kind, name)
 
     async def create(self, kind: str, name: str, manifest: dict[str, Any]) -> None:
         async with self._lock:
-            await asyncio.to_thread(self._create, kind, name, manifest)
+            await self._run(self._create, kind, name, manifest)
 
     async def replace(self, kind: str, name: str, manifest: dict[str, Any]) -> None:
         async with self._lock:
-            await asyncio.to_thread(self._replace, kind, name, manifest)
+            await self._run(self._replace, kind, name, manifest)
 
     async def delete(self, kind: str, name: str) -> None:
         async with self._lock:
-            await asyncio.to_thread(self._delete, kind, name)
+            await self._run(self._delete, kind, name)
+
+    async def _run(self, work, kind: str, name: str, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(work, kind, name, *args)
+        except OSError as error:  # a read-only folder (a mounted ConfigMap), a full disk
+            raise ResourceWriteFailed(f"{kind} {name!r}: cannot write {self._folder} ({reason(error)}); with a "
+                                      "read-only folder, change the manifests where they come from") from None
 
     # -- on the worker thread
 

@@ -127,8 +127,8 @@ def server_security_from_args(args: argparse.Namespace) -> ServerSecurity:
         raise SecurityUsageError("--agent-service-account, --consumer-service-account, --viewer-service-account "
                                  "and --token-audience need --token-review")
     if args.token_review and not accounts:
-        raise SecurityUsageError("--token-review needs --agent-service-account, --consumer-service-account or "
-                                 "--viewer-service-account NS/NAME: which ServiceAccounts may call")
+        raise SecurityUsageError("--token-review needs --agent-service-account or --consumer-service-account "
+                                 "(or --viewer-service-account) NS/NAME: which ServiceAccounts may call")
     for account in accounts:
         namespace, slash, name = account.partition("/")
         if not slash or not namespace or not name or "/" in name:
