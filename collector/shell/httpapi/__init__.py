@@ -5,7 +5,7 @@ certificate and the same bearer tokens and roles, plus a read-only `viewer` role
 
 The modules: `server` (uvicorn on a bound socket, TLS), `app` (the FastAPI app and its routers), `auth`
 (tokens to roles, per route), `errors` (one JSON error body), `events` and `eventstream`, `feeds`,
-`exceptions`, `resourcewrites` (manifests written to the folder or the Kubernetes API).
+`exceptions`, `webhooks`, `resourcewrites` (manifests written to the folder or the Kubernetes API).
 
     api = HttpApi.bind(settings, store=store, bell=bell, hub=hub, keeper=keeper, resources=resources,
                        authenticator=authenticator)
@@ -27,7 +27,9 @@ from collector.shell.httpapi.app import PREFIX, build_app
 from collector.shell.httpapi.auth import Gate
 from collector.shell.httpapi.eventstream import EventStream, StreamSettings
 from collector.shell.httpapi.server import HttpListenError, HttpServer, bind_http
+from collector.shell.httpapi.webhooks import webhooks_router
 from collector.shell.security.interceptor import Authenticator
+from collector.shell.webhookkeeper import WebhookKeeper
 
 __all__ = ["HttpApi", "HttpApiSettings", "HttpListenError", "PREFIX"]
 
@@ -56,11 +58,14 @@ class HttpApi:
 
     @classmethod
     def bind(cls, settings: HttpApiSettings, *, store: Any, bell: EventBell, hub: FeedHub, keeper: ExceptionKeeper,
-             resources: Any, authenticator: Authenticator | None) -> HttpApi:
+             resources: Any, authenticator: Authenticator | None, webhooks: WebhookKeeper | None = None) -> HttpApi:
         """The API on its bound port; HttpListenError when the address cannot be listened on.
-        `authenticator` None: --insecure, every call anonymous and allowed."""
+        `authenticator` None: --insecure, every call anonymous and allowed. `webhooks`: the collector's
+        SecurityEventWebhooks, served under /api/v1/webhooks; None: no webhook routes."""
+        gate = Gate(authenticator)
+        extra = [webhooks_router(webhooks, resources, gate, settings.settle_seconds)] if webhooks is not None else []
         app = build_app(store=store, stream=EventStream(store, bell, settings.stream), hub=hub, keeper=keeper,
-                        resources=resources, gate=Gate(authenticator), settle_seconds=settings.settle_seconds)
+                        resources=resources, gate=gate, settle_seconds=settings.settle_seconds, extra_routers=extra)
         return cls(HttpServer(app, bind_http(settings.listen), tls_cert=settings.tls_cert, tls_key=settings.tls_key))
 
     @property

@@ -4,9 +4,9 @@ FastAPI because the document is made from the routes' own declarations (paramete
 so the contract a web UI and property-based tests read cannot drift from the code; it stands on Starlette,
 whose streaming response carries the event stream, and both are well kept and typed.
 
-The routes are grouped by resource, one module each, and added in `build_app`'s one list: a further resource
-(say the SecurityEventWebhooks, once the collector keeps them) is a router module of its own passed in
-`extra_routers`, checked by the same Gate.
+The routes are grouped by resource, one module each, and added in `build_app`'s one list; the routes of a
+resource only some collectors keep (the SecurityEventWebhooks, webhooks.py) come in `extra_routers`,
+checked by the same Gate.
 """
 
 from __future__ import annotations

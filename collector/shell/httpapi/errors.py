@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "CatchAll", "ErrorBody", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "CatchAll", "ErrorBody", "error_response", "install_error_handlers", "invalid_spec"]
 
 log = logging.getLogger("collector.shell.httpapi")
 
@@ -49,6 +49,15 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers
+
+
+def invalid_spec(message: str) -> ApiError:
+    """The 422 of a resource's first condition (`spec.period: ...`, `metadata.name: ...`), the field taken from
+    the message; a selector's own messages name it alone (`selector: position 3: ...`), inside `spec`."""
+    field = message.split(":", 1)[0] if ":" in message else ""
+    if field in ("selector", "query"):
+        field = f"spec.{field}"
+    return ApiError(422, message, field=f"body.{field}" if field and " " not in field else None)
 
 
 def error_response(status: int, message: str, field: str | None = None,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from collector.shell.exceptionkeeper import ExceptionKeeper
 from collector.shell.httpapi.auth import READ, WRITE, Gate
-from collector.shell.httpapi.errors import ApiError, ErrorBody
+from collector.shell.httpapi.errors import ApiError, ErrorBody, invalid_spec
 from collector.shell.httpapi.feeds import settled, write_error
 from collector.shell.httpapi.resourcewrites import EXCEPTION_KIND, ResourceWriteFailed, check_name
 from collector.store import StoreError
@@ -47,11 +47,7 @@ def validated_exception(manifest: dict[str, Any], name: str | None = None) -> Al
         raise ApiError(422, f"kind: {manifest.get('kind')!r} is not {EXCEPTION_KIND}", field="body.kind")
     exception = read_alert_exception(manifest)
     if exception.conditions:
-        message = exception.conditions[0].message
-        field = message.split(":", 1)[0] if ":" in message else ""
-        if field == "selector":  # the selector's own messages name it alone
-            field = "spec.selector"
-        raise ApiError(422, message, field=f"body.{field}" if field and " " not in field else None)
+        raise invalid_spec(exception.conditions[0].message)
     if name is not None and exception.name != name:
         raise ApiError(422, f"metadata.name: {exception.name!r} is not the exception of this path ({name!r})",
                        field="body.metadata.name")

@@ -30,12 +30,13 @@ import yaml
 from dnswatch.errors import DnswatchError
 from collector.shell.security.settings import reason
 
-__all__ = ["FEED_KIND", "EXCEPTION_KIND", "FolderResources", "KubeResources", "ResourceConflict",
+__all__ = ["FEED_KIND", "EXCEPTION_KIND", "WEBHOOK_KIND", "FolderResources", "KubeResources", "ResourceConflict",
            "ResourceMissing", "ResourceWriteFailed", "check_name"]
 
 FEED_KIND = "GlobalThreatFeed"
 EXCEPTION_KIND = "AlertException"
-_PLURALS = {FEED_KIND: "globalthreatfeeds", EXCEPTION_KIND: "alertexceptions"}
+WEBHOOK_KIND = "SecurityEventWebhook"
+_PLURALS = {FEED_KIND: "globalthreatfeeds", EXCEPTION_KIND: "alertexceptions", WEBHOOK_KIND: "securityeventwebhooks"}
 _GROUP, _VERSION = "dnswatch.dev", "v1"
 _SUFFIXES = (".yaml", ".yml", ".json")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
