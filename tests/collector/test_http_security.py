@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from dnswatch.grpcchannel import ChannelSecurity, open_channel
+from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.eventdata import event
 from tests.collector.httpkit import ingest, with_http
 from tests.collector.securitykit import AGENT_TOKENS, CONSUMER_TOKENS, pki, tls_flags, token_file  # noqa: F401
@@ -23,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def secured(pki, tmp_path):  # noqa: F811
+def secured_collector(pki, tmp_path):  # noqa: F811
     db = f"sqlite:///{tmp_path / 'collector.sqlite'}"
     ingest(db, [event(1), event(2)])
     agent = token_file(tmp_path, AGENT_TOKENS[0], "agent-tokens")
@@ -33,8 +36,15 @@ def secured(pki, tmp_path):  # noqa: F811
     feeds.mkdir()
     running, port = with_http(db, feeds, *tls_flags(pki), "--agent-token-file", str(agent),
                               "--consumer-token-file", str(consumer), "--viewer-token-file", str(viewer))
-    with running, httpx.Client(base_url=f"https://localhost:{port}/api/v1", verify=ssl.create_default_context(cafile=str(pki.ca)),
-                               timeout=10) as client:
+    with running:
+        yield running, port
+
+
+@pytest.fixture
+def secured(secured_collector, pki):  # noqa: F811
+    _, port = secured_collector
+    with httpx.Client(base_url=f"https://localhost:{port}/api/v1",
+                      verify=ssl.create_default_context(cafile=str(pki.ca)), timeout=10) as client:
         yield client, port
 
 
@@ -88,7 +98,22 @@ def test_a_consumer_reads_and_writes_and_its_dismissal_names_it(secured):
     assert done.status_code == 200 and done.json()["changed"] == [target]
     shown = client.get(f"/events/{target}", headers=bearer(VIEWER_TOKEN)).json()
     assert shown["dismissed_by"] == "consumer token"
-    assert client.get("/openapi.json").status_code in (200, 401)
+
+
+def test_the_openapi_document_is_open_as_grpc_reflection_is(secured):
+    client, _ = secured
+    document = client.get("/openapi.json")
+    assert document.status_code == 200 and "/api/v1/events" in document.json()["paths"]
+
+
+def test_a_viewer_token_over_grpc_is_permission_denied(secured_collector, pki, tmp_path):  # noqa: F811
+    running, _ = secured_collector
+    security = ChannelSecurity(ca_file=pki.ca, token_file=token_file(tmp_path, VIEWER_TOKEN, "grpc-viewer"),
+                               server_name="localhost")
+    with open_channel(running.address, security) as channel, pytest.raises(grpc.RpcError) as refused:
+        events_pb2_grpc.EventsStub(channel).List(events_pb2.ListEventsRequest(page_size=1), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "viewer" in refused.value.details()
 
 
 def test_plaintext_on_the_tls_port_gets_no_answer(secured):
