@@ -17,7 +17,9 @@ from dnswatch.grpcchannel import ChannelSecurity, open_channel
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from tests.collector.eventdata import event
 from tests.collector.httpkit import ingest, with_http
+from tests.collector.kubesetup import kubeconfig
 from tests.collector.securitykit import AGENT_TOKENS, CONSUMER_TOKENS, pki, tls_flags, token_file  # noqa: F401
+from tests.kubeapi import FakeKubeAPI
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -146,3 +148,34 @@ def test_an_http_port_in_use_is_one_line_and_exit_2(tmp_path):
                                "--feeds-dir", str(tmp_path), "--insecure", "--http-listen", f"127.0.0.1:{port}")
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "port is in use" in result.stderr
+
+
+def test_serviceaccount_tokens_reviewed_by_kubernetes_get_their_roles(pki, tmp_path):  # noqa: F811
+    """--viewer-service-account and --consumer-service-account with --token-review, the fake API server
+    playing the authenticator: a viewer reads and may not write, a consumer writes as its ServiceAccount."""
+    accounts = {"sa-ui": "system:serviceaccount:ops:ui", "sa-bot": "system:serviceaccount:ops:bot",
+                "sa-other": "system:serviceaccount:default:default"}
+
+    def review(spec: dict) -> dict:
+        username = accounts.get(spec.get("token"))
+        if username is None:
+            return {"authenticated": False, "error": "invalid bearer token"}
+        return {"authenticated": True, "user": {"username": username}, "audiences": spec.get("audiences") or []}
+
+    db = f"sqlite:///{tmp_path / 'collector.sqlite'}"
+    ingest(db, [event(1)])
+    with FakeKubeAPI(bookmark_interval=0.2) as api:
+        api.review_token = review
+        config = kubeconfig(tmp_path / "kubeconfig", api.url)
+        running, port = with_http(db, None, "--kubeconfig", str(config), *tls_flags(pki), "--token-review",
+                                  "--viewer-service-account", "ops/ui", "--consumer-service-account", "ops/bot")
+        with running, httpx.Client(base_url=f"https://localhost:{port}/api/v1", timeout=10,
+                                   verify=ssl.create_default_context(cafile=str(pki.ca))) as client:
+            assert client.get("/events", headers=bearer("sa-ui")).status_code == 200
+            dismiss = {"ids": [event(1)["id"]]}
+            assert client.post("/events/dismiss", json=dismiss, headers=bearer("sa-ui")).status_code == 403
+            assert client.post("/events/dismiss", json=dismiss, headers=bearer("sa-bot")).status_code == 200
+            shown = client.get(f"/events/{event(1)['id']}", headers=bearer("sa-ui")).json()
+            assert shown["dismissed_by"] == "system:serviceaccount:ops:bot"
+            assert client.get("/events", headers=bearer("sa-other")).status_code == 403
+            assert client.get("/events", headers=bearer("sa-nobody")).status_code == 401
