@@ -2,7 +2,8 @@
 
     dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
                        [--feeds-dir DIR | --kubeconfig F | (in-cluster)] \\
-                       (--tls-cert F --tls-key F [credentials, see collector/shell/security/] | --insecure)
+                       (--tls-cert F --tls-key F [credentials, see collector/shell/security/] | --insecure) \\
+                       [--http-listen HOST:PORT]
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
