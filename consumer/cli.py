@@ -6,6 +6,8 @@
     dnswatch --collector HOST:PORT feeds push NAME FILE [--format FORMAT] [-o ...]
     dnswatch --collector HOST:PORT events list [filters] [--limit N] [-o table|wide|json|yaml]
     dnswatch --collector HOST:PORT events watch [filters] [--resume-token TOKEN] [-o ...]
+    dnswatch --collector HOST:PORT exceptions list|get NAME [-o ...]
+    dnswatch --collector HOST:PORT webhooks list|get NAME|test NAME [-o ...]
     dnswatch completion bash|zsh|tcsh
 
     filters: --namespace N --pod P --feed F --domain D --type T --node H --since T --until T
@@ -29,13 +31,16 @@ stdin), read as newline-delimited lines or as `--format` says (a `pull.http.form
 all), newest first. `events watch` follows events as they are stored until SIGINT or
 SIGTERM, reconnecting with backoff when the stream breaks and resuming from the last resume token; when it
 stops it prints that token on stderr, so a later `--resume-token` carries on with nothing missed or repeated.
+`webhooks get` in table mode is a describe-style view (consumer/webhookview.py), with no secret in it: the
+collector never sends one. `webhooks test NAME` sends one sample event to the webhook now, whatever its state,
+and says whether it was delivered.
 
 The connection flags (--insecure, --ca, --token-file, ...) are the agent's (dnswatch/grpcchannel.py): TLS
 unless --insecure; `_open_channel` is the one place a channel is made. A collector that cannot be reached gets
 a hint naming the flag to add or drop (dnswatch/channelhints.py); gRPC's own words need --log-level debug.
 Exit status: 0 done (a watch stopped by a signal included), 1 the collector said no (unknown feed, Disabled
 feed, credentials refused, a push refused, or a `feeds sync` whose pull failed or was refused: the feed is
-still printed, and a line on stderr says why),
+still printed, and a line on stderr says why; a `webhooks test` whose event was not delivered, likewise),
 2 bad usage or no collector to talk to; always one line on stderr, never a traceback.
 """
 
@@ -70,6 +75,10 @@ from consumer.eventview import wide_row as event_wide_row
 from consumer.exceptionview import TABLE_COLUMNS as EXCEPTION_COLUMNS
 from consumer.exceptionview import exception_record
 from consumer.exceptionview import table_row as exception_row
+from consumer.webhookview import TABLE_COLUMNS as WEBHOOK_COLUMNS
+from consumer.webhookview import describe as describe_webhook
+from consumer.webhookview import table_row as webhook_row
+from consumer.webhookview import test_line, test_record, webhook_record
 from consumer.feeddescribe import describe, whole
 from consumer.feedtable import REFUSED_COLUMNS, TABLE_COLUMNS, WIDE_COLUMNS, refused_row, table_row, wide_row
 from dnswatch.channelhints import unreachable_hint
@@ -186,6 +195,15 @@ def build_parser(now: dt.datetime | None = None) -> argparse.ArgumentParser:
     exception_actions.add_parser("list", parents=[late], help="every alert exception with its status")
     exception_get = exception_actions.add_parser("get", parents=[late], help="one alert exception with its status")
     exception_get.add_argument("name")
+
+    webhooks = commands.add_parser("webhooks", help="SecurityEventWebhooks and their status")
+    webhook_actions = webhooks.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    webhook_actions.add_parser("list", parents=[late], help="every webhook with its status")
+    webhook_get = webhook_actions.add_parser("get", parents=[late], help="one webhook with its config and status")
+    webhook_get.add_argument("name")
+    webhook_test = webhook_actions.add_parser("test", parents=[late],
+                                              help="send one sample event to a webhook now, whatever its state")
+    webhook_test.add_argument("name")
     add_completion_command(commands)
     return parser
 
@@ -265,6 +283,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             return _events(args)
         if args.topic == "exceptions":
             return _exceptions(args)
+        if args.topic == "webhooks":
+            return _webhooks(args)
         with _open_channel(args) as channel:
             feeds, refused, failure = _run(feeds_pb2_grpc.FeedsStub(channel), args, body)
     except grpc.RpcError as error:
@@ -453,6 +473,50 @@ def _exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks(args: argparse.Namespace) -> int:
+    """`webhooks list|get NAME|test NAME`."""
+    with _open_channel(args) as channel:
+        stub = alerting_pb2_grpc.WebhooksStub(channel)
+        if args.action == "test":
+            # The receiver may be slow: the collector bounds the attempt, this only bounds the wait for it.
+            result = stub.Test(alerting_pb2.TestWebhookRequest(name=args.name), timeout=_SYNC_TIMEOUT_SECONDS)
+        elif args.action == "list":
+            found = list(stub.List(alerting_pb2.ListWebhooksRequest(), timeout=_TIMEOUT_SECONDS).webhooks)
+        else:
+            found = [stub.Get(alerting_pb2.GetWebhookRequest(name=args.name), timeout=_TIMEOUT_SECONDS)]
+    if args.action == "test":
+        return _print_test(args.name, result, args.output)
+    records = [webhook_record(message) for message in found]
+    if args.output == "json":
+        for record in records:
+            print(json.dumps(record))
+    elif args.output == "yaml":
+        body = records[0] if args.action == "get" else records
+        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    elif not found:
+        print(f"{PROG}: no webhooks", file=sys.stderr)
+    elif args.action == "get":
+        print("\n".join(describe_webhook(found[0])))
+    else:
+        _print_table(WEBHOOK_COLUMNS, [webhook_row(message) for message in found])
+    sys.stdout.flush()
+    return 0
+
+
+def _print_test(name: str, result: alerting_pb2.TestWebhookResponse, output: str) -> int:
+    if output == "json":
+        print(json.dumps(test_record(name, result)))
+    elif output == "yaml":
+        sys.stdout.write(yaml.safe_dump(test_record(name, result), sort_keys=False))
+    elif result.delivered:
+        print(test_line(name, result))
+    sys.stdout.flush()
+    if result.delivered:
+        return 0
+    print(f"{PROG}: {test_line(name, result)}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
 def _events(args: argparse.Namespace) -> int:
     if args.action in ("dismiss", "undismiss"):
         return _dismissal(args)
@@ -555,7 +619,7 @@ def _watch_events(args: argparse.Namespace) -> int:
     request = events_pb2.WatchEventsRequest(filter=_event_filter(args), resume_token=args.resume_token,
                                             max_events=_WATCH_PAGE,
                                             compression=events_pb2.WATCH_COMPRESSION_ZSTD)
-    columns, row, widths = ((EVENT_WIDE_COLUMNS, event_wide_row, [20, 30, 15, 40, 6, 9, 16, 5, 16, 32])
+    columns, row, widths = ((EVENT_WIDE_COLUMNS, event_wide_row, [20, 30, 15, 40, 6, 9, 16, 16, 5, 16, 32])
                             if args.output == "wide" else (EVENT_COLUMNS, event_row, [20, 30, 40, 16, 5]))
     printed_header = False
     answered = False

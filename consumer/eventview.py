@@ -16,9 +16,11 @@ from dnswatch.durations import DURATION_FORMS, parse_duration
 __all__ = ["TABLE_COLUMNS", "WIDE_COLUMNS", "parse_when", "table_row", "wide_row"]
 
 TABLE_COLUMNS = ("TIME", "SOURCE", "QNAME", "FEEDS", "COUNT")
-WIDE_COLUMNS = ("TIME", "SOURCE", "CLIENT", "QNAME", "QTYPE", "RCODE", "FEEDS", "COUNT", "NODE", "ID")
-"""`-o wide`: the table's columns and the client's address, the question's type, the answer's code, the node
-that reported it and the event's id (for `--resume-token`-free lookups in the store or a log)."""
+WIDE_COLUMNS = ("TIME", "SOURCE", "CLIENT", "QNAME", "QTYPE", "RCODE", "FEEDS", "LISTED", "COUNT", "NODE", "ID")
+"""`-o wide`: the table's columns and the client's address, the question's type, the answer's code, where
+each match is listed (`LISTED`: feed, version of its set and line, `c2@7:4711`, to find the entry in the feed
+as it was), the node that reported it and the event's id (for `--resume-token`-free lookups in the store or a
+log)."""
 
 
 def parse_when(text: str, now: dt.datetime) -> dt.datetime:
@@ -73,7 +75,24 @@ def wide_row(event: dict[str, Any]) -> tuple[str, ...]:
     record = event.get("record") if isinstance(event.get("record"), dict) else {}
     when, source, qname, feeds, count = table_row(event)
     return (when, source, _text(event.get("source_ip")), qname, _text(record.get("qtype")),
-            _text(record.get("rcode")), feeds, count, _text(event.get("host")), _text(event.get("id")))
+            _text(record.get("rcode")), feeds, _listed(record.get("matches")), count, _text(event.get("host")),
+            _text(event.get("id")))
+
+
+def _listed(matches: Any) -> str:
+    """`c2@7:4711,ips@3`: per match, its feed, the version of the set it matched and the entry's line."""
+    places = []
+    for match in matches if isinstance(matches, list) else ():
+        if not isinstance(match, dict) or not isinstance(match.get("feed"), str):
+            continue
+        place = match["feed"]
+        if isinstance(match.get("feed_version"), str):
+            place += "@" + match["feed_version"].removeprefix("sha256:")[:12]
+            if isinstance(match.get("line"), int) and not isinstance(match.get("line"), bool):
+                place += f":{match['line']}"
+        if place not in places:
+            places.append(place)
+    return ",".join(places) or "-"
 
 
 def _short_time(text: str) -> str:

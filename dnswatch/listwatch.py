@@ -1,5 +1,5 @@
-"""The one loop of every Kubernetes list-and-watch here: the agent's pod watch and the collector's
-GlobalThreatFeed source.
+"""The one loop of every Kubernetes list-and-watch here: the agent's pod watch and the collector's custom
+resources (collector/shell/customresources.py: GlobalThreatFeeds, AlertExceptions, SecurityEventWebhooks).
 
     list (sync) → watch from the list's resourceVersion (follow) → on 410 Gone list again
                 → on any other failure back off (exponential, with jitter) and resume from the position

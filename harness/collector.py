@@ -7,6 +7,9 @@
 
 The feeds folder is polled every 0.1 s so a manifest change shows within a test's patience; `manifest` writes
 a feed's manifest for it, and `pulled` is the condition `wait_for` waits on until feeds are pulled.
+`alerting` holds the collector's exception and webhook keepers once it runs; `on_loop` calls them on its loop:
+
+    config = collector.on_loop(lambda: collector.alerting.webhooks.resolved("soc"))
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from pathlib import Path
 
 import grpc
 
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from dnswatch.grpcchannel import PLAINTEXT, ChannelSecurity, open_channel
-from collector.shell.main import serve, settings_from_args
+from collector.shell.main import AlertingParts, serve, settings_from_args
 from collector.shell.puller import PullerSettings
 from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, feeds_pb2, feeds_pb2_grpc
 
 _START_SECONDS = 15.0
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -59,6 +64,8 @@ class RunningCollector:
         self.client: ChannelSecurity = PLAINTEXT
         """How `channel()` (and so `feeds`, `wait_for`, `subscribe`) reaches it: TLS tests set their credentials."""
         self.error: BaseException | None = None
+        self.alerting: AlertingParts | None = None
+        """Its exception and webhook keepers (call them through `on_loop`)."""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -89,7 +96,7 @@ class RunningCollector:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             await serve(self.settings, self._stop, on_listening=self._listening,
-                        puller_settings=self.puller_settings)
+                        puller_settings=self.puller_settings, on_assembled=self._assembled)
 
         try:
             asyncio.run(main())
@@ -97,6 +104,18 @@ class RunningCollector:
             self.error = error
         finally:
             self._ready.set()
+
+    def _assembled(self, parts: AlertingParts) -> None:
+        self.alerting = parts
+
+    def on_loop(self, make: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+        """Run `make()` on the collector's event loop (where its keepers live) and return what it gives."""
+        assert self._loop is not None
+
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     def _listening(self, port: int) -> None:
         self.port = port

@@ -192,8 +192,12 @@ apiVersion: dnswatch.dev/v1
 kind: GlobalThreatFeed
 metadata:
   name: c2
+  labels:
+    team: secops
+    source: soc-blocklist
 spec:
   content: DomainNameSet
+  severity: 80
   mode: Enabled
   description: Known command-and-control domains
   feedType: Custom

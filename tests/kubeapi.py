@@ -2,7 +2,8 @@
 
 What it keeps, the way the real server does: one resourceVersion counter shared by every resource, an event
 log, list/get/create/replace/patch/delete of namespaced core resources (pods, configmaps, secrets, ...) and of
-cluster-scoped custom resources (`/apis/dnswatch.dev/v1/globalthreatfeeds`, and Calico's
+cluster-scoped custom resources (`/apis/dnswatch.dev/v1/globalthreatfeeds`, `alertexceptions`,
+`securityeventwebhooks`, and Calico's
 `/apis/projectcalico.org/v3/globalthreatfeeds` when given), API discovery of the groups (`GET /apis`), field selectors (any dotted path:
 `metadata.name`, `spec.nodeName`, ...) and label selectors (`=`, `!=`, `in`, `notin`, `k`, `!k`), and watches
 (`?watch=1&resourceVersion=N&timeoutSeconds=T&allowWatchBookmarks=true`) streamed in chunks from the given
@@ -68,6 +69,7 @@ CORE_RESOURCES = (
     Resource("", "v1", "nodes", "Node", False, True),
     Resource("dnswatch.dev", "v1", "globalthreatfeeds", "GlobalThreatFeed", False, True),
     Resource("dnswatch.dev", "v1", "alertexceptions", "AlertException", False, True),
+    Resource("dnswatch.dev", "v1", "securityeventwebhooks", "SecurityEventWebhook", False, True),
 )
 CALICO_GLOBALTHREATFEEDS = Resource("projectcalico.org", "v3", "globalthreatfeeds", "GlobalThreatFeed", False, True)
 """Calico's GlobalThreatFeeds: `FakeKubeAPI((*CORE_RESOURCES, CALICO_GLOBALTHREATFEEDS))` serves both groups."""

@@ -104,7 +104,8 @@ def test_the_crd_is_among_them_and_the_kustomization_lists_every_manifest():
     assert kustomization["kind"] == "Kustomization"
     assert sorted(kustomization["resources"]) == MANIFEST_FILES
     # Namespace and CRD first: kustomize orders them anyway, and so does this list for anyone reading it.
-    assert kustomization["resources"][:3] == ["namespace.yaml", "crd-globalthreatfeed.yaml", "crd-alertexception.yaml"]
+    assert kustomization["resources"][:4] == ["namespace.yaml", "crd-globalthreatfeed.yaml", "crd-alertexception.yaml",
+                                              "crd-securityeventwebhook.yaml"]
     # deploy/ itself is base/, so `kubectl apply -k deploy/` installs the same.
     assert yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"] == ["base"]
 
@@ -342,11 +343,13 @@ def test_collector_gets_the_crd_its_status_token_reviews_and_only_named_secrets_
                for group in ("dnswatch.dev", "projectcalico.org")}  # ours, and Calico's read as they are
     # The HTTP API writes ours (docs/http-api.md), never Calico's.
     cluster |= {("dnswatch.dev", plural, verb, (), "*") for verb in ("create", "update", "delete")
-                for plural in ("globalthreatfeeds", "alertexceptions")}
+                for plural in ("globalthreatfeeds", "alertexceptions", "securityeventwebhooks")}
     cluster |= {(group, "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")
                 for group in ("dnswatch.dev", "projectcalico.org")}
     cluster |= {("dnswatch.dev", "alertexceptions", verb, (), "*") for verb in ("get", "list", "watch")}
     cluster |= {("dnswatch.dev", "alertexceptions/status", verb, (), "*") for verb in ("update", "patch")}
+    cluster |= {("dnswatch.dev", "securityeventwebhooks", verb, (), "*") for verb in ("get", "list", "watch")}
+    cluster |= {("dnswatch.dev", "securityeventwebhooks/status", verb, (), "*") for verb in ("update", "patch")}
     cluster |= {("authentication.k8s.io", "tokenreviews", "create", (), "*")}
     assert {g for g in granted if g[4] == "*"} == cluster
     named = {g for g in granted if g[4] != "*"}

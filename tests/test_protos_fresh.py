@@ -67,6 +67,10 @@ _CHILDREN = {
 }
 
 
+def _synthetic_oneofs(message: descriptor_pb2.DescriptorProto) -> set[int]:
+    return {field.oneof_index for field in message.field if field.proto3_optional}
+
+
 def documented_elements(tmp_path: Path) -> list[tuple[str, bool]]:
     """(element path, has a leading comment) for every message, field, enum, value, service and method."""
     from grpc_tools import protoc
@@ -87,6 +91,8 @@ def documented_elements(tmp_path: Path) -> list[tuple[str, bool]]:
                 for index, child in enumerate(getattr(item, children)):
                     if isinstance(child, descriptor_pb2.DescriptorProto) and child.options.map_entry:
                         continue  # synthesised by protoc for a map field
+                    if children == "oneof_decl" and index in _synthetic_oneofs(item):
+                        continue  # synthesised by protoc for a proto3 `optional` field, documented as the field
                     visit([*path, number, index], f"{name}.{child.name}", child)
 
         for number, children in _FILE_CHILDREN:

@@ -18,6 +18,7 @@ from agent.core.aggregate import Event
 from agent.core.answerslice import displayable_prefix
 from agent.core.attribution import address_text
 from agent.core.transactions import Transaction
+from dnswatch.feeds.spec import DEFAULT_SEVERITY
 
 NO_VALUE = "-"  # Calico's placeholder for a name that does not apply (a client that is no pod)
 MAX_ANSWERS = 32  # a hostile response may carry thousands of records; the event shows the first ones
@@ -35,6 +36,12 @@ class MatchRecord:
     feed: str = _doc("the feed holding the entry")
     entry: str = _doc("the feed entry that matched: `evil.com`, `*.evil.com`, `198.51.100.0/24`")
     section: str = _doc("where the name was found: question, answer, authority or additional")
+    feed_version: str | None = _doc("the version of the feed's set that matched: the collector's (`7`), or "
+                                    "`sha256:` and 12 hex digits of a replay's local feed body")
+    line: int | None = _doc("the entry's 1-based line in the feed's body of that version (newline-delimited "
+                            "feeds); null when not known")
+    line_text: str | None = _doc("that line as written, when it differs from `entry`: `0.0.0.0 Evil.COM`, "
+                                 "`*.evil.com.`; null otherwise")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +53,8 @@ class WorkloadRecord:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Record:
     feeds: list[str] = _doc("the feeds that matched, sorted")
+    feed_labels: dict[str, dict[str, str]] = _doc("per feed that matched, its labels (the GlobalThreatFeed's "
+                                                  "metadata.labels): {feed: {label: value}}")
     suspicious_domains: list[str] = _doc("the observed names that matched a domain feed, canonical, sorted")
     suspicious_ips: list[str] = _doc("the answer addresses that matched an IP feed, sorted")
     matches: list[MatchRecord] = _doc("every match folded into the event, in the order first seen")
@@ -65,7 +74,8 @@ class SecurityEvent:
                    "re-emissions share it, and ids sort by window")
     time: str = _doc("first_seen, RFC 3339 UTC with milliseconds")
     type: str = _doc("always gtf_suspicious_dns_query", default="gtf_suspicious_dns_query")
-    severity: int = _doc("always 100, as Calico's threat-feed events", default=100)
+    severity: int = _doc("the highest severity (0-100) of the feeds that matched; 100, as Calico's threat-feed "
+                         "events, unless a feed sets spec.severity", default=100)
     origin: str = _doc("always `Suspicious DNS Query`", default="Suspicious DNS Query")
     name: str = _doc("always `Suspicious DNS Query`", default="Suspicious DNS Query")
     description: str = _doc("one line for people: who queried (or received) what, from which feeds")
@@ -140,6 +150,7 @@ def _security_event(ev: Event, node: str) -> SecurityEvent:
         source_name_aggr=name_aggr,
         source_labels=dict(ev.labels),
         source_workload=workload,
+        severity=max(m.feed_severity for m in ev.matches) if ev.matches else DEFAULT_SEVERITY,
         record=_record(ev, domains, ips),
     )
 
@@ -179,9 +190,11 @@ def _record(ev: Event, domains: list[str], ips: list[str]) -> Record:
     rcode, answers = _response_details(tx)
     return Record(
         feeds=list(ev.feeds),
+        feed_labels={m.feed: dict(m.feed_labels) for m in ev.matches},  # the latest match's, per feed
         suspicious_domains=domains,
         suspicious_ips=ips,
-        matches=[MatchRecord(name=m.name, feed=m.feed, entry=m.entry, section=m.section) for m in ev.matches],
+        matches=[MatchRecord(name=m.name, feed=m.feed, entry=m.entry, section=m.section, feed_version=m.feed_version,
+                             line=m.line, line_text=m.line_text) for m in ev.matches],
         qname=message.qname,
         qtype=type_mnemonic(message.qtype),
         rcode=rcode,

@@ -12,7 +12,7 @@ without its version, which brings a fresh snapshot. The sets held before stay us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dnswatch.feeds.domainset import DomainSet
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET
@@ -20,6 +20,8 @@ from dnswatch.feeds.wire import (FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdat
                                  apply_domain_delta, apply_ip_delta, domains_from_snapshot, ip_entries_from_snapshot,
                                  join_snapshot_parts)
 from dnswatch.feeds.ipset import IPSet
+from dnswatch.feeds.spec import DEFAULT_SEVERITY
+from agent.core.sighting import FeedContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,10 @@ class HeldFeed:
     """The set of a DomainNameSet (its tagged hashes carry `matchSubdomains`)."""
     ips: frozenset[str] = frozenset()
     """The canonical entries of an IPSet (the form its deltas apply to)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels at this version, carried into its events."""
+    severity: int = DEFAULT_SEVERITY
+    """The severity of the feed's events at this version (100 from a collector that sends none)."""
 
     @property
     def entries(self) -> int:
@@ -77,6 +83,10 @@ class HeldFeeds:
         else:
             raise TypeError(f"not a feed update: {update!r}")
 
+    def contexts(self) -> dict[str, FeedContext]:
+        """`Matcher(..., contexts=held.contexts())`: what each feed's matches carry besides the entry."""
+        return {feed.name: FeedContext(str(feed.version), feed.labels, feed.severity) for feed in self.feeds()}
+
     def matcher_feeds(self) -> tuple[list[tuple[str, DomainSet]], list[tuple[str, IPSet]]]:
         """`Matcher(*held.matcher_feeds())`: the DomainNameSets and the IPSets, each sorted by name."""
         feeds = self.feeds()
@@ -102,7 +112,7 @@ class HeldFeeds:
                                 ips=ip_entries_from_snapshot(snapshot))
         except WireError as error:
             raise UnusableFeed(part.name, str(error)) from error
-        self._feeds[held.name] = held
+        self._feeds[held.name] = replace(held, **_context(snapshot))
 
     def _apply_delta(self, change: FeedDelta) -> None:
         held = self._feeds.get(change.name)
@@ -119,4 +129,9 @@ class HeldFeeds:
                 result = HeldFeed(held.name, held.content, change.to_version, ips=apply_ip_delta(held.ips, change))
         except WireError as error:
             raise UnusableFeed(change.name, str(error)) from error
-        self._feeds[change.name] = result
+        self._feeds[change.name] = replace(result, **_context(change))
+
+
+def _context(update: FeedSnapshot | FeedDelta) -> dict:
+    severity = update.severity if update.severity is not None else DEFAULT_SEVERITY
+    return {"labels": update.labels, "severity": severity}

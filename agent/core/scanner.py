@@ -17,11 +17,11 @@ message) is reported as damaged; whatever was decoded intact before the damage i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dnswatch.feeds.domainset import APEX, DomainSet
 from dnswatch.feeds.ipset import IPSet
-from agent.core.sighting import Match
+from agent.core.sighting import NO_CONTEXT, FeedContext, Match
 
 SECTIONS = ("question", "answer", "authority", "additional")
 _QUESTION, _ANSWER = 0, 1
@@ -233,9 +233,12 @@ class Matcher:
         domain_feeds: Sequence[tuple[str, DomainSet]] = (),
         ip_feeds: Sequence[tuple[str, IPSet]] = (),
         cache_limit: int = 200_000,
+        contexts: Mapping[str, FeedContext] | None = None,
     ) -> None:
         self._domain_feeds = tuple(domain_feeds)
         self._ip_feeds = tuple(ip_feeds)
+        self._contexts = dict(contexts or {})
+        """Per feed name, what its matches carry besides the entry (version, labels, severity, lines)."""
         self._cache: dict[bytes, tuple] = {}  # name in wire form -> classification
         self._parents: dict[bytes, tuple] = {}  # canonical suffix -> entries covering its subdomains
         self.seen_messages: dict[bytes, tuple] = {}
@@ -444,15 +447,18 @@ class Matcher:
             return ()
         return str(ipaddress.ip_address(address)), tuple(pairs)
 
-    @staticmethod
-    def _matches(found: list) -> tuple[Match, ...]:
+    def _matches(self, found: list) -> tuple[Match, ...]:
+        # Only messages that matched get here, and their results are cached: no hot path.
         seen = set()
         matches = []
         for section, (name, pairs) in found:
             for feed, entry, kind in pairs:
                 if (name, feed, entry) not in seen:
                     seen.add((name, feed, entry))
-                    matches.append(Match(name, feed, entry, SECTIONS[section], kind))
+                    context = self._contexts.get(feed, NO_CONTEXT)
+                    line, text = (context.lines.locate(entry) if context.lines is not None else None) or (None, None)
+                    matches.append(Match(name, feed, entry, SECTIONS[section], kind, context.version, line,
+                                         text if text != entry else None, context.severity, context.labels))
         return tuple(matches)
 
 

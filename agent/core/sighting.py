@@ -6,7 +6,28 @@ the per-packet path never builds them for innocent traffic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from dnswatch.feeds.entrylines import EntryLines
+from dnswatch.feeds.spec import DEFAULT_SEVERITY
+
+
+@dataclass(frozen=True, slots=True)
+class FeedContext:
+    """What a feed's matches carry besides the entry: its version, labels and severity, and where to find lines."""
+
+    version: str | None = None
+    """The version of the set matched: the collector's (`"7"`), or `sha256:` and 12 hex digits of a local body."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels, sorted by name."""
+    severity: int = DEFAULT_SEVERITY
+    """The severity of the feed's events."""
+    lines: EntryLines | None = field(default=None, compare=False)
+    """The body's lines, when this process holds the body (a replay's own files); None for a set from the
+    collector, which fills the lines in itself."""
+
+
+NO_CONTEXT = FeedContext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +44,16 @@ class Match:
     """Where the name was found: `question`, `answer`, `authority` or `additional`."""
     kind: str
     """`domain` for a name matched against a DomainNameSet feed, `ip` for an address against an IPSet feed."""
+    feed_version: str | None = None
+    """The version of the feed's set that matched (`FeedContext.version`)."""
+    line: int | None = None
+    """The entry's 1-based line in the feed's body, when known here."""
+    line_text: str | None = None
+    """That line as written, when it differs from `entry` (`0.0.0.0 Evil.COM`)."""
+    feed_severity: int = DEFAULT_SEVERITY
+    """The feed's severity when it matched."""
+    feed_labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels when it matched."""
 
 
 @dataclass(frozen=True, slots=True)

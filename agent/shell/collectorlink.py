@@ -73,7 +73,7 @@ class CollectorLink:
                                     "match")
             log.warning("the collector at %s distributes no feeds yet: nothing matches until it does",
                         settings.address)
-        self.matcher = Matcher(*held.matcher_feeds())
+        self.matcher = Matcher(*held.matcher_feeds(), contexts=held.contexts())
         self.new_matchers: list[Matcher] = []
         """Matchers for changed feeds, oldest first: the follow thread appends, the capture loop takes."""
         self.shipper = EventShipper(lambda: connect(settings.address, CHANNEL_OPTIONS),
@@ -95,7 +95,7 @@ class CollectorLink:
                 continue
             self._versions = versions
             self.feeds = held.feeds()
-            self.new_matchers.append(Matcher(*held.matcher_feeds()))
+            self.new_matchers.append(Matcher(*held.matcher_feeds(), contexts=held.contexts()))
             log.info("feeds changed: %s", ", ".join(f"{f.name} v{f.version}" for f in self.feeds) or "none")
 
     def finish(self) -> str:

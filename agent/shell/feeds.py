@@ -8,6 +8,7 @@ the limit and one byte.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ import yaml
 
 from dnswatch.feeds.diagnosis import unusable_reason
 from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.entrylines import EntryLines
 from dnswatch.feeds.formats import NEWLINE_DELIMITED, parse_feed_body
 from dnswatch.feeds.lines import DEFAULT_MAX_BYTES, DOMAIN_NAME_SET, ParsedFeed, parse_domain_lines, parse_ip_lines
 from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
-from dnswatch.feeds.spec import FeedSpec, feed_specs_from_yaml_documents
+from dnswatch.feeds.spec import DEFAULT_SEVERITY, FeedSpec, feed_specs_from_yaml_documents
 from dnswatch.feeds.ipset import IPSet
 from agent.core.scanner import Matcher
+from agent.core.sighting import FeedContext
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import BadInput
 
@@ -44,6 +47,8 @@ class LoadedFeed:
     """Plain entries cover their subdomains too (`matchSubdomains: true`)."""
     format_kind: str = NEWLINE_DELIMITED.kind
     """`pull.http.format`'s kind: what the body was read as."""
+    context: FeedContext = FeedContext()
+    """What its matches carry: the body's version, the manifest's labels and severity, the body's lines."""
 
     @property
     def problem(self) -> str | None:
@@ -62,7 +67,8 @@ def split_feed_flag(value: str) -> tuple[str, Path]:
 def load_feed_file(name: str, path: Path, content: str) -> LoadedFeed:
     body = read_file(path, "feed")
     parse = parse_domain_lines if content == DOMAIN_NAME_SET else parse_ip_lines
-    return LoadedFeed(name, content, str(path), _checked(parse(body), content, False))
+    return LoadedFeed(name, content, str(path), _checked(parse(body), content, False),
+                      context=local_context(body, content))
 
 
 def load_manifest(path: Path) -> list[LoadedFeed]:
@@ -85,9 +91,20 @@ def load_manifest(path: Path) -> list[LoadedFeed]:
                            f"only; give the agent its objects as a STIX bundle (pull.http with format stix)")
         body = fetch_body(spec, base=path.parent)
         parsed = _checked(parse_feed_body(body, spec.content, spec.format), spec.content, spec.match_subdomains)
+        context = local_context(body, spec.content, spec.labels, spec.severity,
+                                lines=spec.format.kind == NEWLINE_DELIMITED.kind)
         loaded.append(LoadedFeed(spec.name, spec.content, redacted_url(spec.url), parsed, spec.match_subdomains,
-                                 spec.format.kind))
+                                 spec.format.kind, context))
     return loaded
+
+
+def local_context(body: bytes, content: str, labels: tuple[tuple[str, str], ...] = (),
+                  severity: int = DEFAULT_SEVERITY, lines: bool = True) -> FeedContext:
+    """The context of a feed body read here. Its version is a digest of the bytes, not the file's mtime: the
+    same feed gives the same version on every machine and checkout, and a changed one another, whatever a copy
+    or `touch` did to the file's times."""
+    version = "sha256:" + hashlib.sha256(body).hexdigest()[:12]
+    return FeedContext(version, labels, severity, EntryLines.from_body(body, content) if lines else None)
 
 
 def _checked(parsed: ParsedFeed, content: str, match_subdomains: bool) -> ParsedFeed:
@@ -150,4 +167,4 @@ def build_matcher(feeds: list[LoadedFeed]) -> Matcher:
         if feed.content == "DomainNameSet"
     ]
     ip_feeds = [(feed.name, IPSet.from_entries(feed.parsed.entries)) for feed in feeds if feed.content == "IPSet"]
-    return Matcher(domain_feeds, ip_feeds)
+    return Matcher(domain_feeds, ip_feeds, contexts={feed.name: feed.context for feed in feeds})

@@ -10,11 +10,13 @@ Why the whole snapshot is kept encoded and not rebuilt per subscriber: encoding 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dnswatch.feeds.domainset import DomainSet
+from dnswatch.feeds.entrylines import EntryLines
 from dnswatch.feeds.lines import DOMAIN_NAME_SET, IP_SET, ParsedFeed
 from dnswatch.feeds.publicsuffixes import refuse_public_suffixes
+from dnswatch.feeds.spec import DEFAULT_SEVERITY
 from dnswatch.feeds.wire import (FeedDelta, FeedRemoved, FeedSnapshot, FeedUpdate, delta_worth_sending, domain_delta,
                                  domain_snapshot, ip_delta, ip_snapshot, snapshot_parts)
 
@@ -41,13 +43,22 @@ class CompiledFeed:
     """The compiled DomainNameSet; None for an IPSet."""
     snapshot: FeedSnapshot
     """The whole set, encoded (split into parts only when sent)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels at this version (`FeedSpec.labels`), sent with the set."""
+    severity: int = DEFAULT_SEVERITY
+    """The severity of the feed's events at this version (`FeedSpec.severity`), sent with the set."""
+    lines: EntryLines | None = None
+    """The body this version was read from, when it was newline-delimited and pulled or pushed by this process
+    (not restored from the store): where the collector finds the line of a matched entry."""
 
 
 def compile_feed(
     name: str, content: str, version: int, sha256: str, entries: tuple[str, ...] | list[str],
-    match_subdomains: bool = False,
+    match_subdomains: bool = False, labels: tuple[tuple[str, str], ...] = (), severity: int = DEFAULT_SEVERITY,
+    lines: EntryLines | None = None,
 ) -> CompiledFeed:
-    """Compile a stored or freshly pulled set; ValueError for an unknown content.
+    """Compile a stored or freshly pulled set, with the labels and severity it travels with; ValueError for an
+    unknown content.
 
     About half a second for 1M domains (hashing and encoding): callers run it in a worker thread.
     """
@@ -63,7 +74,9 @@ def compile_feed(
         snapshot = ip_snapshot(name, version, sha256, entries)
     else:
         raise ValueError(f"feed {name!r}: content must be {DOMAIN_NAME_SET} or {IP_SET}, not {content!r}")
-    return CompiledFeed(name, content, version, sha256, entries, match_subdomains, domains, snapshot)
+    snapshot = replace(snapshot, labels=tuple(labels), severity=severity)
+    return CompiledFeed(name, content, version, sha256, entries, match_subdomains, domains, snapshot, tuple(labels),
+                        severity, lines)
 
 
 def delta_between(old: CompiledFeed, new: CompiledFeed) -> FeedDelta | None:
@@ -78,6 +91,7 @@ def delta_between(old: CompiledFeed, new: CompiledFeed) -> FeedDelta | None:
         change = domain_delta(new.name, old.version, new.version, new.sha256, old.domains, new.domains)
     else:
         change = ip_delta(new.name, old.version, new.version, new.sha256, old.entries, new.entries)
+    change = replace(change, labels=new.labels, severity=new.severity)
     return change if delta_worth_sending(change, new.snapshot) else None
 
 

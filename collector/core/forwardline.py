@@ -24,7 +24,7 @@ EVENT_FIELDS = ("id", "time", "type", "severity", "origin", "name", "description
                 "attack_vector", "mitre_ids", "mitre_tactic", "mitigations", "record")
 """The event's top-level fields in docs/event.md's order."""
 
-RECORD_FIELDS = ("feeds", "suspicious_domains", "suspicious_ips", "matches", "qname", "qtype", "rcode",
+RECORD_FIELDS = ("feeds", "feed_labels", "suspicious_domains", "suspicious_ips", "matches", "qname", "qtype", "rcode",
                  "server_ip", "answers", "count", "first_seen", "last_seen")
 """`record`'s fields in docs/event.md's order."""
 

@@ -2,8 +2,9 @@
 
 Every `*.yaml`, `*.yml` and `*.json` file of the folder (not its subfolders, not dot-files) is read as a stream
 of manifests: several documents, `v1` Lists, `dnswatch.dev/v1` or `projectcalico.org/v3` GlobalThreatFeeds
-as they are, and AlertExceptions when the collector takes them (`on_exceptions`,
-docs/alert-operations.md). The folder is polled (a stat per file, every `poll_seconds`); only a file whose modification time,
+as they are, AlertExceptions when the collector takes them (`on_exceptions`, docs/alert-operations.md), and
+SecurityEventWebhooks with the Secrets and ConfigMaps their `valueFrom` name (`on_webhooks`, `lookup`,
+docs/webhooks.md). The folder is polled (a stat per file, every `poll_seconds`); only a file whose modification time,
 size or inode changed is read again. Polling needs no new dependency and sees a ConfigMap mounted as a folder
 update (kubelet swaps a symlink, which changes the inode behind each file).
 
@@ -33,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from collector.core.foldervalues import VALUE_KINDS, FolderValues, KeyReference, read_value_object
 from collector.core.watchloop import FeedChange, FeedInvalid, FeedTracker
 from dnswatch.feeds.feedinfo import RefusedManifest
 
@@ -41,6 +43,7 @@ __all__ = ["DirSourceSettings", "FeedsDirSource"]
 SUFFIXES = (".yaml", ".yml", ".json")
 _KIND = "GlobalThreatFeed"
 _EXCEPTION_KIND = "AlertException"
+_WEBHOOK_KIND = "SecurityEventWebhook"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class DirSourceSettings:
     on_exceptions: Callable[[dict[str, dict]], None] | None = None
     """Called (on the polling thread) with every AlertException of the folder, name -> manifest, after each
     poll that changed them; without it AlertException documents are refused like any other kind."""
+    on_webhooks: Callable[[dict[str, dict]], None] | None = None
+    """Called (on the polling thread) with every SecurityEventWebhook of the folder, name -> manifest, after
+    each poll that changed them or the folder's Secrets and ConfigMaps (their values, `lookup`); without it
+    SecurityEventWebhook, Secret and ConfigMap documents are refused like any other kind."""
 
 
 @dataclass
@@ -65,8 +72,9 @@ class _File:
     """(name, manifest, origin) of each GlobalThreatFeed document that has a name."""
     refused: list[FeedInvalid]
     """What the last read of the file refused: documents that are no GlobalThreatFeed, or the whole file."""
-    exceptions: list[tuple[str, dict, str]] = field(default_factory=list)
-    """(name, manifest, origin) of each AlertException document that has a name."""
+    others: dict[str, list[tuple[str, dict, str]]] = field(default_factory=dict)
+    """(name, manifest, origin) of each named document of the other kinds taken, by kind: AlertException,
+    SecurityEventWebhook, and Secret and ConfigMap (whose manifest is their keys' values, decoded)."""
 
 
 class FeedsDirSource:
@@ -82,7 +90,9 @@ class FeedsDirSource:
         self._refused: tuple[RefusedManifest, ...] = ()
         self._closed = threading.Event()
         self._exceptions: dict[str, dict] | None = None
-        self._read_exceptions: list[tuple[str, dict, str]] = []  # of the file _read read last
+        self._webhooks: dict[str, dict] | None = None
+        self._values = FolderValues()
+        self._read_others: dict[str, list[tuple[str, dict, str]]] = {}  # of the file _read read last
 
     def refusals(self) -> list[RefusedManifest]:
         """What the folder holds that is refused, as of the last poll: files that cannot be read, documents
@@ -112,12 +122,13 @@ class FeedsDirSource:
                 # Kept as it was: a file caught half-written must not remove its feeds for one poll.
                 changes.append(FeedInvalid(None, f"{path}: cannot read: {_one_line(error)}", str(path)))
                 self._files[path] = _File(signature, known.manifests if known else [], changes[first:],
-                                          known.exceptions if known else [])
+                                          known.others if known else {})
                 continue
-            self._files[path] = _File(signature, manifests, changes[first:], self._read_exceptions)
+            self._files[path] = _File(signature, manifests, changes[first:], self._read_others)
         if not changed:
             return changes
         self._report_exceptions(changes)
+        self._report_webhooks(changes)
         chosen: dict[str, tuple[str, dict, str]] = {}
         duplicates = set()
         refused = [RefusedManifest(r.origin, r.name or "", r.message) for f in self._files.values() for r in f.refused]
@@ -140,22 +151,42 @@ class FeedsDirSource:
         self._refused = tuple(sorted(refused, key=lambda r: r.origin))
         return changes
 
+    def lookup(self, ref: KeyReference) -> str | None:
+        """A key of one of the folder's Secrets or ConfigMaps, as of the last poll; None when it has none."""
+        return self._values.lookup(ref)
+
     def _report_exceptions(self, changes: list[FeedChange]) -> None:
-        """Hand the folder's AlertExceptions to `on_exceptions` when they changed (the first name wins)."""
+        """Hand the folder's AlertExceptions to `on_exceptions` when they changed."""
         if self.settings.on_exceptions is None:
             return
-        chosen: dict[str, tuple[dict, str]] = {}
-        for path in sorted(self._files):
-            for name, manifest, origin in self._files[path].exceptions:
-                if name in chosen:
-                    changes.append(FeedInvalid(None, f"{origin}: metadata.name: AlertException {name!r} is "
-                                                     f"already defined in {chosen[name][1]}", origin))
-                    continue
-                chosen[name] = (manifest, origin)
-        exceptions = {name: manifest for name, (manifest, _) in chosen.items()}
+        exceptions = self._chosen(_EXCEPTION_KIND, changes)
         if exceptions != self._exceptions:
             self._exceptions = exceptions
             self.settings.on_exceptions(exceptions)
+
+    def _report_webhooks(self, changes: list[FeedChange]) -> None:
+        """Take the folder's Secrets and ConfigMaps, and hand its SecurityEventWebhooks to `on_webhooks` when
+        they or those values changed (a rotated Secret must be read again)."""
+        if self.settings.on_webhooks is None:
+            return
+        values = FolderValues({(kind, name): keys for kind in VALUE_KINDS
+                               for name, keys in self._chosen(kind, changes).items()})
+        webhooks = self._chosen(_WEBHOOK_KIND, changes)
+        if webhooks != self._webhooks or values != self._values:
+            self._values, self._webhooks = values, webhooks
+            self.settings.on_webhooks(webhooks)
+
+    def _chosen(self, kind: str, changes: list[FeedChange]) -> dict[str, dict]:
+        """The folder's documents of `kind` by name; a name defined twice is the first file's, and reported."""
+        chosen: dict[str, tuple[dict, str]] = {}
+        for path in sorted(self._files):
+            for name, manifest, origin in self._files[path].others.get(kind, ()):
+                if name in chosen:
+                    changes.append(FeedInvalid(None, f"{origin}: metadata.name: {kind} {name!r} is "
+                                                     f"already defined in {chosen[name][1]}", origin))
+                    continue
+                chosen[name] = (manifest, origin)
+        return {name: manifest for name, (manifest, _) in chosen.items()}
 
     def run(self, emit: Callable[[FeedChange], None]) -> None:
         """Poll until `close()`, calling `emit` for every change."""
@@ -207,7 +238,7 @@ class FeedsDirSource:
         else:
             docs = list(yaml.safe_load_all(text))
         manifests = []
-        self._read_exceptions = []
+        self._read_others = {}
         for number, doc in enumerate(docs, 1):
             where = f"{path}" if len(docs) == 1 else f"{path} document {number}"
             items = [(where, doc)]
@@ -220,11 +251,18 @@ class FeedsDirSource:
                 kind = item.get("kind") if isinstance(item, dict) else None
                 metadata = item.get("metadata") if isinstance(item, dict) else None
                 name = metadata.get("name") if isinstance(metadata, dict) else None
-                if kind == _EXCEPTION_KIND and self.settings.on_exceptions is not None:
+                if kind in self._other_kinds():
                     if not isinstance(name, str) or not name:
                         changes.append(FeedInvalid(None, f"{origin}: metadata.name: required", origin))
+                    elif kind in VALUE_KINDS:
+                        try:
+                            values = read_value_object(item)
+                        except ValueError as error:
+                            changes.append(FeedInvalid(None, f"{origin}: {kind} {name}: {error}", origin))
+                        else:
+                            self._read_others.setdefault(kind, []).append((name, values, origin))
                     else:
-                        self._read_exceptions.append((name, item, origin))
+                        self._read_others.setdefault(kind, []).append((name, item, origin))
                 elif kind != _KIND:
                     shown = json.dumps(kind) if isinstance(kind, str) else "missing"
                     changes.append(FeedInvalid(None, f"{origin}: kind: {shown} is not {_KIND}", origin))
@@ -233,6 +271,13 @@ class FeedsDirSource:
                 else:
                     manifests.append((name, self._with_absolute_file_url(item, path.parent), origin))
         return manifests
+
+    def _other_kinds(self) -> tuple[str, ...]:
+        """The kinds besides GlobalThreatFeed that this folder is read for."""
+        kinds: tuple[str, ...] = (_EXCEPTION_KIND,) if self.settings.on_exceptions is not None else ()
+        if self.settings.on_webhooks is not None:
+            kinds += (_WEBHOOK_KIND, *VALUE_KINDS)
+        return kinds
 
     def _with_absolute_file_url(self, manifest: dict, base: Path) -> dict:
         if not self.settings.allow_file_urls:

@@ -23,14 +23,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from dnswatch.feeds.formats import FeedFormat
-from dnswatch.feeds.spec import FeedSpec
+from dnswatch.feeds.entrylines import EntryLines
+from dnswatch.feeds.formats import NEWLINE_DELIMITED, FeedFormat
+from dnswatch.feeds.spec import DEFAULT_SEVERITY, FeedSpec
 from dnswatch.feeds.wire import FeedDelta, FeedRemoved, FeedUpdate
 from dnswatch.urlredact import redact_urls, redacted_url
 from dnswatch.errors import DnswatchError
 from dnswatch.feeds.feedinfo import FeedInfo, RefusedManifest
 from collector.core.feedsets import CompiledFeed, compile_feed, delta_between, update_from
-from dnswatch.feeds.outcomes import REFUSED, UPDATED
+from dnswatch.feeds.outcomes import REFUSED, UNCHANGED, UPDATED
 from collector.core.pulling import Validators
 from collector.core.pushing import judge_push
 from dnswatch.feeds.status import MAX_ERROR_CONDITIONS, ErrorCondition, FeedStatus
@@ -60,6 +61,9 @@ _REJECTED_SAMPLES = "rejectedSamples"
 after a restart as before it (FeedStatus.to_dict leaves them out: the resource's status has no such field)."""
 _PUSHED_FORMAT = "pushedFormat"
 """Kept in the stored status of a push feed: the format its set in force was pushed in."""
+_CONTEXT = "context"
+"""Kept in the stored status too: the labels and severity the stored set was sent with, so a restart serves the
+version agents hold with what it meant, and a manifest that did not change makes no new version."""
 _OLDER_VERSIONS_KEPT = 2  # compiled older sets kept in memory as delta sources; the store keeps more
 
 
@@ -185,10 +189,11 @@ class FeedHub:
             if stored is None:
                 continue
             subdomains = bool((header.status or {}).get(_MATCH_SUBDOMAINS, False))
+            labels, severity = _context_from_store(header.status)
             try:
                 feed.current = await asyncio.to_thread(
                     compile_feed, stored.name, stored.content, stored.version, stored.sha256, stored.entries,
-                    subdomains)
+                    subdomains, labels, severity)
             except ValueError as error:
                 log.error("feed %s: the stored set cannot be used (%s); it is pulled again", header.name, error)
                 continue
@@ -227,8 +232,10 @@ class FeedHub:
             feed = self._feeds[spec.name] = _Feed(spec.name, content=spec.content)
         old, was_distributed = feed.spec, feed.distributed
         feed.spec, feed.invalid = spec, None
-        recompile = (feed.current is not None and feed.current.content == spec.content
-                     and feed.current.match_subdomains != spec.match_subdomains)
+        current = feed.current
+        recompile = (current is not None and current.content == spec.content
+                     and (current.match_subdomains != spec.match_subdomains
+                          or (current.labels, current.severity) != (spec.labels, spec.severity)))
         if spec.pushed:
             # Nothing to pull: the set in force (restored, or pushed before) stays until the next push.
             if old is not None and not old.pushed:
@@ -240,8 +247,11 @@ class FeedHub:
             state: FeedState | None = None
             if old is None or old.pushed:
                 # What the store kept: the puller's schedule starts from it, and its first pull is conditional
-                # when the set in force came from this very feed.
-                same = feed.current is not None and feed.validators_for == _identity(spec)
+                # when the set in force came from this very feed - unless the set's lines are wanted and not
+                # held (bodies are kept in memory only): a 304 would leave events without their `line` until
+                # the feed changed, so a line feed's first pull after a restart downloads its body once.
+                same = (feed.current is not None and feed.validators_for == _identity(spec)
+                        and not _lines_wanted(feed.current, spec))
                 state = FeedState(feed.status, feed.validators if same else Validators())
             if recompile:
                 async with feed.results:  # not interleaved with a pull result installing another version
@@ -252,12 +262,14 @@ class FeedHub:
             self._notify(spec.name)
 
     async def _recompile(self, feed: _Feed, spec: FeedSpec) -> FeedStatus:
-        # Same entries, other tagged hashes: agents need it as a new version, or their digests disagree.
+        # Same entries, other tagged hashes (or other labels or severity): agents need it as a new version, or
+        # their digests disagree (or their events say what the feed no longer does).
         current = feed.current
         assert current is not None
         version = max(current.version, feed.status.version) + 1
         compiled = await asyncio.to_thread(compile_feed, feed.name, current.content, version, current.sha256,
-                                           current.entries, spec.match_subdomains)
+                                           current.entries, spec.match_subdomains, spec.labels, spec.severity,
+                                           current.lines)
         status = replace(feed.status, version=version)
         await self._save_set(feed, compiled, status)
         return status
@@ -290,17 +302,23 @@ class FeedHub:
                 spec = feed.spec
                 content = spec.content if spec is not None else feed.content
                 subdomains = spec.match_subdomains if spec is not None else False
+                labels, severity = _context_of(spec, feed.current)
+                lines = await asyncio.to_thread(_lines_of, result, spec, content)
                 compiled = await asyncio.to_thread(compile_feed, feed.name, content, status.version, status.sha256,
-                                                   result.parsed.entries, subdomains)
+                                                   result.parsed.entries, subdomains, labels, severity, lines)
                 await self._save_set(feed, compiled, status)
-            elif status != feed.status:
+            else:
+                if result.outcome == UNCHANGED and result.body is not None and feed.current is not None:
+                    # The same set from another body (lines moved, comments changed): lines are the latest body's.
+                    lines = await asyncio.to_thread(_lines_of, result, feed.spec, feed.current.content)
+                    feed.current = replace(feed.current, lines=lines)
+                if status == feed.status:
+                    return
                 feed.status = status
                 try:
                     await self._store.save_status(feed.name, _stored_status(status, feed))
                 except StoreError as error:
                     log.error("feed %s: cannot save its status: %s", feed.name, error)
-            else:
-                return
             await self._write_status(feed)
 
     async def _save_set(self, feed: _Feed, compiled: CompiledFeed, status: FeedStatus) -> None:
@@ -394,8 +412,20 @@ class FeedHub:
             if verdict.outcome == REFUSED:
                 raise PushRefused(f"feed {name!r}: {verdict.message}")
             feed.pushed_format = (fmt or spec.format).kind
-            await self.record_pull(PullResult(name, verdict.outcome, FeedState(verdict.status), verdict.parsed))
+            await self.record_pull(PullResult(name, verdict.outcome, FeedState(verdict.status), verdict.parsed,
+                                              body=body if feed.pushed_format == NEWLINE_DELIMITED.kind else None))
         return self.feed(name), verdict.outcome
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def entry_lines(self) -> dict[tuple[str, int], EntryLines]:
+        """The bodies of the versions still held, by (feed, version): where an event's `line` is found."""
+        held: dict[tuple[str, int], EntryLines] = {}
+        for feed in self._feeds.values():
+            for compiled in (feed.current, *feed.older.values()):
+                if compiled is not None and compiled.lines is not None:
+                    held[(feed.name, compiled.version)] = compiled.lines
+        return held
 
     # ------------------------------------------------------------------------------------------ agents
 
@@ -499,10 +529,44 @@ def _stored_status(status: FeedStatus, feed: _Feed, compiled: CompiledFeed | Non
     compiled = compiled if compiled is not None else feed.current
     if compiled is not None:
         saved[_MATCH_SUBDOMAINS] = compiled.match_subdomains
+        saved[_CONTEXT] = {"labels": dict(compiled.labels), "severity": compiled.severity}
     if feed.validators_for and (feed.validators.etag or feed.validators.last_modified):
         saved[_VALIDATORS] = {"for": feed.validators_for, "etag": feed.validators.etag,
                               "lastModified": feed.validators.last_modified}
     return saved
+
+
+def _lines_of(result: PullResult, spec: FeedSpec | None, content: str) -> EntryLines | None:
+    """The pulled body's lines, when they are lines: a structured body (JSON, CSV, STIX...) has no line to show."""
+    if result.body is None or spec is None:
+        return None
+    if not spec.pushed and spec.format.kind != NEWLINE_DELIMITED.kind:
+        return None
+    return EntryLines.from_body(result.body, content)
+
+
+def _lines_wanted(current: CompiledFeed, spec: FeedSpec) -> bool:
+    """Whether the set in force should have its body's lines and has not."""
+    return current.lines is None and spec.format.kind == NEWLINE_DELIMITED.kind
+
+
+def _context_of(spec: FeedSpec | None, current: CompiledFeed | None) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The labels and severity a new set of the feed goes with: the spec's, or (no manifest yet) its set's."""
+    if spec is not None:
+        return spec.labels, spec.severity
+    if current is not None:
+        return current.labels, current.severity
+    return (), DEFAULT_SEVERITY
+
+
+def _context_from_store(saved: dict | None) -> tuple[tuple[tuple[str, str], ...], int]:
+    kept = (saved or {}).get(_CONTEXT)
+    if not isinstance(kept, dict):
+        return (), DEFAULT_SEVERITY  # stored by a collector older than feed labels
+    labels = kept.get("labels") if isinstance(kept.get("labels"), dict) else {}
+    severity = kept.get("severity")
+    return (tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            severity if isinstance(severity, int) and not isinstance(severity, bool) else DEFAULT_SEVERITY)
 
 
 def _validators_from_store(saved: dict | None) -> tuple[Validators, str]:

@@ -20,7 +20,7 @@ from collector.shell.feedhub import FeedDisabled, FeedHub, PushRefused, UnknownF
 from dnswatch.feeds.formats import FeedFormat
 from dnswatch.feeds.spec import FeedSpecError, feed_format_from_manifest
 from dnswatch.pbconvert.feeds import SYNCED, feed_to_pb, refused_to_pb, sync_to_pb, update_to_pb
-from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
+from dnswatch_pb.v1 import alerting_pb2, distribution_pb2, distribution_pb2_grpc, events_pb2, feeds_pb2, feeds_pb2_grpc
 
 __all__ = ["FeedDistributionServicer", "FeedsServicer", "add_feed_services"]
 
@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     feeds_pb2.DESCRIPTOR.services_by_name["Feeds"].full_name,
     distribution_pb2.DESCRIPTOR.services_by_name["FeedDistribution"].full_name,
-    # Registered by collector/shell/grpc_events.py and grpc_ingest.py; health and reflection cover them here.
+    # Registered by collector/shell/grpc_events.py, grpc_ingest.py, grpc_alerting.py and grpc_webhooks.py;
+    # health and reflection cover them here.
     events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
     events_pb2.DESCRIPTOR.services_by_name["EventIngest"].full_name,
+    alerting_pb2.DESCRIPTOR.services_by_name["AlertExceptions"].full_name,
+    alerting_pb2.DESCRIPTOR.services_by_name["Webhooks"].full_name,
 )
 
 

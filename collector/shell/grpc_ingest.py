@@ -14,7 +14,10 @@ cannot hold a thousand windows in the collector's memory.
 
 The servicer only translates: a batch goes to the store as its events' JSON texts and ids
 (`Store.ingest_json`, which parses them off the event loop and stores each text as it came), with the batch's
-bytes as received, from which an event watch cuts each event's encoding to send it on (batchwire.py). A batch that
+bytes as received, from which an event watch cuts each event's encoding to send it on (batchwire.py). The one
+exception is a match whose feed line the agent left to the collector (`"line":null`): it is filled in from the
+feed body of the version it names (collector/core/matchlines.py, in a worker thread), and that batch then goes
+without its bytes, so that a watch sends the texts as stored. A batch that
 cannot be stored (JSON that does not parse, an `id` that differs from `Event.id`, an event the store
 refuses) ends the stream with INVALID_ARGUMENT naming the batch and the event; the batches before it are
 still acknowledged, nothing of it is stored, and nothing after it is acknowledged (a later batch already read
@@ -27,17 +30,22 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from collector.core.matchlines import UNFILLED, fill_lines
 from collector.shell.batchwire import BatchWire
 from collector.store import BadEvent, StoreError
+from dnswatch.feeds.entrylines import EntryLines
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 
-__all__ = ["EventBudget", "EventIngestServicer", "IngestSettings", "add_ingest_service"]
+__all__ = ["EntryLinesSource", "EventBudget", "EventIngestServicer", "IngestSettings", "add_ingest_service"]
+
+EntryLinesSource = Callable[[], "Mapping[tuple[str, int], EntryLines]"]
+"""The feed bodies held now by (feed, version) (`FeedHub.entry_lines`), to fill in the matches' lines."""
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +123,9 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
     """`EventIngest.Send`: each agent's stream of batches, acknowledged in order after their durable write."""
 
     def __init__(self, store: Any, *, on_stored: Callable[[], None] | None = None,
-                 settings: IngestSettings = IngestSettings()) -> None:
+                 settings: IngestSettings = IngestSettings(), entry_lines: EntryLinesSource | None = None) -> None:
         self._store = store
+        self._entry_lines = entry_lines
         self._on_stored = on_stored
         self._settings = settings
         self.budget = EventBudget(settings.max_events_held)
@@ -157,6 +166,11 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
                 texts = [event.json for event in batch.events]
                 ids = [event.id for event in batch.events]
                 held = await self.budget.take(len(texts))
+                if self._entry_lines is not None and any(UNFILLED in text for text in texts):
+                    # The first lookup of an entry searches its feed's body (milliseconds): off the event loop.
+                    filled = await asyncio.to_thread(fill_lines, texts, self._entry_lines())
+                    if filled is not None:
+                        texts, wire = filled, None  # a watch sends the texts as stored, not the bytes received
                 task = asyncio.create_task(self._store.ingest_json(texts, ids=ids, wire=wire),
                                            name=f"ingest batch {batch.batch_id}")
                 # Awaited below when its turn comes, unless the stream ends first: then nobody reads its
@@ -178,10 +192,12 @@ class EventIngestServicer(events_pb2_grpc.EventIngestServicer):
 
 
 def add_ingest_service(server: grpc.aio.Server, store: Any, *, on_stored: Callable[[], None] | None = None,
-                       settings: IngestSettings = IngestSettings()) -> EventIngestServicer:
+                       settings: IngestSettings = IngestSettings(),
+                       entry_lines: EntryLinesSource | None = None) -> EventIngestServicer:
     """Register EventIngest on `server`, writing into `store`; `on_stored()` is called after each durable
-    write that changed something (an `EventBell.ring`, so that watches look at once)."""
-    servicer = EventIngestServicer(store, on_stored=on_stored, settings=settings)
+    write that changed something (an `EventBell.ring`, so that watches look at once); `entry_lines()` gives
+    the feed bodies in which the matches' lines are found (collector/core/matchlines.py)."""
+    servicer = EventIngestServicer(store, on_stored=on_stored, settings=settings, entry_lines=entry_lines)
     # As events_pb2_grpc.add_EventIngestServicer_to_server, but each batch comes with its bytes as received.
     handlers = {"Send": grpc.stream_stream_rpc_method_handler(
         servicer.Send, request_deserializer=received_batch,

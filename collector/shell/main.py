@@ -7,7 +7,9 @@
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
-write-back), the gRPC server, and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
+write-back), the gRPC server, the alert exceptions and the SecurityEventWebhooks (their keepers, and in
+Kubernetes mode their sources; in folder mode the folder gives them, with the Secrets and ConfigMaps webhooks
+read, docs/webhooks.md), and a forwarder per `--forward` target (docs/forwarding.md). SIGTERM or SIGINT
 stops it cleanly: the server stops taking calls, streams end, pulls are cancelled, each forwarder saves its
 cursor, the store is closed, and the process exits 0.
 
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import grpc
 
+from dnswatch.alerting.webhooks import ValueRef
 from dnswatch.completion import add_completion_flag
 from dnswatch.durations import duration_flag
 from dnswatch.errors import DnswatchError
@@ -49,6 +52,7 @@ from collector.shell.forwardsettings import ForwardSettings, add_forward_argumen
 from collector.shell.grpc_events import add_events_service
 from collector.shell.grpc_feeds import add_feed_services
 from collector.shell.grpc_ingest import add_ingest_service
+from collector.shell.grpc_webhooks import add_webhooks_service
 # The metrics server and log formatter are the agent's, shared through collector.shell.metrics (the one
 # place the import contract lets the collector reach into agent.shell for them).
 from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
@@ -59,9 +63,11 @@ from collector.shell.security.interceptor import AuthInterceptor, Authenticator,
 from collector.shell.security.ports import add_secure_ports
 from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
 from collector.shell.streamcount import StreamCounter
+from collector.shell.webhookkeeper import Resolver as ValueResolver
+from collector.shell.webhookkeeper import WebhookKeeper
 from collector.store import BadStoreUrl, StoreError, open_store
 
-__all__ = ["CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
+__all__ = ["AlertingParts", "CollectorSettings", "UsageError", "main", "serve", "settings_from_args"]
 
 log = logging.getLogger("dnswatch.collector")
 
@@ -99,7 +105,7 @@ class CollectorSettings:
     kubeconfig: Path | None = None
     """Kubernetes client configuration; None with no --feeds-dir means the in-cluster configuration."""
     namespace: str = "dnswatch"
-    """The collector's namespace: where the ConfigMaps and Secrets of feed headers are."""
+    """The collector's namespace: where the ConfigMaps and Secrets of feed headers and webhooks' config are."""
     security: ServerSecurity = ServerSecurity(insecure=True)
     """TLS and credentials, or plaintext with no checks (`--insecure`)."""
     poll_seconds: float = 5.0
@@ -147,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--kubeconfig", type=Path, metavar="FILE",
                         help="Kubernetes client configuration (default: in-cluster)")
     parser.add_argument("--namespace", default="dnswatch",
-                        help="namespace of the ConfigMaps and Secrets named by feed headers (default: dnswatch)")
+                        help="namespace of the ConfigMaps and Secrets named by feed headers and webhooks' "
+                        "config (default: dnswatch)")
     parser.add_argument("--feeds-dir-poll", type=duration_flag, default=5.0, metavar="DURATION",
                         help="how long between looks at --feeds-dir (5s, 1m, or seconds; default: 5s)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
@@ -203,22 +210,29 @@ class _Source:
     resolve: Resolver | None
     status_sink: StatusSink | None
     refusals: Refusals | None = None
+    resolve_value: ValueResolver | None = None
+    """Reads the Secret and ConfigMap keys webhooks' `valueFrom` name: the folder's, or the namespace's."""
 
 
 def _feed_source(settings: CollectorSettings,
-                 on_exceptions: Callable[[dict[str, dict]], None] | None = None) -> _Source:
+                 on_exceptions: Callable[[dict[str, dict]], None] | None = None,
+                 on_webhooks: Callable[[dict[str, dict]], None] | None = None) -> _Source:
     if settings.feeds_dir is not None:
         # Each source is imported only when chosen: the folder mode never loads the kubernetes client.
         from collector.shell.dirsource import DirSourceSettings, FeedsDirSource
 
         folder = FeedsDirSource(DirSourceSettings(settings.feeds_dir, poll_seconds=settings.poll_seconds,
-                                                  on_exceptions=on_exceptions))
-        return _Source(folder.changes, None, None, folder.refusals)
+                                                  on_exceptions=on_exceptions, on_webhooks=on_webhooks))
+
+        async def folder_value(ref: ValueRef) -> str | None:
+            return folder.lookup(ref)  # in memory, as of the last poll
+
+        return _Source(folder.changes, None, None, folder.refusals, folder_value)
     from collector.shell.kubefeeds import KubeFeeds
     from collector.shell.kubesource import KubeSourceSettings
 
     kube = KubeFeeds(_kube_api_client(settings), KubeSourceSettings(namespace=settings.namespace))
-    return _Source(kube.changes, kube.resolve, kube.write_status, kube.refusals)
+    return _Source(kube.changes, kube.resolve, kube.write_status, kube.refusals, kube.resolve)
 
 
 def _kube_api_client(settings: CollectorSettings):
@@ -241,11 +255,23 @@ def _kube_api_client(settings: CollectorSettings):
 # ---------------------------------------------------------------------------------------------- the process
 
 
+@dataclass(frozen=True)
+class AlertingParts:
+    """The collector's alerting state, as `serve` assembled it (handed to `serve`'s `on_assembled`)."""
+
+    exceptions: ExceptionKeeper
+    webhooks: WebhookKeeper
+    loop: asyncio.AbstractEventLoop
+    """The event loop they belong to: only it may call them."""
+
+
 async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 on_listening: Callable[[int], None] | None = None,
-                puller_settings: PullerSettings | None = None) -> None:
+                puller_settings: PullerSettings | None = None,
+                on_assembled: Callable[[AlertingParts], None] | None = None) -> None:
     """Run the collector until `stop` is set. `on_listening(port)` is called once the server takes calls.
-    `puller_settings` replaces the pulling settings the flags describe (tests shorten every timeout).
+    `puller_settings` replaces the pulling settings the flags describe (tests shorten every timeout);
+    `on_assembled` is given the alerting parts before the server starts (tests look into the keepers).
 
     Raises StoreError for an unusable --db and UsageError for an unusable source or address, before serving.
     """
@@ -255,9 +281,10 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     if settings.http_listen is not None:
         _check_listen("--http-listen", settings.http_listen)
     loop = asyncio.get_running_loop()
-    # The folder is read on a worker thread; its AlertExceptions reach the keeper (made below, before the
-    # folder is first read) on the event loop.
-    source = _feed_source(settings, lambda manifests: loop.call_soon_threadsafe(keeper.replace, manifests))
+    # The folder is read on a worker thread; its AlertExceptions and SecurityEventWebhooks reach their keepers
+    # (made below, before the folder is first read) on the event loop.
+    source = _feed_source(settings, lambda manifests: loop.call_soon_threadsafe(keeper.replace, manifests),
+                          lambda manifests: loop.call_soon_threadsafe(webhooks.replace, manifests))
     try:
         store = await open_store(settings.db)
     except OSError as error:  # e.g. the SQLite file's folder cannot be created
@@ -287,8 +314,13 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             add_events_service(server, store, bell)
             keeper = ExceptionKeeper(store)
             add_alerting_service(server, keeper)
-            add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring)
-            http_api = _http_api(settings, store, bell, hub, keeper, authenticator)
+            webhooks = WebhookKeeper(source.resolve_value)
+            add_webhooks_service(server, webhooks)
+            if on_assembled is not None:
+                on_assembled(AlertingParts(keeper, webhooks, loop))
+            add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring,
+                               entry_lines=hub.entry_lines)
+            http_api = _http_api(settings, store, bell, hub, keeper, webhooks, authenticator)
             port = _bind(server, settings)
             await server.start()
             if http_api is not None:
@@ -300,14 +332,17 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
             if on_listening is not None:
                 on_listening(port)
             forwarding.start()
-            exceptions_task = []
+            alerting_tasks = []
             if settings.feeds_dir is None:
                 # Imported only here: the folder mode never loads the kubernetes client.
                 from collector.shell.exceptionsource import AlertExceptionSource
+                from collector.shell.webhooksource import SecurityEventWebhookSource
 
                 exception_source = AlertExceptionSource(_kube_api_client(settings), keeper)
-                exceptions_task = [asyncio.create_task(exception_source.follow(), name="AlertException source")]
-            tasks = [*exceptions_task, asyncio.create_task(puller.run(), name="puller"),
+                webhook_source = SecurityEventWebhookSource(_kube_api_client(settings), webhooks)
+                alerting_tasks = [asyncio.create_task(exception_source.follow(), name="AlertException source"),
+                                  asyncio.create_task(webhook_source.follow(), name="SecurityEventWebhook source")]
+            tasks = [*alerting_tasks, asyncio.create_task(puller.run(), name="puller"),
                      asyncio.create_task(_follow(source, hub), name="feed source"),
                      asyncio.create_task(keeper.run(first_replace=True),
                                          name="alert exceptions")]
@@ -358,7 +393,7 @@ def _authenticator(settings: CollectorSettings) -> Authenticator | None:
 
 
 def _http_api(settings: CollectorSettings, store, bell: EventBell, hub: FeedHub, keeper: ExceptionKeeper,
-              authenticator: Authenticator | None) -> HttpApi | None:
+              webhooks: WebhookKeeper, authenticator: Authenticator | None) -> HttpApi | None:
     """The HTTP API, bound, or None without --http-listen; its writes go where the feeds are read from."""
     if settings.http_listen is None:
         return None
@@ -370,7 +405,7 @@ def _http_api(settings: CollectorSettings, store, bell: EventBell, hub: FeedHub,
     api_settings = HttpApiSettings(settings.http_listen, tls_cert=security.tls_cert, tls_key=security.tls_key)
     try:
         return HttpApi.bind(api_settings, store=store, bell=bell, hub=hub, keeper=keeper, resources=resources,
-                            authenticator=authenticator)
+                            authenticator=authenticator, webhooks=webhooks)
     except HttpListenError as error:
         raise UsageError(str(error)) from None
 

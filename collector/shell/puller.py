@@ -124,6 +124,9 @@ class PullResult:
     """Why, for REFUSED and FAILED: the error condition's message, never a header value."""
     attempts: int = 0
     """HTTP requests made (retries included); 0 when none was."""
+    body: bytes | None = None
+    """The body as pulled, for UPDATED and UNCHANGED from one HTTP body (not a TAXII collection): where events
+    find the line of the entry that matched (dnswatch/feeds/entrylines.py)."""
 
     @property
     def status(self) -> FeedStatus:
@@ -363,7 +366,8 @@ class FeedPuller:
             new_state = FeedState(verdict.status, fetched.validators, 0)
         else:
             new_state = FeedState(verdict.status, state.validators, state.failures_in_a_row + 1)
-        return PullResult(spec.name, verdict.outcome, new_state, verdict.parsed, verdict.message, attempts)
+        return PullResult(spec.name, verdict.outcome, new_state, verdict.parsed, verdict.message, attempts,
+                          body=fetched.body if verdict.outcome in (UPDATED, UNCHANGED) else None)
 
     def _failed(self, name: str, state: FeedState, kind: str, message: str, attempts: int) -> PullResult:
         status = after_failure(state.status, kind, message, self._clock())

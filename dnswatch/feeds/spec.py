@@ -27,6 +27,9 @@ FEED_TYPES = ("Builtin", "Custom")
 DEFAULT_PERIOD_SECONDS = 24 * 3600.0
 MIN_PERIOD_SECONDS = 5 * 60.0
 MAX_DESCRIPTION_CHARS = 256
+DEFAULT_SEVERITY = 100  # what every event carried before feeds had a severity: Calico's fixed value
+MAX_SEVERITY = 100  # Calico's event severity scale is 0-100
+MAX_LABEL_CHARS = 63  # a Kubernetes label's name and value, at most
 
 __all__ = [
     "DOMAIN_NAME_SET",
@@ -119,6 +122,12 @@ class FeedSpec:
     """`pull.taxii`: set when the feed is a TAXII collection rather than one HTTP body."""
     match_subdomains: bool = False
     """Ours: each plain entry also covers its subdomains (`evil.com` matches `a.evil.com`)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """`metadata.labels`, sorted by name: they travel to the agents and into every event of the feed
+    (`record.feed_labels`), as Calico's "Add Feed" form labels the feed."""
+    severity: int = DEFAULT_SEVERITY
+    """Ours, `spec.severity`: the severity (0-100, Calico's scale) of the events the feed raises; an event
+    matching several feeds takes the highest."""
 
     @property
     def enabled(self) -> bool:
@@ -209,6 +218,7 @@ def parse_go_duration(text: str) -> float:
 # ---------------------------------------------------------------------------------------------- validation
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")  # a Kubernetes label name or value
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 _FORMATS = ("newlineDelimited", "json", "csv", "jsonLines", "misp", "stix")
 
@@ -235,7 +245,8 @@ class _Validator:
             raise self.fail("metadata.name", f"{name!r} must be lower-case letters, digits, '-' and '.'")
         spec = self.mapping(obj.get("spec"), "spec", required=True)
         self.known(
-            spec, "spec", ("content", "mode", "description", "feedType", "pull", "matchSubdomains", "globalNetworkSet")
+            spec, "spec", ("content", "mode", "description", "feedType", "pull", "matchSubdomains", "severity",
+                           "globalNetworkSet")
         )
         common = dict(
             name=name,
@@ -244,6 +255,8 @@ class _Validator:
             description=self.description(spec.get("description")),
             feed_type=self.choice(spec, "feedType", FEED_TYPES, "Custom"),
             match_subdomains=self.boolean(spec.get("matchSubdomains"), "spec.matchSubdomains"),
+            labels=self.labels(metadata.get("labels")),
+            severity=self.severity(spec.get("severity")),
         )
         if spec.get("pull") is None and allow_push:
             return FeedSpec(**common)  # Calico's push feed: `dnswatch feeds push` brings its set
@@ -328,6 +341,31 @@ class _Validator:
         if len(text) > MAX_DESCRIPTION_CHARS:
             raise self.fail("spec.description", f"{len(text)} characters, more than {MAX_DESCRIPTION_CHARS}")
         return text
+
+    def labels(self, value: Any) -> tuple[tuple[str, str], ...]:
+        # The API server checks the labels of what it serves; a file's are checked here alike.
+        labels = self.mapping(value, "metadata.labels")
+        for key, text in labels.items():
+            where = f"metadata.labels.{key}"
+            prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
+            if not name or len(name) > MAX_LABEL_CHARS or not _LABEL_VALUE.fullmatch(name):
+                raise self.fail(where, f"{_show(key)} is no label name: at most {MAX_LABEL_CHARS} letters, digits, "
+                                       "'-', '_' or '.', beginning and ending with a letter or digit")
+            if prefix and (len(prefix) > 253 or not _NAME.fullmatch(prefix)):
+                raise self.fail(where, f"the prefix {_show(prefix)} is not a DNS subdomain")
+            if not isinstance(text, str):
+                raise self.fail(where, f"expected a string, got {_type(text)}")
+            if len(text) > MAX_LABEL_CHARS or (text and not _LABEL_VALUE.fullmatch(text)):
+                raise self.fail(where, f"{_show(text)} is no label value: at most {MAX_LABEL_CHARS} letters, "
+                                       "digits, '-', '_' or '.', beginning and ending with a letter or digit")
+        return tuple(sorted(labels.items()))
+
+    def severity(self, value: Any) -> int:
+        if value is None:
+            return DEFAULT_SEVERITY
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEVERITY:
+            raise self.fail("spec.severity", f"{_show(value)} is not a whole number from 0 to {MAX_SEVERITY}")
+        return value
 
     def period(self, value: Any) -> float:
         if value is None:

@@ -76,6 +76,10 @@ class FeedSnapshot:
     """GAPS_ZLIB or LINES, as `ENCODINGS[content]`."""
     more: bool = False
     """A part of a snapshot split by `snapshot_parts`, with more parts to follow (`join_snapshot_parts`)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels (`metadata.labels`), sorted by name; () from a collector older than them."""
+    severity: int | None = None
+    """The severity of the feed's events (`spec.severity`); None from a collector older than it (read as 100)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +106,10 @@ class FeedDelta:
     """xxh3-64 of the set at `to_version` (`set_digest`)."""
     encoding: str
     """GAPS_ZLIB or LINES, as `ENCODINGS[content]`."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The feed's labels (`metadata.labels`), sorted by name; () from a collector older than them."""
+    severity: int | None = None
+    """The severity of the feed's events (`spec.severity`); None from a collector older than it (read as 100)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,12 +130,13 @@ def update_to_pb(update: FeedUpdate) -> distribution_pb2.FeedUpdate:
         return distribution_pb2.FeedUpdate(snapshot=distribution_pb2.FeedSnapshot(
             name=update.name, content=_CONTENTS[update.content], version=update.version, sha256=update.sha256,
             encoding=_ENCODINGS[update.encoding], payload=update.payload, entries=update.entries,
-            digest=update.digest, more=update.more))
+            digest=update.digest, more=update.more, labels=dict(update.labels), severity=update.severity))
     if isinstance(update, FeedDelta):
         return distribution_pb2.FeedUpdate(delta=distribution_pb2.FeedDelta(
             name=update.name, content=_CONTENTS[update.content], from_version=update.from_version,
             to_version=update.to_version, sha256=update.sha256, encoding=_ENCODINGS[update.encoding],
-            added=update.added, removed=update.removed, entries=update.entries, digest=update.digest))
+            added=update.added, removed=update.removed, entries=update.entries, digest=update.digest,
+            labels=dict(update.labels), severity=update.severity))
     if isinstance(update, FeedRemoved):
         return distribution_pb2.FeedUpdate(removed=distribution_pb2.FeedRemoved(name=update.name))
     raise TypeError(f"not a feed update: {update!r}")
@@ -154,17 +155,23 @@ def update_from_pb(message: distribution_pb2.FeedUpdate) -> FeedUpdate | None:
         m = message.snapshot
         return FeedSnapshot(name=m.name, content=_content(m.name, m.content), version=m.version, sha256=m.sha256,
                             payload=m.payload, entries=m.entries, digest=m.digest,
-                            encoding=_encoding(m.name, m.encoding), more=m.more)
+                            encoding=_encoding(m.name, m.encoding), more=m.more, **_context(m))
     if kind == "delta":
         m = message.delta
         return FeedDelta(name=m.name, content=_content(m.name, m.content), from_version=m.from_version,
                          to_version=m.to_version, sha256=m.sha256, added=m.added, removed=m.removed,
-                         entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding))
+                         entries=m.entries, digest=m.digest, encoding=_encoding(m.name, m.encoding), **_context(m))
     if kind == "removed":
         return FeedRemoved(message.removed.name)
     if kind == "synced":
         return None
     raise UnusableFeed("", "a feed update with no known field set")
+
+
+def _context(message: distribution_pb2.FeedSnapshot | distribution_pb2.FeedDelta) -> dict:
+    """The labels and severity of a snapshot or delta; none from a collector that sends neither."""
+    return {"labels": tuple(sorted(message.labels.items())),
+            "severity": message.severity if message.HasField("severity") else None}
 
 
 def _content(name: str, number: int) -> str:

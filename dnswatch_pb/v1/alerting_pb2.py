@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64nswatch/v1/alerting.proto\x12\x0b\x64nswatch.v1\"3\n\x12\x45xceptionCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf0\x01\n\x0e\x41lertException\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08selector\x18\x03 \x01(\t\x12\x12\n\nstart_time\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x05 \x01(\t\x12\x0e\n\x06period\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\x12\x0f\n\x07\x65nds_at\x18\x08 \x01(\t\x12\x39\n\x10\x65rror_conditions\x18\t \x03(\x0b\x32\x1f.dnswatch.v1.ExceptionCondition\x12\x17\n\x0f\x65xcepted_events\x18\n \x01(\x04\"\x1c\n\x1aListAlertExceptionsRequest\"N\n\x1bListAlertExceptionsResponse\x12/\n\nexceptions\x18\x01 \x03(\x0b\x32\x1b.dnswatch.v1.AlertException\"(\n\x18GetAlertExceptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xb7\x01\n\x0f\x41lertExceptions\x12Y\n\x04List\x12\'.dnswatch.v1.ListAlertExceptionsRequest\x1a(.dnswatch.v1.ListAlertExceptionsResponse\x12I\n\x03Get\x12%.dnswatch.v1.GetAlertExceptionRequest\x1a\x1b.dnswatch.v1.AlertExceptionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64nswatch/v1/alerting.proto\x12\x0b\x64nswatch.v1\"3\n\x12\x45xceptionCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf0\x01\n\x0e\x41lertException\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08selector\x18\x03 \x01(\t\x12\x12\n\nstart_time\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x05 \x01(\t\x12\x0e\n\x06period\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\x12\x0f\n\x07\x65nds_at\x18\x08 \x01(\t\x12\x39\n\x10\x65rror_conditions\x18\t \x03(\x0b\x32\x1f.dnswatch.v1.ExceptionCondition\x12\x17\n\x0f\x65xcepted_events\x18\n \x01(\x04\"\x1c\n\x1aListAlertExceptionsRequest\"N\n\x1bListAlertExceptionsResponse\x12/\n\nexceptions\x18\x01 \x03(\x0b\x32\x1b.dnswatch.v1.AlertException\"(\n\x18GetAlertExceptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"1\n\x10WebhookCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"z\n\x11WebhookConfigItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x17\n\x0fvalue_from_kind\x18\x03 \x01(\t\x12\x17\n\x0fvalue_from_name\x18\x04 \x01(\t\x12\x16\n\x0evalue_from_key\x18\x05 \x01(\t\"\x81\x03\n\x14SecurityEventWebhook\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\r\n\x05query\x18\x06 \x01(\t\x12.\n\x06\x63onfig\x18\x07 \x03(\x0b\x32\x1e.dnswatch.v1.WebhookConfigItem\x12\x10\n\x08\x64\x65livers\x18\x08 \x01(\x08\x12\x31\n\nconditions\x18\t \x03(\x0b\x32\x1d.dnswatch.v1.WebhookCondition\x12\x15\n\rlast_delivery\x18\n \x01(\t\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x17\n\x0flast_error_time\x18\x0c \x01(\t\x12\x0f\n\x07pending\x18\r \x01(\x04\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x0e \x01(\x04\x12\x11\n\tdelivered\x18\x0f \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x10 \x01(\x04\"\x15\n\x13ListWebhooksRequest\"K\n\x14ListWebhooksResponse\x12\x33\n\x08webhooks\x18\x01 \x03(\x0b\x32!.dnswatch.v1.SecurityEventWebhook\"!\n\x11GetWebhookRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12TestWebhookRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13TestWebhookResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x13\n\x0bhttp_status\x18\x03 \x01(\r2\xb7\x01\n\x0f\x41lertExceptions\x12Y\n\x04List\x12\'.dnswatch.v1.ListAlertExceptionsRequest\x1a(.dnswatch.v1.ListAlertExceptionsResponse\x12I\n\x03Get\x12%.dnswatch.v1.GetAlertExceptionRequest\x1a\x1b.dnswatch.v1.AlertException2\xec\x01\n\x08Webhooks\x12K\n\x04List\x12 .dnswatch.v1.ListWebhooksRequest\x1a!.dnswatch.v1.ListWebhooksResponse\x12H\n\x03Get\x12\x1e.dnswatch.v1.GetWebhookRequest\x1a!.dnswatch.v1.SecurityEventWebhook\x12I\n\x04Test\x12\x1f.dnswatch.v1.TestWebhookRequest\x1a .dnswatch.v1.TestWebhookResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTALERTEXCEPTIONSRESPONSE']._serialized_end=447
   _globals['_GETALERTEXCEPTIONREQUEST']._serialized_start=449
   _globals['_GETALERTEXCEPTIONREQUEST']._serialized_end=489
-  _globals['_ALERTEXCEPTIONS']._serialized_start=492
-  _globals['_ALERTEXCEPTIONS']._serialized_end=675
+  _globals['_WEBHOOKCONDITION']._serialized_start=491
+  _globals['_WEBHOOKCONDITION']._serialized_end=540
+  _globals['_WEBHOOKCONFIGITEM']._serialized_start=542
+  _globals['_WEBHOOKCONFIGITEM']._serialized_end=664
+  _globals['_SECURITYEVENTWEBHOOK']._serialized_start=667
+  _globals['_SECURITYEVENTWEBHOOK']._serialized_end=1052
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1054
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=1075
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=1077
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=1152
+  _globals['_GETWEBHOOKREQUEST']._serialized_start=1154
+  _globals['_GETWEBHOOKREQUEST']._serialized_end=1187
+  _globals['_TESTWEBHOOKREQUEST']._serialized_start=1189
+  _globals['_TESTWEBHOOKREQUEST']._serialized_end=1223
+  _globals['_TESTWEBHOOKRESPONSE']._serialized_start=1225
+  _globals['_TESTWEBHOOKRESPONSE']._serialized_end=1301
+  _globals['_ALERTEXCEPTIONS']._serialized_start=1304
+  _globals['_ALERTEXCEPTIONS']._serialized_end=1487
+  _globals['_WEBHOOKS']._serialized_start=1490
+  _globals['_WEBHOOKS']._serialized_end=1726
 # @@protoc_insertion_point(module_scope)

@@ -53,3 +53,93 @@ class GetAlertExceptionRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WebhookCondition(_message.Message):
+    __slots__ = ("type", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WebhookConfigItem(_message.Message):
+    __slots__ = ("name", "value", "value_from_kind", "value_from_name", "value_from_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FROM_KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FROM_NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FROM_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    value_from_kind: str
+    value_from_name: str
+    value_from_key: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., value_from_kind: _Optional[str] = ..., value_from_name: _Optional[str] = ..., value_from_key: _Optional[str] = ...) -> None: ...
+
+class SecurityEventWebhook(_message.Message):
+    __slots__ = ("name", "api_version", "consumer", "state", "description", "query", "config", "delivers", "conditions", "last_delivery", "last_error", "last_error_time", "pending", "dead_letters", "delivered", "failed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DELIVERS_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_TIME_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    api_version: str
+    consumer: str
+    state: str
+    description: str
+    query: str
+    config: _containers.RepeatedCompositeFieldContainer[WebhookConfigItem]
+    delivers: bool
+    conditions: _containers.RepeatedCompositeFieldContainer[WebhookCondition]
+    last_delivery: str
+    last_error: str
+    last_error_time: str
+    pending: int
+    dead_letters: int
+    delivered: int
+    failed: int
+    def __init__(self, name: _Optional[str] = ..., api_version: _Optional[str] = ..., consumer: _Optional[str] = ..., state: _Optional[str] = ..., description: _Optional[str] = ..., query: _Optional[str] = ..., config: _Optional[_Iterable[_Union[WebhookConfigItem, _Mapping]]] = ..., delivers: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[WebhookCondition, _Mapping]]] = ..., last_delivery: _Optional[str] = ..., last_error: _Optional[str] = ..., last_error_time: _Optional[str] = ..., pending: _Optional[int] = ..., dead_letters: _Optional[int] = ..., delivered: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class ListWebhooksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWebhooksResponse(_message.Message):
+    __slots__ = ("webhooks",)
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    webhooks: _containers.RepeatedCompositeFieldContainer[SecurityEventWebhook]
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[SecurityEventWebhook, _Mapping]]] = ...) -> None: ...
+
+class GetWebhookRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestWebhookRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestWebhookResponse(_message.Message):
+    __slots__ = ("delivered", "error", "http_status")
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    delivered: bool
+    error: str
+    http_status: int
+    def __init__(self, delivered: _Optional[bool] = ..., error: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...

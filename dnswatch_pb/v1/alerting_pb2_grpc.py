@@ -143,3 +143,167 @@ class AlertExceptions:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WebhooksStub:
+    """The collector's SecurityEventWebhooks, read from the Kubernetes API or its manifests folder (docs/webhooks.md).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.List = channel.unary_unary(
+                '/dnswatch.v1.Webhooks/List',
+                request_serializer=dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/dnswatch.v1.Webhooks/Get',
+                request_serializer=dnswatch_dot_v1_dot_alerting__pb2.GetWebhookRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_alerting__pb2.SecurityEventWebhook.FromString,
+                _registered_method=True)
+        self.Test = channel.unary_unary(
+                '/dnswatch.v1.Webhooks/Test',
+                request_serializer=dnswatch_dot_v1_dot_alerting__pb2.TestWebhookRequest.SerializeToString,
+                response_deserializer=dnswatch_dot_v1_dot_alerting__pb2.TestWebhookResponse.FromString,
+                _registered_method=True)
+
+
+class WebhooksServicer:
+    """The collector's SecurityEventWebhooks, read from the Kubernetes API or its manifests folder (docs/webhooks.md).
+    """
+
+    def List(self, request, context):
+        """Every webhook with its status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """One webhook; NOT_FOUND when there is none of that name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Test(self, request, context):
+        """Send one sample event to a webhook now; NOT_FOUND when there is none of that name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WebhooksServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=dnswatch_dot_v1_dot_alerting__pb2.GetWebhookRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_alerting__pb2.SecurityEventWebhook.SerializeToString,
+            ),
+            'Test': grpc.unary_unary_rpc_method_handler(
+                    servicer.Test,
+                    request_deserializer=dnswatch_dot_v1_dot_alerting__pb2.TestWebhookRequest.FromString,
+                    response_serializer=dnswatch_dot_v1_dot_alerting__pb2.TestWebhookResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'dnswatch.v1.Webhooks', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('dnswatch.v1.Webhooks', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Webhooks:
+    """The collector's SecurityEventWebhooks, read from the Kubernetes API or its manifests folder (docs/webhooks.md).
+    """
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Webhooks/List',
+            dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksRequest.SerializeToString,
+            dnswatch_dot_v1_dot_alerting__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Webhooks/Get',
+            dnswatch_dot_v1_dot_alerting__pb2.GetWebhookRequest.SerializeToString,
+            dnswatch_dot_v1_dot_alerting__pb2.SecurityEventWebhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Test(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dnswatch.v1.Webhooks/Test',
+            dnswatch_dot_v1_dot_alerting__pb2.TestWebhookRequest.SerializeToString,
+            dnswatch_dot_v1_dot_alerting__pb2.TestWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from dnswatch_pb.v1 import feeds_pb2 as dnswatch_dot_v1_dot_feeds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64nswatch/v1/distribution.proto\x12\x0b\x64nswatch.v1\x1a\x17\x64nswatch/v1/feeds.proto\"\x84\x01\n\x10SubscribeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x35\n\x04have\x18\x02 \x03(\x0b\x32\'.dnswatch.v1.SubscribeRequest.HaveEntry\x1a+\n\tHaveEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd4\x01\n\x0c\x46\x65\x65\x64Snapshot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12*\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32\x18.dnswatch.v1.SetEncoding\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x07 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x08 \x01(\x04\x12\x0c\n\x04more\x18\t \x01(\x08\"\xeb\x01\n\tFeedDelta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x12\n\nto_version\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12*\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32\x18.dnswatch.v1.SetEncoding\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x07 \x01(\x0c\x12\x0f\n\x07removed\x18\x08 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\t \x01(\x04\x12\x0e\n\x06\x64igest\x18\n \x01(\x04\"\x1b\n\x0b\x46\x65\x65\x64Removed\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x08\n\x06Synced\"\xc2\x01\n\nFeedUpdate\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x19.dnswatch.v1.FeedSnapshotH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.dnswatch.v1.FeedDeltaH\x00\x12+\n\x07removed\x18\x03 \x01(\x0b\x32\x18.dnswatch.v1.FeedRemovedH\x00\x12%\n\x06synced\x18\x04 \x01(\x0b\x32\x13.dnswatch.v1.SyncedH\x00\x42\x08\n\x06update*_\n\x0bSetEncoding\x12\x1c\n\x18SET_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SET_ENCODING_GAPS_ZLIB\x10\x01\x12\x16\n\x12SET_ENCODING_LINES\x10\x02\x32Y\n\x10\x46\x65\x65\x64\x44istribution\x12\x45\n\tSubscribe\x12\x1d.dnswatch.v1.SubscribeRequest\x1a\x17.dnswatch.v1.FeedUpdate0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64nswatch/v1/distribution.proto\x12\x0b\x64nswatch.v1\x1a\x17\x64nswatch/v1/feeds.proto\"\x84\x01\n\x10SubscribeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x35\n\x04have\x18\x02 \x03(\x0b\x32\'.dnswatch.v1.SubscribeRequest.HaveEntry\x1a+\n\tHaveEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xde\x02\n\x0c\x46\x65\x65\x64Snapshot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12*\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32\x18.dnswatch.v1.SetEncoding\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x07 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x08 \x01(\x04\x12\x0c\n\x04more\x18\t \x01(\x08\x12\x35\n\x06labels\x18\n \x03(\x0b\x32%.dnswatch.v1.FeedSnapshot.LabelsEntry\x12\x15\n\x08severity\x18\x0b \x01(\rH\x00\x88\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_severity\"\xf2\x02\n\tFeedDelta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x07\x63ontent\x18\x02 \x01(\x0e\x32\x18.dnswatch.v1.FeedContent\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x12\n\nto_version\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12*\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32\x18.dnswatch.v1.SetEncoding\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x07 \x01(\x0c\x12\x0f\n\x07removed\x18\x08 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\t \x01(\x04\x12\x0e\n\x06\x64igest\x18\n \x01(\x04\x12\x32\n\x06labels\x18\x0b \x03(\x0b\x32\".dnswatch.v1.FeedDelta.LabelsEntry\x12\x15\n\x08severity\x18\x0c \x01(\rH\x00\x88\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_severity\"\x1b\n\x0b\x46\x65\x65\x64Removed\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x08\n\x06Synced\"\xc2\x01\n\nFeedUpdate\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x19.dnswatch.v1.FeedSnapshotH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.dnswatch.v1.FeedDeltaH\x00\x12+\n\x07removed\x18\x03 \x01(\x0b\x32\x18.dnswatch.v1.FeedRemovedH\x00\x12%\n\x06synced\x18\x04 \x01(\x0b\x32\x13.dnswatch.v1.SyncedH\x00\x42\x08\n\x06update*_\n\x0bSetEncoding\x12\x1c\n\x18SET_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SET_ENCODING_GAPS_ZLIB\x10\x01\x12\x16\n\x12SET_ENCODING_LINES\x10\x02\x32Y\n\x10\x46\x65\x65\x64\x44istribution\x12\x45\n\tSubscribe\x12\x1d.dnswatch.v1.SubscribeRequest\x1a\x17.dnswatch.v1.FeedUpdate0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBSCRIBEREQUEST_HAVEENTRY']._loaded_options = None
   _globals['_SUBSCRIBEREQUEST_HAVEENTRY']._serialized_options = b'8\001'
-  _globals['_SETENCODING']._serialized_start=896
-  _globals['_SETENCODING']._serialized_end=991
+  _globals['_FEEDSNAPSHOT_LABELSENTRY']._loaded_options = None
+  _globals['_FEEDSNAPSHOT_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_FEEDDELTA_LABELSENTRY']._loaded_options = None
+  _globals['_FEEDDELTA_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_SETENCODING']._serialized_start=1169
+  _globals['_SETENCODING']._serialized_end=1264
   _globals['_SUBSCRIBEREQUEST']._serialized_start=73
   _globals['_SUBSCRIBEREQUEST']._serialized_end=205
   _globals['_SUBSCRIBEREQUEST_HAVEENTRY']._serialized_start=162
   _globals['_SUBSCRIBEREQUEST_HAVEENTRY']._serialized_end=205
   _globals['_FEEDSNAPSHOT']._serialized_start=208
-  _globals['_FEEDSNAPSHOT']._serialized_end=420
-  _globals['_FEEDDELTA']._serialized_start=423
-  _globals['_FEEDDELTA']._serialized_end=658
-  _globals['_FEEDREMOVED']._serialized_start=660
-  _globals['_FEEDREMOVED']._serialized_end=687
-  _globals['_SYNCED']._serialized_start=689
-  _globals['_SYNCED']._serialized_end=697
-  _globals['_FEEDUPDATE']._serialized_start=700
-  _globals['_FEEDUPDATE']._serialized_end=894
-  _globals['_FEEDDISTRIBUTION']._serialized_start=993
-  _globals['_FEEDDISTRIBUTION']._serialized_end=1082
+  _globals['_FEEDSNAPSHOT']._serialized_end=558
+  _globals['_FEEDSNAPSHOT_LABELSENTRY']._serialized_start=500
+  _globals['_FEEDSNAPSHOT_LABELSENTRY']._serialized_end=545
+  _globals['_FEEDDELTA']._serialized_start=561
+  _globals['_FEEDDELTA']._serialized_end=931
+  _globals['_FEEDDELTA_LABELSENTRY']._serialized_start=500
+  _globals['_FEEDDELTA_LABELSENTRY']._serialized_end=545
+  _globals['_FEEDREMOVED']._serialized_start=933
+  _globals['_FEEDREMOVED']._serialized_end=960
+  _globals['_SYNCED']._serialized_start=962
+  _globals['_SYNCED']._serialized_end=970
+  _globals['_FEEDUPDATE']._serialized_start=973
+  _globals['_FEEDUPDATE']._serialized_end=1167
+  _globals['_FEEDDISTRIBUTION']._serialized_start=1266
+  _globals['_FEEDDISTRIBUTION']._serialized_end=1355
 # @@protoc_insertion_point(module_scope)

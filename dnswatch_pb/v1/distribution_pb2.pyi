@@ -33,7 +33,14 @@ class SubscribeRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., have: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class FeedSnapshot(_message.Message):
-    __slots__ = ("name", "content", "version", "sha256", "encoding", "payload", "entries", "digest", "more")
+    __slots__ = ("name", "content", "version", "sha256", "encoding", "payload", "entries", "digest", "more", "labels", "severity")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +50,8 @@ class FeedSnapshot(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     content: _feeds_pb2.FeedContent
     version: int
@@ -52,10 +61,19 @@ class FeedSnapshot(_message.Message):
     entries: int
     digest: int
     more: bool
-    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., payload: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    severity: int
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., payload: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ..., more: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., severity: _Optional[int] = ...) -> None: ...
 
 class FeedDelta(_message.Message):
-    __slots__ = ("name", "content", "from_version", "to_version", "sha256", "encoding", "added", "removed", "entries", "digest")
+    __slots__ = ("name", "content", "from_version", "to_version", "sha256", "encoding", "added", "removed", "entries", "digest", "labels", "severity")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +84,8 @@ class FeedDelta(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     content: _feeds_pb2.FeedContent
     from_version: int
@@ -76,7 +96,9 @@ class FeedDelta(_message.Message):
     removed: bytes
     entries: int
     digest: int
-    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., added: _Optional[bytes] = ..., removed: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    severity: int
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[_Union[_feeds_pb2.FeedContent, str]] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., sha256: _Optional[str] = ..., encoding: _Optional[_Union[SetEncoding, str]] = ..., added: _Optional[bytes] = ..., removed: _Optional[bytes] = ..., entries: _Optional[int] = ..., digest: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., severity: _Optional[int] = ...) -> None: ...
 
 class FeedRemoved(_message.Message):
     __slots__ = ("name",)

@@ -9,6 +9,13 @@ from collector.store import open_store
 from dnswatch.eventfilter import EventFilter
 
 
+def without_lines(event: dict) -> dict:
+    """The event as an agent holding its feeds from the collector sends it: the collector fills in the lines."""
+    record = {**event["record"], "matches": [{**m, **{key: None for key in ("line", "line_text") if key in m}}
+                                             for m in event["record"]["matches"]]}
+    return {**event, "record": record}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

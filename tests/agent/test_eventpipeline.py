@@ -41,13 +41,20 @@ def expected_id(client: str, names: str, feeds: str, window_start: float) -> str
     return f"{int(window_start):08x}{digest[:24]}"
 
 
+def match_record(name: str, feed: str, entry: str, section: str = "question") -> dict:
+    """A match as a pipeline whose matcher has no feed context records it: no version, no line."""
+    return {"name": name, "feed": feed, "entry": entry, "section": section, "feed_version": None, "line": None,
+            "line_text": None}
+
+
 def web_event(*, count=1, first=T0, last=T0 + 0.01, rcode="NOERROR", answers=(), **changes) -> dict:
     """The event shop/web-7d4b9c-x2x1 raises by asking for evil.example (feed c2), changed as a case needs."""
     record = {
         "feeds": ["c2"],
+        "feed_labels": {"c2": {}},
         "suspicious_domains": ["evil.example"],
         "suspicious_ips": [],
-        "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example", "section": "question"}],
+        "matches": [match_record("evil.example", "c2", "evil.example")],
         "qname": "evil.example", "qtype": "A", "rcode": rcode,
         "server_ip": "10.96.0.10", "answers": list(answers),
         "count": count,
@@ -206,9 +213,9 @@ def test_an_ip_only_match():
     assert run(p, q, r) == [web_event(
         id=expected_id("shop/web-7d4b9c-x2x1", "198.51.100.7", "bad-ips", T0),
         description="shop/web-7d4b9c-x2x1 received the address(es) 198.51.100.7 from global threat feed(s) bad-ips",
-        record={"feeds": ["bad-ips"], "suspicious_domains": [], "suspicious_ips": ["198.51.100.7"],
-                "matches": [{"name": "198.51.100.7", "feed": "bad-ips", "entry": "198.51.100.0/24",
-                             "section": "answer"}],
+        record={"feeds": ["bad-ips"], "feed_labels": {"bad-ips": {}}, "suspicious_domains": [],
+                "suspicious_ips": ["198.51.100.7"],
+                "matches": [match_record("198.51.100.7", "bad-ips", "198.51.100.0/24", "answer")],
                 "qname": "cdn.shop.example", "answers": ["cdn.shop.example A 198.51.100.7"]})]
 
 
@@ -219,7 +226,7 @@ def test_a_name_found_only_in_the_answers():
     r = response(q, answers=answers,
                  matches=(domain("evil.example", section="answer"),))
     assert run(p, q, r) == [web_event(record={
-        "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example", "section": "answer"}],
+        "matches": [match_record("evil.example", "c2", "evil.example", "answer")],
         "qname": "www.shop.example",
         "answers": ["www.shop.example CNAME evil.example", "evil.example A 198.51.100.7"]})]
 

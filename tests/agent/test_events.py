@@ -55,9 +55,11 @@ def test_the_spec_example_event_exactly():
         "mitigations": ["Create a global network policy to prevent traffic from this IP address"],
         "record": {
             "feeds": ["c2"],
+            "feed_labels": {"c2": {}},
             "suspicious_domains": ["evil.example"],
             "suspicious_ips": [],
-            "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example", "section": "question"}],
+            "matches": [{"name": "evil.example", "feed": "c2", "entry": "evil.example", "section": "question",
+                         "feed_version": None, "line": None, "line_text": None}],
             "qname": "evil.example",
             "qtype": "A",
             "rcode": "NOERROR",
@@ -82,7 +84,25 @@ def test_an_ip_only_match_says_the_client_received_the_address():
     rec = event["record"]
     assert (rec["suspicious_domains"], rec["suspicious_ips"], rec["feeds"]) == ([], ["198.51.100.7"], ["bad-ips"])
     assert rec["matches"] == [{"name": "198.51.100.7", "feed": "bad-ips", "entry": "198.51.100.0/24",
-                               "section": "answer"}]
+                               "section": "answer", "feed_version": None, "line": None, "line_text": None}]
+
+
+def test_the_feeds_context_travels_into_the_event_and_leaves_its_id_alone():
+    q = query("www.shop.example", matches=())
+    plain = response(q, answers=(cname_record("www.shop.example", "evil.example"),),
+                     matches=(domain("evil.example", "c2", section="answer"),
+                              domain("evil.example", "phishing", "*.example", section="answer")))
+    with_context = response(q, answers=(cname_record("www.shop.example", "evil.example"),), matches=(
+        dataclasses.replace(domain("evil.example", "c2", section="answer"), feed_version="7", line=12,
+                            line_text="0.0.0.0 Evil.Example", feed_severity=40, feed_labels=(("team", "red"),)),
+        dataclasses.replace(domain("evil.example", "phishing", "*.example", section="answer"), feed_version="3",
+                            feed_severity=70)))
+    bare, event = build_event(emitted(q, plain), "node-1"), build_event(emitted(q, with_context), "node-1")
+    assert event["id"] == bare["id"]  # ids are made of node, client, names, feeds and window: not of context
+    assert (bare["severity"], event["severity"]) == (100, 70)  # the highest of the feeds that matched
+    assert event["record"]["feed_labels"] == {"c2": {"team": "red"}, "phishing": {}}
+    assert [(m["feed_version"], m["line"], m["line_text"]) for m in event["record"]["matches"]] == [
+        ("7", 12, "0.0.0.0 Evil.Example"), ("3", None, None)]
 
 
 def test_names_found_in_answers_and_several_feeds():

@@ -92,6 +92,24 @@ def test_defaults_are_calicos():
     assert feed_spec_from_manifest(MINIMAL).enabled
 
 
+def test_labels_and_severity_read():
+    spec = feed_spec_from_manifest(with_changes(
+        metadata__labels={"tier": "gold", "dnswatch.dev/source": "abuse.ch", "empty": ""}, spec__severity=70))
+    assert spec.labels == (("dnswatch.dev/source", "abuse.ch"), ("empty", ""), ("tier", "gold"))
+    assert spec.severity == 70
+    assert feed_spec_from_manifest(with_changes(spec__severity=0)).severity == 0
+    assert (feed_spec_from_manifest(MINIMAL).labels, feed_spec_from_manifest(MINIMAL).severity) == ((), 100)
+
+
+def test_calico_labels_come_from_metadata():
+    calico = yaml.safe_load(CALICO_SAMPLE)
+    calico["metadata"]["labels"] = {"feed-kind": "deny-list"}
+    spec = feed_spec_from_manifest(calico)
+    # globalNetworkSet.labels label the network set Calico makes, not the feed: they stay out of events.
+    assert spec.labels == (("feed-kind", "deny-list"),)
+    assert spec.severity == 100
+
+
 def test_calico_sample_manifest_is_accepted_as_it_is():
     spec = feed_spec_from_manifest(yaml.safe_load(CALICO_SAMPLE))
     assert spec.name == "sample-global-threat-feed"
@@ -201,6 +219,18 @@ def test_file_urls_only_where_allowed():
         ({"spec__description": "x" * 257}, "spec.description: 257 characters, more than 256"),
         ({"spec__description": 5}, "spec.description: expected a string, got a number"),
         ({"spec__matchSubdomains": "yes"}, 'spec.matchSubdomains: expected true or false, got "yes"'),
+        # severity and labels
+        ({"spec__severity": 101}, "spec.severity: 101 is not a whole number from 0 to 100"),
+        ({"spec__severity": -1}, "spec.severity: -1 is not a whole number from 0 to 100"),
+        ({"spec__severity": "high"}, 'spec.severity: "high" is not a whole number from 0 to 100'),
+        ({"spec__severity": 50.5}, "spec.severity: 50.5 is not a whole number"),
+        ({"spec__severity": True}, "spec.severity: True is not a whole number"),
+        ({"metadata__labels": ["a"]}, "metadata.labels: expected an object, got a list"),
+        ({"metadata__labels": {"team": 7}}, "metadata.labels.team: expected a string, got a number"),
+        ({"metadata__labels": {"team": "red team"}}, 'metadata.labels.team: "red team" is no label value'),
+        ({"metadata__labels": {"team": "x" * 64}}, "metadata.labels.team: .* is no label value: at most 63"),
+        ({"metadata__labels": {"-team": "red"}}, 'metadata.labels.-team: "-team" is no label name'),
+        ({"metadata__labels": {"Bad_Prefix/team": "red"}}, 'metadata.labels.Bad_Prefix/team: the prefix "Bad_Prefix" is not a DNS subdomain'),
         # pull and its period
         ({"spec__pull": DELETE}, "spec.pull: required"),
         ({"spec__pull__http": DELETE}, "spec.pull.http: required"),

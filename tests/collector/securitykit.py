@@ -15,7 +15,8 @@ import pytest
 import trustme
 
 from dnswatch.grpcchannel import ChannelSecurity, open_channel
-from dnswatch_pb.v1 import distribution_pb2, distribution_pb2_grpc, events_pb2, events_pb2_grpc, feeds_pb2, feeds_pb2_grpc
+from dnswatch_pb.v1 import (alerting_pb2, alerting_pb2_grpc, distribution_pb2, distribution_pb2_grpc, events_pb2,
+                            events_pb2_grpc, feeds_pb2, feeds_pb2_grpc)
 
 AGENT_TOKENS = ("agent-token-1-5f0c9e", "agent-token-2-77ab01")
 CONSUMER_TOKENS = ("consumer-token-1-a93d4e",)
@@ -132,10 +133,24 @@ def _feeds_push(channel: grpc.Channel) -> None:
             raise
 
 
+def _webhooks_list(channel: grpc.Channel) -> None:
+    alerting_pb2_grpc.WebhooksStub(channel).List(alerting_pb2.ListWebhooksRequest(), timeout=5)
+
+
+def _webhooks_test(channel: grpc.Channel) -> None:
+    try:
+        alerting_pb2_grpc.WebhooksStub(channel).Test(alerting_pb2.TestWebhookRequest(name="no-such-webhook"),
+                                                     timeout=5)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: let in, then told there is no such webhook
+            raise
+
+
 CALLS = {"Feeds.List": _feeds_list, "Feeds.Push": _feeds_push, "FeedDistribution.Subscribe": _subscribe, "Events.List": _events_list,
-         "Events.Watch": _events_watch, "EventIngest.Send": _ingest}
+         "Events.Watch": _events_watch, "EventIngest.Send": _ingest, "Webhooks.List": _webhooks_list,
+         "Webhooks.Test": _webhooks_test}
 AGENT_CALLS = ("FeedDistribution.Subscribe", "EventIngest.Send")
-CONSUMER_CALLS = ("Feeds.List", "Feeds.Push", "Events.List", "Events.Watch")
+CONSUMER_CALLS = ("Feeds.List", "Feeds.Push", "Events.List", "Events.Watch", "Webhooks.List", "Webhooks.Test")
 
 
 def call_status(address: str, security: ChannelSecurity, call: str) -> grpc.StatusCode:

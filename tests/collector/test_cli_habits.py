@@ -219,7 +219,7 @@ def test_feeds_and_events_take_the_same_outputs(plain, db_url):  # noqa: F811
             result = run("dnswatch", *connection, *args, "-o", output)
             assert result.returncode == 0 and result.stderr == "", (args, output, result.stderr)
     wide = run("dnswatch", *connection, "events", "list", "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["TIME", "SOURCE", "CLIENT", "QNAME", "QTYPE", "RCODE", "FEEDS", "COUNT", "NODE", "ID"]
+    assert wide[0].split() == ["TIME", "SOURCE", "CLIENT", "QNAME", "QTYPE", "RCODE", "FEEDS", "LISTED", "COUNT", "NODE", "ID"]
     assert wide[1].split()[-2:] == ["node-1", event(1)["id"]]
     feeds_wide = run("dnswatch", *connection, "feeds", "list", "-o", "wide").stdout.splitlines()
     assert feeds_wide[0].split()[:5] == ["NAME", "CONTENT", "MODE", "ENTRIES", "REJECTED"]

@@ -138,6 +138,7 @@ def test_defaults_are_valid_and_match_feedspec():
     assert (spec["mode"]["default"], spec["feedType"]["default"]) == ("Enabled", "Custom")
     assert spec["pull"]["properties"]["period"]["default"] == "24h" and parsed.period_seconds == 24 * 3600
     assert spec["matchSubdomains"]["default"] is False
+    assert spec["severity"]["default"] == parsed.severity == 100
 
 
 def test_patterns_are_re2_and_cel_rules_compile():
@@ -185,7 +186,7 @@ VALID = {
     "plain": manifest(),
     "ipset default": manifest(content=None),
     "every field": manifest(mode="Disabled", description="x" * 256, feedType="Builtin", matchSubdomains=True,
-                            pull__period="1h30m", globalNetworkSet={"labels": {"a": "b"}}),  # fmt: skip
+                            severity=0, pull__period="1h30m", globalNetworkSet={"labels": {"a": "b"}}),  # fmt: skip
     "period 300s": manifest(pull__period="300s"),
     "period 5m": manifest(pull__period="5m"),
     "http url": manifest(pull__http__url="http://f.example:8080/list?x=1"),
@@ -213,6 +214,9 @@ INVALID = {
     "bad feedType": manifest(feedType="Other"),
     "description too long": manifest(description="x" * 257),
     "matchSubdomains not a boolean": manifest(matchSubdomains="yes"),
+    "severity over 100": manifest(severity=101),
+    "severity negative": manifest(severity=-1),
+    "severity not a number": manifest(severity="high"),
     "no url": manifest(pull__http__url=None),
     "url ftp://": manifest(pull__http__url="ftp://f.example/c2"),
     "url without host": manifest(pull__http__url="https://"),

@@ -353,6 +353,24 @@ def test_table_row_shows_what_matched_beside_the_question():
     assert table_row({"id": "x"}) == ("-", "-", "-", "-", "-")
 
 
+def test_the_wide_row_says_where_each_match_is_listed():
+    from consumer.eventview import WIDE_COLUMNS, wide_row
+
+    listed = event(1)
+    listed["record"]["matches"] = [
+        {"name": "a.bad.example", "feed": "c2", "entry": "a.bad.example", "feed_version": "7", "line": 4711},
+        {"name": "b.bad.example", "feed": "c2", "entry": "b.bad.example", "feed_version": "7", "line": 4711},
+        {"name": "192.0.2.9", "feed": "badips", "entry": "192.0.2.0/24", "feed_version": "3", "line": None},
+        {"name": "c.bad.example", "feed": "local", "entry": "c.bad.example", "feed_version": "sha256:28d16fe33c4e",
+         "line": 2}]
+    row = dict(zip(WIDE_COLUMNS, wide_row(listed)))
+    assert row["LISTED"] == "c2@7:4711,badips@3,local@28d16fe33c4e:2"
+    old = event(2)  # stored by an agent older than feed versions
+    old["record"]["matches"] = [{"name": "a.bad.example", "feed": "c2", "entry": "a.bad.example"}]
+    assert dict(zip(WIDE_COLUMNS, wide_row(old)))["LISTED"] == "c2"
+    assert dict(zip(WIDE_COLUMNS, wide_row({"id": "x"})))["LISTED"] == "-"
+
+
 def test_parse_when_takes_rfc3339_and_durations_before_now():
     from consumer.eventview import parse_when
 

@@ -31,7 +31,9 @@ def test_feeds_get_describes_a_feed_and_feeds_list_shows_rejected_counts_and_ref
     (feeds_dir / "slow.yaml").write_text((feeds_dir / "c2.yaml").read_text().replace("c2", "slow")
                                          .replace("period: 1h", "period: 1m"))
     (feeds_dir / "torn.yaml").write_text("apiVersion: dnswatch.dev/v1\nkind: [GlobalThreatFeed\n")
-    (feeds_dir / "other.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    (feeds_dir / "other.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    # A ConfigMap is no refusal: the folder's ConfigMaps and Secrets are the values of webhooks' valueFrom.
+    (feeds_dir / "values.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     with RunningCollector(db_url, feeds_dir) as collector:
         collector.wait_for(pulled("c2", "ips"), "both feeds pulled")
 
@@ -63,7 +65,7 @@ def test_feeds_get_describes_a_feed_and_feeds_list_shows_rejected_counts_and_ref
         section = listed.index("Refused manifests (3):")
         refused = {row.split()[0]: row for row in listed[section + 2:]}
         assert set(refused) == {str(feeds_dir / name) for name in ("other.yaml", "slow.yaml", "torn.yaml")}
-        assert 'kind: "ConfigMap" is not GlobalThreatFeed' in refused[str(feeds_dir / "other.yaml")]
+        assert 'kind: "Deployment" is not GlobalThreatFeed' in refused[str(feeds_dir / "other.yaml")]
         assert 'spec.pull.period: "1m" is shorter than the minimum 5m' in refused[str(feeds_dir / "slow.yaml")]
         assert "cannot read" in refused[str(feeds_dir / "torn.yaml")]
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from dnswatch.feeds.domainset import DomainSet
-from dnswatch.feeds.formats import parse_feed_body
+from dnswatch.feeds.formats import JsonFormat, parse_feed_body
 from dnswatch.feeds.lines import DOMAIN_NAME_SET
 from dnswatch.feeds.spec import FeedSpec
 from dnswatch.feeds.wire import FeedSnapshot, domains_from_snapshot, join_snapshot_parts
@@ -176,17 +176,66 @@ async def test_a_restart_rebuilds_a_match_subdomains_set_at_the_same_version(sto
     assert before == restored == after and after.version == 1
 
 
-async def test_after_a_restart_the_first_pull_of_an_unchanged_feed_is_conditional(store, feed_server):
-    await pulled_once(store, spec(feed_server))
+async def test_after_a_restart_the_first_pull_of_an_unchanged_structured_feed_is_conditional(store, feed_server):
+    feed_server.serve("/c2.json", b'{"data": [{"domain": "evil.example"}, {"domain": "bad.example"}]}')
+    structured = spec(feed_server, url=feed_server.url("/c2.json"), format=JsonFormat(path="$.data[*].domain"))
+    await pulled_once(store, structured)
     first = feed_server.requests[-1]
     assert "if-none-match" not in first.headers  # the very first pull had nothing to send back
     # A new collector on the same store: its first pull sends back what the stored set's body came with.
-    info = await pulled_once(store, spec(feed_server))
+    info = await pulled_once(store, structured)
     again = feed_server.requests[-1]
     assert again.headers.get("if-none-match") and again.headers.get("if-modified-since")
     assert info.status.version == 1 and info.status.last_successful_sync
     # Another URL for the feed while the collector was away: the stored validators are not sent to it.
-    feed_server.serve("/other.txt", BODY_V1)
-    await pulled_once(store, spec(feed_server, url=feed_server.url("/other.txt")))
+    feed_server.serve("/other.json", b'{"data": [{"domain": "evil.example"}, {"domain": "bad.example"}]}')
+    await pulled_once(store, replace(structured, url=feed_server.url("/other.json")))
     other = feed_server.requests[-1]
-    assert other.path == "/other.txt" and "if-none-match" not in other.headers
+    assert other.path == "/other.json" and "if-none-match" not in other.headers
+
+
+async def test_after_a_restart_a_line_feed_is_downloaded_once_for_its_lines(store, feed_server):
+    """Bodies are held in memory only: a 304 would leave events without their line until the feed changed."""
+    await pulled_once(store, spec(feed_server))
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        again = feed_server.requests[-1]
+        assert "if-none-match" not in again.headers and "if-modified-since" not in again.headers
+        assert hub.feed("c2").status.version == 1  # the same set: no new version
+        assert hub.entry_lines()[("c2", 1)].locate("hosts.example") == (2003, "0.0.0.0 hosts.example")
+        await hub.sync("c2")  # held now: the next pull is conditional again
+        assert feed_server.requests[-1].headers.get("if-none-match")
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_labels_and_severity_survive_a_restart_without_a_new_version(store, feed_server):
+    context = {"labels": (("team", "secops"),), "severity": 70}
+    info = await pulled_once(store, spec(feed_server, **context))
+    assert info.status.version == 1
+    hub, puller = await running_hub(store)
+    try:
+        (restored,) = await hub.updates_for("c2", None)
+        assert (restored.version, restored.labels, restored.severity) == (1, (("team", "secops"),), 70)
+        await hub.apply(FeedUpserted(spec(feed_server, **context), "test"))  # the same manifest: nothing new
+        assert hub.feed("c2").status.version == 1 and await hub.updates_for("c2", 1) == []
+        assert hub.entry_lines() == {}  # a restored set has no body until its next pull
+        await hub.apply(FeedUpserted(spec(feed_server, labels=(("team", "red"),), severity=70), "test"))
+        (change,) = await hub.updates_for("c2", 1)
+        assert (change.from_version, change.to_version, change.labels) == (1, 2, (("team", "red"),))
+    finally:
+        await puller.__aexit__(None, None, None)
+
+
+async def test_the_bodies_of_held_versions_give_the_lines_of_their_entries(store, feed_server):
+    hub, puller = await running_hub(store)
+    try:
+        await hub.apply(FeedUpserted(spec(feed_server), "test"))
+        await hub.sync("c2")
+        lines = hub.entry_lines()[("c2", 1)]
+        assert lines.locate("hosts.example") == (2003, "0.0.0.0 hosts.example")
+        assert lines.locate("*.wild.example") == (2002, "*.wild.example")
+    finally:
+        await puller.__aexit__(None, None, None)

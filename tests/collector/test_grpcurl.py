@@ -50,7 +50,8 @@ def test_reflection_lists_every_service(collector):
     result = grpcurl(collector.address, "list")
     assert result.returncode == 0, result.stderr
     assert {"dnswatch.v1.Events", "dnswatch.v1.EventIngest", "dnswatch.v1.Feeds", "dnswatch.v1.FeedDistribution",
-            "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= set(result.stdout.split())
+            "dnswatch.v1.AlertExceptions", "dnswatch.v1.Webhooks", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection"} <= set(result.stdout.split())
     described = grpcurl(collector.address, "describe", "dnswatch.v1.Events")
     assert described.returncode == 0, described.stderr
     assert "rpc List ( .dnswatch.v1.ListEventsRequest ) returns ( .dnswatch.v1.ListEventsResponse )" in described.stdout

@@ -1,7 +1,7 @@
 """The HTTP API's SecurityEventWebhook routes (webhooks.py) on a real uvicorn on 127.0.0.1, over a real
 WebhookKeeper and a manifests folder: reads with secrets redacted, a test delivery, and writes that land in
-the folder and answer once the keeper holds them (here the test plays the folder source: it hands the file
-it finds to the keeper), or 202 when it does not."""
+the folder and answer once the keeper holds them (the test playing the folder source: it hands the file it
+finds to the keeper), or 202 when it does not; and a real collector in folder mode holding what it wrote."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from collector.shell.httpapi.resourcewrites import FolderResources
 from collector.shell.httpapi.server import HttpServer, bind_http
 from collector.shell.httpapi.webhooks import webhooks_router
 from collector.shell.webhookkeeper import WebhookKeeper
+from tests.collector.httpkit import with_http
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.anyio]
 
@@ -111,3 +112,18 @@ async def test_invalid_webhooks_are_422_and_write_nothing(served, manifest, fiel
     assert response.status_code == 422, response.text
     assert response.json()["error"].get("field") == field
     assert list(folder.iterdir()) == []
+
+
+def test_a_real_collector_holds_a_webhook_written_over_http(tmp_path):
+    """Folder mode end to end: the manifest written by the API is read by the collector's folder source and
+    held by its keeper before the create answers; the delete likewise."""
+    folder = tmp_path / "feeds"
+    folder.mkdir()
+    running, port = with_http(f"sqlite:///{tmp_path / 'collector.sqlite'}", folder)
+    with running, httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30) as client:
+        created = client.post("/webhooks", json=webhook("soc", state="Disabled"))
+        assert created.status_code == 201, created.text
+        assert created.json()["spec"]["state"] == "Disabled" and SECRET not in created.text
+        assert [item["name"] for item in client.get("/webhooks").json()["webhooks"]] == ["soc"]
+        assert client.delete("/webhooks/soc").status_code == 204
+        assert client.get("/webhooks").json()["webhooks"] == []

@@ -36,6 +36,7 @@ SERVICE_ROLES: dict[str, str] = {
     feeds_pb2.DESCRIPTOR.services_by_name["Feeds"].full_name: CONSUMER,
     events_pb2.DESCRIPTOR.services_by_name["Events"].full_name: CONSUMER,
     alerting_pb2.DESCRIPTOR.services_by_name["AlertExceptions"].full_name: CONSUMER,
+    alerting_pb2.DESCRIPTOR.services_by_name["Webhooks"].full_name: CONSUMER,
     "grpc.health.v1.Health": OPEN,
     "grpc.reflection.v1alpha.ServerReflection": OPEN,
     "grpc.reflection.v1.ServerReflection": OPEN,
