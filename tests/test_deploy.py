@@ -341,6 +341,9 @@ def test_collector_gets_the_crd_its_status_token_reviews_and_only_named_secrets_
     granted = grants(rules_of("dnswatch-collector"))
     cluster = {(group, "globalthreatfeeds", verb, (), "*") for verb in ("get", "list", "watch")
                for group in ("dnswatch.dev", "projectcalico.org")}  # ours, and Calico's read as they are
+    # The HTTP API writes ours (docs/http-api.md), never Calico's.
+    cluster |= {("dnswatch.dev", plural, verb, (), "*") for verb in ("create", "update", "delete")
+                for plural in ("globalthreatfeeds", "alertexceptions", "securityeventwebhooks")}
     cluster |= {(group, "globalthreatfeeds/status", verb, (), "*") for verb in ("update", "patch")
                 for group in ("dnswatch.dev", "projectcalico.org")}
     cluster |= {("dnswatch.dev", "alertexceptions", verb, (), "*") for verb in ("get", "list", "watch")}

@@ -355,6 +355,11 @@ class FeedHub:
         """Every feed, sorted by name."""
         return [_info(self._feeds[name]) for name in sorted(self._feeds)]
 
+    def spec(self, name: str) -> FeedSpec | None:
+        """The manifest in force of a feed as the source read it; None for no such feed, or none read yet."""
+        feed = self._feeds.get(name)
+        return feed.spec if feed is not None else None
+
     def refused(self) -> list[RefusedManifest]:
         """The manifests the source refuses now, by origin; their messages redacted (they may quote a URL)."""
         found = self._refusals() if self._refusals is not None else []

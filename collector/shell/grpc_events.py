@@ -3,7 +3,8 @@
 The servicer only translates: a request's filter to the store's `EventFilter`, stored events to `Event`
 messages (the event JSON exactly as stored), store errors to gRPC status codes. Protobuf types stop here.
 
-List is the store's keyset pages (`list_events`), the page token passed through as it is.
+List is the store's keyset pages (`list_events`), the page token passed through as it is. List, Dismiss and
+Undismiss call collector/shell/eventops.py, as the HTTP API does (collector/shell/httpapi/).
 
 Watch follows the store's change sequence: every insert or replacement of an event takes the next number,
 and writers commit in number order, so "everything after N" read after a commit can never later grow a number
@@ -25,7 +26,6 @@ pages from the store, with its filter in SQL, until it reaches the tail.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +36,7 @@ import grpc
 import zstandard
 
 from collector.shell.eventbell import EventBell
+from collector.shell.eventops import DEFAULT_PAGE_SIZE, dismiss_events, list_events, page_size, undismiss_events
 from collector.shell.eventtail import EventTail, TailSettings
 from collector.shell.security.interceptor import CALLER
 from collector.store import BadPageToken, StoreError
@@ -49,10 +50,6 @@ from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 __all__ = ["EventsServicer", "EventsSettings", "add_events_service"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PAGE_SIZE = 100
-"""Events per List page when the request says 0."""
-
 
 @dataclass(frozen=True)
 class EventsSettings:
@@ -104,11 +101,11 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
 
     async def List(self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
                    ) -> events_pb2.ListEventsResponse:  # noqa: N802 - the generated servicer's names
-        size = request.page_size or self._settings.default_page_size
-        size = min(size, self._settings.max_page_size)
+        size = page_size(request.page_size, default=self._settings.default_page_size,
+                         largest=self._settings.max_page_size)
         where = filter_from_pb(request.filter)
         try:
-            page, token = await self._store.list_events(where, size, request.page_token)
+            page, token = await list_events(self._store, where, size, request.page_token)
         except BadPageToken as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"page_token: {error}; pass the next_page_token of the previous response with "
@@ -122,14 +119,11 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
 
     async def Dismiss(self, request: events_pb2.DismissEventsRequest, context: grpc.aio.ServicerContext
                       ) -> events_pb2.DismissEventsResponse:  # noqa: N802
-        caller = CALLER.get()
-        who = caller.identity if caller is not None else "anonymous (--insecure)"
-        return await self._dismissal(context, self._store.dismiss_events(list(request.ids), who,
-                                                                         dt.datetime.now(dt.timezone.utc)))
+        return await self._dismissal(context, dismiss_events(self._store, list(request.ids), CALLER.get()))
 
     async def Undismiss(self, request: events_pb2.DismissEventsRequest, context: grpc.aio.ServicerContext
                         ) -> events_pb2.DismissEventsResponse:  # noqa: N802
-        return await self._dismissal(context, self._store.undismiss_events(list(request.ids)))
+        return await self._dismissal(context, undismiss_events(self._store, list(request.ids)))
 
     async def _dismissal(self, context: grpc.aio.ServicerContext, done: Any) -> events_pb2.DismissEventsResponse:
         try:

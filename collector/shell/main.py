@@ -2,7 +2,8 @@
 
     dnswatch-collector --db sqlite:///var/lib/dnswatch/db.sqlite --listen 0.0.0.0:7443 \\
                        [--feeds-dir DIR | --kubeconfig F | (in-cluster)] \\
-                       (--tls-cert F --tls-key F [credentials, see collector/shell/security/] | --insecure)
+                       (--tls-cert F --tls-key F [credentials, see collector/shell/security/] | --insecure) \\
+                       [--http-listen HOST:PORT]
 
 Flags become one frozen `CollectorSettings` (`settings_from_args`); `serve` wires the parts: the store, the
 feed hub restored from it, the puller, the feed source (a folder, or the Kubernetes API with status
@@ -13,7 +14,9 @@ SIGTERM or SIGINT stops it cleanly: the server stops taking calls, streams end, 
 forwarder saves its cursor, webhook attempts in flight are written back, the store is closed, and the process
 exits 0.
 
-gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/.
+gRPC is TLS unless `--insecure`; who may call what is the business of collector/shell/security/. With
+`--http-listen`, the HTTP JSON API (collector/shell/httpapi/) is served beside it on the same event loop, with
+the same certificate and credentials.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ from collector.shell.grpc_webhooks import add_webhooks_service
 # place the import contract lets the collector reach into agent.shell for them).
 from collector.shell.metrics import CollectorMetrics, add_log_arguments, configure_logging, serve_metrics
 from collector.shell.puller import FeedPuller, PullerSettings, Resolver
-from collector.shell.security.interceptor import AuthInterceptor, authenticator_for
+from collector.shell.httpapi import HttpApi, HttpApiSettings, HttpListenError
+from collector.shell.httpapi.resourcewrites import FolderResources, KubeResources
+from collector.shell.security.interceptor import AuthInterceptor, Authenticator, authenticator_for
 from collector.shell.security.ports import add_secure_ports
 from collector.shell.security.settings import ServerSecurity, add_security_arguments, server_security_from_args
 from collector.shell.streamcount import StreamCounter
@@ -125,6 +130,8 @@ class CollectorSettings:
     """Where every event is forwarded (`--forward`, docs/forwarding.md); no target: nowhere."""
     ui_url: str | None = None
     """The web UI's base URL (`--ui-url`): webhook messages link to `{ui_url}/events/{id}`; None: no link."""
+    http_listen: str | None = None
+    """`HOST:PORT` of the HTTP JSON API (docs/http-api.md); None: no HTTP API."""
 
     @property
     def insecure(self) -> bool:
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_completion_flag(parser)
     parser.add_argument("--db", required=True, help="store URL: sqlite:///PATH or postgresql://USER@HOST/DB")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="gRPC address to listen on")
+    parser.add_argument("--http-listen", metavar="HOST:PORT",
+                        help="serve the HTTP JSON API (docs/http-api.md) there, TLS as gRPC (default: none)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--feeds-dir", type=Path, metavar="DIR",
                         help="read GlobalThreatFeed manifests from this folder (default: the Kubernetes API)")
@@ -175,6 +184,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise UsageError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:7443 or [::]:7443")
+    if args.http_listen is not None:
+        host, _, port = args.http_listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise UsageError(f"--http-listen {args.http_listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8443 or "
+                             "[::]:8443")
     if args.feeds_dir is not None and not args.feeds_dir.is_dir():
         raise UsageError(f"--feeds-dir {args.feeds_dir}: no such folder")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
@@ -196,7 +210,8 @@ def settings_from_args(argv: Sequence[str] | None = None) -> CollectorSettings:
                              poll_seconds=args.feeds_dir_poll, log_level=args.log_level,
                              log_format=args.log_format, metrics_port=args.metrics_port,
                              metrics_address=args.metrics_address,
-                             pull_timeout=args.pull_timeout, forward=forward, ui_url=args.ui_url)
+                             pull_timeout=args.pull_timeout, forward=forward, ui_url=args.ui_url,
+                             http_listen=args.http_listen)
 
 
 # ---------------------------------------------------------------------------------------------- the sources
@@ -276,6 +291,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
     _check_listen("--listen", settings.listen)
     if settings.security.mtls_listen is not None:
         _check_listen("--mtls-listen", settings.security.mtls_listen)
+    if settings.http_listen is not None:
+        _check_listen("--http-listen", settings.http_listen)
     loop = asyncio.get_running_loop()
     # The folder is read on a worker thread; its AlertExceptions and SecurityEventWebhooks reach their keepers
     # (made below, before the folder is first read) on the event loop.
@@ -301,8 +318,9 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                               on_result=metrics.counting_pulls(hub.record_pull)) as puller:
             hub.attach(puller)
             await hub.restore()
-            server = grpc.aio.server(options=_SERVER_OPTIONS,
-                                     interceptors=[*_interceptors(settings), StreamCounter(metrics)])
+            authenticator = _authenticator(settings)
+            interceptors = [AuthInterceptor(authenticator)] if authenticator is not None else []
+            server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=[*interceptors, StreamCounter(metrics)])
             health = await add_feed_services(server, hub)
             bell = EventBell()  # the ingest rings it after each durable write; watches and forwarders wake on it
             forwarding = Forwarding(settings.forward, store, bell, ForwardMetrics(metrics.registry))
@@ -317,8 +335,13 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 on_assembled(AlertingParts(keeper, webhooks, loop))
             add_ingest_service(server, metrics.counting_store(store), on_stored=bell.ring,
                                entry_lines=hub.entry_lines)
+            http_api = _http_api(settings, store, bell, hub, keeper, webhooks, authenticator)
             port = _bind(server, settings)
             await server.start()
+            if http_api is not None:
+                await http_api.start()
+                log.info("HTTP API on %s (port %d, %s)", settings.http_listen, http_api.port,
+                         "TLS" if http_api.tls else "plaintext")
             log.info("listening on %s (port %d), feeds from %s", settings.listen, port, settings.source)
             serving.set()
             if on_listening is not None:
@@ -350,6 +373,8 @@ async def serve(settings: CollectorSettings, stop: asyncio.Event, *,
                 await health.enter_graceful_shutdown()
                 hub.close()  # agent streams end now, not after the grace period
                 bell.close()  # and so do event watches
+                if http_api is not None:
+                    await http_api.stop()
                 await server.stop(settings.grace_seconds)
                 for task in [*tasks, stopping]:
                     task.cancel()
@@ -376,11 +401,30 @@ def _serve_metrics(settings: CollectorSettings, metrics: CollectorMetrics, ready
     return exporter
 
 
-def _interceptors(settings: CollectorSettings) -> list[grpc.aio.ServerInterceptor]:
+def _authenticator(settings: CollectorSettings) -> Authenticator | None:
+    """Who may call the gRPC and HTTP APIs; None with --insecure (no checks)."""
     if settings.insecure:
-        return []
+        return None
     api_client = _kube_api_client(settings) if settings.security.wants_kubernetes else None
-    return [AuthInterceptor(authenticator_for(settings.security, api_client))]
+    return authenticator_for(settings.security, api_client)
+
+
+def _http_api(settings: CollectorSettings, store, bell: EventBell, hub: FeedHub, keeper: ExceptionKeeper,
+              webhooks: WebhookKeeper, authenticator: Authenticator | None) -> HttpApi | None:
+    """The HTTP API, bound, or None without --http-listen; its writes go where the feeds are read from."""
+    if settings.http_listen is None:
+        return None
+    if settings.feeds_dir is not None:
+        resources = FolderResources(settings.feeds_dir)
+    else:
+        resources = KubeResources(_kube_api_client(settings))
+    security = settings.security
+    api_settings = HttpApiSettings(settings.http_listen, tls_cert=security.tls_cert, tls_key=security.tls_key)
+    try:
+        return HttpApi.bind(api_settings, store=store, bell=bell, hub=hub, keeper=keeper, resources=resources,
+                            authenticator=authenticator, webhooks=webhooks)
+    except HttpListenError as error:
+        raise UsageError(str(error)) from None
 
 
 def _check_listen(flag: str, address: str) -> None:

@@ -156,6 +156,9 @@ class Store(Protocol):
         """One page of matching events, newest first (time, then id); the token for the next page, or ""
         at the end. BadPageToken if `page_token` is not one this store handed out."""
 
+    async def get_event(self, event_id: str) -> "StoredEvent | None":
+        """The stored event with this id, or None."""
+
     async def events_since(self, seq: int, filter: "EventFilter", limit: int) -> list["StoredEvent"]:
         """Matching events whose change sequence number is greater than `seq`, in that order, at most `limit`.
 

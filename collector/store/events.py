@@ -72,6 +72,11 @@ class EventStoreMixin(GroupCommitMixin):
         token = encode_page_token(rows[size - 1][2], rows[size - 1][3]) if len(rows) > size else ""
         return [stored_event(row) for row in rows[:size]], token
 
+    async def get_event(self, event_id: str) -> StoredEvent | None:
+        rows = await self._call(self._fetch_events, f"SELECT e.seq, e.body, {MARK_COLUMNS} FROM events e "
+                                "WHERE e.id = ?", (event_id,))
+        return stored_event(rows[0], marks_at=2) if rows else None
+
     async def events_since(self, seq: int, filter: EventFilter, limit: int) -> list[StoredEvent]:
         size = check_limit(limit, "limit")
         conditions, params = filter_sql(filter)

@@ -3,10 +3,12 @@
     dnswatch-collector ... --tls-cert tls.crt --tls-key tls.key \\
         [--client-ca agents-ca.crt --mtls-listen 0.0.0.0:7444] \\
         [--agent-token-file /var/run/secrets/dnswatch/agent-tokens] [--consumer-token-file FILE] \\
+        [--viewer-token-file FILE] \\
         [--token-review --agent-service-account dnswatch/dnswatch-agent --consumer-service-account ops/*]
 
-Two roles: an **agent** may subscribe to the feeds and send events; a **consumer** may read feeds and events
-(and ask for a sync). Health and reflection are open, so probes and `grpcurl list` need nothing. A caller
+Three roles: an **agent** may subscribe to the feeds and send events; a **consumer** may read feeds and events
+(and ask for a sync); a **viewer** (`--viewer-token-file`, `--viewer-service-account`) may only read, over the
+HTTP API (docs/http-api.md): no gRPC service is for viewers. Health and reflection are open, so probes and `grpcurl list` need nothing. A caller
 proves its role with
 
 - a client certificate signed by `--client-ca` (agents only), on the `--mtls-listen` port;

@@ -17,13 +17,15 @@ from dnswatch_pb.v1 import alerting_pb2, distribution_pb2, events_pb2, feeds_pb2
 from collector.shell.security.settings import ServerSecurity
 from collector.shell.security.tokens import ReviewUnavailable, StaticTokens, TokenReviewer, token_digest
 
-__all__ = ["AGENT", "CONSUMER", "AuthInterceptor", "Authenticator", "Caller", "authenticator_for"]
+__all__ = ["AGENT", "CONSUMER", "VIEWER", "AuthInterceptor", "Authenticator", "Caller", "authenticator_for"]
 
 # One logger for the collector's security, whichever of its modules writes the line.
 log = logging.getLogger("collector.shell.security")
 
 AGENT = "agent"
 CONSUMER = "consumer"
+VIEWER = "viewer"
+"""Reads feeds, events and exceptions over the HTTP API and changes nothing; no gRPC service is for it."""
 
 OPEN = "open"
 """The 'role' of services anyone may call: health and reflection."""
@@ -122,14 +124,16 @@ def _bearer_token(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
 
 def authenticator_for(security: ServerSecurity, api_client=None) -> Authenticator:
     """The authenticator the settings describe; `api_client` (kubernetes) is needed with `token_review`."""
-    static = [StaticTokens(AGENT, security.agent_token_files), StaticTokens(CONSUMER, security.consumer_token_files)]
+    static = [StaticTokens(AGENT, security.agent_token_files), StaticTokens(CONSUMER, security.consumer_token_files),
+              StaticTokens(VIEWER, security.viewer_token_files)]
     reviewer = None
     if security.token_review:
         reviewer = TokenReviewer(api_client, audiences=security.token_audiences,
                                  cache_seconds=security.review_cache_seconds)
     return Authenticator(static=[tokens for tokens in static if tokens.files], reviewer=reviewer,
                          service_accounts={AGENT: security.agent_service_accounts,
-                                           CONSUMER: security.consumer_service_accounts})
+                                           CONSUMER: security.consumer_service_accounts,
+                                           VIEWER: security.viewer_service_accounts})
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

@@ -39,12 +39,16 @@ class ServerSecurity:
     """Files of agent bearer tokens, one a line (a mounted Secret)."""
     consumer_token_files: tuple[Path, ...] = ()
     """Files of consumer bearer tokens, one a line."""
+    viewer_token_files: tuple[Path, ...] = ()
+    """Files of viewer bearer tokens, one a line: the HTTP API's read-only role."""
     token_review: bool = False
     """Check other bearer tokens with the Kubernetes TokenReview API."""
     agent_service_accounts: tuple[str, ...] = ()
     """`NS/NAME` (or `NS/*`) ServiceAccounts whose reviewed tokens authenticate agents."""
     consumer_service_accounts: tuple[str, ...] = ()
     """`NS/NAME` (or `NS/*`) ServiceAccounts whose reviewed tokens authenticate consumers."""
+    viewer_service_accounts: tuple[str, ...] = ()
+    """`NS/NAME` (or `NS/*`) ServiceAccounts whose reviewed tokens authenticate viewers."""
     token_audiences: tuple[str, ...] = ()
     """Audiences a reviewed token must be meant for (empty: the API server's default audience)."""
     review_cache_seconds: float = 10.0
@@ -70,12 +74,17 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
                        help="file of agent bearer tokens, one a line (repeatable)")
     group.add_argument("--consumer-token-file", type=Path, action="append", default=[], metavar="FILE",
                        help="file of consumer bearer tokens, one a line (repeatable)")
+    group.add_argument("--viewer-token-file", type=Path, action="append", default=[], metavar="FILE",
+                       help="file of viewer bearer tokens, one a line: read-only, HTTP API (repeatable)")
     group.add_argument("--token-review", action="store_true",
                        help="check ServiceAccount tokens with the Kubernetes TokenReview API")
     group.add_argument("--agent-service-account", action="append", default=[], metavar="NS/NAME",
                        help="ServiceAccount whose tokens authenticate agents (NS/* for a namespace; repeatable)")
     group.add_argument("--consumer-service-account", action="append", default=[], metavar="NS/NAME",
                        help="ServiceAccount whose tokens authenticate consumers (NS/* for a namespace; repeatable)")
+    group.add_argument("--viewer-service-account", action="append", default=[], metavar="NS/NAME",
+                       help="ServiceAccount whose tokens authenticate viewers (read-only; NS/* for a namespace; "
+                       "repeatable)")
     group.add_argument("--token-audience", action="append", default=[], metavar="AUDIENCE",
                        help="audience reviewed tokens must carry (repeatable; default: the API server's)")
 
@@ -85,9 +94,11 @@ def server_security_from_args(args: argparse.Namespace) -> ServerSecurity:
     tls_flags = {
         "--tls-cert": args.tls_cert, "--tls-key": args.tls_key, "--client-ca": args.client_ca,
         "--mtls-listen": args.mtls_listen, "--agent-token-file": args.agent_token_file,
-        "--consumer-token-file": args.consumer_token_file, "--token-review": args.token_review,
+        "--consumer-token-file": args.consumer_token_file, "--viewer-token-file": args.viewer_token_file,
+        "--token-review": args.token_review,
         "--agent-service-account": args.agent_service_account,
-        "--consumer-service-account": args.consumer_service_account, "--token-audience": args.token_audience,
+        "--consumer-service-account": args.consumer_service_account,
+        "--viewer-service-account": args.viewer_service_account, "--token-audience": args.token_audience,
     }
     if args.insecure:
         given = [flag for flag, value in tls_flags.items() if value]
@@ -106,17 +117,18 @@ def server_security_from_args(args: argparse.Namespace) -> ServerSecurity:
         _check_ca(args.client_ca, "--client-ca")
         _check_address(args.mtls_listen, "--mtls-listen")
     for flag, paths in (("--agent-token-file", args.agent_token_file),
-                        ("--consumer-token-file", args.consumer_token_file)):
+                        ("--consumer-token-file", args.consumer_token_file),
+                        ("--viewer-token-file", args.viewer_token_file)):
         for path in paths:
             if not read_token_file(path, flag):
                 raise SecurityUsageError(f"{flag} {path}: holds no token (one token a line)")
-    accounts = args.agent_service_account + args.consumer_service_account
+    accounts = args.agent_service_account + args.consumer_service_account + args.viewer_service_account
     if (accounts or args.token_audience) and not args.token_review:
-        raise SecurityUsageError("--agent-service-account, --consumer-service-account and --token-audience "
-                                 "need --token-review")
+        raise SecurityUsageError("--agent-service-account, --consumer-service-account, --viewer-service-account "
+                                 "and --token-audience need --token-review")
     if args.token_review and not accounts:
         raise SecurityUsageError("--token-review needs --agent-service-account or --consumer-service-account "
-                                 "NS/NAME: which ServiceAccounts may call")
+                                 "(or --viewer-service-account) NS/NAME: which ServiceAccounts may call")
     for account in accounts:
         namespace, slash, name = account.partition("/")
         if not slash or not namespace or not name or "/" in name:
@@ -124,8 +136,10 @@ def server_security_from_args(args: argparse.Namespace) -> ServerSecurity:
     return ServerSecurity(
         tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca, mtls_listen=args.mtls_listen,
         agent_token_files=tuple(args.agent_token_file), consumer_token_files=tuple(args.consumer_token_file),
+        viewer_token_files=tuple(args.viewer_token_file),
         token_review=args.token_review, agent_service_accounts=tuple(args.agent_service_account),
         consumer_service_accounts=tuple(args.consumer_service_account),
+        viewer_service_accounts=tuple(args.viewer_service_account),
         token_audiences=tuple(args.token_audience),
     )
 
