@@ -458,13 +458,8 @@ def _exceptions(args: argparse.Namespace) -> int:
             found = list(stub.List(alerting_pb2.ListAlertExceptionsRequest(), timeout=_TIMEOUT_SECONDS).exceptions)
         else:
             found = [stub.Get(alerting_pb2.GetAlertExceptionRequest(name=args.name), timeout=_TIMEOUT_SECONDS)]
-    records = [exception_record(message) for message in found]
-    if args.output == "json":
-        for record in records:
-            print(json.dumps(record))
-    elif args.output == "yaml":
-        body = records[0] if args.action == "get" else records
-        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    if args.output in ("json", "yaml"):
+        _print_records([exception_record(message) for message in found], args)
     elif not found:
         print(f"{PROG}: no alert exceptions", file=sys.stderr)
     else:
@@ -486,13 +481,8 @@ def _webhooks(args: argparse.Namespace) -> int:
             found = [stub.Get(alerting_pb2.GetWebhookRequest(name=args.name), timeout=_TIMEOUT_SECONDS)]
     if args.action == "test":
         return _print_test(args.name, result, args.output)
-    records = [webhook_record(message) for message in found]
-    if args.output == "json":
-        for record in records:
-            print(json.dumps(record))
-    elif args.output == "yaml":
-        body = records[0] if args.action == "get" else records
-        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    if args.output in ("json", "yaml"):
+        _print_records([webhook_record(message) for message in found], args)
     elif not found:
         print(f"{PROG}: no webhooks", file=sys.stderr)
     elif args.action == "get":
@@ -501,6 +491,16 @@ def _webhooks(args: argparse.Namespace) -> int:
         _print_table(WEBHOOK_COLUMNS, [webhook_row(message) for message in found])
     sys.stdout.flush()
     return 0
+
+
+def _print_records(records: list[dict], args: argparse.Namespace) -> None:
+    """Print the records as `-o json` (one a line) or `-o yaml` (the one of `get`, else a list) asks."""
+    if args.output == "json":
+        for record in records:
+            print(json.dumps(record))
+    else:
+        body = records[0] if args.action == "get" else records
+        sys.stdout.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
 
 
 def _print_test(name: str, result: alerting_pb2.TestWebhookResponse, output: str) -> int:

@@ -16,6 +16,7 @@ the order the server sent them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -32,8 +33,8 @@ from collector.core.watchloop import Backoff
 from dnswatch.kubewatch import WatchEvent, WatchPosition
 from dnswatch.listwatch import ListWatch
 
-__all__ = ["CALICO_VERSION", "CustomResourceSettings", "CustomResourceWatch", "discover_groups", "object_name",
-           "served_api_groups"]
+__all__ = ["CALICO_VERSION", "CustomResourceSettings", "CustomResourceWatch", "discover_groups", "group_watches",
+           "object_name", "served_api_groups"]
 
 CALICO_VERSION = "v3"
 """Calico's API version of GlobalThreatFeed, AlertException and SecurityEventWebhook."""
@@ -88,6 +89,17 @@ async def discover_groups(api_client: client.ApiClient, settings: Settings, kind
         log.info("the API serves %s/%s: its %ss are read too", CALICO_GROUP, CALICO_VERSION, kind)
         groups.append(replace(settings, group=CALICO_GROUP, version=CALICO_VERSION))
     return groups
+
+
+async def group_watches(api_client: client.ApiClient, settings: CustomResourceSettings, kind: str,
+                        log: logging.Logger, on_list: Callable[[int, list[dict[str, Any]]], None],
+                        on_event: Callable[[int, str, str, dict[str, Any]], None]) -> list[CustomResourceWatch]:
+    """A watch of `kind` for each group `discover_groups` finds (ours first), not yet started; each hands its
+    group's index to the callbacks first: `on_list(index, items)`, `on_event(index, type, name, object)`."""
+    groups = await discover_groups(api_client, settings, kind, log)
+    return [CustomResourceWatch(api_client, group, kind, on_list=functools.partial(on_list, index),
+                                on_event=functools.partial(on_event, index), log=log)
+            for index, group in enumerate(groups)]
 
 
 def hints(kind: str, plural: str, group: str) -> dict[int, str]:

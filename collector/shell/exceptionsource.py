@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from collector.core.groupmerge import GroupMerge
-from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, discover_groups, object_name
+from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, group_watches, object_name
 from collector.shell.exceptionkeeper import ExceptionKeeper
 
 __all__ = ["AlertExceptionSource", "ExceptionSourceSettings"]
@@ -56,12 +55,9 @@ class AlertExceptionSource:
     async def follow(self) -> None:
         """Discover the groups, then list and watch each until cancelled (then closed); the keeper is called
         on this event loop."""
-        groups = await discover_groups(self._api_client, self.settings, "AlertException", log)
-        self._merge = GroupMerge(len(groups))
-        self._watches = [CustomResourceWatch(self._api_client, settings, "AlertException",
-                                             on_list=functools.partial(self._replace, index),
-                                             on_event=functools.partial(self._applied, index), log=log)
-                         for index, settings in enumerate(groups)]
+        self._watches = await group_watches(self._api_client, self.settings, "AlertException", log, self._replace,
+                                            self._applied)
+        self._merge = GroupMerge(len(self._watches))
         try:
             await asyncio.gather(*(watch.follow() for watch in self._watches))
         finally:

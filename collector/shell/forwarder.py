@@ -29,7 +29,6 @@ import collections
 import datetime as dt
 import logging
 import os
-import random
 import socket
 import ssl
 import time
@@ -42,6 +41,7 @@ from collector.core.forwardline import Forwarded, forwarded_event, rfc3339_ms
 from collector.core.forwardpolicy import is_forwarded
 from collector.core.forwardtarget import FILE, SYSLOG_TLS, ForwardTarget
 from collector.core.rfc5424 import octet_counted, syslog_message
+from collector.shell.failurepause import pause_after_failure
 from collector.shell.eventbell import EventBell
 from collector.shell.forwardfile import FileSink
 from collector.shell.forwardmetrics import ForwardMetrics
@@ -283,12 +283,8 @@ class Forwarder:
                         self.name, why)
         else:
             log.debug("forwarding to %s: attempt %d failed: %s", self.name, self._failures, why)
-        settings = self._settings
-        delay = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** min(self._failures - 1, 16))
-        try:
-            await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
-        except asyncio.TimeoutError:
-            pass
+        await pause_after_failure(self._stop, self._failures, self._settings.backoff_seconds,
+                                  self._settings.max_backoff_seconds)
 
 
 class Forwarding:

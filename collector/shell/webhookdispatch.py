@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 import msgspec
 
 from collector.core.webhookprefilter import COLUMN_ATTRIBUTES, prefilter
+from collector.shell.failurepause import pause_after_failure
 from collector.shell.eventbell import EventBell
 from collector.shell.webhookkeeper import WebhookKeeper
 from collector.store import StoreError
@@ -256,9 +256,5 @@ class WebhookDispatcher:
         self._failures += 1
         if self._failures == 1:
             log.warning("webhook dispatch: %s; trying again with backoff, the events wait in the store", why)
-        settings = self._settings
-        delay = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** min(self._failures - 1, 16))
-        try:
-            await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
-        except asyncio.TimeoutError:
-            pass
+        await pause_after_failure(self._stop, self._failures, self._settings.backoff_seconds,
+                                  self._settings.max_backoff_seconds)

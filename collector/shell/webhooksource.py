@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from collector.core.groupmerge import GroupMerge
-from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, discover_groups, object_name
+from collector.shell.customresources import CustomResourceSettings, CustomResourceWatch, group_watches, object_name
 from collector.shell.webhookkeeper import WebhookKeeper
 
 __all__ = ["SecurityEventWebhookSource", "WebhookSourceSettings"]
@@ -68,12 +67,9 @@ class SecurityEventWebhookSource:
     async def follow(self) -> None:
         """List and watch, and write statuses, until cancelled (then closed). Only this event loop may call
         the keeper."""
-        groups = await discover_groups(self._api_client, self.settings, "SecurityEventWebhook", log)
-        self._merge = GroupMerge(len(groups))
-        self._watches = [CustomResourceWatch(self._api_client, settings, "SecurityEventWebhook",
-                                             on_list=functools.partial(self._replace, index),
-                                             on_event=functools.partial(self._applied, index), log=log)
-                         for index, settings in enumerate(groups)]
+        self._watches = await group_watches(self._api_client, self.settings, "SecurityEventWebhook", log, self._replace,
+                                            self._applied)
+        self._merge = GroupMerge(len(self._watches))
         writer = asyncio.create_task(self._write_statuses(), name="SecurityEventWebhook status")
         try:
             await asyncio.gather(*(watch.follow() for watch in self._watches))

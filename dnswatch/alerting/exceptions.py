@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnswatch.alerting.conditions import ResourceCondition
 from dnswatch.feeds.spec import parse_go_duration
 from dnswatch.selector import Selector, SelectorError, parse_selector
 
@@ -40,15 +41,8 @@ _SPEC_FIELDS = {"description", "selector", "startTime", "endTime", "period"}
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 
 
-@dataclass(frozen=True)
-class ExceptionCondition:
-    """Why an exception is not applied: `type` (`InvalidSelector`, `InvalidSpec`) and a message naming the field."""
-
-    type: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+ExceptionCondition = ResourceCondition
+"""Why an exception is not applied: `InvalidSelector` or `InvalidSpec`, naming the field."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from dnswatch.alerting.conditions import ResourceCondition
 from dnswatch.selector import Selector, SelectorError, parse_selector
 
 __all__ = ["API_VERSIONS", "CONSUMERS", "KIND", "STATES", "ConfigItem", "ResolvedConfig", "SecurityEventWebhook",
@@ -71,16 +72,8 @@ _REF_KINDS = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 
 
-@dataclass(frozen=True)
-class WebhookCondition:
-    """Why a webhook delivers nothing: `type` (`InvalidSpec`, `InvalidQuery`, `InvalidConfig`) and a message
-    naming the field."""
-
-    type: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+WebhookCondition = ResourceCondition
+"""Why a webhook delivers nothing: `InvalidSpec`, `InvalidQuery` or `InvalidConfig`, naming the field."""
 
 
 @dataclass(frozen=True)

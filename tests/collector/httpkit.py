@@ -3,38 +3,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import Callable
 
 import grpc
 
-from collector.store import open_store
 from dnswatch_pb.v1 import events_pb2, events_pb2_grpc
 from harness.collector import RunningCollector, free_port
+from tests.collector.test_events_cli import compact, ingest
+
+__all__ = ["compact", "eventually", "ingest", "ship", "with_http"]
 
 
 def with_http(db_url: str, feeds_dir, *extra: str) -> tuple[RunningCollector, int]:
     """A collector (not yet entered) and the port of its HTTP API."""
     port = free_port()
     return RunningCollector(db_url, feeds_dir, "--http-listen", f"127.0.0.1:{port}", *extra), port
-
-
-def ingest(db: str, events: list[dict]) -> None:
-    """Store events through a second store on the same database, as another replica would."""
-    async def run() -> None:
-        store = await open_store(db)
-        try:
-            await store.ingest_events(events)
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-
-def compact(e: dict) -> str:
-    return json.dumps(e, separators=(",", ":"), ensure_ascii=False)
 
 
 def ship(address: str, node: str, batches: list[list[dict]]) -> None:
