@@ -272,9 +272,11 @@ def test_collector_service_probes_storage_and_tls():
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert all(labels[key] == value for key, value in service["spec"]["selector"].items())
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert {(port["name"], port["port"]) for port in service["spec"]["ports"]} == {("grpc", 7443), ("metrics", 9090)}
+    assert {(port["name"], port["port"]) for port in service["spec"]["ports"]} == {
+        ("grpc", 7443), ("https", 8443), ("metrics", 9090)}
     assert {port["targetPort"] for port in service["spec"]["ports"]} <= set(ports)
     assert flag_value(container["args"], "--listen").endswith(f":{ports['grpc']}")
+    assert flag_value(container["args"], "--http-listen").endswith(f":{ports['https']}")
     assert flag_value(container["args"], "--metrics-port") == str(ports["metrics"])
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -362,6 +364,12 @@ def test_consumers_have_an_identity_and_no_permissions():
     the("ServiceAccount", "dnswatch-consumer")
     assert rules_of("dnswatch-consumer") == []
     assert "dnswatch/dnswatch-consumer" in flag_values(collector_container()["args"], "--consumer-service-account")
+
+
+def test_viewers_of_the_http_api_have_an_identity_and_no_permissions():
+    the("ServiceAccount", "dnswatch-viewer")
+    assert rules_of("dnswatch-viewer") == []
+    assert "dnswatch/dnswatch-viewer" in flag_values(collector_container()["args"], "--viewer-service-account")
 
 
 def test_the_service_accounts_the_pods_use_exist():
