@@ -335,6 +335,20 @@ def test_syslog_receivers_get_every_event_in_order_though_away_for_a_while(recei
     assert first.structured_data.startswith(f'[dnswatch@32473 id="{0:032x}" count="1"')
 
 
+def test_known_fields_in_any_order_are_put_in_order_with_their_values_as_stored() -> None:
+    stored = make_event(4, domains=("caf\u00e9.example",))
+    shuffled = dict(reversed(list(stored.items())))
+    shuffled["record"] = dict(reversed(list(stored["record"].items())))
+    body = json.dumps(shuffled, separators=(",", ":"), ensure_ascii=True)  # no line break, escapes kept
+    line = forwarded_event(body, 7, "2026-12-03T17:00:00.000Z").line
+    assert list(json.loads(line)) == [*EVENT_FIELDS, *FORWARD_FIELDS]
+    assert list(json.loads(line)["record"]) == list(RECORD_FIELDS)
+    assert b'"caf\\u00e9.example"' in line  # the value's text as stored, not decoded and encoded again
+    # An event's own field named as one of the forwarder's gives way to it.
+    own = forwarded_event(json.dumps({**stored, "seq": "mine"}), 8, "2026-12-03T17:00:00.000Z").line
+    assert json.loads(own)["seq"] == 8 and list(json.loads(own))[-2:] == list(FORWARD_FIELDS)
+
+
 def test_an_older_agents_event_keeps_its_order_without_the_fields_added_since() -> None:
     stored = make_event(2)
     stored.pop("mitigations", None)
