@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 # OS packages the test suite uses (tshark is the oracle for what a capture holds; PostgreSQL is the
 # collector's multi-replica store, tested against a real server the suite starts; the live-capture testbed
 # runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2;
-# rsyslog, with its TLS driver, is the real syslog receiver of the forwarding tests).
-APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2 rsyslog rsyslog-gnutls
+# rsyslog, with its TLS driver, is the real syslog receiver of the forwarding tests; Chromium is the browser
+# the web UI's tests drive with Playwright).
+APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2 rsyslog rsyslog-gnutls \
+                chromium
 
 .PHONY: venv demo test bench fuzz apt lint clean
 
