@@ -27,9 +27,10 @@ apt:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# KEEP=1 leaves the demo's collector running with its events and web UI; the last line says how to stop it.
 demo: venv
 	$(PY) -m pcaps.make_demo --check
-	$(PY) -m pcaps.demo
+	$(PY) -m pcaps.demo $(if $(KEEP),--keep)
 
 # The import contracts and ruff's checks ([tool.importlinter] and [tool.ruff] in pyproject.toml).
 lint: venv
