@@ -256,15 +256,21 @@ class EventsView {
     try {
       await post(dismiss ? "/events/dismiss" : "/events/undismiss", {ids: [stored.id]});
       notify(dismiss ? `Event ${stored.id} dismissed.` : `Event ${stored.id} shown again.`);
-      const hidden = dismiss ? this.query.get("include_dismissed") !== "true" && this.query.get("dismissed_only")
-        !== "true" : this.query.get("dismissed_only") === "true";
-      if (hidden) this.rows = this.rows.filter((row) => row.id !== stored.id);
-      else this.rows = this.rows.map((row) => (row.id === stored.id ? {...row, dismissed: dismiss} : row));
+      const marked = await get(`/events/${encodeURIComponent(stored.id)}`);
+      this.rows = this.rows.filter((row) => row.id !== stored.id);
+      if (this.shows(marked)) this.rows.push(marked);
       this.sortAndDraw();
       await this.open(stored.id, true);
     } catch (error) {
       notify(error.message, "error");
     }
+  }
+
+  /** Whether the filters' marks show an event (the rest of the filter matched it already). */
+  shows(stored) {
+    const flag = (key) => this.query.get(key) === "true";
+    if (flag("dismissed_only")) return stored.dismissed && (!stored.excepted_by || flag("include_excepted"));
+    return (!stored.dismissed || flag("include_dismissed")) && (!stored.excepted_by || flag("include_excepted"));
   }
 
   exceptionForm(stored) {

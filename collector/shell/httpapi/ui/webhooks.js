@@ -21,10 +21,10 @@ function conditions(status) {
 }
 
 async function list(main) {
-  const tbody = h("tbody", {}, h("tr", {}, h("td", {colspan: 7, class: "muted"}, "Loading…")));
+  const tbody = h("tbody", {}, h("tr", {}, h("td", {colspan: 8, class: "muted"}, "Loading…")));
   fill(main, h("h1", {}, "Webhooks"), h("div", {class: "table-box"}, h("table", {id: "webhooks-table"},
     h("caption", {}, "SecurityEventWebhooks: where the collector sends events"),
-    h("thead", {}, h("tr", {}, ["Name", "Consumer", "State", "Last delivery", "Pending", "Last error", "Test"].map(
+    h("thead", {}, h("tr", {}, ["Name", "Consumer", "State", "Last delivery", "Pending", "Dead letters", "Last error", "Test"].map(
       (title) => h("th", {scope: "col"}, title)))), tbody)));
   try {
     const answer = await get("/webhooks");
@@ -32,12 +32,13 @@ async function list(main) {
       const status = webhook.status || {};
       return h("tr", {}, h("th", {scope: "row"}, h("a", {href: `#/webhooks/${encodeURIComponent(webhook.name)}`},
         webhook.name)), h("td", {}, webhook.spec.consumer), h("td", {}, status.state || webhook.spec.state),
-      h("td", {}, time(status.lastDelivery || status.lastDeliveryTime)), h("td", {class: "number"}, status.pending ?? ""),
+      h("td", {}, time(status.lastDelivery)), h("td", {class: "number"}, status.pending ?? ""),
+      h("td", {class: "number"}, status.deadLetters ?? ""),
       h("td", {}, status.lastError || ""), h("td", {}, h("button", {type: "button", onclick: () => test(webhook.name),
         "aria-label": `Send a test event to ${webhook.name}`}, "Test")));
-    }) : h("tr", {}, h("td", {colspan: 7, class: "muted"}, "No webhooks.")));
+    }) : h("tr", {}, h("td", {colspan: 8, class: "muted"}, "No webhooks.")));
   } catch (error) {
-    fill(tbody, h("tr", {}, h("td", {colspan: 7, class: "error"}, error.message)));
+    fill(tbody, h("tr", {}, h("td", {colspan: 8, class: "error"}, error.message)));
   }
 }
 
