@@ -12,7 +12,6 @@ The browser is skipped only when /usr/bin/chromium is absent (`make apt` install
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,10 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-com
                "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+    # One browser per module, closed before the next module's tests, which may run event loops of their own.
+    if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: `make apt` installs Debian's chromium, which these tests drive")
     from playwright.sync_api import sync_playwright
 

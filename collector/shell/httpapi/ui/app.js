@@ -41,7 +41,7 @@ function askForToken(error) {
   const input = h("input", {type: "password", name: "token", id: "token-input", autocomplete: "off",
     required: true, "aria-describedby": "token-why"});
   const form = h("form", {method: "dialog", class: "token-form"},
-    h("h2", {}, "Sign in to this collector"),
+    h("h2", {id: "token-title"}, "Sign in to this collector"),
     h("p", {id: "token-why", class: refused ? "error" : ""},
       refused ? `The collector refused that token: ${error.message}` : "The collector asks for a bearer token: a " +
         "viewer token to read, a consumer token to change things."),
