@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path as PathParam
+from fastapi import APIRouter, Path as PathParam, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from collector.shell.httpapi.errors import ApiError
@@ -34,14 +34,19 @@ _HEADERS = {
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # Revalidated on every load (ETag and Last-Modified from FileResponse): a new collector's page is never
-    # mixed with the old one's modules.
+    # Revalidated on every load (by ETag): a new collector's page is never mixed with the old one's modules.
     "Cache-Control": "no-cache",
 }
 
 
-def _file(path: Path) -> Response:
-    return FileResponse(path, media_type=_TYPES.get(path.suffix, "application/octet-stream"), headers=_HEADERS)
+def _file(path: Path, request: Request) -> Response:
+    stat = path.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {**_HEADERS, "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=_TYPES.get(path.suffix, "application/octet-stream"), headers=headers,
+                        stat_result=stat)
 
 
 def ui_router(folder: Path = UI_FOLDER) -> APIRouter:
@@ -49,16 +54,16 @@ def ui_router(folder: Path = UI_FOLDER) -> APIRouter:
     root = folder.resolve()
 
     @router.get("/")
-    async def page() -> Response:
-        return _file(root / "index.html")
+    async def page(request: Request) -> Response:
+        return _file(root / "index.html", request)
 
     @router.get("/ui/{name:path}")
-    async def asset(name: str) -> Response:
+    async def asset(name: str, request: Request) -> Response:
         wanted = (root / name).resolve()
         # Only the folder's own files: `..` and absolute names are refused, not resolved outside it.
         if not wanted.is_relative_to(root) or not wanted.is_file() or wanted.suffix not in _TYPES:
             raise ApiError(404, f"no such file of the web UI: /ui/{name}")
-        return _file(wanted)
+        return _file(wanted, request)
 
     @router.get("/events/{event_id}")
     async def event_link(event_id: str = PathParam(max_length=512)) -> Response:
