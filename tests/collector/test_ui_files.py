@@ -43,7 +43,6 @@ def test_the_webhooks_event_link_redirects_to_the_events_route_relative_to_where
     answer = client.get("/events/6b09e3f83c989cc963a157772a03f859")
     assert answer.status_code == 302
     assert answer.headers["location"] == "../#/events/6b09e3f83c989cc963a157772a03f859"
-    assert client.get("/events/a%2Fb").headers["location"] == "../#/events/a%2Fb"
 
 
 @pytest.mark.parametrize("path", ["/ui/../__init__.py", "/ui/%2e%2e/uiroutes.py", "/ui/nothing.js", "/ui/",

@@ -12,6 +12,7 @@ The browser is skipped only when /usr/bin/chromium is absent (`make apt` install
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,9 @@ def collector_ui(browser, tmp_path: Path, events: list[dict], *extra: str, schem
     """A collector on a fresh SQLite store holding `events`, its feeds folder tmp_path/feeds, with the UI."""
     db = f"sqlite:///{tmp_path / 'collector.sqlite'}"
     if events:
-        ingest(db, events)
+        # On a thread of its own: Playwright's sync API keeps an event loop of its own in this one.
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(ingest, db, events).result()
     feeds = tmp_path / "feeds"
     feeds.mkdir(exist_ok=True)
     running, port = with_http(db, feeds, *extra)
