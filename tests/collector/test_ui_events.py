@@ -173,3 +173,18 @@ def test_an_exception_made_from_an_event_hides_it_from_the_default_view(browser,
         listed = ui.open("/#/exceptions")
         expect(listed.locator("#exceptions-table tbody tr")).to_contain_text(["shop-evil.example"])
         assert ui.console_errors == []
+
+
+def test_keyset_pages_load_more_until_the_last(browser, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    many = [event(n, namespace="shop", seconds=n) for n in range(130)]
+    with collector_ui(browser, tmp_path, many) as ui:
+        page = ui.open()
+        expect(rows(page)).to_have_count(100)
+        expect(page.locator("#event-count")).to_have_text("(100+ shown)")
+        page.get_by_role("button", name="Load more").click()
+        expect(rows(page)).to_have_count(130)
+        expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+        expect(rows(page).last).to_have_attribute("data-id", many[0]["id"])
+        assert ui.console_errors == []

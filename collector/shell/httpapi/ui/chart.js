@@ -4,7 +4,7 @@ import {h} from "./dom.js";
 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
   "#bcbd22", "#7f7f7f"];
-const STEPS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400].map((s) => s * 1000);
+const STEPS = [1, 5, 10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400].map((s) => s * 1000);
 const WIDTH = 1000;
 const HEIGHT = 160;
 const BOTTOM = 22;
@@ -54,7 +54,8 @@ export function eventChart(rows, by) {
     });
   });
   const label = (index) => new Date(start + index * step).toLocaleString(undefined,
-    step >= 86400000 ? {month: "short", day: "numeric"} : {hour: "2-digit", minute: "2-digit"});
+    step >= 86400000 ? {month: "short", day: "numeric"} : step < 60000
+      ? {hour: "2-digit", minute: "2-digit", second: "2-digit"} : {hour: "2-digit", minute: "2-digit"});
   const ticks = [0, Math.floor(buckets / 2), buckets - 1].filter((v, i, all) => all.indexOf(v) === i).map(
     (index) => h("text", {x: (index * slot + slot / 2).toFixed(1), y: HEIGHT - 6, "text-anchor": "middle",
       class: "tick"}, label(index)));
