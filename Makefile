@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 # OS packages the test suite uses (tshark is the oracle for what a capture holds; PostgreSQL is the
 # collector's multi-replica store, tested against a real server the suite starts; the live-capture testbed
 # runs dnsmasq as cluster DNS, dig/kdig as pods and dnsperf for load, in namespaces made with iproute2;
-# rsyslog, with its TLS driver, is the real syslog receiver of the forwarding tests).
-APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2 rsyslog rsyslog-gnutls
+# rsyslog, with its TLS driver, is the real syslog receiver of the forwarding tests; Chromium is the browser
+# the web UI's tests drive with Playwright).
+APT_PACKAGES := tshark postgresql dnsmasq-base dnsutils knot-dnsutils dnsperf iproute2 rsyslog rsyslog-gnutls \
+                chromium
 
 .PHONY: venv demo test bench fuzz apt lint clean
 
@@ -25,9 +27,10 @@ apt:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# KEEP=1 leaves the demo's collector running with its events and web UI; the last line says how to stop it.
 demo: venv
 	$(PY) -m pcaps.make_demo --check
-	$(PY) -m pcaps.demo
+	$(PY) -m pcaps.demo $(if $(KEEP),--keep)
 
 # The import contracts and ruff's checks ([tool.importlinter] and [tool.ruff] in pyproject.toml).
 lint: venv

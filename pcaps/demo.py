@@ -1,6 +1,6 @@
 """`make demo`: the whole dnswatch pipeline on one machine, on embedded defaults, no cluster.
 
-    python -m pcaps.demo [-o table|json] [--workdir DIR]
+    python -m pcaps.demo [-o table|json] [--workdir DIR] [--keep]
 
 1. an HTTP server on 127.0.0.1 serves the demo feeds (pcaps/demo-*.txt), as a threat-intel site would;
 2. `dnswatch-collector` (SQLite, loopback, plaintext) reads the demo's GlobalThreatFeed manifests from a
@@ -9,10 +9,13 @@
    (harness/webhookreceiver.py) that prints each event it is sent;
 3. `dnswatch-agent replay --collector` takes the feeds from the collector, replays pcaps/demo.pcapng with the
    demo's pod list, and ships its events to the collector, which delivers each to the webhook;
-4. `dnswatch events list` asks the collector what it stored and prints it.
+4. `dnswatch events list` asks the collector what it stored and prints it;
+5. the last line names the collector's web UI (its --http-listen, docs/ui.md).
 
 Each step is the real command in its own process, as a newcomer would run them by hand; the commands are
-printed as they run. Everything listens on 127.0.0.1 and is stopped at the end, whatever happens.
+printed as they run. Everything listens on 127.0.0.1 and is stopped at the end, whatever happens, except with
+`--keep` (`make demo KEEP=1`): then the collector goes on serving the demo's events and its UI, in its own
+session so that the terminal's Ctrl-C does not reach it, until `kill $(cat WORKDIR/collector.pid)`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ FEEDS = ("c2", "exfil", "badips")
 START_SECONDS = 30.0
 ROOT = PCAPS.parent
 _LISTENING = re.compile(r"listening on \S+ \(port (\d+)\)")
+_HTTP_LISTENING = re.compile(r"HTTP API on \S+ \(port (\d+),")
 _RECEIVING = re.compile(r"webhook receiver: listening on http://127\.0\.0\.1:(\d+)/")
 _WEBHOOK = "demo-generic"
 
@@ -138,30 +142,38 @@ def wait_for_deliveries(address: str, received: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def collector(workdir: Path, feeds_dir: Path) -> Iterator[str]:
-    """`dnswatch-collector` on 127.0.0.1 (any free port); yields its address once it takes calls."""
+def collector(workdir: Path, feeds_dir: Path, keep: bool = False) -> Iterator[tuple[str, str]]:
+    """`dnswatch-collector` on 127.0.0.1 (any free ports); yields its gRPC address and its web UI's URL once
+    it takes calls. `keep`: left running at the end, its pid in workdir/collector.pid."""
     command = [str(BIN / "dnswatch-collector"), "--db", f"sqlite:///{workdir / 'collector.sqlite'}",
-               "--listen", "127.0.0.1:0", "--feeds-dir", str(feeds_dir), "--feeds-dir-poll", "0.5", "--insecure"]
+               "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--feeds-dir", str(feeds_dir),
+               "--feeds-dir-poll", "0.5", "--insecure"]
     _show(command)
     log_path = workdir / "collector.log"
     with open(log_path, "w+", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, text=True)
+        process = subprocess.Popen(command, stdout=log, stderr=log, text=True, start_new_session=keep)
+        stopped = True
         try:
-            port = _wait_for_port(process, log_path)
-            yield f"127.0.0.1:{port}"
+            port = _wait_for_port(process, log_path, _LISTENING)
+            ui_port = _wait_for_port(process, log_path, _HTTP_LISTENING)
+            yield f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}/"
+            stopped = not keep
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if stopped:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            else:
+                (workdir / "collector.pid").write_text(f"{process.pid}\n", encoding="utf-8")
 
 
-def _wait_for_port(process: subprocess.Popen, log_path: Path) -> int:
+def _wait_for_port(process: subprocess.Popen, log_path: Path, pattern: re.Pattern = _LISTENING) -> int:
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        found = _LISTENING.search(log_path.read_text(encoding="utf-8", errors="replace"))
+        found = pattern.search(log_path.read_text(encoding="utf-8", errors="replace"))
         if found:
             return int(found.group(1))
         if process.poll() is not None:
@@ -221,18 +233,18 @@ def _tail(path: Path, lines: int = 20) -> str:
 # ---------------------------------------------------------------------------------------------- the command
 
 
-def run(output: str, workdir: Path) -> str:
-    """The whole pipeline; returns what `dnswatch events list -o OUTPUT` printed."""
+def run(output: str, workdir: Path, keep: bool = False) -> tuple[str, str]:
+    """The whole pipeline; returns what `dnswatch events list -o OUTPUT` printed and the web UI's URL."""
     with feed_site() as base_url, webhook_receiver(workdir) as (receiver_port, received):
         feeds_dir = workdir / "feeds"
         write_manifests(feeds_dir, base_url)
         write_webhook(feeds_dir, receiver_port)
-        with collector(workdir, feeds_dir) as address:
+        with collector(workdir, feeds_dir, keep) as (address, ui_url):
             wait_for_feeds(address)
             wait_for_webhook(workdir)
             print(replay(address, workdir).rstrip(), file=sys.stderr)
             print("\n".join(wait_for_deliveries(address, received)), file=sys.stderr)
-            return _dnswatch(address, "events", "list", "--limit", "1000", "-o", output).stdout
+            return _dnswatch(address, "events", "list", "--limit", "1000", "-o", output).stdout, ui_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,18 +252,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument("--workdir", type=Path, help="keep the collector's database and logs here "
                         "(default: a temporary folder, removed at the end)")
+    parser.add_argument("--keep", action="store_true", help="leave the collector running with the demo's events "
+                        "and its web UI (its pid in WORKDIR/collector.pid)")
     args = parser.parse_args(argv)
     try:
-        if args.workdir is not None:
-            args.workdir.mkdir(parents=True, exist_ok=True)
-            printed = run(args.output, args.workdir.resolve())
+        if args.workdir is not None or args.keep:
+            workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dnswatch-demo-"))
+            workdir.mkdir(parents=True, exist_ok=True)
+            printed, ui_url = run(args.output, workdir.resolve(), args.keep)
         else:
             with tempfile.TemporaryDirectory(prefix="dnswatch-demo-") as folder:
-                printed = run(args.output, Path(folder))
+                printed, ui_url = run(args.output, Path(folder))
     except (DemoError, OSError, subprocess.TimeoutExpired) as error:
         print(f"demo: error: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(printed)
+    sys.stdout.flush()
+    if args.keep:
+        pid_file = (workdir / "collector.pid").resolve()
+        print(f"web UI: {ui_url} (the collector keeps running with the demo's events; stop it with "
+              f"`kill $(cat {pid_file})`)", file=sys.stderr)
+    else:
+        print(f"web UI: {ui_url} (stopped with the demo; `make demo KEEP=1` keeps it running)", file=sys.stderr)
     return 0
 
 

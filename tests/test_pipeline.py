@@ -9,6 +9,7 @@ printed: same ids, same objects, nothing lost, nothing doubled.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,6 @@ def test_demo_table_lists_every_event(tmp_path):
     for event in expected["events"]:
         for domain in event["suspicious_domains"]:
             assert any(domain in row for row in rows), domain
+    # It ends by naming the collector's web UI (stopped with the demo, unless KEEP=1).
+    assert re.fullmatch(r"web UI: http://127\.0\.0\.1:\d+/ \(stopped with the demo; `make demo KEEP=1` keeps it "
+                        r"running\)", result.stderr.splitlines()[-1])

@@ -6,7 +6,7 @@ whose streaming response carries the event stream, and both are well kept and ty
 
 The routes are grouped by resource, one module each, and added in `build_app`'s one list; the routes of a
 resource only some collectors keep (the SecurityEventWebhooks, webhooks.py) come in `extra_routers`,
-checked by the same Gate.
+checked by the same Gate. The web UI's files (uiroutes.py) are served beside them, at `/`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collector.shell.httpapi.events import events_router
 from collector.shell.httpapi.eventstream import EventStream
 from collector.shell.httpapi.exceptions import exceptions_router
 from collector.shell.httpapi.feeds import feeds_router
+from collector.shell.httpapi.uiroutes import ui_router
 from dnswatch.version import package_version
 
 __all__ = ["PREFIX", "build_app"]
@@ -42,4 +43,5 @@ def build_app(*, store: Any, stream: EventStream, hub: FeedHub, keeper: Exceptio
                    exceptions_router(keeper, resources, gate, settle_seconds),
                    *extra_routers):
         app.include_router(router, prefix=PREFIX)
+    app.include_router(ui_router())  # the web UI at / (docs/ui.md), outside the API and its document
     return CatchAll(app)

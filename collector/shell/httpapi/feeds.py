@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import yaml
-from fastapi import APIRouter, Body, Depends, Path as PathParam
+from fastapi import APIRouter, Body, Depends, Header, Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -127,11 +127,17 @@ def feeds_router(hub: FeedHub, resources: Any, gate: Gate, settle_seconds: float
     async def get_feed(name: str = _NAME_PATH) -> dict[str, Any]:
         return detail(name)
 
-    @router.get("/{name}/manifest", summary="The feed's GlobalThreatFeed manifest, as YAML", dependencies=[reader],
-                responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
+    @router.get("/{name}/manifest", summary="The feed's GlobalThreatFeed manifest, as YAML (JSON when asked)",
+                dependencies=[reader],
+                responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}},
+                                             "application/json": {"schema": {"type": "object"}}}},
                            404: {"model": ErrorBody}})
-    async def get_manifest(name: str = _NAME_PATH) -> Response:
+    async def get_manifest(name: str = _NAME_PATH, accept: str | None = Header(None, include_in_schema=False)
+                           ) -> Response:
         manifest = await manifest_of(name)
+        if accept is not None and "application/json" in accept and "yaml" not in accept:
+            # The web UI's edit form starts from the manifest as it is, so fields it does not show are kept.
+            return JSONResponse(manifest)
         return Response(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), media_type="application/yaml",
                         headers={"Content-Disposition": f'attachment; filename="{name}.yaml"'})
 
