@@ -20,12 +20,11 @@ that `dnswatch exceptions get` and the resource's status say why.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnswatch.alerting.conditions import ResourceCondition
+from dnswatch.alerting.conditions import API_VERSIONS, ResourceCondition, read_envelope
 from dnswatch.feeds.spec import parse_go_duration
 from dnswatch.selector import Selector, SelectorError, parse_selector
 
@@ -33,12 +32,9 @@ __all__ = ["API_VERSIONS", "KIND", "AlertException", "ExceptionSet", "ExceptionC
            "read_alert_exception"]
 
 KIND = "AlertException"
-API_VERSIONS = ("dnswatch.dev/v1", "projectcalico.org/v3")
-"""Ours and Calico's: a manifest written for Calico applies unchanged."""
 
 MAX_DESCRIPTION = 256
 _SPEC_FIELDS = {"description", "selector", "startTime", "endTime", "period"}
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 
 
 ExceptionCondition = ResourceCondition
@@ -99,25 +95,16 @@ def read_alert_exception(manifest: Mapping[str, Any], name: str | None = None) -
 
     `name` is the resource's name when the caller knows it already (else metadata.name); a manifest with no
     usable name is reported by its caller, which cannot key it."""
-    metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), Mapping) else {}
-    name = name if name is not None else str(metadata.get("name") or "")
     problems: list[ExceptionCondition] = []
 
     def invalid(message: str) -> None:
         problems.append(ExceptionCondition("InvalidSpec", f"{message}"))
 
-    api_version = manifest.get("apiVersion")
-    if api_version not in API_VERSIONS:
-        invalid(f"apiVersion: {api_version!r} is not one of {', '.join(API_VERSIONS)}")
-        api_version = API_VERSIONS[0]
-    if not _NAME.fullmatch(name) or len(name) > 253:
-        invalid(f"metadata.name: {name!r} is not a DNS subdomain name")
-    spec = manifest.get("spec")
-    if not isinstance(spec, Mapping):
-        invalid("spec: required, a mapping")
-        spec = {}
-    for unknown in sorted(set(spec) - _SPEC_FIELDS):
-        invalid(f"spec.{unknown}: unknown field (known: {', '.join(sorted(_SPEC_FIELDS))})")
+    metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), Mapping) else {}
+    envelope = read_envelope(manifest, name, _SPEC_FIELDS)
+    name, api_version, spec = envelope.name, envelope.api_version, envelope.spec
+    for problem in envelope.problems:
+        invalid(problem)
     description = spec.get("description", "")
     if not isinstance(description, str):
         invalid("spec.description: must be text")

@@ -33,21 +33,18 @@ and delivers nothing, so that `dnswatch webhooks get` and the resource's status 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from dnswatch.alerting.conditions import ResourceCondition
+from dnswatch.alerting.conditions import API_VERSIONS, ResourceCondition, read_envelope
 from dnswatch.selector import Selector, SelectorError, parse_selector
 
 __all__ = ["API_VERSIONS", "CONSUMERS", "KIND", "STATES", "ConfigItem", "ResolvedConfig", "SecurityEventWebhook",
            "ValueRef", "WebhookCondition", "read_security_event_webhook", "redact", "resolve_config"]
 
 KIND = "SecurityEventWebhook"
-API_VERSIONS = ("dnswatch.dev/v1", "projectcalico.org/v3")
-"""Ours and Calico's: a manifest written for Calico applies unchanged."""
 CONSUMERS = ("Slack", "Jira", "Generic")
 STATES = ("Enabled", "Disabled", "Test", "Debug")
 """Enabled delivers; Disabled delivers nothing; Test sends one sample event and then nothing; Debug delivers
@@ -69,7 +66,6 @@ REDACTED = "[redacted]"
 MAX_DESCRIPTION = 256
 _SPEC_FIELDS = {"consumer", "state", "description", "query", "config"}
 _REF_KINDS = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # RFC 1123 subdomain
 
 
 WebhookCondition = ResourceCondition
@@ -154,25 +150,15 @@ def read_security_event_webhook(manifest: Mapping[str, Any], name: str | None = 
     """The SecurityEventWebhook a manifest says. Never raises for a bad spec: the problems are its `conditions`.
 
     `name` is the resource's name when the caller knows it already (else metadata.name)."""
-    metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), Mapping) else {}
-    name = name if name is not None else str(metadata.get("name") or "")
     problems: list[WebhookCondition] = []
 
     def invalid(message: str, kind: str = "InvalidSpec") -> None:
         problems.append(WebhookCondition(kind, message))
 
-    api_version = manifest.get("apiVersion")
-    if api_version not in API_VERSIONS:
-        invalid(f"apiVersion: {api_version!r} is not one of {', '.join(API_VERSIONS)}")
-        api_version = API_VERSIONS[0]
-    if not _NAME.fullmatch(name) or len(name) > 253:
-        invalid(f"metadata.name: {name!r} is not a DNS subdomain name")
-    spec = manifest.get("spec")
-    if not isinstance(spec, Mapping):
-        invalid("spec: required, a mapping")
-        spec = {}
-    for unknown in sorted(set(spec) - _SPEC_FIELDS):
-        invalid(f"spec.{unknown}: unknown field (known: {', '.join(sorted(_SPEC_FIELDS))})")
+    envelope = read_envelope(manifest, name, _SPEC_FIELDS)
+    name, api_version, spec = envelope.name, envelope.api_version, envelope.spec
+    for problem in envelope.problems:
+        invalid(problem)
     consumer = _choice(spec, "consumer", CONSUMERS, None, invalid)
     state = _choice(spec, "state", STATES, "Enabled", invalid)
     description = spec.get("description", "")
